@@ -1,0 +1,545 @@
+//! The `Scheduler`: a state machine with no I/O and no clock, in the shape of quinn-proto.
+//!
+//! Drivers (the simulator, the executor) feed it facts with `handle_event(now, ..)` and
+//! `handle_timeout(now)`, then drain `poll_decision()` (commands they must carry out),
+//! `poll_notice()` (explanations) and `poll_timeout()` (when to call back). The scheduler
+//! updates its view of the cluster as soon as it decides: a launched job's resources are
+//! taken when `Launch` is emitted, and a preempted job's are freed only when the driver
+//! confirms with `JobEvicted` (or `JobFinished`).
+//!
+//! Queue discipline is strict: jobs are tried in queue order and the pass stops at the first
+//! job that cannot start, so after every input either the queue is empty or its head is
+//! blocked. That invariant lets a submission behind a blocked head skip the pass entirely.
+
+use crate::cluster::{Allocation, ClusterState};
+use crate::event::{Decision, Event, LaunchReason, Notice, PreemptReason, RejectReason, WaitReason};
+use crate::cluster::{Limit, ModelKey};
+use crate::ids::{DeviceId, JobId, NodeId};
+use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
+use crate::policy::{Placed, Policy, QueueKey};
+use crate::time::Time;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// Where a job stands in the scheduler's eyes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobState {
+    Queued,
+    /// `Launch` was emitted; waiting for `JobStarted`.
+    Launching,
+    Running,
+    /// `Preempt` was emitted; waiting for `JobEvicted`.
+    Preempting,
+}
+
+#[derive(Clone, Debug)]
+struct JobEntry {
+    spec: JobSpec,
+    state: JobState,
+    /// Submission sequence: breaks queue-key ties, so the order is total.
+    seq: u64,
+    queue_key: QueueKey,
+    allocation: Option<Allocation>,
+    run_started: Time,
+    attained: Time,
+    last_wait: Option<(u8, u64)>,
+    /// For a queue head: the victims being evicted for it.
+    pending_victims: Vec<JobId>,
+    /// For a victim: the job it is being evicted for.
+    preempted_for: Option<JobId>,
+    cancel_requested: bool,
+}
+
+/// Multiplicative hashing for integer ids: fast, and deterministic across runs.
+#[derive(Default)]
+pub struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ b as u64).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
+
+pub struct Scheduler {
+    policy: Policy,
+    cluster: ClusterState,
+    jobs: IdMap<JobId, JobEntry>,
+    queue: BTreeMap<(QueueKey, u64), JobId>,
+    /// Running jobs as preemption candidates: lowest tier first, then latest start first
+    /// (the least work lost). Kept only when the policy preempts.
+    victims: BTreeSet<(i32, Reverse<Time>, JobId)>,
+    decisions: VecDeque<Decision>,
+    notices: VecDeque<Notice>,
+    now: Time,
+    next_seq: u64,
+    timer: Option<Time>,
+    needs_pass: bool,
+}
+
+impl Scheduler {
+    pub fn new(policy: Policy, cluster: ClusterState) -> Scheduler {
+        Scheduler {
+            policy,
+            cluster,
+            jobs: IdMap::default(),
+            queue: BTreeMap::new(),
+            victims: BTreeSet::new(),
+            decisions: VecDeque::new(),
+            notices: VecDeque::new(),
+            now: Time::ZERO,
+            next_seq: 0,
+            timer: None,
+            needs_pass: false,
+        }
+    }
+
+    // ---- inputs ---------------------------------------------------------------------------
+
+    pub fn handle_event(&mut self, now: Time, event: Event) {
+        self.advance(now);
+        match event {
+            Event::JobSubmitted { spec } => self.on_submitted(spec),
+            Event::JobCancelled { job } => self.on_cancelled(job),
+            Event::JobStarted { job } => self.on_started(job),
+            Event::JobFinished { job, outcome } => self.on_finished(job, outcome),
+            Event::JobEvicted { job } => self.on_evicted(job),
+            Event::NodeAdded { spec } => {
+                self.cluster.add_node(spec);
+                self.needs_pass = true;
+            }
+            Event::NodeUp { node } => self.on_node_up(node, true),
+            Event::NodeDown { node } => self.on_node_up(node, false),
+            Event::DeviceFailed { device } => self.on_device_health(device, false),
+            Event::DeviceRecovered { device } => self.on_device_health(device, true),
+        }
+        self.run_pass_if_needed();
+    }
+
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.advance(now);
+        if self.timer.is_some_and(|t| t <= now) {
+            self.timer = None;
+            self.needs_pass = true;
+        }
+        self.run_pass_if_needed();
+    }
+
+    // ---- outputs --------------------------------------------------------------------------
+
+    #[must_use]
+    pub fn poll_decision(&mut self) -> Option<Decision> {
+        self.decisions.pop_front()
+    }
+
+    #[must_use]
+    pub fn poll_notice(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    /// When the scheduler wants `handle_timeout` called, if at all.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Time> {
+        self.timer
+    }
+
+    // ---- read-only view -------------------------------------------------------------------
+
+    pub fn cluster(&self) -> &ClusterState {
+        &self.cluster
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    pub fn job_state(&self, job: JobId) -> Option<JobState> {
+        self.jobs.get(&job).map(|e| e.state)
+    }
+
+    pub fn allocation(&self, job: JobId) -> Option<&Allocation> {
+        self.jobs.get(&job).and_then(|e| e.allocation.as_ref())
+    }
+
+    /// Running time accumulated over completed runs (the current run not included).
+    pub fn attained(&self, job: JobId) -> Option<Time> {
+        self.jobs.get(&job).map(|e| e.attained)
+    }
+
+    pub fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Jobs the scheduler tracks: queued, launching, running or being preempted.
+    pub fn live_jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
+    /// Queued jobs in queue order.
+    pub fn queued(&self) -> impl Iterator<Item = JobId> + '_ {
+        self.queue.values().copied()
+    }
+
+    // ---- event handlers -------------------------------------------------------------------
+
+    fn advance(&mut self, now: Time) {
+        debug_assert!(now >= self.now, "time went backwards: {now} after {}", self.now);
+        self.now = self.now.max(now);
+    }
+
+    fn ignored(&mut self, event: &str, job: JobId, why: &str) {
+        self.notices.push_back(Notice::Ignored { event: format!("{event} {job}"), why: why.to_string() });
+    }
+
+    fn rejection(&self, spec: &JobSpec) -> Option<RejectReason> {
+        if self.jobs.contains_key(&spec.id) {
+            return Some(RejectReason::DuplicateId);
+        }
+        let d = spec.devices;
+        if d.share_milli == 0 || d.share_milli > WHOLE_DEVICE_MILLI || (d.is_fractional() && d.count != 1) {
+            return Some(RejectReason::InvalidShare { count: d.count, share_milli: d.share_milli });
+        }
+        if d.count > 0 {
+            let cluster_has = self.cluster.capacity_total(ModelKey::for_set(d.models));
+            if d.count > cluster_has {
+                return Some(RejectReason::TooManyDevices { requested: d.count, cluster_has });
+            }
+        }
+        let (cpu, mem) = if d.is_fractional() { (spec.cpu_milli, spec.mem_mib) } else { ClusterState::node_demand(spec, d.count.min(1)) };
+        if cpu > self.cluster.max_node_cpu_milli() {
+            return Some(RejectReason::TooLargeForAnyNode { limit: Limit::Cpu, needed: cpu as u64, largest_node: self.cluster.max_node_cpu_milli() as u64 });
+        }
+        if mem > self.cluster.max_node_mem_mib() {
+            return Some(RejectReason::TooLargeForAnyNode { limit: Limit::Memory, needed: mem, largest_node: self.cluster.max_node_mem_mib() });
+        }
+        None
+    }
+
+    fn on_submitted(&mut self, spec: JobSpec) {
+        if let Some(reason) = self.rejection(&spec) {
+            self.decisions.push_back(Decision::Reject { job: spec.id, reason });
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let queue_key = self.policy.queue.key(&spec, self.now);
+        let id = spec.id;
+        self.jobs.insert(
+            id,
+            JobEntry {
+                spec,
+                state: JobState::Queued,
+                seq,
+                queue_key,
+                allocation: None,
+                run_started: Time::ZERO,
+                attained: Time::ZERO,
+                last_wait: None,
+                pending_victims: Vec::new(),
+                preempted_for: None,
+                cancel_requested: false,
+            },
+        );
+        self.enqueue(id);
+    }
+
+    /// Puts a job in the queue. Behind a blocked head nothing can change, so the pass is
+    /// skipped and the job is told why it waits.
+    fn enqueue(&mut self, id: JobId) {
+        let entry = &self.jobs[&id];
+        let slot = (entry.queue_key, entry.seq);
+        let head = self.queue.first_key_value().map(|(&k, &j)| (k, j));
+        self.queue.insert(slot, id);
+        match head {
+            Some((head_slot, head_job)) if head_slot < slot && !self.needs_pass => {
+                self.note_waiting(id, WaitReason::BehindHead { head: head_job });
+            }
+            _ => self.needs_pass = true,
+        }
+    }
+
+    fn on_cancelled(&mut self, job: JobId) {
+        let Some(entry) = self.jobs.get_mut(&job) else {
+            return self.ignored("job_cancelled", job, "unknown or finished job");
+        };
+        match entry.state {
+            JobState::Queued => {
+                let slot = (entry.queue_key, entry.seq);
+                self.queue.remove(&slot);
+                self.forget(job);
+                self.notices.push_back(Notice::Cancelled { job });
+                self.needs_pass = true;
+            }
+            JobState::Launching | JobState::Running => {
+                entry.cancel_requested = true;
+                self.begin_preempt(job, PreemptReason::Cancelled, self.policy.preemption.grace);
+            }
+            JobState::Preempting => entry.cancel_requested = true,
+        }
+    }
+
+    fn on_started(&mut self, job: JobId) {
+        match self.jobs.get_mut(&job) {
+            Some(entry) if entry.state == JobState::Launching => {
+                entry.state = JobState::Running;
+                entry.run_started = self.now;
+            }
+            // A preemption can overtake the acknowledgement of a launch.
+            Some(entry) if entry.state == JobState::Preempting => entry.run_started = self.now,
+            _ => self.ignored("job_started", job, "job was not launching"),
+        }
+    }
+
+    fn on_finished(&mut self, job: JobId, _outcome: Outcome) {
+        match self.jobs.get(&job).map(|e| e.state) {
+            Some(JobState::Launching | JobState::Running | JobState::Preempting) => {
+                self.release(job);
+                self.forget(job);
+                self.needs_pass = true;
+            }
+            Some(JobState::Queued) => self.ignored("job_finished", job, "job was queued, not running"),
+            None => self.ignored("job_finished", job, "unknown or finished job"),
+        }
+    }
+
+    fn on_evicted(&mut self, job: JobId) {
+        if self.jobs.get(&job).map(|e| e.state) != Some(JobState::Preempting) {
+            return self.ignored("job_evicted", job, "job was not being preempted");
+        }
+        self.release(job);
+        self.needs_pass = true;
+        let entry = self.jobs.get_mut(&job).expect("checked above");
+        if entry.cancel_requested {
+            self.forget(job);
+            self.notices.push_back(Notice::Cancelled { job });
+            return;
+        }
+        entry.state = JobState::Queued;
+        entry.last_wait = None;
+        let attained_s = entry.attained.as_secs_f64();
+        self.notices.push_back(Notice::Requeued { job, attained_s });
+        self.enqueue(job);
+    }
+
+    fn on_node_up(&mut self, node: NodeId, up: bool) {
+        if node.index() >= self.cluster.nodes().len() {
+            self.notices.push_back(Notice::Ignored { event: format!("node event {node}"), why: "unknown node".into() });
+            return;
+        }
+        self.cluster.set_node_up(node, up);
+        if up {
+            self.needs_pass = true;
+        } else {
+            let affected = self.jobs_where(|a| a.nodes.iter().any(|n| n.node == node));
+            for job in affected {
+                self.begin_preempt(job, PreemptReason::NodeDown { node }, Time::ZERO);
+            }
+        }
+    }
+
+    fn on_device_health(&mut self, device: DeviceId, healthy: bool) {
+        if device.index() >= self.cluster.devices().len() {
+            self.notices.push_back(Notice::Ignored { event: format!("device event {device}"), why: "unknown device".into() });
+            return;
+        }
+        self.cluster.set_device_healthy(device, healthy);
+        if healthy {
+            self.needs_pass = true;
+        } else {
+            let affected = self.jobs_where(|a| a.devices.iter().any(|d| d.device == device));
+            for job in affected {
+                self.begin_preempt(job, PreemptReason::DeviceFailed { device }, Time::ZERO);
+            }
+        }
+    }
+
+    /// Jobs holding resources that match, not already being preempted, in id order.
+    fn jobs_where(&self, holds: impl Fn(&Allocation) -> bool) -> Vec<JobId> {
+        let mut found: Vec<JobId> = self
+            .jobs
+            .iter()
+            .filter(|(_, e)| matches!(e.state, JobState::Launching | JobState::Running))
+            .filter(|(_, e)| e.allocation.as_ref().is_some_and(&holds))
+            .map(|(&id, _)| id)
+            .collect();
+        found.sort_unstable();
+        found
+    }
+
+    // ---- bookkeeping ----------------------------------------------------------------------
+
+    fn victim_key(entry: &JobEntry, id: JobId) -> (i32, Reverse<Time>, JobId) {
+        (entry.spec.priority, Reverse(entry.run_started), id)
+    }
+
+    fn begin_preempt(&mut self, job: JobId, reason: PreemptReason, grace: Time) {
+        let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
+        let key = Self::victim_key(entry, job);
+        if entry.state == JobState::Running {
+            entry.attained += self.now - entry.run_started;
+        }
+        entry.state = JobState::Preempting;
+        self.victims.remove(&key);
+        self.decisions.push_back(Decision::Preempt { job, reason, grace });
+    }
+
+    /// Frees what a job holds; the job stays known (for a requeue) until `forget`.
+    fn release(&mut self, job: JobId) {
+        let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
+        let key = Self::victim_key(entry, job);
+        if entry.state == JobState::Running {
+            entry.attained += self.now - entry.run_started;
+        }
+        if let Some(alloc) = entry.allocation.take() {
+            self.cluster.release(&alloc);
+        }
+        self.victims.remove(&key);
+        if let Some(for_job) = entry.preempted_for.take() {
+            if let Some(head) = self.jobs.get_mut(&for_job) {
+                head.pending_victims.retain(|&v| v != job);
+            }
+        }
+    }
+
+    fn forget(&mut self, job: JobId) {
+        if let Some(entry) = self.jobs.remove(&job) {
+            for victim in entry.pending_victims {
+                if let Some(v) = self.jobs.get_mut(&victim) {
+                    v.preempted_for = None;
+                }
+            }
+        }
+    }
+
+    /// Emits a `Waiting` notice unless the job already waits for the same kind of reason.
+    fn note_waiting(&mut self, job: JobId, reason: WaitReason) {
+        let kind = match &reason {
+            WaitReason::Devices { .. } => (1, 0),
+            WaitReason::NoNodeFits { limit, .. } => (2, *limit as u64),
+            WaitReason::BehindHead { head } => (3, head.0),
+            WaitReason::AwaitingPreemption { .. } => (4, 0),
+        };
+        let entry = self.jobs.get_mut(&job).expect("waiting job is known");
+        if entry.last_wait != Some(kind) {
+            entry.last_wait = Some(kind);
+            self.notices.push_back(Notice::Waiting { job, reason });
+        }
+    }
+
+    // ---- the scheduling pass --------------------------------------------------------------
+
+    fn run_pass_if_needed(&mut self) {
+        if !self.needs_pass {
+            return;
+        }
+        self.needs_pass = false;
+        while let Some((_, &head)) = self.queue.first_key_value() {
+            let entry = &self.jobs[&head];
+            if !entry.pending_victims.is_empty() {
+                let victims = entry.pending_victims.clone();
+                self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                return;
+            }
+            match self.policy.placement.place(&self.cluster, &entry.spec) {
+                Ok(placed) => self.launch(head, placed),
+                Err(reason) => {
+                    if self.policy.preemption.enabled && self.try_preempt(head) {
+                        let victims = self.jobs[&head].pending_victims.clone();
+                        self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                    } else {
+                        self.note_waiting(head, reason);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn launch(&mut self, job: JobId, placed: Placed) {
+        let entry = self.jobs.get_mut(&job).expect("queued job is known");
+        self.queue.remove(&(entry.queue_key, entry.seq));
+        self.cluster.allocate(&placed.allocation);
+        entry.state = JobState::Launching;
+        entry.run_started = self.now;
+        entry.last_wait = None;
+        let nodes_spanned = placed.allocation.nodes.len() as u32;
+        entry.allocation = Some(placed.allocation.clone());
+        if self.policy.preemption.enabled {
+            self.victims.insert(Self::victim_key(entry, job));
+        }
+        let reason = LaunchReason {
+            policy: self.policy.label.clone(),
+            order: self.policy.queue.explain(&entry.spec),
+            placement: placed.explanation,
+            nodes_spanned,
+            queued_after: self.queue.len() as u32,
+        };
+        self.decisions.push_back(Decision::Launch { job, allocation: placed.allocation, reason });
+    }
+
+    /// Looks for lower-tier running jobs whose eviction lets the blocked head start. Victims
+    /// are tried lowest tier first, then latest start first, releasing their resources
+    /// tentatively until the head fits; only those on the nodes the head would use are evicted.
+    fn try_preempt(&mut self, head: JobId) -> bool {
+        let head_tier = self.jobs[&head].spec.priority;
+        let min_runtime = self.policy.preemption.min_runtime;
+        let mut released: Vec<(JobId, Allocation)> = Vec::new();
+        let mut earliest_eligible: Option<Time> = None;
+        let mut placed = None;
+        let candidates: Vec<(i32, Reverse<Time>, JobId)> =
+            self.victims.iter().take_while(|&&(tier, _, _)| tier < head_tier).copied().collect();
+        for (_, Reverse(started), victim) in candidates {
+            let eligible_at = started + min_runtime;
+            if eligible_at > self.now {
+                earliest_eligible = Some(earliest_eligible.map_or(eligible_at, |t: Time| t.min(eligible_at)));
+                continue;
+            }
+            let alloc = self.jobs[&victim].allocation.clone().expect("a victim holds resources");
+            self.cluster.release(&alloc);
+            released.push((victim, alloc));
+            if let Ok(p) = self.policy.placement.place(&self.cluster, &self.jobs[&head].spec) {
+                placed = Some(p);
+                break;
+            }
+        }
+        for (_, alloc) in &released {
+            self.cluster.allocate(alloc);
+        }
+        let Some(placed) = placed else {
+            if let Some(t) = earliest_eligible {
+                self.timer = Some(self.timer.map_or(t, |old| old.min(t)));
+                let why = format!("lower-tier jobs ran less than the minimum run time of {:.0} s", min_runtime.as_secs_f64());
+                self.notices.push_back(Notice::PreemptionDeferred { job: head, until_s: t.as_secs_f64(), why });
+            }
+            return false;
+        };
+        let target_nodes: BTreeSet<NodeId> = placed.allocation.node_ids().collect();
+        let grace = self.policy.preemption.grace;
+        let mut victims = Vec::new();
+        for (victim, alloc) in released {
+            if alloc.node_ids().any(|n| target_nodes.contains(&n)) {
+                let victim_tier = self.jobs[&victim].spec.priority;
+                self.jobs.get_mut(&victim).expect("victim is known").preempted_for = Some(head);
+                let reason = PreemptReason::HigherTier { for_job: head, victim_tier, for_tier: head_tier };
+                self.begin_preempt(victim, reason, grace);
+                victims.push(victim);
+            }
+        }
+        self.jobs.get_mut(&head).expect("head is known").pending_victims = victims;
+        true
+    }
+}
