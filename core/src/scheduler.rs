@@ -389,9 +389,7 @@ impl Scheduler {
     fn begin_preempt(&mut self, job: JobId, reason: PreemptReason, grace: Time) {
         let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         let key = Self::victim_key(entry, job);
-        if entry.state == JobState::Running {
-            entry.attained += self.now - entry.run_started;
-        }
+        // The job runs on through its grace period; its attained service is booked at eviction.
         entry.state = JobState::Preempting;
         self.victims.remove(&key);
         self.decisions.push_back(Decision::Preempt { job, reason, grace });
@@ -401,7 +399,7 @@ impl Scheduler {
     fn release(&mut self, job: JobId) {
         let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         let key = Self::victim_key(entry, job);
-        if entry.state == JobState::Running {
+        if matches!(entry.state, JobState::Running | JobState::Preempting) {
             entry.attained += self.now - entry.run_started;
         }
         if let Some(alloc) = entry.allocation.take() {

@@ -1,0 +1,174 @@
+//! Hand-built cases of the scheduler's defining behaviours, each small enough to reason
+//! about by hand.
+
+use tessera_core::*;
+
+fn cluster(nodes: usize, gpus_per_node: usize) -> ClusterState {
+    let cat = Catalogue::built_in();
+    let v100 = cat.lookup("V100-32GB").unwrap();
+    let specs = (0..nodes).map(|i| NodeSpec { name: format!("n{i}"), devices: vec![v100; gpus_per_node], cpu_milli: 32_000, mem_mib: 256 << 10 });
+    ClusterState::new(cat, specs)
+}
+
+fn sched(policy: PolicySpec, nodes: usize, gpus: usize) -> Scheduler {
+    Scheduler::new(Policy::from_spec(&policy).unwrap(), cluster(nodes, gpus))
+}
+
+fn job(id: u64, devices: u32, priority: i32, stated_s: u64) -> JobSpec {
+    let mut spec = JobSpec::simple(id, devices);
+    spec.priority = priority;
+    spec.stated_duration = Some(Time::from_secs(stated_s));
+    spec
+}
+
+fn decisions(s: &mut Scheduler) -> Vec<Decision> {
+    std::iter::from_fn(|| s.poll_decision()).collect()
+}
+
+fn notices(s: &mut Scheduler) -> Vec<Notice> {
+    std::iter::from_fn(|| s.poll_notice()).collect()
+}
+
+fn submit(s: &mut Scheduler, t: u64, spec: JobSpec) -> Vec<Decision> {
+    s.handle_event(Time::from_secs(t), Event::JobSubmitted { spec });
+    let out = decisions(s);
+    for d in &out {
+        if let Decision::Launch { job, .. } = d {
+            s.handle_event(Time::from_secs(t), Event::JobStarted { job: *job });
+        }
+    }
+    out
+}
+
+fn launched(ds: &[Decision]) -> Vec<u64> {
+    ds.iter().filter_map(|d| matches!(d, Decision::Launch { .. }).then(|| d.job().0)).collect()
+}
+
+#[test]
+fn fifo_blocks_behind_a_head_that_does_not_fit_and_says_why() {
+    let mut s = sched(PolicySpec::named("fifo"), 1, 4);
+    assert_eq!(launched(&submit(&mut s, 0, job(1, 3, 0, 100))), vec![1]);
+    assert!(launched(&submit(&mut s, 1, job(2, 2, 0, 100))).is_empty());
+    // Job 3 would fit on the one free GPU, but strict FIFO keeps it behind job 2.
+    assert!(launched(&submit(&mut s, 2, job(3, 1, 0, 100))).is_empty());
+    let ns = notices(&mut s);
+    assert!(ns.contains(&Notice::Waiting { job: JobId(2), reason: WaitReason::Devices { needed: 2, free: 1 } }), "{ns:?}");
+    assert!(ns.contains(&Notice::Waiting { job: JobId(3), reason: WaitReason::BehindHead { head: JobId(2) } }), "{ns:?}");
+    s.handle_event(Time::from_secs(10), Event::JobFinished { job: JobId(1), outcome: Outcome::Completed });
+    assert_eq!(launched(&decisions(&mut s)), vec![2, 3]);
+}
+
+#[test]
+fn sjf_starts_the_shortest_stated_job_first() {
+    let mut s = sched(PolicySpec::named("sjf"), 1, 1);
+    submit(&mut s, 0, job(1, 1, 0, 50));
+    submit(&mut s, 1, job(2, 1, 0, 900));
+    submit(&mut s, 2, job(3, 1, 0, 10));
+    submit(&mut s, 3, job(4, 1, 0, 300));
+    let mut order = Vec::new();
+    let mut running = 1;
+    for t in 10..13 {
+        s.handle_event(Time::from_secs(t), Event::JobFinished { job: JobId(running), outcome: Outcome::Completed });
+        let ds = decisions(&mut s);
+        running = launched(&ds)[0];
+        s.handle_event(Time::from_secs(t), Event::JobStarted { job: JobId(running) });
+        order.push(running);
+    }
+    assert_eq!(order, vec![3, 4, 2]);
+}
+
+#[test]
+fn priority_preempts_the_lowest_tier_newest_job_and_waits_for_its_eviction() {
+    let mut s = sched(PolicySpec::named("priority"), 1, 2);
+    submit(&mut s, 0, job(1, 1, 0, 100)); // tier 0, older
+    submit(&mut s, 5, job(2, 1, 1, 100)); // tier 1
+    let ds = submit(&mut s, 10, job(3, 1, 2, 100)); // tier 2 needs one GPU
+    assert_eq!(ds.len(), 1, "{ds:?}");
+    match &ds[0] {
+        Decision::Preempt { job, reason: PreemptReason::HigherTier { for_job, victim_tier, for_tier }, grace } => {
+            assert_eq!((*job, *for_job, *victim_tier, *for_tier), (JobId(1), JobId(3), 0, 2));
+            assert_eq!(*grace, Time::from_secs(30), "the default grace");
+        }
+        other => panic!("expected a preemption, got {other:?}"),
+    }
+    // Until the victim is gone the head waits, and nothing else is preempted.
+    assert!(submit(&mut s, 11, job(4, 1, 2, 100)).is_empty());
+    s.handle_event(Time::from_secs(40), Event::JobEvicted { job: JobId(1) });
+    let ds = decisions(&mut s);
+    assert_eq!(launched(&ds), vec![3]);
+    // The victim is queued again with the attained service of its 40 s run.
+    let ns = notices(&mut s);
+    assert!(ns.iter().any(|n| matches!(n, Notice::Requeued { job: JobId(1), attained_s } if (*attained_s - 40.0).abs() < 1e-9)), "{ns:?}");
+    assert_eq!(s.job_state(JobId(1)), Some(JobState::Queued));
+}
+
+#[test]
+fn equal_tiers_are_never_preempted() {
+    let mut s = sched(PolicySpec::named("priority"), 1, 1);
+    submit(&mut s, 0, job(1, 1, 1, 100));
+    assert!(submit(&mut s, 1, job(2, 1, 1, 100)).is_empty());
+}
+
+#[test]
+fn minimum_run_time_defers_preemption_with_a_timer() {
+    let mut spec = PolicySpec::named("priority");
+    spec.min_runtime_s = Some(600.0);
+    let mut s = sched(spec, 1, 1);
+    submit(&mut s, 0, job(1, 1, 0, 10_000));
+    assert!(submit(&mut s, 100, job(2, 1, 5, 100)).is_empty(), "job 1 ran only 100 s of its 600 s minimum");
+    assert_eq!(s.poll_timeout(), Some(Time::from_secs(600)));
+    let ns = notices(&mut s);
+    assert!(ns.iter().any(|n| matches!(n, Notice::PreemptionDeferred { job: JobId(2), .. })), "{ns:?}");
+    s.handle_timeout(Time::from_secs(600));
+    let ds = decisions(&mut s);
+    assert!(matches!(ds.as_slice(), [Decision::Preempt { job: JobId(1), .. }]), "{ds:?}");
+}
+
+#[test]
+fn impossible_jobs_are_rejected_with_the_reason() {
+    let mut s = sched(PolicySpec::named("fifo"), 2, 4);
+    let ds = submit(&mut s, 0, job(1, 9, 0, 1));
+    assert_eq!(ds, vec![Decision::Reject { job: JobId(1), reason: RejectReason::TooManyDevices { requested: 9, cluster_has: 8 } }]);
+    let mut big = job(2, 1, 0, 1);
+    big.cpu_milli = 64_000;
+    assert!(matches!(submit(&mut s, 0, big).as_slice(), [Decision::Reject { reason: RejectReason::TooLargeForAnyNode { limit: Limit::Cpu, .. }, .. }]));
+    let mut bad = job(3, 2, 0, 1);
+    bad.devices.share_milli = 500;
+    assert!(matches!(submit(&mut s, 0, bad).as_slice(), [Decision::Reject { reason: RejectReason::InvalidShare { .. }, .. }]));
+    submit(&mut s, 0, job(4, 1, 0, 1));
+    assert!(matches!(submit(&mut s, 0, job(4, 1, 0, 1)).as_slice(), [Decision::Reject { reason: RejectReason::DuplicateId, .. }]));
+}
+
+#[test]
+fn a_failed_device_evicts_its_job_and_is_not_used_until_it_recovers() {
+    let mut s = sched(PolicySpec::named("fifo"), 1, 2);
+    submit(&mut s, 0, job(1, 2, 0, 100));
+    s.handle_event(Time::from_secs(5), Event::DeviceFailed { device: DeviceId(1) });
+    let ds = decisions(&mut s);
+    assert!(matches!(ds.as_slice(), [Decision::Preempt { job: JobId(1), reason: PreemptReason::DeviceFailed { device: DeviceId(1) }, grace }] if *grace == Time::ZERO), "{ds:?}");
+    s.handle_event(Time::from_secs(5), Event::JobEvicted { job: JobId(1) });
+    assert!(decisions(&mut s).is_empty(), "only one healthy GPU is left for a 2-GPU gang");
+    s.handle_event(Time::from_secs(50), Event::DeviceRecovered { device: DeviceId(1) });
+    assert_eq!(launched(&decisions(&mut s)), vec![1]);
+}
+
+#[test]
+fn cancelling_a_running_job_stops_it_without_requeue() {
+    let mut s = sched(PolicySpec::named("fifo"), 1, 1);
+    submit(&mut s, 0, job(1, 1, 0, 100));
+    submit(&mut s, 1, job(2, 1, 0, 100));
+    s.handle_event(Time::from_secs(2), Event::JobCancelled { job: JobId(1) });
+    assert!(matches!(decisions(&mut s).as_slice(), [Decision::Preempt { reason: PreemptReason::Cancelled, .. }]));
+    s.handle_event(Time::from_secs(3), Event::JobEvicted { job: JobId(1) });
+    assert_eq!(launched(&decisions(&mut s)), vec![2]);
+    assert_eq!(s.job_state(JobId(1)), None);
+    assert!(notices(&mut s).contains(&Notice::Cancelled { job: JobId(1) }));
+}
+
+#[test]
+fn events_for_unknown_jobs_are_reported_not_applied() {
+    let mut s = sched(PolicySpec::named("fifo"), 1, 1);
+    s.handle_event(Time::from_secs(1), Event::JobFinished { job: JobId(77), outcome: Outcome::Completed });
+    assert!(matches!(notices(&mut s).as_slice(), [Notice::Ignored { .. }]));
+    assert_eq!(s.live_jobs(), 0);
+}
