@@ -1,1 +1,31 @@
-//! placeholder while the crate is being written
+//! tessera-reports: metrics, statistics and tables over what the simulator and the executor
+//! write.
+//!
+//! Deliberately lean (tessera-core and std only) so that the simulator's runners and tests can
+//! use it without pulling in plotting or data-frame crates.
+//!
+//! - [`metrics`]: per-run metrics from job records ([`run_metrics`]) and [`percentile`].
+//! - [`summary`]: one row per run, as CSV ([`write_summary_csv`]) and as a terminal table
+//!   ([`format_summary_table`]).
+//! - [`jobs`]: one row per job ([`write_jobs_csv`]).
+//! - [`queueing`]: closed-form queueing results the simulator is validated against
+//!   ([`erlang_c_wait`]).
+//!
+//! # Number formatting in CSV files
+//!
+//! Fixed and deterministic, so that the same run gives byte-identical files: times in
+//! seconds with 3 decimals in summaries and 6 (exact microseconds) in per-job files,
+//! utilization with 6 decimals, counts as integers. A metric that does not exist (for example
+//! a mean over zero completed jobs) is NaN and is written literally as `NaN`; a time that does
+//! not exist for one job (never started, never ended) is an empty field.
+
+mod fmt;
+pub mod jobs;
+pub mod metrics;
+pub mod queueing;
+pub mod summary;
+
+pub use jobs::{write_jobs_csv, JOBS_HEADER};
+pub use metrics::{percentile, run_metrics, RunMetrics, BOUNDED_SLOWDOWN_THRESHOLD_S};
+pub use queueing::{erlang_c, erlang_c_wait};
+pub use summary::{format_summary_table, write_summary_csv, SummaryRow, SUMMARY_HEADER};

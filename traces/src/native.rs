@@ -1,0 +1,682 @@
+//! The native trace format: one CSV file of jobs, the schema every other loader maps into.
+//!
+//! # Format
+//!
+//! A UTF-8 CSV file (RFC 4180 quoting) whose first non-blank line is a header naming the
+//! columns. These columns are required, in any order:
+//!
+//! | column       | type                  | meaning                                                        |
+//! |--------------|-----------------------|----------------------------------------------------------------|
+//! | `job_id`     | integer >= 0          | unique within the file                                         |
+//! | `submit_s`   | seconds >= 0          | submission time since the trace's epoch (decimal, e.g. `12.5`) |
+//! | `tenant`     | text, not empty       | user, team or virtual cluster                                  |
+//! | `priority`   | integer (i32)         | priority tier: larger is more important                        |
+//! | `devices`    | number >= 0           | a whole count (`1`, `8`; `0` for a CPU-only job), or a share of one device from 0.001 to below 1 (`0.25`) |
+//! | `models`     | text                  | allowed device models separated by `\|` (`V100\|A100`); empty = any |
+//! | `duration_s` | seconds >= 0          | the job's run time on its reference device                     |
+//! | `job_class`  | text, may be empty    | the row key of the speed matrix (e.g. `resnet50`)               |
+//!
+//! ```text
+//! job_id,submit_s,tenant,priority,devices,models,duration_s,job_class
+//! 1,0,alice,0,8,A100-80GB|H100,3600,llm-pretrain
+//! 2,12.5,"team, bob",1,0.5,,120.25,resnet50
+//! ```
+//!
+//! Rules, so that nothing is dropped or guessed silently:
+//!
+//! - **Extra columns** (not in the table above) are allowed and ignored, so that a trace can
+//!   carry annotations. A required column that is missing, or named twice, is an error.
+//! - Every row must have as many fields as the header; a short or long row is an error.
+//! - Numbers must be finite: `NaN`, `inf` and negative times are errors, as are a job id that is
+//!   not a non-negative integer and a device count that is `<= 0` or a non-whole number above 1.
+//! - A job id used twice is an error that names both lines.
+//! - An empty file (no header) and a header without any job are errors.
+//! - **Unsorted rows are repaired, not refused:** the loader returns jobs sorted by `submit_s`,
+//!   stably, so jobs submitted at the same instant keep their file order. [`TraceJob::line`]
+//!   still says where each came from.
+//! - Blank lines (empty or only whitespace) carry no job and are skipped wherever they are,
+//!   trailing ones included.
+//! - Fields in double quotes may contain commas, newlines and doubled quotes (`""`); quoted
+//!   text is taken verbatim. Unquoted fields have surrounding spaces and tabs trimmed.
+//!   A leading UTF-8 byte-order mark and `\r\n` line ends are accepted.
+//!
+//! Every error names the file, the 1-based line and, for a field, the column (see
+//! [`TraceError`]).
+//!
+//! Loading reads the file once into memory and borrows fields from it: the only allocations
+//! per row are the strings a [`TraceJob`] owns.
+
+use crate::TraceError;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::io::{self, Write};
+use std::path::Path;
+
+/// One job of a native trace.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceJob {
+    pub job_id: u64,
+    /// Submission time in seconds since the trace's epoch.
+    pub submit_s: f64,
+    pub tenant: String,
+    /// Priority tier: larger is more important.
+    pub priority: i32,
+    /// A whole device count (1.0, 8.0), or a share of one device (< 1.0, e.g. 0.25).
+    pub devices: f64,
+    /// Allowed device model names as written in the trace; empty means any model.
+    pub models: Vec<String>,
+    /// Run time in seconds on the job's reference device.
+    pub duration_s: f64,
+    pub job_class: String,
+    /// The 1-based line of the file the job was read from (0 for a job built in code).
+    pub line: u64,
+}
+
+/// The header [`write_native_csv`] writes, and the columns the loader requires.
+pub const NATIVE_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
+
+const COLUMNS: [&str; 8] = [
+    "job_id",
+    "submit_s",
+    "tenant",
+    "priority",
+    "devices",
+    "models",
+    "duration_s",
+    "job_class",
+];
+const JOB_ID: usize = 0;
+const SUBMIT_S: usize = 1;
+const TENANT: usize = 2;
+const PRIORITY: usize = 3;
+const DEVICES: usize = 4;
+const MODELS: usize = 5;
+const DURATION_S: usize = 6;
+const JOB_CLASS: usize = 7;
+
+const EXPECT_JOB_ID: &str = "a non-negative integer job id";
+const EXPECT_SECONDS: &str = "a number of seconds >= 0";
+const EXPECT_TENANT: &str = "a tenant name";
+const EXPECT_PRIORITY: &str = "an integer priority tier";
+const EXPECT_DEVICES: &str = "a whole device count (0 for a CPU-only job), or a share of one device from 0.001 to below 1";
+const EXPECT_MODELS: &str = "device model names separated by `|`, or nothing for any model";
+
+/// Reads a native trace file. See the [module documentation](self) for the format and rules.
+pub fn load_native_csv(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
+    let data = std::fs::read(path).map_err(|source| TraceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse_native_csv(&data, path)
+}
+
+/// Parses a native trace held in memory; `origin` is the name errors give for it.
+pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let text = std::str::from_utf8(data).map_err(|e| {
+        let line = 1 + data[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64;
+        TraceError::Syntax {
+            path: origin.to_path_buf(),
+            line,
+            message: "the text is not valid UTF-8".into(),
+        }
+    })?;
+
+    let mut records = Records::new(text);
+    let syntax = |(line, message): (u64, String)| TraceError::Syntax {
+        path: origin.to_path_buf(),
+        line,
+        message,
+    };
+
+    // The header: the first non-blank record.
+    let header_line = loop {
+        match records.next_record().map_err(syntax)? {
+            None => {
+                return Err(TraceError::Empty {
+                    path: origin.to_path_buf(),
+                    expected_header: NATIVE_HEADER,
+                })
+            }
+            Some(line) if !records.is_blank() => break line,
+            Some(_) => continue,
+        }
+    };
+    let n_fields = records.len();
+    let mut index: [Option<usize>; COLUMNS.len()] = [None; COLUMNS.len()];
+    for i in 0..n_fields {
+        let name = records.field(i);
+        if let Some(c) = COLUMNS.iter().position(|&col| col == name) {
+            if index[c].is_some() {
+                return Err(TraceError::DuplicateColumn {
+                    path: origin.to_path_buf(),
+                    line: header_line,
+                    column: name.to_string(),
+                });
+            }
+            index[c] = Some(i);
+        }
+    }
+    let mut col = [0usize; COLUMNS.len()];
+    for (c, found) in index.iter().enumerate() {
+        col[c] = found.ok_or(TraceError::MissingColumn {
+            path: origin.to_path_buf(),
+            line: header_line,
+            column: COLUMNS[c],
+        })?;
+    }
+
+    // A rough guess of the row count, so that the vector and the id map rarely grow.
+    let estimate = (text.len() / 48).min(1 << 24);
+    let mut jobs: Vec<TraceJob> = Vec::with_capacity(estimate);
+    // Job ids are usually increasing, and then none can repeat: the map from id to line is
+    // only built (from the jobs so far) once an id is not larger than the one before.
+    let mut first_line_of: Option<HashMap<u64, u64, BuildHasherDefault<IdHasher>>> = None;
+
+    while let Some(line) = records.next_record().map_err(syntax)? {
+        if records.is_blank() {
+            continue;
+        }
+        if records.len() != n_fields {
+            return Err(TraceError::FieldCount {
+                path: origin.to_path_buf(),
+                line,
+                expected: n_fields,
+                found: records.len(),
+            });
+        }
+        let field = |c: usize| records.field(col[c]);
+        let bad = |c: usize, expected: &'static str| TraceError::BadField {
+            path: origin.to_path_buf(),
+            line,
+            column: COLUMNS[c],
+            expected,
+            found: shorten(field(c)),
+        };
+
+        let job_id: u64 = field(JOB_ID).parse().map_err(|_| bad(JOB_ID, EXPECT_JOB_ID))?;
+        let submit_s = parse_seconds(field(SUBMIT_S)).ok_or_else(|| bad(SUBMIT_S, EXPECT_SECONDS))?;
+        let tenant = field(TENANT);
+        if tenant.is_empty() {
+            return Err(bad(TENANT, EXPECT_TENANT));
+        }
+        let priority: i32 = field(PRIORITY).parse().map_err(|_| bad(PRIORITY, EXPECT_PRIORITY))?;
+        let devices = parse_devices(field(DEVICES)).ok_or_else(|| bad(DEVICES, EXPECT_DEVICES))?;
+        let models = parse_models(field(MODELS)).ok_or_else(|| bad(MODELS, EXPECT_MODELS))?;
+        let duration_s = parse_seconds(field(DURATION_S)).ok_or_else(|| bad(DURATION_S, EXPECT_SECONDS))?;
+
+        let increasing = jobs.last().is_none_or(|last| job_id > last.job_id);
+        if !increasing && first_line_of.is_none() {
+            let mut map = HashMap::with_capacity_and_hasher(estimate.max(jobs.len() * 2), Default::default());
+            map.extend(jobs.iter().map(|j| (j.job_id, j.line)));
+            first_line_of = Some(map);
+        }
+        if let Some(map) = &mut first_line_of {
+            if let Some(&first_line) = map.get(&job_id) {
+                return Err(TraceError::DuplicateJobId {
+                    path: origin.to_path_buf(),
+                    line,
+                    column: COLUMNS[JOB_ID],
+                    job_id,
+                    first_line,
+                });
+            }
+            map.insert(job_id, line);
+        }
+
+        jobs.push(TraceJob {
+            job_id,
+            submit_s,
+            tenant: tenant.to_string(),
+            priority,
+            devices,
+            models,
+            duration_s,
+            job_class: field(JOB_CLASS).to_string(),
+            line,
+        });
+    }
+
+    if jobs.is_empty() {
+        return Err(TraceError::NoJobs {
+            path: origin.to_path_buf(),
+        });
+    }
+    // The documented repair for unsorted traces. `sort_by` is stable: equal submit times keep
+    // their file order, which the simulator's tie-breaking relies on.
+    if !jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
+        jobs.sort_by(|a, b| a.submit_s.total_cmp(&b.submit_s));
+    }
+    Ok(jobs)
+}
+
+/// Writes jobs in the native format, header first, columns in [`NATIVE_HEADER`] order.
+///
+/// Numbers are written in their shortest form that parses back to the same `f64`, so
+/// `load_native_csv` returns the same jobs (but for [`TraceJob::line`], which becomes the line
+/// written). Text is quoted where it needs to be. Jobs the loader would refuse (a non-finite
+/// or negative time, a bad device count, an empty tenant, a model name that is empty or holds
+/// `|`) are refused here with [`io::ErrorKind::InvalidInput`], before anything of that job is
+/// written. Duplicate job ids are not checked. An empty `jobs` writes only the header, which
+/// the loader refuses as a trace without jobs.
+pub fn write_native_csv(w: impl Write, jobs: &[TraceJob]) -> io::Result<()> {
+    let mut out = io::BufWriter::with_capacity(1 << 16, w);
+    out.write_all(NATIVE_HEADER.as_bytes())?;
+    out.write_all(b"\n")?;
+    let mut models = String::new();
+    for job in jobs {
+        check_writable(job)?;
+        models.clear();
+        for (i, m) in job.models.iter().enumerate() {
+            if i > 0 {
+                models.push('|');
+            }
+            models.push_str(m);
+        }
+        write!(out, "{},{},", job.job_id, job.submit_s + 0.0)?;
+        write_text(&mut out, &job.tenant)?;
+        write!(out, ",{},{},", job.priority, job.devices)?;
+        write_text(&mut out, &models)?;
+        write!(out, ",{},", job.duration_s + 0.0)?;
+        write_text(&mut out, &job.job_class)?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+fn check_writable(job: &TraceJob) -> io::Result<()> {
+    let refuse = |what: String| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("job {}: {what}", job.job_id),
+        ))
+    };
+    if !(job.submit_s.is_finite() && job.submit_s >= 0.0) {
+        return refuse(format!("submit_s {} is not a number of seconds >= 0", job.submit_s));
+    }
+    if !(job.duration_s.is_finite() && job.duration_s >= 0.0) {
+        return refuse(format!("duration_s {} is not a number of seconds >= 0", job.duration_s));
+    }
+    if !valid_devices(job.devices) {
+        return refuse(format!("devices {} is not {EXPECT_DEVICES}", job.devices));
+    }
+    if job.tenant.trim().is_empty() {
+        return refuse("the tenant is empty".into());
+    }
+    if let Some(m) = job
+        .models
+        .iter()
+        .find(|m| m.trim().is_empty() || m.contains('|') || m.trim() != m.as_str())
+    {
+        return refuse(format!(
+            "model name {m:?} is empty, holds `|` or has surrounding spaces"
+        ));
+    }
+    Ok(())
+}
+
+/// Writes a text field, quoted when it must be to read back the same.
+fn write_text(out: &mut impl Write, s: &str) -> io::Result<()> {
+    let needs_quotes = s.bytes().any(|b| matches!(b, b',' | b'"' | b'\n' | b'\r'))
+        || s.starts_with([' ', '\t'])
+        || s.ends_with([' ', '\t']);
+    if !needs_quotes {
+        return out.write_all(s.as_bytes());
+    }
+    out.write_all(b"\"")?;
+    for (i, part) in s.split('"').enumerate() {
+        if i > 0 {
+            out.write_all(b"\"\"")?;
+        }
+        out.write_all(part.as_bytes())?;
+    }
+    out.write_all(b"\"")
+}
+
+/// Parses a decimal number, with a fast path for the plain `123` / `123.456` that traces are
+/// made of: when the digits fit in 2^53 and there are at most 22 decimals, `m / 10^k` of two
+/// exactly representable numbers is correctly rounded (Clinger's fast path), so the result
+/// is bit-identical to `str::parse`, which handles everything else.
+fn parse_f64(s: &str) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+        1e20, 1e21, 1e22,
+    ];
+    let bytes = s.as_bytes();
+    if !bytes.is_empty() && bytes.len() <= 17 {
+        let mut mantissa: u64 = 0;
+        let mut decimals: Option<usize> = None;
+        let mut digits = 0;
+        let mut plain = true;
+        for (i, &b) in bytes.iter().enumerate() {
+            match b {
+                b'0'..=b'9' => {
+                    mantissa = mantissa * 10 + u64::from(b - b'0');
+                    digits += 1;
+                }
+                b'.' if decimals.is_none() => decimals = Some(i),
+                _ => {
+                    plain = false;
+                    break;
+                }
+            }
+        }
+        // At most 17 characters hold at most 17 digits: below 10^17 < 2^57; check 2^53.
+        if plain && digits > 0 && mantissa < (1u64 << 53) {
+            let k = decimals.map_or(0, |dot| bytes.len() - dot - 1);
+            return Some(mantissa as f64 / POW10[k]);
+        }
+    }
+    s.parse().ok()
+}
+
+fn parse_seconds(s: &str) -> Option<f64> {
+    let x = parse_f64(s)?;
+    // `+ 0.0` turns -0 into 0, so that "-0" does not come back as a negative zero.
+    (x.is_finite() && x >= 0.0).then_some(x + 0.0)
+}
+
+/// 0 is a CPU-only job; a share must be at least 1/1000 of a device, the core's granularity,
+/// and is rounded to the nearest thousandth when loaded into the simulator.
+fn valid_devices(x: f64) -> bool {
+    x.is_finite() && (x == 0.0 || (0.001..1.0).contains(&x) || (x >= 1.0 && x.fract() == 0.0 && x <= u32::MAX as f64))
+}
+
+fn parse_devices(s: &str) -> Option<f64> {
+    let x = parse_f64(s)?;
+    valid_devices(x).then_some(x)
+}
+
+fn parse_models(s: &str) -> Option<Vec<String>> {
+    if s.is_empty() {
+        return Some(Vec::new());
+    }
+    s.split('|')
+        .map(|m| {
+            let m = m.trim();
+            (!m.is_empty()).then(|| m.to_string())
+        })
+        .collect()
+}
+
+/// The field as an error shows it: at most 80 characters.
+fn shorten(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}...", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+/// Where one CSV field's text is: a span of the file, or (for a quoted field that held
+/// doubled quotes) a span of the record's unescaped scratch text.
+#[derive(Clone, Copy)]
+struct Span {
+    start: usize,
+    end: usize,
+    quoted: bool,
+    unescaped: bool,
+}
+
+/// Splits CSV text into records. Written by hand rather than with the `csv` crate so that
+/// lines are counted exactly as an editor counts them (quoted newlines included) and fields
+/// borrow from the text: a record is a reused list of spans, so reading one allocates nothing.
+struct Records<'a> {
+    text: &'a str,
+    pos: usize,
+    /// The 1-based line `pos` is on.
+    line: u64,
+    fields: Vec<Span>,
+    /// Quoted fields of the current record that held doubled quotes, with the quotes undoubled.
+    unescaped: String,
+}
+
+impl<'a> Records<'a> {
+    fn new(text: &'a str) -> Records<'a> {
+        Records {
+            text,
+            pos: 0,
+            line: 1,
+            fields: Vec::with_capacity(16),
+            unescaped: String::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Field `i` of the current record: quoted text verbatim, unquoted text trimmed of spaces
+    /// and tabs.
+    fn field(&self, i: usize) -> &str {
+        let span = self.fields[i];
+        let text = if span.unescaped {
+            &self.unescaped[span.start..span.end]
+        } else {
+            &self.text[span.start..span.end]
+        };
+        let padded = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+        if span.quoted || !(padded(text.as_bytes().first()) || padded(text.as_bytes().last())) {
+            text
+        } else {
+            text.trim_matches([' ', '\t'])
+        }
+    }
+
+    /// Whether the current record is a blank line (nothing, or only whitespace).
+    fn is_blank(&self) -> bool {
+        self.fields.len() == 1 && !self.fields[0].quoted && self.field(0).trim().is_empty()
+    }
+
+    /// Reads the next record and returns the line it starts on, or `None` at the end of the
+    /// text. Errors are (line, message).
+    fn next_record(&mut self) -> Result<Option<u64>, (u64, String)> {
+        self.fields.clear();
+        self.unescaped.clear();
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let len = bytes.len();
+        if self.pos >= len {
+            return Ok(None);
+        }
+        let start_line = self.line;
+        loop {
+            if bytes[self.pos] == b'"' {
+                let quote_line = self.line;
+                self.pos += 1;
+                let content_start = self.pos;
+                let mut segment_start = self.pos;
+                let mut unescaped_start: Option<usize> = None;
+                let content_end = loop {
+                    let Some(q) = bytes[self.pos..].iter().position(|&b| b == b'"').map(|q| self.pos + q) else {
+                        return Err((quote_line, "a quoted field is never closed (missing `\"`)".into()));
+                    };
+                    self.line += bytes[self.pos..q].iter().filter(|&&b| b == b'\n').count() as u64;
+                    if bytes.get(q + 1) == Some(&b'"') {
+                        // A doubled quote stands for one quote character.
+                        unescaped_start.get_or_insert(self.unescaped.len());
+                        self.unescaped.push_str(&text[segment_start..=q]);
+                        self.pos = q + 2;
+                        segment_start = self.pos;
+                    } else {
+                        self.pos = q + 1;
+                        break q;
+                    }
+                };
+                let span = match unescaped_start {
+                    None => Span {
+                        start: content_start,
+                        end: content_end,
+                        quoted: true,
+                        unescaped: false,
+                    },
+                    Some(start) => {
+                        self.unescaped.push_str(&text[segment_start..content_end]);
+                        Span {
+                            start,
+                            end: self.unescaped.len(),
+                            quoted: true,
+                            unescaped: true,
+                        }
+                    }
+                };
+                self.fields.push(span);
+                while self.pos < len && matches!(bytes[self.pos], b' ' | b'\t' | b'\r') {
+                    self.pos += 1;
+                }
+                match bytes.get(self.pos) {
+                    None => return Ok(Some(start_line)),
+                    Some(b',') => self.pos += 1,
+                    Some(b'\n') => {
+                        self.pos += 1;
+                        self.line += 1;
+                        return Ok(Some(start_line));
+                    }
+                    Some(_) => return Err((self.line, "unexpected text after a closing quote".into())),
+                }
+            } else {
+                let start = self.pos;
+                let mut end = start;
+                while end < len && bytes[end] != b',' && bytes[end] != b'\n' {
+                    end += 1;
+                }
+                let mut value_end = end;
+                if value_end > start && bytes[value_end - 1] == b'\r' {
+                    value_end -= 1;
+                }
+                self.fields.push(Span {
+                    start,
+                    end: value_end,
+                    quoted: false,
+                    unescaped: false,
+                });
+                self.pos = end + 1;
+                match bytes.get(end) {
+                    None => return Ok(Some(start_line)),
+                    Some(b',') => {}
+                    _ => {
+                        self.line += 1;
+                        return Ok(Some(start_line));
+                    }
+                }
+            }
+            if self.pos >= len {
+                // A comma as the very last byte: the record ends with an empty field.
+                self.fields.push(Span {
+                    start: len,
+                    end: len,
+                    quoted: false,
+                    unescaped: false,
+                });
+                return Ok(Some(start_line));
+            }
+        }
+    }
+}
+
+/// A cheap hasher for job ids (trusted numbers, so no need for SipHash's DoS resistance).
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+
+    fn write_u64(&mut self, x: u64) {
+        // Multiply by an odd constant (a bijection), then fold the well-mixed high half into the
+        // low bits the table indexes by, so ids that are all multiples of 2^k still spread.
+        let p = (self.0 ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = p ^ (p >> 29);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(text: &str) -> Vec<(u64, Vec<(String, bool)>)> {
+        let mut r = Records::new(text);
+        let mut out = Vec::new();
+        while let Some(line) = r.next_record().unwrap() {
+            out.push((
+                line,
+                (0..r.len())
+                    .map(|i| (r.field(i).to_string(), r.fields[i].quoted))
+                    .collect(),
+            ));
+        }
+        out
+    }
+
+    #[test]
+    fn fast_float_path_agrees_with_std() {
+        let cases = [
+            "0",
+            "5",
+            "5.",
+            ".5",
+            "0.1",
+            "0.3",
+            "12.5",
+            "1234567.891",
+            "9007199254740991",
+            "9007199254740993",
+            "0.0000000000000001",
+            "99999999999999999",
+            "3.14159265358979",
+            "1e3",
+            "-0",
+            "-2.5",
+            "+1",
+            "inf",
+            "",
+            ".",
+            "1.2.3",
+            "1_0",
+            "00012.50",
+        ];
+        for c in cases {
+            let want: Option<f64> = c.parse().ok();
+            assert_eq!(parse_f64(c).map(f64::to_bits), want.map(f64::to_bits), "{c:?}");
+        }
+        // A deterministic sweep over decimals of several lengths.
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = (x % 10_000_000_000_000_000).to_string();
+            let dot = (x >> 60) as usize % (digits.len() + 1);
+            let s = format!("{}.{}", &digits[..dot], &digits[dot..]);
+            assert_eq!(
+                parse_f64(&s).map(f64::to_bits),
+                s.parse::<f64>().ok().map(f64::to_bits),
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn splitter_handles_quotes_newlines_and_crlf() {
+        let got = split("a,\"b,\"\"c\"\"\",d\r\n\"x\ny\",,\n\nlast,");
+        let f = |s: &str, q: bool| (s.to_string(), q);
+        assert_eq!(got[0], (1, vec![f("a", false), f("b,\"c\"", true), f("d", false)]));
+        assert_eq!(got[1], (2, vec![f("x\ny", true), f("", false), f("", false)]));
+        assert_eq!(got[2], (4, vec![f("", false)]));
+        assert_eq!(got[3], (5, vec![f("last", false), f("", false)]));
+        assert_eq!(got.len(), 4);
+    }
+
+    #[test]
+    fn splitter_reports_an_unclosed_quote_at_its_line() {
+        let mut r = Records::new("a\n\"open,b\nc");
+        r.next_record().unwrap();
+        assert_eq!(r.next_record().unwrap_err().0, 2);
+    }
+}
