@@ -1,0 +1,247 @@
+//! Runs a scenario: every policy x replication, in parallel over the machine's cores, each
+//! run writing its own files, so the outputs do not depend on which thread ran what.
+//!
+//! Replication `k` of every policy runs on the same workload, drawn with seed `seed + k`:
+//! common random numbers, so policies are compared on identical jobs.
+
+use crate::engine::{self, DecisionSink, JsonlSink, NullSink, RunLimits, RunOutput};
+use crate::scenario::{Scenario, ScenarioError};
+use crate::speed::SpeedMatrix;
+use crate::workload::{build_cluster, build_workload, Workload};
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+use tessera_core::{Catalogue, ClusterState, NodeSpec, Policy, PolicySpec};
+use tessera_reports::{format_summary_table, run_metrics, write_jobs_csv, write_summary_csv, SummaryRow};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Scenario(#[from] ScenarioError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("no policy labelled `{wanted}` in the scenario; it has: {available}")]
+    UnknownPolicy { wanted: String, available: String },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> RunError + '_ {
+    move |source| RunError::Io { path: path.to_path_buf(), source }
+}
+
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Where to write; `None` writes nothing (tests that only want the rows).
+    pub out_dir: Option<PathBuf>,
+    /// Only the policy with this label (or name).
+    pub policy: Option<String>,
+    pub seed: Option<u64>,
+    pub replications: Option<u32>,
+    pub threads: usize,
+    pub quiet: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { out_dir: None, policy: None, seed: None, replications: None, threads: default_threads(), quiet: true }
+    }
+}
+
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The policies a run selects, in scenario order.
+fn selected_policies(scenario: &Scenario, wanted: Option<&str>) -> Result<Vec<PolicySpec>, RunError> {
+    let Some(wanted) = wanted else {
+        return Ok(scenario.policies.clone());
+    };
+    let chosen: Vec<PolicySpec> = scenario.policies.iter().filter(|p| p.label() == wanted).cloned().collect();
+    let chosen = if chosen.is_empty() { scenario.policies.iter().filter(|p| p.name == wanted).cloned().collect() } else { chosen };
+    if chosen.is_empty() {
+        let available = scenario.policies.iter().map(|p| p.label().to_string()).collect::<Vec<_>>().join(", ");
+        return Err(RunError::UnknownPolicy { wanted: wanted.to_string(), available });
+    }
+    Ok(chosen)
+}
+
+/// A directory name for a policy label: path separators and odd characters become `-`.
+pub fn label_dir(label: &str) -> String {
+    label.chars().map(|c| if c.is_ascii_alphanumeric() || "+-_.".contains(c) { c } else { '-' }).collect()
+}
+
+/// Everything one replication's runs share.
+struct Replication {
+    index: u32,
+    seed: u64,
+    workload: Workload,
+    speed: SpeedMatrix,
+}
+
+/// One finished run, as the summary needs it.
+pub struct RunResult {
+    pub row: SummaryRow,
+    pub output: RunOutput,
+}
+
+/// Runs the scenario and writes `summary.csv`, and per run `jobs.csv` and `decisions.jsonl`,
+/// under `options.out_dir`. Returns the summary rows in (policy, replication) order.
+pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<SummaryRow>, RunError> {
+    let policies = selected_policies(scenario, options.policy.as_deref())?;
+    let (catalogue, nodes) = build_cluster(scenario)?;
+    let base_seed = options.seed.unwrap_or(scenario.seed);
+    let replications = options.replications.unwrap_or(scenario.replications).max(1);
+    let reps: Vec<Replication> = (0..replications)
+        .map(|index| {
+            let seed = base_seed.wrapping_add(index as u64);
+            let workload = build_workload(scenario, &catalogue, seed)?;
+            let speed = SpeedMatrix::new(scenario, &workload.classes, &catalogue)?;
+            Ok(Replication { index, seed, workload, speed })
+        })
+        .collect::<Result<_, RunError>>()?;
+
+    let tasks: Vec<(usize, usize)> = (0..policies.len()).flat_map(|p| (0..reps.len()).map(move |r| (p, r))).collect();
+    let results: Mutex<Vec<Option<Result<SummaryRow, RunError>>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    let threads = options.threads.clamp(1, tasks.len().max(1));
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&(p, r)) = tasks.get(i) else { break };
+                let result = run_one(&policies[p], &reps[r], &catalogue, &nodes, scenario, options.out_dir.as_deref()).map(|rr| rr.row);
+                results.lock().expect("a run panicked")[i] = Some(result);
+            });
+        }
+    });
+    let rows: Vec<SummaryRow> = results
+        .into_inner()
+        .expect("a run panicked")
+        .into_iter()
+        .map(|r| r.expect("every task ran"))
+        .collect::<Result<_, _>>()?;
+
+    if let Some(dir) = &options.out_dir {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join("summary.csv");
+        let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
+        write_summary_csv(&mut w, &rows).and_then(|_| w.flush()).map_err(io_err(&path))?;
+    }
+    if !options.quiet {
+        print!("{}", format_summary_table(&rows));
+        if let Some(dir) = &options.out_dir {
+            println!("wrote {}", dir.join("summary.csv").display());
+        }
+    }
+    Ok(rows)
+}
+
+fn run_one(
+    policy_spec: &PolicySpec,
+    rep: &Replication,
+    catalogue: &Catalogue,
+    nodes: &[NodeSpec],
+    scenario: &Scenario,
+    out_dir: Option<&Path>,
+) -> Result<RunResult, RunError> {
+    let started = Instant::now();
+    let policy = Policy::from_spec(policy_spec)
+        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?;
+    let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
+    let limits = RunLimits { horizon: scenario.horizon() };
+    let output = match out_dir {
+        Some(dir) => {
+            let run_dir = dir.join(label_dir(policy_spec.label())).join(format!("r{}", rep.index));
+            fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
+            let log_path = run_dir.join("decisions.jsonl");
+            let mut sink = JsonlSink::new(BufWriter::new(File::create(&log_path).map_err(io_err(&log_path))?));
+            let output = simulate(&rep.workload, cluster, policy, &rep.speed, limits, &mut sink).map_err(io_err(&log_path))?;
+            sink.into_inner().flush().map_err(io_err(&log_path))?;
+            let jobs_path = run_dir.join("jobs.csv");
+            let mut w = BufWriter::new(File::create(&jobs_path).map_err(io_err(&jobs_path))?);
+            write_jobs_csv(&mut w, &output.records, &rep.workload.tenants, catalogue)
+                .and_then(|_| w.flush())
+                .map_err(io_err(&jobs_path))?;
+            output
+        }
+        None => simulate(&rep.workload, cluster, policy, &rep.speed, limits, &mut NullSink).map_err(io_err(Path::new("-")))?,
+    };
+    let row = SummaryRow {
+        policy: policy_spec.label().to_string(),
+        replication: rep.index,
+        seed: rep.seed,
+        metrics: run_metrics(&output.records, output.total_devices),
+        events: output.events,
+        wall_s: started.elapsed().as_secs_f64(),
+    };
+    Ok(RunResult { row, output })
+}
+
+fn simulate<S: DecisionSink>(
+    workload: &Workload,
+    cluster: ClusterState,
+    policy: Policy,
+    speed: &SpeedMatrix,
+    limits: RunLimits,
+    sink: &mut S,
+) -> std::io::Result<RunOutput> {
+    engine::run(workload, cluster, policy, speed, limits, sink)
+}
+
+/// Peak resident memory of this process in MiB (Linux `VmHWM`), if the OS says.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Resets the peak-memory mark so each measured run reports its own peak (Linux >= 4.0).
+fn reset_peak_rss() {
+    let _ = fs::write("/proc/self/clear_refs", "5");
+}
+
+/// The benchmark: each selected policy's first replication, one at a time, timing workload
+/// generation and simulation apart, with the peak memory of each.
+pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, target_wall_s: f64, target_mem_mib: f64) -> Result<(), RunError> {
+    let policies = selected_policies(scenario, policy)?;
+    if cfg!(debug_assertions) {
+        println!("warning: this is a debug build; measure with `cargo run --release -- bench ...`");
+    }
+    let tmp = std::env::temp_dir().join(format!("tessera-bench-{}", std::process::id()));
+    let mut all_met = true;
+    for spec in &policies {
+        reset_peak_rss();
+        let started = Instant::now();
+        let (catalogue, nodes) = build_cluster(scenario)?;
+        let workload = build_workload(scenario, &catalogue, scenario.seed)?;
+        let speed = SpeedMatrix::new(scenario, &workload.classes, &catalogue)?;
+        let generated_s = started.elapsed().as_secs_f64();
+        let rep = Replication { index: 0, seed: scenario.seed, workload, speed };
+        let sim_started = Instant::now();
+        let result = run_one(spec, &rep, &catalogue, &nodes, scenario, with_outputs.then_some(tmp.as_path()))?;
+        let sim_s = sim_started.elapsed().as_secs_f64();
+        let wall_s = started.elapsed().as_secs_f64();
+        let peak = peak_rss_mib();
+        let events = result.output.events;
+        let devices = result.output.total_devices;
+        let met = wall_s < target_wall_s && peak.is_none_or(|p| p < target_mem_mib);
+        all_met &= met;
+        println!(
+            "{label}: {jobs} jobs on {devices} devices, {events} events; workload {generated_s:.3} s + simulation{outputs} {sim_s:.3} s = wall {wall_s:.3} s; {eps:.0} events/s; peak memory {peak}; target < {target_wall_s} s and < {target_mem_mib} MiB: {verdict}",
+            label = spec.label(),
+            jobs = rep.workload.jobs.len(),
+            outputs = if with_outputs { " and outputs" } else { "" },
+            eps = events as f64 / sim_s,
+            peak = peak.map_or("unknown".to_string(), |p| format!("{p:.0} MiB")),
+            verdict = if met { "met" } else { "MISSED" },
+        );
+    }
+    let _ = fs::remove_dir_all(&tmp);
+    if !all_met {
+        println!("at least one target was missed");
+    }
+    Ok(())
+}

@@ -1,0 +1,822 @@
+//! Scenario files: what cluster, what workload, which policies, how many replications.
+//!
+//! A scenario is TOML. Parsing goes through `serde_path_to_error` over toml's own deserializer
+//! so that every error names the key path (`workload.synthetic.interarrival.mean_s`), what was
+//! expected, and the line and column. Checks that need only one value run inside
+//! deserialization for that reason: that is where the position is still known. Checks that
+//! relate values to each other or to the device catalogue run afterwards, in `validate`, and
+//! name the key they blame. Nothing here panics on bad input.
+
+use crate::dist::DistSpec;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use tessera_core::catalogue::CatalogueError;
+use tessera_core::{Catalogue, DeviceKind, DeviceModel, Policy, PolicySpec, Time};
+
+/// Upper bounds that keep a typo (`jobs = 1e12`) from exhausting memory instead of being reported.
+pub const MAX_SYNTHETIC_JOBS: u64 = 100_000_000;
+pub const MAX_NODES: u64 = 1 << 20;
+pub const MAX_DEVICES: u64 = 1 << 24;
+pub const MAX_TENANTS: u32 = 1_000_000;
+
+/// Where in the scenario file an error was found (1-based).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Location {
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Location {
+    /// Line and column of a byte offset into `text`.
+    fn of_offset(text: &str, offset: usize) -> Location {
+        let mut offset = offset.min(text.len());
+        while !text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let before = &text[..offset];
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        Location { line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 }
+    }
+}
+
+struct At(Option<Location>);
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(l) => write!(f, " (line {}, column {})", l.line, l.column),
+            None => Ok(()),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    #[error("{}: cannot read the scenario file: {source}", file.display())]
+    Read {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: invalid TOML: {message}{}", file.display(), At(*location))]
+    Syntax { file: PathBuf, message: String, location: Option<Location> },
+    #[error("{}: key `{key}`: {message}{}", file.display(), At(*location))]
+    Invalid { file: PathBuf, key: String, message: String, location: Option<Location> },
+}
+
+impl ScenarioError {
+    pub fn invalid(file: &Path, key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::Invalid { file: file.to_path_buf(), key: key.into(), message: message.into(), location: None }
+    }
+
+    /// The scenario file the error is about.
+    pub fn file(&self) -> &Path {
+        match self {
+            ScenarioError::Read { file, .. }
+            | ScenarioError::Syntax { file, .. }
+            | ScenarioError::Invalid { file, .. } => file,
+        }
+    }
+
+    /// The key path at fault, when the error is about one key.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ScenarioError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+
+    pub fn location(&self) -> Option<Location> {
+        match self {
+            ScenarioError::Syntax { location, .. } | ScenarioError::Invalid { location, .. } => *location,
+            ScenarioError::Read { .. } => None,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The file's shape
+
+/// A parsed and validated scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The file it came from (or the origin given to `from_toml_str`), for messages and for
+    /// resolving relative paths.
+    pub path: PathBuf,
+    pub name: String,
+    /// Seed of the first replication; replication `k` uses `seed + k`.
+    pub seed: u64,
+    pub replications: u32,
+    pub cluster: ClusterSpec,
+    pub workload: WorkloadSpec,
+    pub policies: Vec<PolicySpec>,
+    pub speed: Vec<SpeedEntry>,
+    pub sim: SimSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    name: String,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "one_u32", deserialize_with = "positive_u32")]
+    replications: u32,
+    cluster: ClusterSpec,
+    workload: WorkloadSpec,
+    #[serde(default)]
+    policies: Vec<PolicySpec>,
+    #[serde(default)]
+    speed: Vec<SpeedEntry>,
+    #[serde(default)]
+    sim: SimSpec,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    pub nodes: Vec<NodeGroupSpec>,
+    /// Device models beyond the built-in catalogue.
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+}
+
+/// `count` identical nodes.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeGroupSpec {
+    #[serde(default = "one_u32", deserialize_with = "positive_u32")]
+    pub count: u32,
+    /// Absent for CPU-only nodes.
+    #[serde(default)]
+    pub devices: Option<NodeDevices>,
+    #[serde(default, deserialize_with = "non_negative_f64")]
+    pub cpu_cores: f64,
+    #[serde(default, deserialize_with = "non_negative_f64")]
+    pub mem_gib: f64,
+    /// Node names are `<name>-<index>`; default the first device model lower-cased, or `cpu`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// One device group (`devices = { model = "T4", count = 4 }`) or several for a mixed node.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum NodeDevices {
+    One(DeviceGroupSpec),
+    Many(Vec<DeviceGroupSpec>),
+}
+
+impl NodeDevices {
+    pub fn groups(&self) -> &[DeviceGroupSpec] {
+        match self {
+            NodeDevices::One(g) => std::slice::from_ref(g),
+            NodeDevices::Many(gs) => gs,
+        }
+    }
+
+    /// The key path of group `j` under `prefix`, as the file spells it.
+    pub(crate) fn key(&self, prefix: &str, j: usize) -> String {
+        match self {
+            NodeDevices::One(_) => format!("{prefix}.devices"),
+            NodeDevices::Many(_) => format!("{prefix}.devices[{j}]"),
+        }
+    }
+}
+
+// Hand-written rather than `#[serde(untagged)]`: untagged tries each variant on a buffered copy
+// and reports only "did not match any variant", losing which key was wrong and where.
+impl<'de> Deserialize<'de> for NodeDevices {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<NodeDevices, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = NodeDevices;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table { model = \"...\", count = N } or an array of such tables")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<NodeDevices, A::Error> {
+                DeviceGroupSpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(NodeDevices::One)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<NodeDevices, A::Error> {
+                Vec::<DeviceGroupSpec>::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(NodeDevices::Many)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceGroupSpec {
+    /// A catalogue name or alias (`V100-32GB`, `V100M32`), any case.
+    pub model: String,
+    #[serde(default = "one_u32", deserialize_with = "positive_u32")]
+    pub count: u32,
+}
+
+/// A device model the built-in catalogue lacks; the fields of `tessera_core::DeviceModel`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    pub kind: DeviceKind,
+    #[serde(default, deserialize_with = "opt_non_negative_f64")]
+    pub mem_gib: Option<f64>,
+    #[serde(default, deserialize_with = "opt_non_negative_f64")]
+    pub fp16_tflops: Option<f64>,
+    #[serde(default, deserialize_with = "opt_non_negative_f64")]
+    pub fp32_tflops: Option<f64>,
+    #[serde(default, deserialize_with = "opt_non_negative_f64")]
+    pub mem_bw_gbps: Option<f64>,
+    #[serde(default)]
+    pub undisclosed: bool,
+}
+
+impl ModelSpec {
+    pub fn to_model(&self) -> DeviceModel {
+        DeviceModel {
+            name: self.name.clone(),
+            kind: self.kind,
+            mem_gib: self.mem_gib,
+            fp16_tflops: self.fp16_tflops,
+            fp32_tflops: self.fp32_tflops,
+            mem_bw_gbps: self.mem_bw_gbps,
+            undisclosed: self.undisclosed,
+        }
+    }
+}
+
+/// Exactly one of `synthetic` and `trace` (checked after parsing, so both can be named).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    #[serde(default)]
+    pub synthetic: Option<SyntheticSpec>,
+    #[serde(default)]
+    pub trace: Option<TraceSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticSpec {
+    #[serde(deserialize_with = "positive_u64")]
+    pub jobs: u64,
+    /// Seconds between consecutive submissions; the first job arrives after one draw.
+    pub interarrival: DistSpec,
+    /// Seconds of work on the reference device (speed 1.0).
+    pub duration: DistSpec,
+    /// Devices per job, rounded, at least 1.
+    #[serde(default = "one_device")]
+    pub devices: DistSpec,
+    /// Number of tenants, `tenant-0` .. `tenant-{n-1}`, each job's drawn uniformly.
+    #[serde(default = "one_u32", deserialize_with = "positive_u32")]
+    pub tenants: u32,
+    /// Priority tier, rounded to an integer.
+    #[serde(default = "zero_priority")]
+    pub priority: DistSpec,
+    #[serde(default, deserialize_with = "non_negative_f64")]
+    pub cpu_cores_per_device: f64,
+    #[serde(default, deserialize_with = "non_negative_f64")]
+    pub mem_gib_per_device: f64,
+    /// Job class names, each job's drawn uniformly; the row keys of `[[speed]]`.
+    #[serde(default = "default_classes")]
+    pub classes: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TraceFormat {
+    /// tessera's own CSV schema (`tessera_traces::native`).
+    Native,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceSpec {
+    pub format: TraceFormat,
+    /// As written, relative to the scenario file's directory; resolved by `Scenario` loading.
+    pub path: PathBuf,
+}
+
+/// One cell of the speed matrix: jobs of `class` run `relative` times as fast on `model` as on
+/// the reference device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedEntry {
+    pub class: String,
+    pub model: String,
+    #[serde(deserialize_with = "positive_f64")]
+    pub relative: f64,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSpec {
+    /// Stop at this simulated time; jobs not done by then are reported unfinished.
+    #[serde(default, deserialize_with = "opt_positive_f64")]
+    pub horizon_s: Option<f64>,
+}
+
+fn one_u32() -> u32 {
+    1
+}
+
+fn one_device() -> DistSpec {
+    DistSpec::constant(1.0)
+}
+
+fn zero_priority() -> DistSpec {
+    DistSpec::constant(0.0)
+}
+
+fn default_classes() -> Vec<String> {
+    vec!["default".to_string()]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Single-value checks, run inside deserialization so errors keep their path and position.
+
+struct PositiveInt(u64);
+
+impl<'de> Visitor<'de> for PositiveInt {
+    type Value = u64;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a positive integer")
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<u64, E> {
+        if v <= 0 {
+            return Err(E::custom(format!("expected a positive integer, found {v}")));
+        }
+        self.visit_u64(v as u64)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<u64, E> {
+        if v == 0 {
+            return Err(E::custom("expected a positive integer, found 0"));
+        }
+        if v > self.0 {
+            return Err(E::custom(format!("expected a positive integer of at most {}, found {v}", self.0)));
+        }
+        Ok(v)
+    }
+}
+
+fn positive_u32<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    d.deserialize_any(PositiveInt(u32::MAX as u64)).map(|v| v as u32)
+}
+
+fn positive_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    d.deserialize_any(PositiveInt(i64::MAX as u64))
+}
+
+fn checked_f64<'de, D: Deserializer<'de>>(d: D, ok: fn(f64) -> bool, what: &str) -> Result<f64, D::Error> {
+    let v = f64::deserialize(d)?;
+    if ok(v) {
+        Ok(v)
+    } else {
+        Err(de::Error::custom(format!("expected {what}, found {v}")))
+    }
+}
+
+fn non_negative_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    checked_f64(d, |v| v.is_finite() && v >= 0.0, "a non-negative number")
+}
+
+fn positive_f64<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    checked_f64(d, |v| v.is_finite() && v > 0.0, "a positive number")
+}
+
+fn opt_non_negative_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    non_negative_f64(d).map(Some)
+}
+
+fn opt_positive_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    positive_f64(d).map(Some)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+/// What a missing required key should hold, for the message.
+fn expected_for(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "name" => "a string naming the scenario",
+        "cluster" => "a table with [[cluster.nodes]] entries",
+        "nodes" => "an array of tables: [[cluster.nodes]]",
+        "workload" => "a table with `synthetic` or `trace`",
+        "jobs" => "a positive integer",
+        "interarrival" | "duration" => "a distribution such as { dist = \"exponential\", mean_s = 100.0 }",
+        "model" => "a device model name",
+        "format" => "a trace format: native",
+        "path" => "a file path, relative to the scenario file",
+        "class" => "a job class name",
+        "relative" => "a positive number",
+        "kind" => "one of gpu, tpu, cpu",
+        _ => return None,
+    })
+}
+
+fn join_key(path: &str, key: &str) -> String {
+    if path == "." || path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// The name between the first pair of backticks of `message`, if it starts with `prefix`.
+fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<(&'m str, &'m str)> {
+    let rest = message.strip_prefix(prefix)?.strip_prefix('`')?;
+    let end = rest.find('`')?;
+    Some((&rest[..end], &rest[end + 1..]))
+}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Read { file: path.to_path_buf(), source })?;
+        Scenario::from_toml_str(&text, path)
+    }
+
+    /// Parses and validates scenario text; `origin` is the file it came from (messages name it,
+    /// and relative trace paths are resolved against its directory).
+    pub fn from_toml_str(text: &str, origin: &Path) -> Result<Scenario, ScenarioError> {
+        let file = origin.to_path_buf();
+        // A syntax check first, so a TOML error is told apart from a scenario error.
+        let table: toml::Table = match text.parse() {
+            Ok(t) => t,
+            Err(e) => {
+                let e: toml::de::Error = e;
+                return Err(ScenarioError::Syntax {
+                    file,
+                    message: e.message().trim().replace('\n', "; "),
+                    location: e.span().map(|s| Location::of_offset(text, s.start)),
+                });
+            }
+        };
+        if table.is_empty() {
+            return Err(ScenarioError::invalid(
+                origin,
+                "name",
+                "the scenario file is empty; expected at least `name`, [[cluster.nodes]], [workload] and [[policies]]",
+            ));
+        }
+        let parsed: ScenarioFile = serde_path_to_error::deserialize(toml::Deserializer::new(text))
+            .map_err(|e| Self::parse_error(origin, text, e))?;
+        let base = origin.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let mut workload = parsed.workload;
+        if let Some(trace) = &mut workload.trace {
+            trace.path = base.join(&trace.path);
+        }
+        let scenario = Scenario {
+            path: file,
+            name: parsed.name,
+            seed: parsed.seed,
+            replications: parsed.replications,
+            cluster: parsed.cluster,
+            workload,
+            policies: parsed.policies,
+            speed: parsed.speed,
+            sim: parsed.sim,
+        };
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    fn parse_error(origin: &Path, text: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ScenarioError {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let location = inner.span().map(|s| Location::of_offset(text, s.start));
+        let message = inner.message().trim().replace('\n', "; ");
+        // serde reports a missing or unknown field at the table that holds it; name the field.
+        let (key, message) = if let Some((field, rest)) = quoted_after(&message, "missing field ") {
+            let expected = match rest.trim_start_matches(',').trim() {
+                "" => expected_for(field).map(|e| format!(", expected {e}")).unwrap_or_default(),
+                more => format!(", {more}"),
+            };
+            (join_key(&path, field), format!("missing required key{expected}"))
+        } else if let Some((field, _)) = quoted_after(&message, "unknown field ") {
+            // For a key under a [table] header the path already ends at the field; for one in
+            // an inline table it stops at the table.
+            let already = path == field || path.ends_with(&format!(".{field}"));
+            (if already { path } else { join_key(&path, field) }, message.clone())
+        } else {
+            (if path == "." { String::new() } else { path }, message)
+        };
+        ScenarioError::Invalid { file: origin.to_path_buf(), key, message, location }
+    }
+
+    fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
+        ScenarioError::invalid(&self.path, key, message)
+    }
+
+    /// The seeds of the replications, in order.
+    pub fn replication_seeds(&self) -> impl Iterator<Item = u64> {
+        let seed = self.seed;
+        (0..self.replications as u64).map(move |k| seed.wrapping_add(k))
+    }
+
+    /// When to stop each run, if the scenario says.
+    pub fn horizon(&self) -> Option<Time> {
+        self.sim.horizon_s.map(Time::from_secs_f64)
+    }
+
+    /// The built-in catalogue plus the scenario's own models.
+    pub fn catalogue(&self) -> Result<Catalogue, ScenarioError> {
+        let mut catalogue = Catalogue::built_in();
+        for (i, model) in self.cluster.models.iter().enumerate() {
+            if let Err(e) = catalogue.add(model.to_model()) {
+                let key = match e {
+                    CatalogueError::Duplicate(_) => format!("cluster.models[{i}].name"),
+                    CatalogueError::Full => format!("cluster.models[{i}]"),
+                };
+                return Err(self.err(key, e.to_string()));
+            }
+        }
+        Ok(catalogue)
+    }
+
+    /// Checks that relate values to each other or to the catalogue.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let catalogue = self.catalogue()?;
+        self.validate_cluster(&catalogue)?;
+        self.validate_workload()?;
+        self.validate_policies()?;
+        self.validate_speed(&catalogue)?;
+        if let Some(h) = self.sim.horizon_s {
+            if !(h.is_finite() && h > 0.0) {
+                return Err(self.err("sim.horizon_s", format!("expected a positive number of seconds, found {h}")));
+            }
+        }
+        if self.replications == 0 {
+            return Err(self.err("replications", "expected a positive integer, found 0"));
+        }
+        Ok(())
+    }
+
+    /// Looks a model name up, or says which names exist.
+    pub(crate) fn lookup_model(
+        &self,
+        catalogue: &Catalogue,
+        key: &str,
+        name: &str,
+    ) -> Result<tessera_core::ModelId, ScenarioError> {
+        catalogue.lookup(name).ok_or_else(|| {
+            self.err(key, format!("unknown device model `{name}`, expected one of: {}", catalogue.names().join(", ")))
+        })
+    }
+
+    fn validate_cluster(&self, catalogue: &Catalogue) -> Result<(), ScenarioError> {
+        if self.cluster.nodes.is_empty() {
+            return Err(self.err("cluster.nodes", "expected at least one [[cluster.nodes]] entry"));
+        }
+        let (mut nodes, mut devices) = (0u64, 0u64);
+        for (i, group) in self.cluster.nodes.iter().enumerate() {
+            let prefix = format!("cluster.nodes[{i}]");
+            if group.count == 0 {
+                return Err(self.err(format!("{prefix}.count"), "expected a positive integer, found 0"));
+            }
+            let mut per_node = 0u64;
+            if let Some(groups) = &group.devices {
+                if groups.groups().is_empty() {
+                    return Err(self.err(
+                        format!("{prefix}.devices"),
+                        "expected at least one { model, count } table; omit `devices` for a CPU-only node",
+                    ));
+                }
+                for (j, g) in groups.groups().iter().enumerate() {
+                    let key = groups.key(&prefix, j);
+                    self.lookup_model(catalogue, &format!("{key}.model"), &g.model)?;
+                    if g.count == 0 {
+                        return Err(self.err(format!("{key}.count"), "expected a positive integer, found 0"));
+                    }
+                    per_node += g.count as u64;
+                }
+            }
+            if per_node == 0 && group.cpu_cores <= 0.0 {
+                return Err(self.err(
+                    format!("{prefix}.cpu_cores"),
+                    "a node without devices needs a positive number of CPU cores",
+                ));
+            }
+            for (field, v) in [("cpu_cores", group.cpu_cores), ("mem_gib", group.mem_gib)] {
+                if !(v.is_finite() && v >= 0.0) {
+                    return Err(
+                        self.err(format!("{prefix}.{field}"), format!("expected a non-negative number, found {v}"))
+                    );
+                }
+            }
+            if group.cpu_cores * 1000.0 > u32::MAX as f64 {
+                return Err(self.err(
+                    format!("{prefix}.cpu_cores"),
+                    format!("expected at most {} cores per node, found {}", u32::MAX / 1000, group.cpu_cores),
+                ));
+            }
+            nodes += group.count as u64;
+            devices += per_node * group.count as u64;
+            if nodes > MAX_NODES {
+                return Err(
+                    self.err(format!("{prefix}.count"), format!("the cluster may have at most {MAX_NODES} nodes"))
+                );
+            }
+            if devices > MAX_DEVICES {
+                return Err(
+                    self.err(format!("{prefix}.count"), format!("the cluster may have at most {MAX_DEVICES} devices"))
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_workload(&self) -> Result<(), ScenarioError> {
+        match (&self.workload.synthetic, &self.workload.trace) {
+            (Some(_), Some(_)) => {
+                Err(self.err("workload", "expected exactly one of `synthetic` and `trace`, found both"))
+            }
+            (None, None) => Err(self.err(
+                "workload",
+                "expected exactly one of `synthetic = { jobs, interarrival, duration, ... }` and `trace = { format, path }`, found neither",
+            )),
+            (Some(s), None) => self.validate_synthetic(s),
+            (None, Some(t)) => {
+                if !t.path.is_file() {
+                    return Err(self.err("workload.trace.path", format!("no such file: {}", t.path.display())));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn validate_synthetic(&self, s: &SyntheticSpec) -> Result<(), ScenarioError> {
+        let key = |k: &str| format!("workload.synthetic.{k}");
+        if s.jobs == 0 {
+            return Err(self.err(key("jobs"), "expected a positive integer, found 0"));
+        }
+        if s.jobs > MAX_SYNTHETIC_JOBS {
+            return Err(self.err(key("jobs"), format!("expected at most {MAX_SYNTHETIC_JOBS} jobs, found {}", s.jobs)));
+        }
+        if s.tenants == 0 || s.tenants > MAX_TENANTS {
+            return Err(self.err(key("tenants"), format!("expected 1 to {MAX_TENANTS} tenants, found {}", s.tenants)));
+        }
+        for (name, dist) in [
+            ("interarrival", &s.interarrival),
+            ("duration", &s.duration),
+            ("devices", &s.devices),
+            ("priority", &s.priority),
+        ] {
+            dist.validate().map_err(|m| self.err(key(name), m))?;
+        }
+        for (name, dist) in [("interarrival", &s.interarrival), ("duration", &s.duration)] {
+            if dist.min_value() < 0.0 {
+                return Err(self.err(
+                    key(name),
+                    format!("expected a distribution of non-negative seconds, but it can yield {}", dist.min_value()),
+                ));
+            }
+        }
+        for (name, v) in
+            [("cpu_cores_per_device", s.cpu_cores_per_device), ("mem_gib_per_device", s.mem_gib_per_device)]
+        {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(self.err(key(name), format!("expected a non-negative number, found {v}")));
+            }
+        }
+        if s.classes.is_empty() {
+            return Err(self.err(key("classes"), "expected at least one class name"));
+        }
+        for (i, class) in s.classes.iter().enumerate() {
+            if s.classes[..i].contains(class) {
+                return Err(self.err(format!("{}[{i}]", key("classes")), format!("class `{class}` is listed twice")));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_policies(&self) -> Result<(), ScenarioError> {
+        if self.policies.is_empty() {
+            return Err(self.err("policies", "expected at least one [[policies]] entry, e.g. name = \"fifo\""));
+        }
+        for (i, spec) in self.policies.iter().enumerate() {
+            Policy::from_spec(spec).map_err(|e| self.err(format!("policies[{i}].{}", e.key), e.message))?;
+            if let Some(j) = self.policies[..i].iter().position(|p| p.label() == spec.label()) {
+                let key = if spec.label.is_some() { "label" } else { "name" };
+                return Err(self.err(
+                    format!("policies[{i}].{key}"),
+                    format!(
+                        "policies[{j}] is already labelled `{}`; give one of them a distinct `label`",
+                        spec.label()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_speed(&self, catalogue: &Catalogue) -> Result<(), ScenarioError> {
+        let mut seen = Vec::with_capacity(self.speed.len());
+        for (i, entry) in self.speed.iter().enumerate() {
+            let model = self.lookup_model(catalogue, &format!("speed[{i}].model"), &entry.model)?;
+            if !(entry.relative.is_finite() && entry.relative > 0.0) {
+                return Err(self.err(
+                    format!("speed[{i}].relative"),
+                    format!("expected a positive number, found {}", entry.relative),
+                ));
+            }
+            if let Some(j) = seen.iter().position(|(c, m)| *c == entry.class.as_str() && *m == model) {
+                return Err(self.err(
+                    format!("speed[{i}]"),
+                    format!("speed[{j}] already gives class `{}` on `{}`", entry.class, catalogue.name(model)),
+                ));
+            }
+            seen.push((entry.class.as_str(), model));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = r#"
+name = "mm8"
+seed = 7
+replications = 3
+
+[[cluster.nodes]]
+count = 8
+devices = { model = "V100-32GB", count = 1 }
+cpu_cores = 16
+mem_gib = 64
+name = "v100"
+
+[workload]
+synthetic = { jobs = 100000, interarrival = { dist = "exponential", mean_s = 100.0 }, duration = { dist = "exponential", mean_s = 700.0 }, devices = { dist = "constant", value = 1 } }
+
+[[policies]]
+name = "fifo"
+[[policies]]
+name = "sjf"
+placement = "best-fit"
+"#;
+
+    fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        Scenario::from_toml_str(text, Path::new("scenarios/x.toml"))
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let s = parse(EXAMPLE).unwrap();
+        assert_eq!(s.name, "mm8");
+        assert_eq!(s.seed, 7);
+        assert_eq!(s.replications_seeds_for_test(), vec![7, 8, 9]);
+        assert_eq!(s.policies.len(), 2);
+        assert_eq!(s.policies[1].placement.as_deref(), Some("best-fit"));
+        let syn = s.workload.synthetic.as_ref().unwrap();
+        assert_eq!(syn.jobs, 100_000);
+        assert_eq!(syn.interarrival, DistSpec::Exponential { mean_s: 100.0 });
+        assert_eq!(syn.classes, vec!["default".to_string()]);
+        assert_eq!(s.horizon(), None);
+    }
+
+    impl Scenario {
+        fn replications_seeds_for_test(&self) -> Vec<u64> {
+            self.replication_seeds().collect()
+        }
+    }
+
+    #[test]
+    fn the_error_message_shape() {
+        let e = parse(&EXAMPLE.replace("jobs = 100000", "jobs = 0")).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.starts_with("scenarios/x.toml: key `workload.synthetic.jobs`: expected a positive integer, found 0 (line 14, column 22)"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn mixed_nodes_and_custom_models() {
+        let text = EXAMPLE.replace(
+            "devices = { model = \"V100-32GB\", count = 1 }",
+            "devices = [{ model = \"V100-32GB\", count = 2 }, { model = \"G2\" }]",
+        ) + "\n[[cluster.models]]\nname = \"G2\"\nkind = \"gpu\"\nundisclosed = true\n";
+        let s = parse(&text).unwrap();
+        let groups = s.cluster.nodes[0].devices.as_ref().unwrap().groups();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[1].count, 1);
+        assert!(s.catalogue().unwrap().lookup("g2").is_some());
+        let e = parse(&text.replace("{ model = \"G2\" }", "{ model = \"G3\" }")).unwrap_err();
+        assert_eq!(e.key(), Some("cluster.nodes[0].devices[1].model"), "{e}");
+        assert!(e.to_string().contains("G2") && e.to_string().contains("K80"), "{e}");
+    }
+
+    #[test]
+    fn locations_are_one_based() {
+        assert_eq!(Location::of_offset("ab\ncd", 4), Location { line: 2, column: 2 });
+        assert_eq!(Location::of_offset("", 10), Location { line: 1, column: 1 });
+        assert_eq!(Location::of_offset("é\nx", 1), Location { line: 1, column: 1 });
+    }
+}

@@ -1,0 +1,119 @@
+//! The speed matrix: job class x device model -> throughput relative to the reference device.
+//!
+//! Looked up on every rate change of every running job, so it is a dense table indexed by
+//! `(class, model)` rather than a map keyed by names.
+
+use crate::scenario::{Scenario, ScenarioError};
+use crate::workload::Workload;
+use tessera_core::{Catalogue, ClassId, ModelId};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpeedMatrix {
+    models: usize,
+    /// Row-major: `relative[class * models + model]`.
+    relative: Vec<f64>,
+}
+
+impl SpeedMatrix {
+    /// Every class runs at speed 1.0 on every model.
+    pub fn uniform(classes: usize, models: usize) -> SpeedMatrix {
+        SpeedMatrix { models, relative: vec![1.0; classes * models] }
+    }
+
+    /// From the scenario's `[[speed]]` entries. Entries for classes the workload does not
+    /// have are ignored (one scenario file may serve several traces); unknown models and
+    /// non-positive speeds are errors.
+    pub fn new(s: &Scenario, classes: &[String], catalogue: &Catalogue) -> Result<SpeedMatrix, ScenarioError> {
+        let mut matrix = SpeedMatrix::uniform(classes.len(), catalogue.len());
+        for (i, entry) in s.speed.iter().enumerate() {
+            let model = s.lookup_model(catalogue, &format!("speed[{i}].model"), &entry.model)?;
+            if !(entry.relative.is_finite() && entry.relative > 0.0) {
+                return Err(ScenarioError::invalid(
+                    &s.path,
+                    format!("speed[{i}].relative"),
+                    format!("expected a positive number, found {}", entry.relative),
+                ));
+            }
+            if let Some(class) = classes.iter().position(|c| *c == entry.class) {
+                matrix.relative[class * matrix.models + model.index()] = entry.relative;
+            }
+        }
+        Ok(matrix)
+    }
+
+    /// `new` for a workload's classes.
+    pub fn build(s: &Scenario, workload: &Workload, catalogue: &Catalogue) -> Result<SpeedMatrix, ScenarioError> {
+        SpeedMatrix::new(s, &workload.classes, catalogue)
+    }
+
+    /// Relative speed of `class` on `model`; 1.0 for pairs nobody gave.
+    pub fn speed(&self, class: ClassId, model: ModelId) -> f64 {
+        if model.index() >= self.models {
+            return 1.0;
+        }
+        self.relative.get(class.index() * self.models + model.index()).copied().unwrap_or(1.0)
+    }
+
+    pub fn set(&mut self, class: ClassId, model: ModelId, relative: f64) {
+        if model.index() < self.models {
+            if let Some(cell) = self.relative.get_mut(class.index() * self.models + model.index()) {
+                *cell = relative;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn scenario(speed: &str) -> Result<Scenario, ScenarioError> {
+        let text = format!(
+            "name = \"t\"\n[[cluster.nodes]]\ndevices = {{ model = \"V100-32GB\" }}\n\
+             [workload]\nsynthetic = {{ jobs = 10, interarrival = {{ dist = \"constant\", value = 1 }}, \
+             duration = {{ dist = \"constant\", value = 5 }}, classes = [\"resnet50\", \"bert\"] }}\n\
+             [[policies]]\nname = \"fifo\"\n{speed}"
+        );
+        Scenario::from_toml_str(&text, Path::new("speed.toml"))
+    }
+
+    #[test]
+    fn entries_land_in_their_cells_and_the_rest_is_one() {
+        let s = scenario(
+            "[[speed]]\nclass = \"resnet50\"\nmodel = \"V100-32GB\"\nrelative = 2.0\n\
+             [[speed]]\nclass = \"not-in-workload\"\nmodel = \"T4\"\nrelative = 0.5\n",
+        )
+        .unwrap();
+        let (catalogue, _) = crate::workload::build_cluster(&s).unwrap();
+        let w = crate::workload::build_workload(&s, &catalogue, 1).unwrap();
+        let m = SpeedMatrix::build(&s, &w, &catalogue).unwrap();
+        let v100 = catalogue.lookup("V100-32GB").unwrap();
+        let t4 = catalogue.lookup("T4").unwrap();
+        assert_eq!(m.speed(ClassId(0), v100), 2.0);
+        assert_eq!(m.speed(ClassId(1), v100), 1.0);
+        assert_eq!(m.speed(ClassId(0), t4), 1.0);
+        assert_eq!(m.speed(ClassId(99), t4), 1.0, "out of range is the default, not a panic");
+    }
+
+    #[test]
+    fn unknown_models_and_bad_speeds_are_errors() {
+        let e = scenario("[[speed]]\nclass = \"bert\"\nmodel = \"V200\"\nrelative = 2.0\n").unwrap_err();
+        assert_eq!(e.key(), Some("speed[0].model"), "{e}");
+        assert!(e.to_string().contains("V100-32GB"), "{e}");
+        let e = scenario("[[speed]]\nclass = \"bert\"\nmodel = \"T4\"\nrelative = 0\n").unwrap_err();
+        assert_eq!(e.key(), Some("speed[0].relative"), "{e}");
+        assert!(e.location().is_some());
+        let e = scenario("[[speed]]\nclass = \"bert\"\nmodel = \"T4\"\nrelative = nan\n").unwrap_err();
+        assert_eq!(e.key(), Some("speed[0].relative"), "{e}");
+    }
+
+    #[test]
+    fn build_rechecks_entries_made_in_code() {
+        let mut s = scenario("").unwrap();
+        s.speed.push(crate::scenario::SpeedEntry { class: "bert".into(), model: "T4".into(), relative: -1.0 });
+        let (catalogue, _) = crate::workload::build_cluster(&s).unwrap();
+        let w = crate::workload::build_workload(&s, &catalogue, 1).unwrap();
+        assert_eq!(SpeedMatrix::build(&s, &w, &catalogue).unwrap_err().key(), Some("speed[0].relative"));
+    }
+}
