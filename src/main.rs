@@ -29,7 +29,7 @@ enum Command {
         #[arg(long)]
         seed: Option<u64>,
         /// Number of replications, overriding the scenario's.
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
         replications: Option<u32>,
         /// Runs in parallel [default: the machine's cores].
         #[arg(long)]

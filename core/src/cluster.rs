@@ -79,6 +79,17 @@ impl Allocation {
     }
 }
 
+/// The distinct models of a node's devices, in order of first appearance.
+fn models_in_order(devices: &[ModelId]) -> Vec<ModelId> {
+    let mut models: Vec<ModelId> = Vec::new();
+    for &m in devices {
+        if !models.contains(&m) {
+            models.push(m);
+        }
+    }
+    models
+}
+
 /// Index key: a model, or `ANY_KEY` for "any model".
 const ANY_KEY: usize = MAX_MODELS;
 
@@ -146,7 +157,7 @@ impl ClusterState {
         self.max_cpu_milli = self.max_cpu_milli.max(spec.cpu_milli);
         self.max_mem_mib = self.max_mem_mib.max(spec.mem_mib);
         self.nodes.push(NodeState {
-            name: spec.name,
+            name: spec.name.clone(),
             first_device,
             device_count: spec.devices.len() as u32,
             cpu_milli_total: spec.cpu_milli,
@@ -154,7 +165,7 @@ impl ClusterState {
             mem_mib_total: spec.mem_mib,
             mem_mib_free: spec.mem_mib,
             up: true,
-            whole_free: Vec::new(),
+            whole_free: models_in_order(&spec.devices).into_iter().map(|m| (m, 0)).collect(),
             whole_free_any: 0,
         });
         self.reindex_node(id);
@@ -227,41 +238,25 @@ impl ClusterState {
         d.healthy && d.free_milli == WHOLE_DEVICE_MILLI && self.nodes[d.node.index()].up
     }
 
+    /// Recomputes a node's whole free devices per model and moves it between buckets. The
+    /// node's model slots were fixed when it was added, so this allocates nothing.
     fn reindex_node(&mut self, node: NodeId) {
         let n = &self.nodes[node.index()];
-        let mut counts: Vec<(ModelId, u16)> = Vec::with_capacity(n.whole_free.len().max(1));
-        for d in &self.devices[n.first_device as usize..(n.first_device + n.device_count) as usize] {
-            let free = u16::from(self.device_is_whole_free(d));
-            match counts.iter_mut().find(|(m, _)| *m == d.model) {
-                Some((_, c)) => *c += free,
-                None => counts.push((d.model, free)),
-            }
+        let devices = &self.devices[n.first_device as usize..(n.first_device + n.device_count) as usize];
+        let up = n.up;
+        let mut any = 0;
+        for slot in 0..self.nodes[node.index()].whole_free.len() {
+            let model = self.nodes[node.index()].whole_free[slot].0;
+            let free = devices
+                .iter()
+                .filter(|d| d.model == model && up && d.healthy && d.free_milli == WHOLE_DEVICE_MILLI)
+                .count() as u16;
+            let old = std::mem::replace(&mut self.nodes[node.index()].whole_free[slot].1, free);
+            any += free;
+            move_bucket(&mut self.buckets[model.index()], &mut self.free_total[model.index()], node, old, free);
         }
-        let any: u16 = counts.iter().map(|&(_, c)| c).sum();
-        let old = std::mem::replace(&mut self.nodes[node.index()].whole_free, counts.clone());
         let old_any = std::mem::replace(&mut self.nodes[node.index()].whole_free_any, any);
-        for (model, new_count) in counts {
-            let old_count = old.iter().find(|(m, _)| *m == model).map_or(0, |&(_, c)| c);
-            self.move_bucket(model.index(), node, old_count, new_count);
-        }
-        self.move_bucket(ANY_KEY, node, old_any, any);
-    }
-
-    fn move_bucket(&mut self, key: usize, node: NodeId, old: u16, new: u16) {
-        if old == new {
-            return;
-        }
-        let buckets = &mut self.buckets[key];
-        if old > 0 {
-            buckets[old as usize].remove(&node.0);
-        }
-        if new > 0 {
-            if buckets.len() <= new as usize {
-                buckets.resize_with(new as usize + 1, BTreeSet::new);
-            }
-            buckets[new as usize].insert(node.0);
-        }
-        self.free_total[key] = self.free_total[key] + new as u32 - old as u32;
+        move_bucket(&mut self.buckets[ANY_KEY], &mut self.free_total[ANY_KEY], node, old_any, any);
     }
 
     /// Whole free devices usable by `key` on a node.
@@ -300,21 +295,14 @@ impl ClusterState {
     /// Nodes with at least `min_free` whole free devices of the index key, in node order.
     /// For a multi-model set these are candidates: check `whole_free_on` for the exact count.
     pub fn nodes_in_order(&self, key: ModelKey, min_free: u32) -> impl Iterator<Item = NodeId> + '_ {
-        let buckets = &self.buckets[key.key];
-        let mut iters: Vec<std::iter::Peekable<std::collections::btree_set::Iter<'_, u32>>> =
-            buckets.iter().skip(min_free.max(1) as usize).map(|b| b.iter().peekable()).collect();
+        let buckets = self.buckets[key.key].get(min_free.max(1) as usize..).unwrap_or(&[]);
+        // A cursor over node ids, asking each bucket for its first node at or after it:
+        // a few range queries per step and no allocation, where a k-way merge would allocate.
+        let mut cursor = 0u32;
         std::iter::from_fn(move || {
-            let mut best: Option<(usize, u32)> = None;
-            for (i, it) in iters.iter_mut().enumerate() {
-                if let Some(&&n) = it.peek() {
-                    if best.is_none_or(|(_, b)| n < b) {
-                        best = Some((i, n));
-                    }
-                }
-            }
-            let (i, n) = best?;
-            iters[i].next();
-            Some(NodeId(n))
+            let next = buckets.iter().filter_map(|b| b.range(cursor..).next().copied()).min()?;
+            cursor = next + 1;
+            Some(NodeId(next))
         })
     }
 
@@ -392,6 +380,22 @@ impl ClusterState {
                 .then_some((DeviceId(i as u32), d))
         })
     }
+}
+
+fn move_bucket(buckets: &mut Vec<BTreeSet<u32>>, total: &mut u32, node: NodeId, old: u16, new: u16) {
+    if old == new {
+        return;
+    }
+    if old > 0 {
+        buckets[old as usize].remove(&node.0);
+    }
+    if new > 0 {
+        if buckets.len() <= new as usize {
+            buckets.resize_with(new as usize + 1, BTreeSet::new);
+        }
+        buckets[new as usize].insert(node.0);
+    }
+    *total = *total + new as u32 - old as u32;
 }
 
 /// What stopped a node from hosting more of a job.

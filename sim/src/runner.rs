@@ -67,11 +67,6 @@ fn selected_policies(scenario: &Scenario, wanted: Option<&str>) -> Result<Vec<Po
     Ok(chosen)
 }
 
-/// A directory name for a policy label: path separators and odd characters become `-`.
-pub fn label_dir(label: &str) -> String {
-    label.chars().map(|c| if c.is_ascii_alphanumeric() || "+-_.".contains(c) { c } else { '-' }).collect()
-}
-
 /// Everything one replication's runs share.
 struct Replication {
     index: u32,
@@ -92,7 +87,7 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
     let policies = selected_policies(scenario, options.policy.as_deref())?;
     let (catalogue, nodes) = build_cluster(scenario)?;
     let base_seed = options.seed.unwrap_or(scenario.seed);
-    let replications = options.replications.unwrap_or(scenario.replications).max(1);
+    let replications = options.replications.unwrap_or(scenario.replications);
     let reps: Vec<Replication> = (0..replications)
         .map(|index| {
             let seed = base_seed.wrapping_add(index as u64);
@@ -153,7 +148,7 @@ fn run_one(
     let limits = RunLimits { horizon: scenario.horizon() };
     let output = match out_dir {
         Some(dir) => {
-            let run_dir = dir.join(label_dir(policy_spec.label())).join(format!("r{}", rep.index));
+            let run_dir = dir.join(policy_spec.label()).join(format!("r{}", rep.index));
             fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
             let log_path = run_dir.join("decisions.jsonl");
             let mut sink = JsonlSink::new(BufWriter::new(File::create(&log_path).map_err(io_err(&log_path))?));

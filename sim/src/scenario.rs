@@ -700,6 +700,19 @@ impl Scenario {
         }
         for (i, spec) in self.policies.iter().enumerate() {
             Policy::from_spec(spec).map_err(|e| self.err(format!("policies[{i}].{}", e.key), e.message))?;
+            // A label names the run's output directory, so it must be a safe, plain name.
+            let label = spec.label();
+            let safe = !label.is_empty()
+                && label != "."
+                && label != ".."
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || "+-_.".contains(c));
+            if !safe {
+                let key = if spec.label.is_some() { "label" } else { "name" };
+                return Err(self.err(
+                    format!("policies[{i}].{key}"),
+                    format!("expected a label of letters, digits, `+`, `-`, `_` and `.` (it names the output directory), found `{label}`"),
+                ));
+            }
             if let Some(j) = self.policies[..i].iter().position(|p| p.label() == spec.label()) {
                 let key = if spec.label.is_some() { "label" } else { "name" };
                 return Err(self.err(
