@@ -602,9 +602,12 @@ fn mm8_example_runs_with_fewer_jobs() {
         assert_job_rows_consistent(&jobs);
         let log = decision_lines(&dir.join("decisions.jsonl"));
         assert_eq!(launched_jobs(&log).len(), 2000);
-        // Nodes carry the group's `name`.
-        assert!(log[0].contains("v100-0"), "{}", log[0]);
+        assert!(log[0].contains(r#""node":0"#), "{}", log[0]);
     }
+    // Node ids in the logs are named in nodes.csv, after the group's `name`.
+    let nodes = read(&out.join("nodes.csv"));
+    assert!(nodes.starts_with("node,name,devices,cpu_milli,mem_mib\n0,v100-0,1,16000,65536\n"), "{nodes}");
+    assert_eq!(read(&out.join("devices.csv")).lines().nth(8), Some("7,7,V100-32GB"));
     // The two policies ran on the same jobs (common random numbers): same submissions.
     let submits =
         |label| job_rows(&run_dir(&out, label, 0).join("jobs.csv")).iter().map(|r| r.submit_s).collect::<Vec<_>>();

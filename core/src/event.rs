@@ -6,6 +6,8 @@ use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -44,18 +46,53 @@ impl Decision {
     }
 }
 
-/// Why a job was launched where it was.
+/// Why a job was launched where it was: structured, so reports and `explain` can read it,
+/// and cheap, since the simulator makes millions of these.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LaunchReason {
-    /// The policy's label, e.g. "priority/best-fit".
-    pub policy: String,
-    /// How the queue order ranked the job, e.g. "fifo: oldest submission first".
-    pub order: String,
-    /// What the placement did, e.g. "best-fit: node-3 leaves 0 free devices".
-    pub placement: String,
-    pub nodes_spanned: u32,
+    /// The policy's label.
+    pub policy: Arc<str>,
+    /// What put the job at the head of the queue.
+    pub order: OrderReason,
+    /// Where the placement put it, and why there.
+    pub placement: PlacementReason,
     /// Jobs still queued after this launch.
     pub queued_after: u32,
+}
+
+/// The queue order's rule, with the value it ranked the job by.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+pub enum OrderReason {
+    /// Oldest submission first.
+    Fifo,
+    /// Shortest stated duration first; `None` ranks last.
+    ShortestStated { stated_s: Option<f64> },
+    /// Highest priority tier first.
+    PriorityTier { tier: i32 },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PlacementReason {
+    /// The placement's registry name.
+    pub rule: Cow<'static, str>,
+    #[serde(flatten)]
+    pub how: PlacedHow,
+}
+
+/// What the placement found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "placed", rename_all = "snake_case")]
+pub enum PlacedHow {
+    /// The whole gang on one node, which keeps `free_after` whole free devices of the models
+    /// the job may use.
+    OneNode { node: NodeId, free_after: u32 },
+    /// No single node had room for the gang: spread over `nodes` nodes.
+    Spread { nodes: u32 },
+    /// A fractional share of one device, which had `free_milli_before` free.
+    Share { device: DeviceId, free_milli_before: u16 },
+    /// A job with no devices, on a node with the CPU and memory.
+    CpuOnly { node: NodeId },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

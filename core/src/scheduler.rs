@@ -12,7 +12,7 @@
 //! blocked. That invariant lets a submission behind a blocked head skip the pass entirely.
 
 use crate::cluster::{Allocation, ClusterState};
-use crate::event::{Decision, Event, LaunchReason, Notice, PreemptReason, RejectReason, WaitReason};
+use crate::event::{Decision, Event, LaunchReason, Notice, PlacementReason, PreemptReason, RejectReason, WaitReason};
 use crate::cluster::{Limit, ModelKey};
 use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
@@ -474,7 +474,6 @@ impl Scheduler {
         entry.state = JobState::Launching;
         entry.run_started = self.now;
         entry.last_wait = None;
-        let nodes_spanned = placed.allocation.nodes.len() as u32;
         entry.allocation = Some(placed.allocation.clone());
         if self.policy.preemption.enabled {
             self.victims.insert(Self::victim_key(entry, job));
@@ -482,8 +481,7 @@ impl Scheduler {
         let reason = LaunchReason {
             policy: self.policy.label.clone(),
             order: self.policy.queue.explain(&entry.spec),
-            placement: placed.explanation,
-            nodes_spanned,
+            placement: PlacementReason { rule: self.policy.placement.name().into(), how: placed.how },
             queued_after: self.queue.len() as u32,
         };
         self.decisions.push_back(Decision::Launch { job, allocation: placed.allocation, reason });

@@ -140,7 +140,10 @@ impl Harness {
         while let Some(d) = self.sched.poll_decision() {
             match d {
                 Decision::Launch { job, allocation, reason } => {
-                    prop_assert!(!reason.placement.is_empty() && !reason.order.is_empty());
+                    prop_assert_eq!(&*reason.policy, self.sched.policy().label.as_ref());
+                    if let PlacedHow::Spread { nodes } = reason.placement.how {
+                        prop_assert_eq!(nodes as usize, allocation.nodes.len());
+                    }
                     self.check_launch(job, &allocation)?;
                     self.sched.handle_event(self.now, Event::JobStarted { job });
                 }

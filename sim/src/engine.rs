@@ -17,58 +17,116 @@ use tessera_core::{
     Scheduler, Time,
 };
 
-/// Where decisions and notices go as they happen (the decision log).
+/// Where decisions and notices go as they happen (the decision log). The sink takes them
+/// by value once the engine has acted on them.
 pub trait DecisionSink {
-    fn decision(&mut self, now: Time, decision: &Decision) -> std::io::Result<()>;
-    fn notice(&mut self, now: Time, notice: &Notice) -> std::io::Result<()>;
+    fn decision(&mut self, now: Time, decision: Decision) -> std::io::Result<()>;
+    fn notice(&mut self, now: Time, notice: Notice) -> std::io::Result<()>;
 }
 
 /// Drops everything: for benchmarks of the engine alone and for tests that read records only.
 pub struct NullSink;
 
 impl DecisionSink for NullSink {
-    fn decision(&mut self, _: Time, _: &Decision) -> std::io::Result<()> {
+    fn decision(&mut self, _: Time, _: Decision) -> std::io::Result<()> {
         Ok(())
     }
-    fn notice(&mut self, _: Time, _: &Notice) -> std::io::Result<()> {
+    fn notice(&mut self, _: Time, _: Notice) -> std::io::Result<()> {
         Ok(())
     }
 }
 
-/// Writes one JSON object per line: `{"t_s": .., "decision": "launch", ..}` or `{"t_s": .., "notice": ..}`.
-pub struct JsonlSink<W: std::io::Write> {
-    out: W,
+enum LogItem {
+    Decision(Time, Decision),
+    Notice(Time, Notice),
 }
 
-impl<W: std::io::Write> JsonlSink<W> {
+const LOG_BATCH: usize = 2048;
+
+/// Writes one JSON object per line, `{"t_s": .., "decision": "launch", ..}` or
+/// `{"t_s": .., "notice": "waiting", ..}`, on a thread of its own: encoding the log costs about
+/// as much as the simulation, and the two overlap on a second core. Items travel in batches
+/// over a bounded channel, so memory stays bounded and the order is the engine's.
+pub struct JsonlSink<W: std::io::Write + Send + 'static> {
+    batch: Vec<LogItem>,
+    sender: Option<std::sync::mpsc::SyncSender<Vec<LogItem>>>,
+    writer: Option<std::thread::JoinHandle<std::io::Result<W>>>,
+}
+
+impl<W: std::io::Write + Send + 'static> JsonlSink<W> {
     pub fn new(out: W) -> Self {
-        JsonlSink { out }
+        let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<LogItem>>(16);
+        let writer = std::thread::spawn(move || {
+            let mut out = out;
+            let mut scratch = Vec::with_capacity(512);
+            for batch in receiver {
+                for item in batch {
+                    match item {
+                        LogItem::Decision(now, d) => write_line(&mut out, &mut scratch, now, &d)?,
+                        LogItem::Notice(now, n) => write_line(&mut out, &mut scratch, now, &n)?,
+                    }
+                }
+            }
+            Ok(out)
+        });
+        JsonlSink { batch: Vec::with_capacity(LOG_BATCH), sender: Some(sender), writer: Some(writer) }
     }
-    pub fn into_inner(self) -> W {
-        self.out
+
+    fn push(&mut self, item: LogItem) -> std::io::Result<()> {
+        self.batch.push(item);
+        if self.batch.len() >= LOG_BATCH {
+            self.send()?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self) -> std::io::Result<()> {
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(LOG_BATCH));
+        let sent = self.sender.as_ref().is_some_and(|s| s.send(batch).is_ok());
+        if sent {
+            Ok(())
+        } else {
+            // The writer stopped: its own error says why.
+            Err(self.join().err().unwrap_or_else(|| std::io::Error::other("decision log writer stopped")))
+        }
+    }
+
+    fn join(&mut self) -> std::io::Result<W> {
+        self.sender = None;
+        match self.writer.take() {
+            Some(handle) => handle.join().unwrap_or_else(|_| Err(std::io::Error::other("decision log writer panicked"))),
+            None => Err(std::io::Error::other("decision log already finished")),
+        }
+    }
+
+    /// Writes what is left and returns the writer (unflushed).
+    pub fn finish(mut self) -> std::io::Result<W> {
+        if !self.batch.is_empty() {
+            self.send()?;
+        }
+        self.join()
     }
 }
 
-#[derive(Serialize)]
-struct LogLine<'a, T: Serialize> {
-    t_s: f64,
-    #[serde(flatten)]
-    body: &'a T,
+/// Writes `{"t_s":<now>,` followed by the body's own fields. Splicing the body's JSON object,
+/// rather than `#[serde(flatten)]`, avoids serde's buffering of flattened maps.
+fn write_line<T: Serialize>(out: &mut impl std::io::Write, scratch: &mut Vec<u8>, now: Time, body: &T) -> std::io::Result<()> {
+    scratch.clear();
+    serde_json::to_writer(&mut *scratch, body)?;
+    debug_assert_eq!(scratch.first(), Some(&b'{'));
+    out.write_all(b"{\"t_s\":")?;
+    serde_json::to_writer(&mut *out, &now.as_secs_f64())?;
+    out.write_all(b",")?;
+    out.write_all(&scratch[1..])?;
+    out.write_all(b"\n")
 }
 
-impl<W: std::io::Write> JsonlSink<W> {
-    fn line<T: Serialize>(&mut self, now: Time, body: &T) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, &LogLine { t_s: now.as_secs_f64(), body })?;
-        self.out.write_all(b"\n")
+impl<W: std::io::Write + Send + 'static> DecisionSink for JsonlSink<W> {
+    fn decision(&mut self, now: Time, decision: Decision) -> std::io::Result<()> {
+        self.push(LogItem::Decision(now, decision))
     }
-}
-
-impl<W: std::io::Write> DecisionSink for JsonlSink<W> {
-    fn decision(&mut self, now: Time, decision: &Decision) -> std::io::Result<()> {
-        self.line(now, decision)
-    }
-    fn notice(&mut self, now: Time, notice: &Notice) -> std::io::Result<()> {
-        self.line(now, notice)
+    fn notice(&mut self, now: Time, notice: Notice) -> std::io::Result<()> {
+        self.push(LogItem::Notice(now, notice))
     }
 }
 
@@ -235,7 +293,7 @@ impl<S: DecisionSink> Engine<'_, S> {
     fn drain(&mut self, now: Time) -> std::io::Result<()> {
         loop {
             while let Some(notice) = self.scheduler.poll_notice() {
-                self.sink.notice(now, &notice)?;
+                self.sink.notice(now, notice)?;
             }
             let mut decisions = std::mem::take(&mut self.decisions);
             decisions.extend(std::iter::from_fn(|| self.scheduler.poll_decision()));
@@ -244,8 +302,8 @@ impl<S: DecisionSink> Engine<'_, S> {
                 break;
             }
             for decision in decisions.drain(..) {
-                self.sink.decision(now, &decision)?;
-                self.act(now, decision);
+                self.act(now, &decision);
+                self.sink.decision(now, decision)?;
             }
             self.decisions = decisions;
         }
@@ -258,9 +316,9 @@ impl<S: DecisionSink> Engine<'_, S> {
         Ok(())
     }
 
-    fn act(&mut self, now: Time, decision: Decision) {
-        match decision {
-            Decision::Launch { job, allocation, .. } => {
+    fn act(&mut self, now: Time, decision: &Decision) {
+        match *decision {
+            Decision::Launch { job, ref allocation, .. } => {
                 let idx = self.index_of[&job];
                 let spec = &self.workload.jobs[idx as usize].spec;
                 let cluster = self.scheduler.cluster();
@@ -291,7 +349,7 @@ impl<S: DecisionSink> Engine<'_, S> {
                 self.events += 1;
                 self.scheduler.handle_event(now, Event::JobStarted { job });
             }
-            Decision::Preempt { job, reason, grace } => {
+            Decision::Preempt { job, ref reason, grace } => {
                 let idx = self.index_of[&job];
                 if !matches!(reason, PreemptReason::Cancelled) {
                     self.records[idx as usize].preemptions += 1;

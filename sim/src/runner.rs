@@ -120,6 +120,7 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
 
     if let Some(dir) = &options.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        write_cluster_files(dir, &catalogue, &nodes)?;
         let path = dir.join("summary.csv");
         let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
         write_summary_csv(&mut w, &rows).and_then(|_| w.flush()).map_err(io_err(&path))?;
@@ -152,8 +153,10 @@ fn run_one(
             fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
             let log_path = run_dir.join("decisions.jsonl");
             let mut sink = JsonlSink::new(BufWriter::new(File::create(&log_path).map_err(io_err(&log_path))?));
-            let output = simulate(&rep.workload, cluster, policy, &rep.speed, limits, &mut sink).map_err(io_err(&log_path))?;
-            sink.into_inner().flush().map_err(io_err(&log_path))?;
+            let simulated = simulate(&rep.workload, cluster, policy, &rep.speed, limits, &mut sink);
+            // Finish the log even when the run failed, so the writer thread's own error is seen.
+            let finished = sink.finish().and_then(|mut w| w.flush());
+            let output = simulated.and_then(|o| finished.map(|_| o)).map_err(io_err(&log_path))?;
             let jobs_path = run_dir.join("jobs.csv");
             let mut w = BufWriter::new(File::create(&jobs_path).map_err(io_err(&jobs_path))?);
             write_jobs_csv(&mut w, &output.records, &rep.workload.tenants, catalogue)
@@ -183,6 +186,24 @@ fn simulate<S: DecisionSink>(
     sink: &mut S,
 ) -> std::io::Result<RunOutput> {
     engine::run(workload, cluster, policy, speed, limits, sink)
+}
+
+/// `nodes.csv` and `devices.csv`: what the node and device ids in the decision logs name.
+fn write_cluster_files(dir: &Path, catalogue: &Catalogue, nodes: &[NodeSpec]) -> Result<(), RunError> {
+    let nodes_path = dir.join("nodes.csv");
+    let devices_path = dir.join("devices.csv");
+    let mut node_rows = String::from("node,name,devices,cpu_milli,mem_mib\n");
+    let mut device_rows = String::from("device,node,model\n");
+    let mut device = 0;
+    for (node, spec) in nodes.iter().enumerate() {
+        node_rows.push_str(&format!("{node},{},{},{},{}\n", spec.name, spec.devices.len(), spec.cpu_milli, spec.mem_mib));
+        for &model in &spec.devices {
+            device_rows.push_str(&format!("{device},{node},{}\n", catalogue.name(model)));
+            device += 1;
+        }
+    }
+    fs::write(&nodes_path, node_rows).map_err(io_err(&nodes_path))?;
+    fs::write(&devices_path, device_rows).map_err(io_err(&devices_path))
 }
 
 /// Peak resident memory of this process in MiB (Linux `VmHWM`), if the OS says.

@@ -57,7 +57,7 @@ pub struct PreemptionRule {
 
 /// A policy ready to run: its parts, built from a `PolicySpec` by the registry.
 pub struct Policy {
-    pub label: String,
+    pub label: std::sync::Arc<str>,
     pub queue: Box<dyn QueueOrder>,
     pub placement: Box<dyn Placement>,
     pub preemption: PreemptionRule,
@@ -127,7 +127,7 @@ impl Policy {
             grace: non_negative_secs("grace_s", spec.grace_s, 30.0)?,
             min_runtime: non_negative_secs("min_runtime_s", spec.min_runtime_s, 0.0)?,
         };
-        Ok(Policy { label: spec.label().to_string(), queue, placement, preemption })
+        Ok(Policy { label: spec.label().into(), queue, placement, preemption })
     }
 }
 

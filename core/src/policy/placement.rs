@@ -2,15 +2,15 @@
 //! not at all: a placement returns a complete allocation or the reason there is none.
 
 use crate::cluster::{Allocation, ClusterState, DeviceShare, Limit, ModelKey, NodeShare};
-use crate::event::WaitReason;
+use crate::event::{PlacedHow, WaitReason};
 use crate::ids::NodeId;
 use crate::job::JobSpec;
 
-/// A complete allocation and a line on why it was chosen.
+/// A complete allocation and what the placement found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Placed {
     pub allocation: Allocation,
-    pub explanation: String,
+    pub how: PlacedHow,
 }
 
 pub trait Placement: Send {
@@ -50,14 +50,6 @@ enum Fit {
     Best,
 }
 
-impl Fit {
-    fn name(self) -> &'static str {
-        match self {
-            Fit::First => "first-fit",
-            Fit::Best => "best-fit",
-        }
-    }
-}
 
 fn place(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, WaitReason> {
     if job.devices.count == 0 {
@@ -83,9 +75,8 @@ fn place(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, Wait
         if hostable >= needed {
             let mut allocation = Allocation::default();
             cluster.take_on_node(node, job, key, needed, &mut allocation);
-            let left = cluster.whole_free_on(node, key) - needed;
-            let explanation = format!("{}: {} hosts all {needed} devices, leaving {left} free there", fit.name(), cluster.node(node).name);
-            return Ok(Placed { allocation, explanation });
+            let free_after = cluster.whole_free_on(node, key) - needed;
+            return Ok(Placed { allocation, how: PlacedHow::OneNode { node, free_after } });
         }
         if node_limit != Limit::Devices {
             limit = node_limit;
@@ -110,9 +101,8 @@ fn place(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, Wait
         cluster.take_on_node(node, job, key, k, &mut allocation);
         remaining -= k;
         if remaining == 0 {
-            let spanned = allocation.nodes.len();
-            let explanation = format!("{}: no single node has {needed} free devices; spread over {spanned} nodes", fit.name());
-            return Ok(Placed { allocation, explanation });
+            let nodes = allocation.nodes.len() as u32;
+            return Ok(Placed { allocation, how: PlacedHow::Spread { nodes } });
         }
     }
     Err(WaitReason::NoNodeFits { needed, free, limit })
@@ -149,8 +139,7 @@ fn place_share(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed
         devices: vec![DeviceShare { device, milli: share }],
         nodes: vec![NodeShare { node, cpu_milli, mem_mib }],
     };
-    let explanation = format!("{}: {share}/1000 of {device} on {}, which had {free_milli}/1000 free", fit.name(), cluster.node(node).name);
-    Ok(Placed { allocation, explanation })
+    Ok(Placed { allocation, how: PlacedHow::Share { device, free_milli_before: free_milli } })
 }
 
 fn place_cpu_only(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, WaitReason> {
@@ -177,8 +166,7 @@ fn place_cpu_only(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Pla
         return Err(WaitReason::NoNodeFits { needed: 0, free: 0, limit });
     };
     let allocation = Allocation { devices: Vec::new(), nodes: vec![NodeShare { node, cpu_milli: job.cpu_milli, mem_mib: job.mem_mib }] };
-    let explanation = format!("{}: CPU-only job on {}", fit.name(), cluster.node(node).name);
-    Ok(Placed { allocation, explanation })
+    Ok(Placed { allocation, how: PlacedHow::CpuOnly { node } })
 }
 
 #[cfg(test)]

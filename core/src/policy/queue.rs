@@ -1,6 +1,7 @@
 //! Queue orders. An order gives each job a key when it enters the queue; the queue is a
 //! sorted map on that key, so the head is found in O(log n) and nothing is re-sorted per event.
 
+use crate::event::OrderReason;
 use crate::job::JobSpec;
 use crate::time::Time;
 
@@ -11,8 +12,8 @@ pub trait QueueOrder: Send {
     fn name(&self) -> &'static str;
     /// The job's key; `submitted` is when the job first entered the queue.
     fn key(&self, job: &JobSpec, submitted: Time) -> QueueKey;
-    /// One line on how this order ranked the job, for the decision log.
-    fn explain(&self, job: &JobSpec) -> String;
+    /// The rule and value this order ranked the job by, for the decision log.
+    fn explain(&self, job: &JobSpec) -> OrderReason;
 }
 
 fn micros(t: Time) -> i64 {
@@ -29,8 +30,8 @@ impl QueueOrder for Fifo {
     fn key(&self, _job: &JobSpec, submitted: Time) -> QueueKey {
         [micros(submitted), 0]
     }
-    fn explain(&self, _job: &JobSpec) -> String {
-        "fifo: oldest submission first".into()
+    fn explain(&self, _job: &JobSpec) -> OrderReason {
+        OrderReason::Fifo
     }
 }
 
@@ -44,11 +45,8 @@ impl QueueOrder for ShortestJobFirst {
     fn key(&self, job: &JobSpec, submitted: Time) -> QueueKey {
         [job.stated_duration.map_or(i64::MAX, micros), micros(submitted)]
     }
-    fn explain(&self, job: &JobSpec) -> String {
-        match job.stated_duration {
-            Some(d) => format!("sjf: stated duration {:.0} s", d.as_secs_f64()),
-            None => "sjf: no stated duration, ranked last".into(),
-        }
+    fn explain(&self, job: &JobSpec) -> OrderReason {
+        OrderReason::ShortestStated { stated_s: job.stated_duration.map(Time::as_secs_f64) }
     }
 }
 
@@ -62,7 +60,7 @@ impl QueueOrder for PriorityTiers {
     fn key(&self, job: &JobSpec, submitted: Time) -> QueueKey {
         [-(job.priority as i64), micros(submitted)]
     }
-    fn explain(&self, job: &JobSpec) -> String {
-        format!("priority: tier {}", job.priority)
+    fn explain(&self, job: &JobSpec) -> OrderReason {
+        OrderReason::PriorityTier { tier: job.priority }
     }
 }
