@@ -7,6 +7,7 @@
 //! (where there is one) the column, so that a person can open the file at the right place.
 //! Loaders never drop a row silently: a row they cannot read is an error, not a skip.
 
+pub(crate) mod csv;
 pub mod native;
 
 pub use native::{load_native_csv, write_native_csv, TraceJob};
