@@ -8,9 +8,15 @@
 //! Loaders never drop a row silently: a row they cannot read is an error, not a skip.
 
 pub(crate) mod csv;
+pub mod gavel;
+pub mod itp;
 pub mod native;
+pub mod openb;
+pub mod philly;
+pub mod pollux;
+pub mod tiresias;
 
-pub use native::{load_native_csv, write_native_csv, TraceJob};
+pub use native::{load_native_csv, write_native_csv, TraceJob, TraceOutcome};
 
 use std::io;
 use std::path::PathBuf;
@@ -83,6 +89,21 @@ pub enum TraceError {
     /// Malformed CSV: an unterminated quote, text after a closing quote, bytes that are not UTF-8.
     #[error("{}: line {line}: {message}", path.display())]
     Syntax { path: PathBuf, line: u64, message: String },
+
+    /// A value that is well-formed but wrong in its context (a field of a JSON record, a
+    /// reference to something the trace does not define, a time before its job's start).
+    #[error("{}: line {line}, {column}: {message}", path.display())]
+    Invalid {
+        path: PathBuf,
+        line: u64,
+        /// The column, JSON field or key at fault, e.g. "column `gpu_milli`" or "field `attempts`".
+        column: String,
+        message: String,
+    },
+
+    /// A JSON file that does not parse, or whose shape is not the one the format documents.
+    #[error("{}: line {line}, column {column}: {message}", path.display())]
+    Json { path: PathBuf, line: u64, column: u64, message: String },
 }
 
 impl TraceError {
@@ -95,7 +116,9 @@ impl TraceError {
             | TraceError::BadField { line, .. }
             | TraceError::DuplicateJobId { line, .. }
             | TraceError::FieldCount { line, .. }
-            | TraceError::Syntax { line, .. } => Some(*line),
+            | TraceError::Syntax { line, .. }
+            | TraceError::Invalid { line, .. }
+            | TraceError::Json { line, .. } => Some(*line),
         }
     }
 }

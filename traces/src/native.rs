@@ -16,6 +16,15 @@
 //! | `duration_s` | seconds >= 0          | the job's run time on its reference device                     |
 //! | `job_class`  | text, may be empty    | the row key of the speed matrix (e.g. `resnet50`)               |
 //!
+//! These columns are optional; a missing column means the default for every row, an empty
+//! field the default for that row:
+//!
+//! | column      | type           | default | meaning                                                |
+//! |-------------|----------------|---------|--------------------------------------------------------|
+//! | `cpu_milli` | integer >= 0   | 0       | CPU over the whole job, in thousandths of a core       |
+//! | `mem_mib`   | integer >= 0   | 0       | memory over the whole job, in MiB                      |
+//! | `outcome`   | text           | unknown | how the job ended in the recorded system: `completed`, `failed`, `killed`, or `censored` (still running when the trace ended, so `duration_s` is a lower bound) |
+//!
 //! ```text
 //! job_id,submit_s,tenant,priority,devices,models,duration_s,job_class
 //! 1,0,alice,0,8,A100-80GB|H100,3600,llm-pretrain
@@ -69,8 +78,62 @@ pub struct TraceJob {
     /// Run time in seconds on the job's reference device.
     pub duration_s: f64,
     pub job_class: String,
+    /// CPU over the whole job in thousandths of a core (0: none stated).
+    pub cpu_milli: u32,
+    /// Memory over the whole job in MiB (0: none stated).
+    pub mem_mib: u64,
+    /// How the job ended in the recorded system, where the trace says.
+    pub outcome: Option<TraceOutcome>,
     /// The 1-based line of the file the job was read from (0 for a job built in code).
     pub line: u64,
+}
+
+/// How a job ended in the system a trace recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TraceOutcome {
+    Completed,
+    Failed,
+    Killed,
+    /// Still running when the trace ended: its duration is a lower bound.
+    Censored,
+}
+
+impl TraceOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TraceOutcome::Completed => "completed",
+            TraceOutcome::Failed => "failed",
+            TraceOutcome::Killed => "killed",
+            TraceOutcome::Censored => "censored",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<TraceOutcome> {
+        [TraceOutcome::Completed, TraceOutcome::Failed, TraceOutcome::Killed, TraceOutcome::Censored]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+impl TraceJob {
+    /// A job with the given essentials and every optional field at its default, for loaders
+    /// to fill in further.
+    pub fn new(job_id: u64, submit_s: f64, tenant: impl Into<String>, devices: f64, duration_s: f64) -> TraceJob {
+        TraceJob {
+            job_id,
+            submit_s,
+            tenant: tenant.into(),
+            priority: 0,
+            devices,
+            models: Vec::new(),
+            duration_s,
+            job_class: String::new(),
+            cpu_milli: 0,
+            mem_mib: 0,
+            outcome: None,
+            line: 0,
+        }
+    }
 }
 
 /// The header [`write_native_csv`] writes, and the columns the loader requires.
@@ -95,11 +158,22 @@ const MODELS: usize = 5;
 const DURATION_S: usize = 6;
 const JOB_CLASS: usize = 7;
 
+const OPTIONAL_COLUMNS: [&str; 3] = ["cpu_milli", "mem_mib", "outcome"];
+const CPU_MILLI: usize = 0;
+const MEM_MIB: usize = 1;
+const OUTCOME: usize = 2;
+
+/// The header [`write_native_csv`] writes: the required columns, then the optional ones.
+pub const NATIVE_HEADER_FULL: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome";
+
 const EXPECT_JOB_ID: &str = "a non-negative integer job id";
 const EXPECT_SECONDS: &str = "a number of seconds >= 0";
 const EXPECT_TENANT: &str = "a tenant name";
 const EXPECT_PRIORITY: &str = "an integer priority tier";
 const EXPECT_DEVICES: &str = "a whole device count (0 for a CPU-only job), or a share of one device from 0.001 to below 1";
+const EXPECT_CPU_MILLI: &str = "an integer number of milli-cores >= 0";
+const EXPECT_MEM_MIB: &str = "an integer number of MiB >= 0";
+const EXPECT_OUTCOME: &str = "one of completed, failed, killed, censored, or nothing";
 const EXPECT_MODELS: &str = "device model names separated by `|`, or nothing for any model";
 
 /// Reads a native trace file. See the [module documentation](self) for the format and rules.
@@ -145,8 +219,19 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
     };
     let n_fields = records.len();
     let mut index: [Option<usize>; COLUMNS.len()] = [None; COLUMNS.len()];
+    let mut optional: [Option<usize>; OPTIONAL_COLUMNS.len()] = [None; OPTIONAL_COLUMNS.len()];
     for i in 0..n_fields {
         let name = records.field(i);
+        if let Some(c) = OPTIONAL_COLUMNS.iter().position(|&col| col == name) {
+            if optional[c].is_some() {
+                return Err(TraceError::DuplicateColumn {
+                    path: origin.to_path_buf(),
+                    line: header_line,
+                    column: name.to_string(),
+                });
+            }
+            optional[c] = Some(i);
+        }
         if let Some(c) = COLUMNS.iter().position(|&col| col == name) {
             if index[c].is_some() {
                 return Err(TraceError::DuplicateColumn {
@@ -205,6 +290,26 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
         let devices = parse_devices(field(DEVICES)).ok_or_else(|| bad(DEVICES, EXPECT_DEVICES))?;
         let models = parse_models(field(MODELS)).ok_or_else(|| bad(MODELS, EXPECT_MODELS))?;
         let duration_s = parse_seconds(field(DURATION_S)).ok_or_else(|| bad(DURATION_S, EXPECT_SECONDS))?;
+        let optional_field = |c: usize| optional[c].map_or("", |i| records.field(i));
+        let bad_optional = |c: usize, expected: &'static str| TraceError::BadField {
+            path: origin.to_path_buf(),
+            line,
+            column: OPTIONAL_COLUMNS[c],
+            expected,
+            found: shorten(optional_field(c)),
+        };
+        let cpu_milli: u32 = match optional_field(CPU_MILLI) {
+            "" => 0,
+            text => text.parse().map_err(|_| bad_optional(CPU_MILLI, EXPECT_CPU_MILLI))?,
+        };
+        let mem_mib: u64 = match optional_field(MEM_MIB) {
+            "" => 0,
+            text => text.parse().map_err(|_| bad_optional(MEM_MIB, EXPECT_MEM_MIB))?,
+        };
+        let outcome = match optional_field(OUTCOME) {
+            "" => None,
+            text => Some(TraceOutcome::parse(text).ok_or_else(|| bad_optional(OUTCOME, EXPECT_OUTCOME))?),
+        };
 
         let increasing = jobs.last().is_none_or(|last| job_id > last.job_id);
         if !increasing && first_line_of.is_none() {
@@ -234,6 +339,9 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
             models,
             duration_s,
             job_class: field(JOB_CLASS).to_string(),
+            cpu_milli,
+            mem_mib,
+            outcome,
             line,
         });
     }
@@ -251,7 +359,7 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
     Ok(jobs)
 }
 
-/// Writes jobs in the native format, header first, columns in [`NATIVE_HEADER`] order.
+/// Writes jobs in the native format, header first, columns in [`NATIVE_HEADER_FULL`] order.
 ///
 /// Numbers are written in their shortest form that parses back to the same `f64`, so
 /// `load_native_csv` returns the same jobs (but for [`TraceJob::line`], which becomes the line
@@ -262,7 +370,7 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
 /// the loader refuses as a trace without jobs.
 pub fn write_native_csv(w: impl Write, jobs: &[TraceJob]) -> io::Result<()> {
     let mut out = io::BufWriter::with_capacity(1 << 16, w);
-    out.write_all(NATIVE_HEADER.as_bytes())?;
+    out.write_all(NATIVE_HEADER_FULL.as_bytes())?;
     out.write_all(b"\n")?;
     let mut models = String::new();
     for job in jobs {
@@ -280,6 +388,7 @@ pub fn write_native_csv(w: impl Write, jobs: &[TraceJob]) -> io::Result<()> {
         write_text(&mut out, &models)?;
         write!(out, ",{},", job.duration_s + 0.0)?;
         write_text(&mut out, &job.job_class)?;
+        write!(out, ",{},{},{}", job.cpu_milli, job.mem_mib, job.outcome.map_or("", TraceOutcome::as_str))?;
         out.write_all(b"\n")?;
     }
     out.flush()

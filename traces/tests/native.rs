@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tessera_traces::native::{parse_native_csv, NATIVE_HEADER};
-use tessera_traces::{load_native_csv, write_native_csv, TraceError, TraceJob};
+use tessera_traces::{load_native_csv, write_native_csv, TraceError, TraceJob, TraceOutcome};
 
 const HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
 
@@ -36,6 +36,9 @@ fn job(id: u64, submit_s: f64) -> TraceJob {
         models: vec![],
         duration_s: 10.0,
         job_class: "resnet50".into(),
+        cpu_milli: 0,
+        mem_mib: 0,
+        outcome: None,
         line: 0,
     }
 }
@@ -63,6 +66,9 @@ fn loads_a_well_formed_file() {
             models: vec!["A100-80GB".into(), "H100".into()],
             duration_s: 3600.0,
             job_class: "llm".into(),
+            cpu_milli: 0,
+            mem_mib: 0,
+            outcome: None,
             line: 2,
         }
     );
@@ -310,6 +316,9 @@ fn write_then_load_round_trips() {
             models: vec!["V100-32GB".into(), "A100-80GB".into()],
             duration_s: 1e-7,
             job_class: " padded ".into(),
+            cpu_milli: 12_500,
+            mem_mib: 1 << 20,
+            outcome: Some(TraceOutcome::Censored),
             line: 0,
         },
         TraceJob {
@@ -327,7 +336,7 @@ fn write_then_load_round_trips() {
     let mut buf = Vec::new();
     write_native_csv(&mut buf, &jobs).unwrap();
     let text = String::from_utf8(buf.clone()).unwrap();
-    assert!(text.starts_with(&format!("{HEADER}\n")));
+    assert!(text.starts_with(&format!("{HEADER},cpu_milli,mem_mib,outcome\n")));
     let back = parse_native_csv(&buf, Path::new("mem.csv")).unwrap();
     for j in &mut jobs {
         j.line = 0;
@@ -449,4 +458,19 @@ fn zero_devices_is_a_cpu_only_job() {
     let jobs = tessera_traces::native::parse_native_csv(csv.as_bytes(), std::path::Path::new("cpu.csv")).unwrap();
     assert_eq!(jobs[0].devices, 0.0);
     assert_eq!(jobs[1].devices, 0.001);
+}
+
+#[test]
+fn optional_columns_are_read_and_checked() {
+    let csv = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,outcome,cpu_milli,mem_mib\n\
+               1,0,a,0,1,,10,x,censored,6000,12288\n2,1,a,0,1,,10,x,,,\n";
+    let jobs = parse_native_csv(csv.as_bytes(), Path::new("opt.csv")).unwrap();
+    assert_eq!((jobs[0].cpu_milli, jobs[0].mem_mib, jobs[0].outcome), (6000, 12288, Some(TraceOutcome::Censored)));
+    assert_eq!((jobs[1].cpu_milli, jobs[1].mem_mib, jobs[1].outcome), (0, 0, None));
+    let bad = csv.replace("censored", "lost");
+    let err = parse_native_csv(bad.as_bytes(), Path::new("opt.csv")).unwrap_err().to_string();
+    assert!(err.starts_with("opt.csv: line 2, column `outcome`: expected one of completed"), "{err}");
+    let bad = csv.replace("6000", "-6");
+    let err = parse_native_csv(bad.as_bytes(), Path::new("opt.csv")).unwrap_err().to_string();
+    assert!(err.contains("line 2, column `cpu_milli`"), "{err}");
 }

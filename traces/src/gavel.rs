@@ -1,0 +1,1 @@
+//! Gavel (OSDI'20) traces and its throughput table.

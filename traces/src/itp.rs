@@ -1,0 +1,1 @@
+//! Microsoft ITP traces (ElasticFlow, ASPLOS'23).

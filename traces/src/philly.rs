@@ -1,0 +1,1 @@
+//! Microsoft Philly (ATC'19): the derived job list and the raw cluster job log.
