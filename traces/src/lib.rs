@@ -11,12 +11,14 @@ pub(crate) mod csv;
 pub mod gavel;
 pub mod itp;
 pub mod native;
+pub mod native_parquet;
 pub mod openb;
 pub mod philly;
 pub mod pollux;
 pub mod tiresias;
 
 pub use native::{load_native_csv, write_native_csv, TraceJob, TraceOutcome};
+pub use native_parquet::{load_native_parquet, write_native_parquet};
 
 use std::io;
 use std::path::PathBuf;

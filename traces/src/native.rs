@@ -166,15 +166,15 @@ const OUTCOME: usize = 2;
 /// The header [`write_native_csv`] writes: the required columns, then the optional ones.
 pub const NATIVE_HEADER_FULL: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome";
 
-const EXPECT_JOB_ID: &str = "a non-negative integer job id";
-const EXPECT_SECONDS: &str = "a number of seconds >= 0";
-const EXPECT_TENANT: &str = "a tenant name";
-const EXPECT_PRIORITY: &str = "an integer priority tier";
-const EXPECT_DEVICES: &str = "a whole device count (0 for a CPU-only job), or a share of one device from 0.001 to below 1";
-const EXPECT_CPU_MILLI: &str = "an integer number of milli-cores >= 0";
-const EXPECT_MEM_MIB: &str = "an integer number of MiB >= 0";
-const EXPECT_OUTCOME: &str = "one of completed, failed, killed, censored, or nothing";
-const EXPECT_MODELS: &str = "device model names separated by `|`, or nothing for any model";
+pub(crate) const EXPECT_JOB_ID: &str = "a non-negative integer job id";
+pub(crate) const EXPECT_SECONDS: &str = "a number of seconds >= 0";
+pub(crate) const EXPECT_TENANT: &str = "a tenant name";
+pub(crate) const EXPECT_PRIORITY: &str = "an integer priority tier";
+pub(crate) const EXPECT_DEVICES: &str = "a whole device count (0 for a CPU-only job), or a share of one device from 0.001 to below 1";
+pub(crate) const EXPECT_CPU_MILLI: &str = "an integer number of milli-cores >= 0";
+pub(crate) const EXPECT_MEM_MIB: &str = "an integer number of MiB >= 0";
+pub(crate) const EXPECT_OUTCOME: &str = "one of completed, failed, killed, censored, or nothing";
+pub(crate) const EXPECT_MODELS: &str = "device model names separated by `|`, or nothing for any model";
 
 /// Reads a native trace file. See the [module documentation](self) for the format and rules.
 pub fn load_native_csv(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
@@ -451,7 +451,7 @@ fn parse_seconds(s: &str) -> Option<f64> {
 
 /// 0 is a CPU-only job; a share must be at least 1/1000 of a device, the core's granularity,
 /// and is rounded to the nearest thousandth when loaded into the simulator.
-fn valid_devices(x: f64) -> bool {
+pub(crate) fn valid_devices(x: f64) -> bool {
     x.is_finite() && (x == 0.0 || (0.001..1.0).contains(&x) || (x >= 1.0 && x.fract() == 0.0 && x <= u32::MAX as f64))
 }
 
