@@ -256,6 +256,21 @@ pub struct WorkloadSpec {
     pub synthetic: Option<SyntheticSpec>,
     #[serde(default)]
     pub trace: Option<TraceSpec>,
+    /// Keep only these tenants' jobs (applied first).
+    #[serde(default)]
+    pub only_tenants: Option<Vec<String>>,
+    /// Keep jobs submitted in `[start, end)` seconds, re-based so `start` becomes 0.
+    #[serde(default)]
+    pub window_s: Option<[f64; 2]>,
+    /// Keep the first N jobs (by submission) of what is left.
+    #[serde(default)]
+    pub first_jobs: Option<u64>,
+    /// Divide the time between submissions by this factor: 2.0 offers twice the load.
+    #[serde(default, deserialize_with = "opt_positive_f64")]
+    pub load_scale: Option<f64>,
+    /// Cap every job's device count at this many (jobs are capped, not dropped).
+    #[serde(default)]
+    pub max_devices: Option<u32>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -639,14 +654,33 @@ impl Scenario {
                 "workload",
                 "expected exactly one of `synthetic = { jobs, interarrival, duration, ... }` and `trace = { format, path }`, found neither",
             )),
-            (Some(s), None) => self.validate_synthetic(s),
+            (Some(s), None) => self.validate_synthetic(s).and_then(|_| self.validate_transforms()),
             (None, Some(t)) => {
                 if !t.path.is_file() {
                     return Err(self.err("workload.trace.path", format!("no such file: {}", t.path.display())));
                 }
-                Ok(())
+                self.validate_transforms()
             }
         }
+    }
+
+    fn validate_transforms(&self) -> Result<(), ScenarioError> {
+        let w = &self.workload;
+        if let Some([start, end]) = w.window_s {
+            if !(start.is_finite() && end.is_finite() && start >= 0.0 && start < end) {
+                return Err(self.err("workload.window_s", format!("expected [start, end] seconds with 0 <= start < end, found [{start}, {end}]")));
+            }
+        }
+        if w.first_jobs == Some(0) {
+            return Err(self.err("workload.first_jobs", "expected a positive integer, found 0"));
+        }
+        if w.max_devices == Some(0) {
+            return Err(self.err("workload.max_devices", "expected a positive integer, found 0"));
+        }
+        if w.only_tenants.as_ref().is_some_and(|t| t.is_empty()) {
+            return Err(self.err("workload.only_tenants", "expected at least one tenant name"));
+        }
+        Ok(())
     }
 
     fn validate_synthetic(&self, s: &SyntheticSpec) -> Result<(), ScenarioError> {

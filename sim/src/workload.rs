@@ -70,11 +70,56 @@ pub fn build_cluster(s: &Scenario) -> Result<(Catalogue, Vec<NodeSpec>), Scenari
 
 /// The jobs of one replication. Synthetic workloads depend on `seed`; traces do not.
 pub fn build_workload(s: &Scenario, catalogue: &Catalogue, seed: u64) -> Result<Workload, ScenarioError> {
-    match (&s.workload.synthetic, &s.workload.trace) {
-        (Some(spec), None) => synthetic(s, spec, seed),
-        (None, Some(trace)) => from_trace(s, trace, catalogue),
-        _ => Err(ScenarioError::invalid(&s.path, "workload", "expected exactly one of `synthetic` and `trace`")),
+    let workload = match (&s.workload.synthetic, &s.workload.trace) {
+        (Some(spec), None) => synthetic(s, spec, seed)?,
+        (None, Some(trace)) => from_trace(s, trace, catalogue)?,
+        _ => return Err(ScenarioError::invalid(&s.path, "workload", "expected exactly one of `synthetic` and `trace`")),
+    };
+    transform(s, workload)
+}
+
+/// The scenario's workload transforms, in this order: tenant filter, time window (re-based to
+/// its start), first N jobs, load scaling (submission gaps divided by the factor, from the
+/// first submission), device-count cap.
+fn transform(s: &Scenario, mut w: Workload) -> Result<Workload, ScenarioError> {
+    let spec = &s.workload;
+    if let Some(names) = &spec.only_tenants {
+        let mut keep = vec![false; w.tenants.len()];
+        for (i, name) in names.iter().enumerate() {
+            let t = w.tenants.iter().position(|t| t == name).ok_or_else(|| {
+                let known = w.tenants.iter().take(20).cloned().collect::<Vec<_>>().join(", ");
+                ScenarioError::invalid(&s.path, format!("workload.only_tenants[{i}]"), format!("no tenant `{name}` in the workload; it has: {known}"))
+            })?;
+            keep[t] = true;
+        }
+        w.jobs.retain(|j| keep[j.spec.tenant.index()]);
     }
+    if let Some([start, end]) = spec.window_s {
+        let (start, end) = (Time::from_secs_f64(start), Time::from_secs_f64(end));
+        w.jobs.retain(|j| j.submit >= start && j.submit < end);
+        for j in &mut w.jobs {
+            j.submit = j.submit - start;
+        }
+    }
+    if let Some(n) = spec.first_jobs {
+        w.jobs.truncate(n.min(usize::MAX as u64) as usize);
+    }
+    if let Some(factor) = spec.load_scale {
+        if let Some(t0) = w.jobs.first().map(|j| j.submit) {
+            for j in &mut w.jobs {
+                j.submit = t0 + Time::from_secs_f64((j.submit - t0).as_secs_f64() / factor);
+            }
+        }
+    }
+    if let Some(cap) = spec.max_devices {
+        for j in &mut w.jobs {
+            j.spec.devices.count = j.spec.devices.count.min(cap);
+        }
+    }
+    if w.jobs.is_empty() {
+        return Err(ScenarioError::invalid(&s.path, "workload", "no job is left after the workload's filters"));
+    }
+    Ok(w)
 }
 
 fn synthetic(s: &Scenario, spec: &SyntheticSpec, seed: u64) -> Result<Workload, ScenarioError> {
