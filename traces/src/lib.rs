@@ -15,6 +15,7 @@ pub mod native_parquet;
 pub mod openb;
 pub mod philly;
 pub mod pollux;
+pub mod stats;
 pub mod tiresias;
 
 pub use native::{load_native_csv, write_native_csv, TraceJob, TraceOutcome};
