@@ -92,7 +92,7 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
         .map(|index| {
             let seed = base_seed.wrapping_add(index as u64);
             let workload = build_workload(scenario, &catalogue, seed)?;
-            let speed = SpeedMatrix::new(scenario, &workload.classes, &catalogue)?;
+            let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
             Ok(Replication { index, seed, workload, speed })
         })
         .collect::<Result<_, RunError>>()?;
@@ -233,7 +233,7 @@ pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, targ
         let started = Instant::now();
         let (catalogue, nodes) = build_cluster(scenario)?;
         let workload = build_workload(scenario, &catalogue, scenario.seed)?;
-        let speed = SpeedMatrix::new(scenario, &workload.classes, &catalogue)?;
+        let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
         let generated_s = started.elapsed().as_secs_f64();
         let rep = Replication { index: 0, seed: scenario.seed, workload, speed };
         let sim_started = Instant::now();

@@ -113,6 +113,8 @@ pub struct Scenario {
     pub workload: WorkloadSpec,
     pub policies: Vec<PolicySpec>,
     pub speed: Vec<SpeedEntry>,
+    /// A speed table from a file; `[[speed]]` entries override it.
+    pub speed_table: Option<SpeedTableSpec>,
     pub sim: SimSpec,
 }
 
@@ -131,16 +133,54 @@ struct ScenarioFile {
     #[serde(default)]
     speed: Vec<SpeedEntry>,
     #[serde(default)]
+    speed_table: Option<SpeedTableSpec>,
+    #[serde(default)]
     sim: SimSpec,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
+    /// Node groups; may be empty when the nodes come from a trace (`format` and `path`).
+    #[serde(default)]
     pub nodes: Vec<NodeGroupSpec>,
+    /// Nodes from a trace's node list: `openb` (a node list CSV) or `tiresias` (a cluster spec).
+    #[serde(default)]
+    pub format: Option<ClusterFormat>,
+    /// The node list, relative to the scenario file.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `tiresias`: the GPU model of the spec's nodes (the spec names none).
+    #[serde(default)]
+    pub model: Option<String>,
     /// Device models beyond the built-in catalogue.
     #[serde(default)]
     pub models: Vec<ModelSpec>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClusterFormat {
+    Openb,
+    Tiresias,
+}
+
+/// A speed table read from a file: Gavel's throughput JSON or a `job_class,model,relative_speed` CSV.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedTableSpec {
+    pub format: SpeedTableFormat,
+    pub path: PathBuf,
+    /// `gavel`: the model speeds are relative to (default `v100`).
+    #[serde(default)]
+    pub reference_model: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SpeedTableFormat {
+    Csv,
+    Gavel,
 }
 
 /// `count` identical nodes.
@@ -300,19 +340,48 @@ pub struct SyntheticSpec {
     pub classes: Vec<String>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TraceFormat {
-    /// tessera's own CSV schema (`tessera_traces::native`).
-    Native,
-}
+pub use tessera_traces::source::Format as TraceFormat;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TraceSpec {
+    /// One of `tessera_traces::source::Format`'s names (`native`, `philly`, `openb`, ...).
+    #[serde(deserialize_with = "trace_format", serialize_with = "trace_format_name")]
     pub format: TraceFormat,
     /// As written, relative to the scenario file's directory; resolved by `Scenario` loading.
     pub path: PathBuf,
+    /// Gavel: the throughput table, relative to the scenario file.
+    #[serde(default)]
+    pub throughputs: Option<PathBuf>,
+    /// Gavel: the device model jobs' work is measured on (default `k80`).
+    #[serde(default)]
+    pub reference_model: Option<String>,
+    /// Pollux: seconds of work per application (`work_s = { cifar10 = 3600, ... }`).
+    #[serde(default)]
+    pub work_s: Option<std::collections::BTreeMap<String, f64>>,
+    /// Gavel: leave out (and report) jobs the throughput table cannot time, instead of failing.
+    #[serde(default)]
+    pub skip_unmeasured: bool,
+}
+
+impl TraceSpec {
+    pub fn options(&self) -> tessera_traces::source::Options {
+        tessera_traces::source::Options {
+            throughputs: self.throughputs.clone(),
+            reference_model: self.reference_model.clone(),
+            work_s: self.work_s.clone(),
+            skip_unmeasured: self.skip_unmeasured,
+        }
+    }
+}
+
+fn trace_format_name<S: serde::Serializer>(format: &TraceFormat, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(format.name())
+}
+
+fn trace_format<'de, D: Deserializer<'de>>(d: D) -> Result<TraceFormat, D::Error> {
+    let name = String::deserialize(d)?;
+    name.parse().map_err(de::Error::custom)
 }
 
 /// One cell of the speed matrix: jobs of `class` run `relative` times as fast on `model` as on
@@ -423,7 +492,7 @@ fn expected_for(key: &str) -> Option<&'static str> {
         "jobs" => "a positive integer",
         "interarrival" | "duration" => "a distribution such as { dist = \"exponential\", mean_s = 100.0 }",
         "model" => "a device model name",
-        "format" => "a trace format: native",
+        "format" => "a trace format: native, philly, philly-log, itp, openb, gavel, tiresias, pollux",
         "path" => "a file path, relative to the scenario file",
         "class" => "a job class name",
         "relative" => "a positive number",
@@ -484,16 +553,18 @@ impl Scenario {
         let mut workload = parsed.workload;
         if let Some(trace) = &mut workload.trace {
             trace.path = base.join(&trace.path);
+            trace.throughputs = trace.throughputs.as_ref().map(|p| base.join(p));
         }
         let scenario = Scenario {
             path: file,
             name: parsed.name,
             seed: parsed.seed,
             replications: parsed.replications,
-            cluster: parsed.cluster,
+            cluster: ClusterSpec { path: parsed.cluster.path.as_ref().map(|p| base.join(p)), ..parsed.cluster },
             workload,
             policies: parsed.policies,
             speed: parsed.speed,
+            speed_table: parsed.speed_table.map(|t| SpeedTableSpec { path: base.join(&t.path), ..t }),
             sim: parsed.sim,
         };
         scenario.validate()?;
@@ -541,6 +612,13 @@ impl Scenario {
     /// The built-in catalogue plus the scenario's own models.
     pub fn catalogue(&self) -> Result<Catalogue, ScenarioError> {
         let mut catalogue = Catalogue::built_in();
+        let uses_openb = self.cluster.format == Some(ClusterFormat::Openb)
+            || self.workload.trace.as_ref().is_some_and(|t| t.format == TraceFormat::Openb);
+        if uses_openb {
+            for model in tessera_traces::openb::catalogue_models() {
+                catalogue.add(model).map_err(|e| self.err("cluster", e.to_string()))?;
+            }
+        }
         for (i, model) in self.cluster.models.iter().enumerate() {
             if let Err(e) = catalogue.add(model.to_model()) {
                 let key = match e {
@@ -584,8 +662,32 @@ impl Scenario {
     }
 
     fn validate_cluster(&self, catalogue: &Catalogue) -> Result<(), ScenarioError> {
-        if self.cluster.nodes.is_empty() {
-            return Err(self.err("cluster.nodes", "expected at least one [[cluster.nodes]] entry"));
+        match (&self.cluster.format, &self.cluster.path) {
+            (Some(_), None) => return Err(self.err("cluster.path", "a cluster `format` needs the `path` of its node list")),
+            (None, Some(_)) => return Err(self.err("cluster.format", "a cluster `path` needs its `format`: openb or tiresias")),
+            (Some(_), Some(p)) if !p.is_file() => {
+                return Err(self.err("cluster.path", format!("no such file: {}", p.display())))
+            }
+            (None, None) if self.cluster.nodes.is_empty() => {
+                return Err(self.err(
+                    "cluster.nodes",
+                    "expected at least one [[cluster.nodes]] entry, or a node list: format = \"openb\", path = \"...\"",
+                ))
+            }
+            _ => {}
+        }
+        if self.cluster.format == Some(ClusterFormat::Tiresias) {
+            match &self.cluster.model {
+                None => return Err(self.err("cluster.model", "a tiresias cluster spec names no GPU model: give `model`")),
+                Some(m) => {
+                    self.lookup_model(catalogue, "cluster.model", m)?;
+                }
+            }
+        }
+        if let Some(t) = &self.speed_table {
+            if !t.path.is_file() {
+                return Err(self.err("speed_table.path", format!("no such file: {}", t.path.display())));
+            }
         }
         let (mut nodes, mut devices) = (0u64, 0u64);
         for (i, group) in self.cluster.nodes.iter().enumerate() {
@@ -656,8 +758,28 @@ impl Scenario {
             )),
             (Some(s), None) => self.validate_synthetic(s).and_then(|_| self.validate_transforms()),
             (None, Some(t)) => {
-                if !t.path.is_file() {
+                // ITP traces may be a directory of cluster files.
+                let exists = t.path.is_file() || (t.format == TraceFormat::Itp && t.path.is_dir());
+                if !exists {
                     return Err(self.err("workload.trace.path", format!("no such file: {}", t.path.display())));
+                }
+                if let Some(p) = t.throughputs.as_ref().filter(|p| !p.is_file()) {
+                    return Err(self.err("workload.trace.throughputs", format!("no such file: {}", p.display())));
+                }
+                let needs = |option: &str, present: bool| {
+                    if present {
+                        Ok(())
+                    } else {
+                        Err(self.err(format!("workload.trace.{option}"), format!("the {} format needs `{option}`", t.format)))
+                    }
+                };
+                match t.format {
+                    TraceFormat::Gavel => needs("throughputs", t.throughputs.is_some())?,
+                    TraceFormat::Pollux => needs("work_s", t.work_s.is_some())?,
+                    _ => {}
+                }
+                if let Some((app, v)) = t.work_s.iter().flatten().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
+                    return Err(self.err(format!("workload.trace.work_s.{app}"), format!("expected a positive number of seconds, found {v}")));
                 }
                 self.validate_transforms()
             }

@@ -41,12 +41,39 @@ impl SpeedMatrix {
         Ok(matrix)
     }
 
-    /// `new` for a workload's classes.
+    /// The whole matrix for a workload, from the least to the most specific source: the
+    /// trace's own speeds (Gavel's table), then the scenario's `speed_table` file, then its
+    /// `[[speed]]` entries.
     pub fn build(s: &Scenario, workload: &Workload, catalogue: &Catalogue) -> Result<SpeedMatrix, ScenarioError> {
-        SpeedMatrix::new(s, &workload.classes, catalogue)
+        let mut matrix = SpeedMatrix::uniform(workload.classes.len(), catalogue.len());
+        // Every source is checked, even the scenario's entries (validated at load, but a
+        // scenario can be built in code).
+        let mut apply = |key: String, class: &str, model: &str, relative: f64| -> Result<(), ScenarioError> {
+            let model = s.lookup_model(catalogue, &format!("{key}.model"), model)?;
+            if !(relative.is_finite() && relative > 0.0) {
+                return Err(ScenarioError::invalid(&s.path, format!("{key}.relative"), format!("expected a positive number, found {relative}")));
+            }
+            if let Some(class) = workload.classes.iter().position(|c| c == class) {
+                matrix.relative[class * matrix.models + model.index()] = relative;
+            }
+            Ok(())
+        };
+        for (class, model, relative) in &workload.speed {
+            apply("workload.trace".into(), class, model, *relative)?;
+        }
+        if let Some(table) = &s.speed_table {
+            for (class, model, relative) in load_speed_table(s, table)? {
+                apply("speed_table".into(), &class, &model, relative)?;
+            }
+        }
+        for (i, e) in s.speed.iter().enumerate() {
+            apply(format!("speed[{i}]"), &e.class, &e.model, e.relative)?;
+        }
+        Ok(matrix)
     }
 
     /// Relative speed of `class` on `model`; 1.0 for pairs nobody gave.
+    ///
     pub fn speed(&self, class: ClassId, model: ModelId) -> f64 {
         if model.index() >= self.models {
             return 1.0;
@@ -115,5 +142,27 @@ mod tests {
         let (catalogue, _) = crate::workload::build_cluster(&s).unwrap();
         let w = crate::workload::build_workload(&s, &catalogue, 1).unwrap();
         assert_eq!(SpeedMatrix::build(&s, &w, &catalogue).unwrap_err().key(), Some("speed[0].relative"));
+    }
+}
+
+/// Reads a speed table file: Gavel's throughput JSON (every job type and scale factor it
+/// measures, as classes `"<type> x<sf>"`, relative to `reference_model`) or a CSV
+/// `job_class,model,relative_speed`.
+fn load_speed_table(s: &Scenario, table: &crate::scenario::SpeedTableSpec) -> Result<Vec<(String, String, f64)>, ScenarioError> {
+    use crate::scenario::SpeedTableFormat;
+    let bad = |e: tessera_traces::TraceError| ScenarioError::invalid(&s.path, "speed_table.path", e.to_string());
+    match table.format {
+        SpeedTableFormat::Csv => tessera_traces::gavel::load_speed_csv(&table.path).map_err(bad),
+        SpeedTableFormat::Gavel => {
+            let t = tessera_traces::gavel::Throughputs::load(&table.path).map_err(bad)?;
+            let reference = table.reference_model.as_deref().unwrap_or("v100");
+            let mut classes = Vec::new();
+            for job_type in t.job_types() {
+                for sf in t.scale_factors(reference, &job_type) {
+                    classes.push((tessera_traces::gavel::class_name(&job_type, sf), job_type.clone(), sf));
+                }
+            }
+            Ok(t.speed_matrix(&classes, reference))
+        }
     }
 }

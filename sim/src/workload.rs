@@ -2,7 +2,7 @@
 //! submission order, with their true work.
 
 use crate::dist::Sampler;
-use crate::scenario::{Scenario, ScenarioError, SyntheticSpec, TraceFormat, TraceSpec};
+use crate::scenario::{ClusterFormat, Scenario, ScenarioError, SyntheticSpec, TraceSpec};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, HashSet};
@@ -32,12 +32,16 @@ pub struct Workload {
     pub tenants: Vec<String>,
     /// Job class names, indexed by `ClassId`.
     pub classes: Vec<String>,
+    /// Relative speeds the trace brings: (class, model, speed), e.g. Gavel's throughput table.
+    pub speed: Vec<(String, String, f64)>,
+    /// What the loader repaired or assumed, for the user to read.
+    pub notes: Vec<String>,
 }
 
 /// The catalogue (built-in plus the scenario's models) and one `NodeSpec` per node.
 pub fn build_cluster(s: &Scenario) -> Result<(Catalogue, Vec<NodeSpec>), ScenarioError> {
     let catalogue = s.catalogue()?;
-    let mut nodes = Vec::new();
+    let mut nodes = trace_nodes(s, &catalogue)?;
     // Groups that share a prefix keep counting, so node names stay unique.
     let mut next_index: HashMap<String, u32> = HashMap::new();
     for (i, group) in s.cluster.nodes.iter().enumerate() {
@@ -66,6 +70,47 @@ pub fn build_cluster(s: &Scenario) -> Result<(Catalogue, Vec<NodeSpec>), Scenari
         }
     }
     Ok((catalogue, nodes))
+}
+
+/// Nodes from the scenario's node-list trace, if it names one (before any `[[cluster.nodes]]`).
+fn trace_nodes(s: &Scenario, catalogue: &Catalogue) -> Result<Vec<NodeSpec>, ScenarioError> {
+    let (Some(format), Some(path)) = (s.cluster.format, &s.cluster.path) else {
+        return Ok(Vec::new());
+    };
+    let bad = |e: tessera_traces::TraceError| ScenarioError::invalid(&s.path, "cluster.path", e.to_string());
+    match format {
+        ClusterFormat::Openb => {
+            let mut nodes = Vec::new();
+            for node in tessera_traces::openb::load_nodes(path).map_err(bad)? {
+                let devices = match &node.model {
+                    Some(code) => {
+                        let name = tessera_traces::openb::model_name(code);
+                        let model = catalogue.lookup(name).ok_or_else(|| {
+                            ScenarioError::invalid(&s.path, "cluster.path", format!("{}: line {}: unknown GPU model `{code}`", path.display(), node.line))
+                        })?;
+                        vec![model; node.gpus as usize]
+                    }
+                    None => Vec::new(),
+                };
+                nodes.push(NodeSpec { name: node.name, devices, cpu_milli: node.cpu_milli, mem_mib: node.mem_mib });
+            }
+            Ok(nodes)
+        }
+        ClusterFormat::Tiresias => {
+            let spec = tessera_traces::tiresias::load_cluster_spec(path).map_err(bad)?;
+            let model_name = s.cluster.model.as_deref().unwrap_or_default();
+            let model = s.lookup_model(catalogue, "cluster.model", model_name)?;
+            let count = spec.nodes();
+            Ok((0..count)
+                .map(|i| NodeSpec {
+                    name: format!("tiresias-{i}"),
+                    devices: vec![model; spec.gpus_per_node as usize],
+                    cpu_milli: spec.cpus_per_node.saturating_mul(1000),
+                    mem_mib: (spec.mem_gb_per_node as u64).saturating_mul(1024),
+                })
+                .collect())
+        }
+    }
 }
 
 /// The jobs of one replication. Synthetic workloads depend on `seed`; traces do not.
@@ -172,6 +217,8 @@ fn synthetic(s: &Scenario, spec: &SyntheticSpec, seed: u64) -> Result<Workload, 
         jobs,
         tenants: (0..spec.tenants).map(|t| format!("tenant-{t}")).collect(),
         classes: spec.classes.clone(),
+        speed: Vec::new(),
+        notes: Vec::new(),
     })
 }
 
@@ -196,10 +243,10 @@ impl Interner {
 
 fn from_trace(s: &Scenario, trace: &TraceSpec, catalogue: &Catalogue) -> Result<Workload, ScenarioError> {
     let key = "workload.trace.path";
-    let rows = match trace.format {
-        TraceFormat::Native => tessera_traces::native::load_native_csv(&trace.path)
-            .map_err(|e| ScenarioError::invalid(&s.path, key, e.to_string()))?,
-    };
+    let loaded = tessera_traces::source::load(trace.format, &trace.path, &trace.options())
+        .map_err(|e| ScenarioError::invalid(&s.path, key, e.to_string()))?;
+    let rows = loaded.jobs;
+    let (trace_speed, notes) = (loaded.speed, loaded.notes);
     let file = trace.path.display();
     let bad =
         |line: u64, message: String| ScenarioError::invalid(&s.path, key, format!("{file}: line {line}: {message}"));
@@ -246,7 +293,7 @@ fn from_trace(s: &Scenario, trace: &TraceSpec, catalogue: &Catalogue) -> Result<
     }
     // Stable: jobs submitted at the same instant keep the trace's order.
     jobs.sort_by_key(|j| j.submit);
-    Ok(Workload { jobs, tenants: tenants.names, classes: classes.names })
+    Ok(Workload { jobs, tenants: tenants.names, classes: classes.names, speed: trace_speed, notes })
 }
 
 /// A trace's device figure as a request: a whole count, or a share of one device below 1.

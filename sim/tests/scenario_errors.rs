@@ -109,7 +109,7 @@ fn both_synthetic_and_trace() {
 
 #[test]
 fn unknown_trace_format() {
-    assert_broken("unknown_trace_format.toml", "workload.trace.format", &["unknown variant `alibaba`", "native"]);
+    assert_broken("unknown_trace_format.toml", "workload.trace.format", &["unknown trace format `alibaba`", "native, philly, philly-log, itp, openb, gavel, tiresias, pollux"]);
 }
 
 #[test]

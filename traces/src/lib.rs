@@ -15,6 +15,7 @@ pub mod native_parquet;
 pub mod openb;
 pub mod philly;
 pub mod pollux;
+pub mod source;
 pub mod stats;
 pub mod tiresias;
 

@@ -48,22 +48,14 @@ fn write_two_columns(path: &Path, schema: &str, ids: &[i64], second: Second) {
     col.typed::<Int64Type>().write_batch(ids, None, None).unwrap();
     col.close().unwrap();
     let mut col = group.next_column().unwrap().unwrap();
-    match second {
-        Second::Text(values) => {
-            let v: Vec<ByteArray> = values.iter().map(|s| ByteArray::from(*s)).collect();
-            col.typed::<ByteArrayType>().write_batch(&v, None, None).unwrap();
-        }
-        Second::Float(values) => {
-            col.typed::<DoubleType>().write_batch(&values, None, None).unwrap();
-        }
-    }
+    let Second::Float(values) = second;
+    col.typed::<DoubleType>().write_batch(&values, None, None).unwrap();
     col.close().unwrap();
     group.close().unwrap();
     writer.close().unwrap();
 }
 
 enum Second {
-    Text(Vec<&'static str>),
     Float(Vec<f64>),
 }
 
