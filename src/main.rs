@@ -1,6 +1,7 @@
 //! The `tessera` command: thin glue between the command line and the crates.
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+use tessera_traces::source::{Format, Options};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tessera_sim::runner::{self, RunOptions};
@@ -54,6 +55,106 @@ enum Command {
         #[arg(long, default_value_t = 1024.0)]
         target_mem_mib: f64,
     },
+    /// Read public cluster traces: convert them to the native schema, or summarise them.
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
+}
+
+#[derive(Args)]
+struct TraceInput {
+    /// The trace's format.
+    #[arg(long, short, default_value = "native", value_parser = parse_format)]
+    format: Format,
+    /// Gavel: the throughput table (simulation_throughputs.json).
+    #[arg(long)]
+    throughputs: Option<PathBuf>,
+    /// Gavel: the device model the work is measured on [default: v100].
+    #[arg(long)]
+    reference_model: Option<String>,
+    /// Gavel: leave out (and count) jobs the throughput table cannot time.
+    #[arg(long)]
+    skip_unmeasured: bool,
+    /// Pollux: seconds of work per application, as APP=SECONDS (repeatable).
+    #[arg(long = "work", value_parser = parse_work)]
+    work_s: Vec<(String, f64)>,
+}
+
+impl TraceInput {
+    fn load(&self, path: &std::path::Path) -> Result<tessera_traces::source::LoadedTrace, String> {
+        let options = Options {
+            throughputs: self.throughputs.clone(),
+            reference_model: self.reference_model.clone(),
+            work_s: (!self.work_s.is_empty()).then(|| self.work_s.iter().cloned().collect()),
+            skip_unmeasured: self.skip_unmeasured,
+        };
+        let loaded = tessera_traces::source::load(self.format, path, &options).map_err(|e| e.to_string())?;
+        for note in &loaded.notes {
+            eprintln!("note: {note}");
+        }
+        Ok(loaded)
+    }
+}
+
+#[derive(Subcommand)]
+enum TraceCommand {
+    /// Convert a trace to the native schema: Parquet if OUT ends in .parquet, else CSV.
+    Import {
+        #[command(flatten)]
+        input: TraceInput,
+        /// The trace file (ITP: a cluster file or a directory of them).
+        path: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print what a capacity planner asks of a trace first: jobs, span, arrivals by hour,
+    /// device counts, durations, demand per tenant.
+    Stats {
+        #[command(flatten)]
+        input: TraceInput,
+        path: PathBuf,
+    },
+    /// Summarise an openb node list: nodes, CPU-only nodes, GPUs by model.
+    Nodes { path: PathBuf },
+}
+
+fn parse_format(s: &str) -> Result<Format, String> {
+    s.parse()
+}
+
+fn parse_work(s: &str) -> Result<(String, f64), String> {
+    let (app, secs) = s.split_once('=').ok_or_else(|| format!("expected APP=SECONDS, found `{s}`"))?;
+    let secs: f64 = secs.parse().map_err(|_| format!("expected a number of seconds after `=`, found `{secs}`"))?;
+    Ok((app.to_string(), secs))
+}
+
+fn trace_command(command: TraceCommand) -> Result<(), String> {
+    match command {
+        TraceCommand::Import { input, path, out } => {
+            let loaded = input.load(&path)?;
+            let parquet = out.extension().is_some_and(|e| e.eq_ignore_ascii_case("parquet"));
+            if parquet {
+                tessera_traces::write_native_parquet(&out, &loaded.jobs).map_err(|e| e.to_string())?;
+            } else {
+                let file = std::fs::File::create(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+                tessera_traces::write_native_csv(file, &loaded.jobs).map_err(|e| format!("{}: {e}", out.display()))?;
+            }
+            println!("wrote {} jobs to {}", loaded.jobs.len(), out.display());
+            Ok(())
+        }
+        TraceCommand::Stats { input, path } => {
+            let loaded = input.load(&path)?;
+            let stats = tessera_traces::stats::trace_stats(&loaded.jobs, loaded.day_offset_s);
+            print!("{}", stats.render());
+            Ok(())
+        }
+        TraceCommand::Nodes { path } => {
+            let nodes = tessera_traces::openb::load_nodes(&path).map_err(|e| e.to_string())?;
+            print!("{}", tessera_traces::stats::render_nodes(&nodes));
+            Ok(())
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -78,6 +179,7 @@ fn main() -> ExitCode {
             .and_then(|s| {
                 runner::bench(&s, policy.as_deref(), with_outputs, target_wall_s, target_mem_mib).map_err(|e| e.to_string())
             }),
+        Command::Trace { command } => trace_command(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

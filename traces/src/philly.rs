@@ -104,8 +104,19 @@ pub fn load(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
     parse(&table::read(path)?, path)
 }
 
+/// [`load`], with the epoch: the earliest timestamp (seconds since 1970 in the file's local
+/// time) that `submit_s = 0` stands for, so reports can tell the time of day.
+pub fn load_with_epoch(path: &Path) -> Result<(Vec<TraceJob>, i64), TraceError> {
+    parse_with_epoch(&table::read(path)?, path)
+}
+
 /// [`load`] on bytes held in memory; `origin` is the name errors give for them.
 pub fn parse(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
+    parse_with_epoch(data, origin).map(|(jobs, _)| jobs)
+}
+
+/// [`parse`], with the epoch as [`load_with_epoch`] gives it.
+pub fn parse_with_epoch(data: &[u8], origin: &Path) -> Result<(Vec<TraceJob>, i64), TraceError> {
     let text = table::text(data, origin)?;
     let mut t = Table::open(text, origin, PHILLY_HEADER)?;
     let c_time = t.column("timestamp")?;
@@ -140,7 +151,7 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
         job.submit_s = (times[job.job_id as usize] - epoch) as f64;
     }
     table::sort_and_number(&mut jobs);
-    Ok(jobs)
+    Ok((jobs, epoch))
 }
 
 /// The raw job log mapped into jobs, with the counts of what did not become a job.

@@ -116,7 +116,10 @@ pub fn load(format: Format, path: &Path, options: &Options) -> Result<LoadedTrac
             let jobs = if parquet { crate::load_native_parquet(path)? } else { crate::load_native_csv(path)? };
             Ok(jobs_only(jobs))
         }
-        Format::Philly => Ok(jobs_only(crate::philly::load(path)?)),
+        Format::Philly => {
+            let (jobs, epoch) = crate::philly::load_with_epoch(path)?;
+            Ok(LoadedTrace { jobs, day_offset_s: Some(epoch.rem_euclid(86_400) as f64), ..LoadedTrace::default() })
+        }
         Format::PhillyLog => {
             let log = crate::philly::load_job_log(path)?;
             let day_offset_s = crate::philly::parse_time(&log.epoch).map(|t| t.rem_euclid(86_400) as f64);

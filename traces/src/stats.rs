@@ -197,3 +197,33 @@ mod tests {
         assert!(s.render().contains("demand per tenant"));
     }
 }
+
+/// `tessera trace nodes`: what a node list holds: nodes, CPU-only nodes, GPUs by model.
+pub fn render_nodes(nodes: &[crate::openb::TraceNode]) -> String {
+    let mut by_model: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    let (mut gpus, mut cpu_only, mut cpu_milli, mut mem_mib) = (0u64, 0u64, 0u64, 0u64);
+    for node in nodes {
+        gpus += node.gpus as u64;
+        cpu_milli += node.cpu_milli as u64;
+        mem_mib += node.mem_mib;
+        match &node.model {
+            Some(model) if node.gpus > 0 => {
+                let entry = by_model.entry(model).or_default();
+                entry.0 += 1;
+                entry.1 += node.gpus as u64;
+            }
+            _ => cpu_only += 1,
+        }
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "nodes               {}", nodes.len());
+    let _ = writeln!(out, "CPU-only nodes      {cpu_only}");
+    let _ = writeln!(out, "GPUs                {gpus}");
+    let _ = writeln!(out, "CPU cores           {:.0}", cpu_milli as f64 / 1000.0);
+    let _ = writeln!(out, "memory              {:.0} GiB", mem_mib as f64 / 1024.0);
+    let _ = writeln!(out, "\nGPU nodes by model:   nodes     GPUs");
+    for (model, (n, g)) in &by_model {
+        let _ = writeln!(out, "  {model:>16} {n:>8} {g:>8}");
+    }
+    out
+}
