@@ -1,7 +1,9 @@
 //! The CSV reading every loader shares: records split from text held in memory, fields
 //! borrowed from it, positions kept so errors name the physical line.
 
+use crate::{TraceError, TraceJob};
 use std::hash::Hasher;
+use std::path::Path;
 
 /// Parses a decimal number, with a fast path for the plain `123` / `123.456` that traces are
 /// made of: when the digits fit in 2^53 and there are at most 22 decimals, `m / 10^k` of two
@@ -240,6 +242,234 @@ impl Hasher for IdHasher {
         // low bits the table indexes by, so ids that are all multiples of 2^k still spread.
         let p = (self.0 ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.0 = p ^ (p >> 29);
+    }
+}
+
+pub(crate) const EXPECT_SECONDS: &str = "a number of seconds >= 0";
+pub(crate) const EXPECT_GPUS: &str = "a whole GPU count >= 1";
+
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TraceError> {
+    std::fs::read(path).map_err(|source| TraceError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// The bytes as UTF-8 text, a leading byte-order mark dropped.
+pub(crate) fn text<'a>(data: &'a [u8], origin: &Path) -> Result<&'a str, TraceError> {
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    std::str::from_utf8(data).map_err(|e| TraceError::Syntax {
+        path: origin.to_path_buf(),
+        line: 1 + data[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64,
+        message: "the text is not valid UTF-8".into(),
+    })
+}
+
+/// A CSV file being read: the header's column names, then one row at a time.
+pub(crate) struct Table<'a> {
+    records: Records<'a>,
+    origin: &'a Path,
+    header_line: u64,
+    header: Vec<String>,
+    line: u64,
+}
+
+impl<'a> Table<'a> {
+    /// Reads the header: the first non-blank line. `expected_header` is what an empty
+    /// file's error says should be there.
+    pub(crate) fn open(text: &'a str, origin: &'a Path, expected_header: &'static str) -> Result<Table<'a>, TraceError> {
+        let mut t = Table {
+            records: Records::new(text),
+            origin,
+            header_line: 0,
+            header: Vec::new(),
+            line: 0,
+        };
+        loop {
+            match t.records.next_record().map_err(|e| t.syntax(e))? {
+                None => {
+                    return Err(TraceError::Empty {
+                        path: origin.to_path_buf(),
+                        expected_header,
+                    })
+                }
+                Some(line) if !t.records.is_blank() => {
+                    t.header_line = line;
+                    t.line = line;
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+        t.header = (0..t.records.len()).map(|i| t.records.field(i).to_string()).collect();
+        Ok(t)
+    }
+
+    fn syntax(&self, (line, message): (u64, String)) -> TraceError {
+        TraceError::Syntax {
+            path: self.origin.to_path_buf(),
+            line,
+            message,
+        }
+    }
+
+    pub(crate) fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.header.iter().any(|h| h == name)
+    }
+
+    /// The index of a required column: an error if it is missing or named twice.
+    pub(crate) fn column(&self, name: &'static str) -> Result<usize, TraceError> {
+        let mut found = self.header.iter().enumerate().filter(|(_, h)| *h == name).map(|(i, _)| i);
+        let first = found.next().ok_or(TraceError::MissingColumn {
+            path: self.origin.to_path_buf(),
+            line: self.header_line,
+            column: name,
+        })?;
+        if found.next().is_some() {
+            return Err(TraceError::DuplicateColumn {
+                path: self.origin.to_path_buf(),
+                line: self.header_line,
+                column: name.to_string(),
+            });
+        }
+        Ok(first)
+    }
+
+    /// Finds each of `names` in the header in one pass over it: an error for the first header
+    /// field that repeats one of `names`, then for the first required name that is missing (in
+    /// the order of `names`). `None` for an absent optional column; [`Table::get`] reads it as
+    /// empty.
+    pub(crate) fn columns<const N: usize>(
+        &self,
+        names: &[&'static str; N],
+        required: &[bool; N],
+    ) -> Result<[Option<usize>; N], TraceError> {
+        let mut index = [None; N];
+        for (i, name) in self.header.iter().enumerate() {
+            if let Some(c) = names.iter().position(|&col| col == name) {
+                if index[c].is_some() {
+                    return Err(TraceError::DuplicateColumn {
+                        path: self.origin.to_path_buf(),
+                        line: self.header_line,
+                        column: name.clone(),
+                    });
+                }
+                index[c] = Some(i);
+            }
+        }
+        if let Some(c) = (0..N).find(|&c| required[c] && index[c].is_none()) {
+            return Err(TraceError::MissingColumn {
+                path: self.origin.to_path_buf(),
+                line: self.header_line,
+                column: names[c],
+            });
+        }
+        Ok(index)
+    }
+
+    /// Moves to the next non-blank row; `false` at the end. A row whose field count differs
+    /// from the header's is an error.
+    pub(crate) fn next_row(&mut self) -> Result<bool, TraceError> {
+        loop {
+            match self.records.next_record().map_err(|e| self.syntax(e))? {
+                None => return Ok(false),
+                Some(_) if self.records.is_blank() => {}
+                Some(line) => {
+                    self.line = line;
+                    if self.records.len() != self.header.len() {
+                        return Err(TraceError::FieldCount {
+                            path: self.origin.to_path_buf(),
+                            line,
+                            expected: self.header.len(),
+                            found: self.records.len(),
+                        });
+                    }
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    /// The line the current row starts on (the header's before the first row).
+    pub(crate) fn line(&self) -> u64 {
+        self.line
+    }
+
+    pub(crate) fn field(&self, i: usize) -> &str {
+        self.records.field(i)
+    }
+
+    /// Field `i` of the current row, or `""` for an absent optional column (`None`).
+    #[inline]
+    pub(crate) fn get(&self, i: Option<usize>) -> &str {
+        i.map_or("", |i| self.records.field(i))
+    }
+
+    /// The error for field `i` of the current row (`None`: an absent optional column, read as
+    /// empty), in column `column`.
+    pub(crate) fn bad(&self, i: impl Into<Option<usize>>, column: &'static str, expected: &'static str) -> TraceError {
+        TraceError::BadField {
+            path: self.origin.to_path_buf(),
+            line: self.line,
+            column,
+            expected,
+            found: shorten(self.get(i.into())),
+        }
+    }
+
+    /// An error about the current row that a `BadField` cannot say.
+    pub(crate) fn invalid(&self, column: &str, message: String) -> TraceError {
+        TraceError::Invalid {
+            path: self.origin.to_path_buf(),
+            line: self.line,
+            column: format!("column `{column}`"),
+            message,
+        }
+    }
+
+    pub(crate) fn no_jobs(&self) -> TraceError {
+        TraceError::NoJobs {
+            path: self.origin.to_path_buf(),
+        }
+    }
+}
+
+/// A finite number of seconds >= 0 (`-0` read as 0).
+pub(crate) fn seconds(s: &str) -> Option<f64> {
+    let x = parse_f64(s)?;
+    (x.is_finite() && x >= 0.0).then_some(x + 0.0)
+}
+
+/// A whole count >= 1 (`8`, `8.0`), at most `u32::MAX`.
+pub(crate) fn gpu_count(s: &str) -> Option<f64> {
+    let x = parse_f64(s)?;
+    (x.is_finite() && x >= 1.0 && x.fract() == 0.0 && x <= u32::MAX as f64).then_some(x)
+}
+
+/// Sorts stably by submission time: equal times keep their order. Sorts (time, index)
+/// pairs and then moves each job once, which is several times faster than a stable sort
+/// that moves the jobs themselves at every merge step.
+pub(crate) fn sort_by_submit(jobs: &mut Vec<TraceJob>) {
+    if jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
+        return;
+    }
+    let mut order: Vec<(f64, usize)> = jobs.iter().map(|j| j.submit_s).zip(0..).collect();
+    // The index breaks ties, so an unstable sort gives the stable order.
+    order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut slots: Vec<Option<TraceJob>> = jobs.drain(..).map(Some).collect();
+    jobs.extend(order.iter().map(|&(_, i)| slots[i].take().expect("each index once")));
+}
+
+/// Sorts stably by submission time (equal times keep their order) and numbers the jobs
+/// 1, 2, … in that order.
+pub(crate) fn sort_and_number(jobs: &mut Vec<TraceJob>) {
+    sort_by_submit(jobs);
+    for (i, job) in jobs.iter_mut().enumerate() {
+        job.job_id = i as u64 + 1;
     }
 }
 

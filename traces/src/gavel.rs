@@ -91,7 +91,7 @@
 //! is tessera's speed-matrix module for now): columns by name, extra columns ignored, speeds
 //! finite and positive, a (class, model) pair given twice is an error naming both lines.
 
-use crate::csv::{parse_f64, shorten, Records};
+use crate::csv::{self, parse_f64, shorten, Table};
 use crate::{TraceError, TraceJob};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -446,10 +446,7 @@ pub struct Unmeasured {
 /// Reads a Gavel trace's rows as written, in file order, without the throughput table. See the
 /// [module documentation](self) for the two formats.
 pub fn load_trace_rows(path: &Path) -> Result<Vec<GavelRow>, TraceError> {
-    let data = std::fs::read(path).map_err(|source| TraceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = csv::read(path)?;
     parse_trace_rows(&data, path)
 }
 
@@ -457,15 +454,7 @@ const EXPECT_LINE: &str = "one job per line (there is no header), 7 or 10 tab-se
 
 /// [`load_trace_rows`] for a trace held in memory; `origin` is the name errors give for it.
 pub fn parse_trace_rows(data: &[u8], origin: &Path) -> Result<Vec<GavelRow>, TraceError> {
-    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    let text = std::str::from_utf8(data).map_err(|e| TraceError::Syntax {
-        path: origin.to_path_buf(),
-        line: 1 + data[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64,
-        message: "the text is not valid UTF-8".into(),
-    })?;
+    let text = csv::text(data, origin)?;
     let mut rows = Vec::with_capacity(text.len() / 180);
     let mut width: Option<(usize, u64)> = None;
     let mut fields: Vec<&str> = Vec::with_capacity(10);
@@ -534,10 +523,8 @@ pub fn parse_trace_rows(data: &[u8], origin: &Path) -> Result<Vec<GavelRow>, Tra
             .ok()
             .filter(|&s| s > 0)
             .ok_or_else(|| bad(steps, "total steps", "an integer number of steps >= 1"))?;
-        let arrival_s = parse_f64(fields[arrival].trim())
-            .filter(|x| x.is_finite() && *x >= 0.0)
-            .map(|x| x + 0.0)
-            .ok_or_else(|| bad(arrival, "arrival", "a number of seconds >= 0"))?;
+        let arrival_s = csv::seconds(fields[arrival].trim())
+            .ok_or_else(|| bad(arrival, "arrival", csv::EXPECT_SECONDS))?;
         let scale_factor: u32 = fields[sf]
             .trim()
             .parse()
@@ -683,9 +670,7 @@ fn convert(
         job.line = row.line;
         jobs.push(job);
     }
-    if !jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
-        jobs.sort_by(|a, b| a.submit_s.total_cmp(&b.submit_s));
-    }
+    csv::sort_by_submit(&mut jobs);
     Ok((jobs, skipped))
 }
 
@@ -699,10 +684,7 @@ fn tenant_of(path: &Path) -> Option<String> {
 /// Reads a speed matrix CSV (`job_class,model,relative_speed`) into `(class, model, speed)`
 /// triples in file order. See the [module documentation](self).
 pub fn load_speed_csv(path: &Path) -> Result<Vec<(String, String, f64)>, TraceError> {
-    let data = std::fs::read(path).map_err(|source| TraceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let data = csv::read(path)?;
     parse_speed_csv(&data, path)
 }
 
@@ -712,78 +694,15 @@ pub fn parse_speed_csv(
     origin: &Path,
 ) -> Result<Vec<(String, String, f64)>, TraceError> {
     const COLUMNS: [&str; 3] = ["job_class", "model", "relative_speed"];
-    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    let text = std::str::from_utf8(data).map_err(|e| TraceError::Syntax {
-        path: origin.to_path_buf(),
-        line: 1 + data[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64,
-        message: "the text is not valid UTF-8".into(),
-    })?;
-    let syntax = |(line, message): (u64, String)| TraceError::Syntax {
-        path: origin.to_path_buf(),
-        line,
-        message,
-    };
-    let mut records = Records::new(text);
-    let header_line = loop {
-        match records.next_record().map_err(syntax)? {
-            None => {
-                return Err(TraceError::Empty {
-                    path: origin.to_path_buf(),
-                    expected_header: SPEED_HEADER,
-                })
-            }
-            Some(line) if !records.is_blank() => break line,
-            Some(_) => continue,
-        }
-    };
-    let mut index = [None; 3];
-    for i in 0..records.len() {
-        let name = records.field(i);
-        if let Some(c) = COLUMNS.iter().position(|&col| col == name) {
-            if index[c].is_some() {
-                return Err(TraceError::DuplicateColumn {
-                    path: origin.to_path_buf(),
-                    line: header_line,
-                    column: name.to_string(),
-                });
-            }
-            index[c] = Some(i);
-        }
-    }
-    let mut col = [0; 3];
-    for c in 0..3 {
-        col[c] = index[c].ok_or(TraceError::MissingColumn {
-            path: origin.to_path_buf(),
-            line: header_line,
-            column: COLUMNS[c],
-        })?;
-    }
-    let n_fields = records.len();
+    let text = csv::text(data, origin)?;
+    let mut t = Table::open(text, origin, SPEED_HEADER)?;
+    let col = t.columns(&COLUMNS, &[true; 3])?;
     let mut out = Vec::new();
     let mut first_line_of: HashMap<(String, String), u64> = HashMap::new();
-    while let Some(line) = records.next_record().map_err(syntax)? {
-        if records.is_blank() {
-            continue;
-        }
-        if records.len() != n_fields {
-            return Err(TraceError::FieldCount {
-                path: origin.to_path_buf(),
-                line,
-                expected: n_fields,
-                found: records.len(),
-            });
-        }
-        let field = |c: usize| records.field(col[c]);
-        let bad = |c: usize, expected: &'static str| TraceError::BadField {
-            path: origin.to_path_buf(),
-            line,
-            column: COLUMNS[c],
-            expected,
-            found: shorten(field(c)),
-        };
+    while t.next_row()? {
+        let line = t.line();
+        let field = |c: usize| t.get(col[c]);
+        let bad = |c: usize, expected: &'static str| t.bad(col[c], COLUMNS[c], expected);
         let class = field(0);
         if class.is_empty() {
             return Err(bad(0, "a job class"));
@@ -812,9 +731,7 @@ pub fn parse_speed_csv(
         out.push((key.0, key.1, speed));
     }
     if out.is_empty() {
-        return Err(TraceError::NoJobs {
-            path: origin.to_path_buf(),
-        });
+        return Err(t.no_jobs());
     }
     Ok(out)
 }

@@ -38,9 +38,8 @@
 //!
 //! The ten raw clusters together hold 69,351 jobs, as the upstream README says.
 
-use crate::philly::table::{self, Table};
+use crate::csv::{self, IdHasher, Table};
 use crate::{TraceError, TraceJob};
-use crate::csv::IdHasher;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::path::{Path, PathBuf};
@@ -53,7 +52,7 @@ pub const ITP_ELASTICFLOW_HEADER: &str = "job_id,submission_time,num_iteration,m
 /// Loads one cluster's file of either variant; the tenant is the file stem. See the
 /// [module documentation](self).
 pub fn load(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    let data = table::read(path)?;
+    let data = csv::read(path)?;
     parse(&data, path, &tenant_of(path))
 }
 
@@ -62,7 +61,7 @@ pub fn load(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
 pub fn parse(data: &[u8], origin: &Path, tenant: &str) -> Result<Vec<TraceJob>, TraceError> {
     let mut uuids = Uuids::default();
     let mut jobs = read_rows(data, origin, tenant, &mut uuids, &[])?;
-    table::sort_and_number(&mut jobs);
+    csv::sort_and_number(&mut jobs);
     Ok(jobs)
 }
 
@@ -90,7 +89,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TraceJob>, TraceError> {
         )));
     }
     files.sort();
-    let data = files.iter().map(|f| table::read(f)).collect::<Result<Vec<_>, _>>()?;
+    let data = files.iter().map(|f| csv::read(f)).collect::<Result<Vec<_>, _>>()?;
     let total: usize = data.iter().map(Vec::len).sum();
     let mut uuids = Uuids::default();
     uuids.numeric.reserve(total / 50);
@@ -98,7 +97,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TraceJob>, TraceError> {
     for (i, (file, data)) in files.iter().zip(&data).enumerate() {
         jobs.extend(read_rows(data, file, &tenant_of(file), &mut uuids, &files[..i])?);
     }
-    table::sort_and_number(&mut jobs);
+    csv::sort_and_number(&mut jobs);
     Ok(jobs)
 }
 
@@ -167,7 +166,7 @@ fn read_rows(
     uuids: &mut Uuids,
     earlier: &[PathBuf],
 ) -> Result<Vec<TraceJob>, TraceError> {
-    let text = table::text(data, origin)?;
+    let text = csv::text(data, origin)?;
     let mut t = Table::open(text, origin, ITP_RAW_HEADER)?;
     let c_id = t.column("job_id")?;
     let c_submit = t.column("submission_time")?;
@@ -189,11 +188,11 @@ fn read_rows(
             };
             return Err(t.invalid("job_id", message));
         }
-        let submit_s = table::seconds(t.field(c_submit))
-            .ok_or_else(|| t.bad(c_submit, "submission_time", table::EXPECT_SECONDS))?;
+        let submit_s = csv::seconds(t.field(c_submit))
+            .ok_or_else(|| t.bad(c_submit, "submission_time", csv::EXPECT_SECONDS))?;
         let duration_s =
-            table::seconds(t.field(c_duration)).ok_or_else(|| t.bad(c_duration, "duration", table::EXPECT_SECONDS))?;
-        let devices = table::gpu_count(t.field(c_gpus)).ok_or_else(|| t.bad(c_gpus, "num_gpu", table::EXPECT_GPUS))?;
+            csv::seconds(t.field(c_duration)).ok_or_else(|| t.bad(c_duration, "duration", csv::EXPECT_SECONDS))?;
+        let devices = csv::gpu_count(t.field(c_gpus)).ok_or_else(|| t.bad(c_gpus, "num_gpu", csv::EXPECT_GPUS))?;
         let mut job = TraceJob::new(0, submit_s, tenant, devices, duration_s);
         if let Some(c) = c_model {
             let model = t.field(c);

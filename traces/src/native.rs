@@ -55,7 +55,7 @@
 //! Loading reads the file once into memory and borrows fields from it: the only allocations
 //! per row are the strings a [`TraceJob`] owns.
 
-use crate::csv::{parse_f64, shorten, IdHasher, Records};
+use crate::csv::{self, parse_f64, IdHasher, Table};
 use crate::TraceError;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -139,7 +139,8 @@ impl TraceJob {
 /// The header [`write_native_csv`] writes, and the columns the loader requires.
 pub const NATIVE_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
 
-const COLUMNS: [&str; 8] = [
+/// The required columns, then the optional ones.
+const COLUMNS: [&str; 11] = [
     "job_id",
     "submit_s",
     "tenant",
@@ -148,7 +149,11 @@ const COLUMNS: [&str; 8] = [
     "models",
     "duration_s",
     "job_class",
+    "cpu_milli",
+    "mem_mib",
+    "outcome",
 ];
+const REQUIRED: [bool; 11] = [true, true, true, true, true, true, true, true, false, false, false];
 const JOB_ID: usize = 0;
 const SUBMIT_S: usize = 1;
 const TENANT: usize = 2;
@@ -158,16 +163,15 @@ const MODELS: usize = 5;
 const DURATION_S: usize = 6;
 const JOB_CLASS: usize = 7;
 
-const OPTIONAL_COLUMNS: [&str; 3] = ["cpu_milli", "mem_mib", "outcome"];
-const CPU_MILLI: usize = 0;
-const MEM_MIB: usize = 1;
-const OUTCOME: usize = 2;
+const CPU_MILLI: usize = 8;
+const MEM_MIB: usize = 9;
+const OUTCOME: usize = 10;
 
 /// The header [`write_native_csv`] writes: the required columns, then the optional ones.
 pub const NATIVE_HEADER_FULL: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome";
 
 pub(crate) const EXPECT_JOB_ID: &str = "a non-negative integer job id";
-pub(crate) const EXPECT_SECONDS: &str = "a number of seconds >= 0";
+pub(crate) use crate::csv::EXPECT_SECONDS;
 pub(crate) const EXPECT_TENANT: &str = "a tenant name";
 pub(crate) const EXPECT_PRIORITY: &str = "an integer priority tier";
 pub(crate) const EXPECT_DEVICES: &str = "a whole device count (0 for a CPU-only job), or a share of one device from 0.001 to below 1";
@@ -178,79 +182,14 @@ pub(crate) const EXPECT_MODELS: &str = "device model names separated by `|`, or 
 
 /// Reads a native trace file. See the [module documentation](self) for the format and rules.
 pub fn load_native_csv(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    let data = std::fs::read(path).map_err(|source| TraceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_native_csv(&data, path)
+    parse_native_csv(&csv::read(path)?, path)
 }
 
 /// Parses a native trace held in memory; `origin` is the name errors give for it.
 pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    let text = std::str::from_utf8(data).map_err(|e| {
-        let line = 1 + data[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64;
-        TraceError::Syntax {
-            path: origin.to_path_buf(),
-            line,
-            message: "the text is not valid UTF-8".into(),
-        }
-    })?;
-
-    let mut records = Records::new(text);
-    let syntax = |(line, message): (u64, String)| TraceError::Syntax {
-        path: origin.to_path_buf(),
-        line,
-        message,
-    };
-
-    // The header: the first non-blank record.
-    let header_line = loop {
-        match records.next_record().map_err(syntax)? {
-            None => {
-                return Err(TraceError::Empty {
-                    path: origin.to_path_buf(),
-                    expected_header: NATIVE_HEADER,
-                })
-            }
-            Some(line) if !records.is_blank() => break line,
-            Some(_) => continue,
-        }
-    };
-    let n_fields = records.len();
-    let mut index: [Option<usize>; COLUMNS.len()] = [None; COLUMNS.len()];
-    let mut optional: [Option<usize>; OPTIONAL_COLUMNS.len()] = [None; OPTIONAL_COLUMNS.len()];
-    for i in 0..n_fields {
-        let name = records.field(i);
-        if let Some(c) = OPTIONAL_COLUMNS.iter().position(|&col| col == name) {
-            if optional[c].is_some() {
-                return Err(TraceError::DuplicateColumn {
-                    path: origin.to_path_buf(),
-                    line: header_line,
-                    column: name.to_string(),
-                });
-            }
-            optional[c] = Some(i);
-        }
-        if let Some(c) = COLUMNS.iter().position(|&col| col == name) {
-            if index[c].is_some() {
-                return Err(TraceError::DuplicateColumn {
-                    path: origin.to_path_buf(),
-                    line: header_line,
-                    column: name.to_string(),
-                });
-            }
-            index[c] = Some(i);
-        }
-    }
-    let mut col = [0usize; COLUMNS.len()];
-    for (c, found) in index.iter().enumerate() {
-        col[c] = found.ok_or(TraceError::MissingColumn {
-            path: origin.to_path_buf(),
-            line: header_line,
-            column: COLUMNS[c],
-        })?;
-    }
+    let text = csv::text(data, origin)?;
+    let mut t = Table::open(text, origin, NATIVE_HEADER)?;
+    let col = t.columns(&COLUMNS, &REQUIRED)?;
 
     // A rough guess of the row count, so that the vector and the id map rarely grow.
     let estimate = (text.len() / 48).min(1 << 24);
@@ -259,29 +198,13 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
     // only built (from the jobs so far) once an id is not larger than the one before.
     let mut first_line_of: Option<HashMap<u64, u64, BuildHasherDefault<IdHasher>>> = None;
 
-    while let Some(line) = records.next_record().map_err(syntax)? {
-        if records.is_blank() {
-            continue;
-        }
-        if records.len() != n_fields {
-            return Err(TraceError::FieldCount {
-                path: origin.to_path_buf(),
-                line,
-                expected: n_fields,
-                found: records.len(),
-            });
-        }
-        let field = |c: usize| records.field(col[c]);
-        let bad = |c: usize, expected: &'static str| TraceError::BadField {
-            path: origin.to_path_buf(),
-            line,
-            column: COLUMNS[c],
-            expected,
-            found: shorten(field(c)),
-        };
+    while t.next_row()? {
+        let line = t.line();
+        let field = |c: usize| t.get(col[c]);
+        let bad = |c: usize, expected: &'static str| t.bad(col[c], COLUMNS[c], expected);
 
         let job_id: u64 = field(JOB_ID).parse().map_err(|_| bad(JOB_ID, EXPECT_JOB_ID))?;
-        let submit_s = parse_seconds(field(SUBMIT_S)).ok_or_else(|| bad(SUBMIT_S, EXPECT_SECONDS))?;
+        let submit_s = csv::seconds(field(SUBMIT_S)).ok_or_else(|| bad(SUBMIT_S, EXPECT_SECONDS))?;
         let tenant = field(TENANT);
         if tenant.is_empty() {
             return Err(bad(TENANT, EXPECT_TENANT));
@@ -289,26 +212,18 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
         let priority: i32 = field(PRIORITY).parse().map_err(|_| bad(PRIORITY, EXPECT_PRIORITY))?;
         let devices = parse_devices(field(DEVICES)).ok_or_else(|| bad(DEVICES, EXPECT_DEVICES))?;
         let models = parse_models(field(MODELS)).ok_or_else(|| bad(MODELS, EXPECT_MODELS))?;
-        let duration_s = parse_seconds(field(DURATION_S)).ok_or_else(|| bad(DURATION_S, EXPECT_SECONDS))?;
-        let optional_field = |c: usize| optional[c].map_or("", |i| records.field(i));
-        let bad_optional = |c: usize, expected: &'static str| TraceError::BadField {
-            path: origin.to_path_buf(),
-            line,
-            column: OPTIONAL_COLUMNS[c],
-            expected,
-            found: shorten(optional_field(c)),
-        };
-        let cpu_milli: u32 = match optional_field(CPU_MILLI) {
+        let duration_s = csv::seconds(field(DURATION_S)).ok_or_else(|| bad(DURATION_S, EXPECT_SECONDS))?;
+        let cpu_milli: u32 = match field(CPU_MILLI) {
             "" => 0,
-            text => text.parse().map_err(|_| bad_optional(CPU_MILLI, EXPECT_CPU_MILLI))?,
+            text => text.parse().map_err(|_| bad(CPU_MILLI, EXPECT_CPU_MILLI))?,
         };
-        let mem_mib: u64 = match optional_field(MEM_MIB) {
+        let mem_mib: u64 = match field(MEM_MIB) {
             "" => 0,
-            text => text.parse().map_err(|_| bad_optional(MEM_MIB, EXPECT_MEM_MIB))?,
+            text => text.parse().map_err(|_| bad(MEM_MIB, EXPECT_MEM_MIB))?,
         };
-        let outcome = match optional_field(OUTCOME) {
+        let outcome = match field(OUTCOME) {
             "" => None,
-            text => Some(TraceOutcome::parse(text).ok_or_else(|| bad_optional(OUTCOME, EXPECT_OUTCOME))?),
+            text => Some(TraceOutcome::parse(text).ok_or_else(|| bad(OUTCOME, EXPECT_OUTCOME))?),
         };
 
         let increasing = jobs.last().is_none_or(|last| job_id > last.job_id);
@@ -347,15 +262,11 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
     }
 
     if jobs.is_empty() {
-        return Err(TraceError::NoJobs {
-            path: origin.to_path_buf(),
-        });
+        return Err(t.no_jobs());
     }
-    // The documented repair for unsorted traces. `sort_by` is stable: equal submit times keep
-    // their file order, which the simulator's tie-breaking relies on.
-    if !jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
-        jobs.sort_by(|a, b| a.submit_s.total_cmp(&b.submit_s));
-    }
+    // The documented repair for unsorted traces, stable: equal submit times keep their file
+    // order, which the simulator's tie-breaking relies on.
+    csv::sort_by_submit(&mut jobs);
     Ok(jobs)
 }
 
@@ -441,12 +352,6 @@ fn write_text(out: &mut impl Write, s: &str) -> io::Result<()> {
         out.write_all(part.as_bytes())?;
     }
     out.write_all(b"\"")
-}
-
-fn parse_seconds(s: &str) -> Option<f64> {
-    let x = parse_f64(s)?;
-    // `+ 0.0` turns -0 into 0, so that "-0" does not come back as a negative zero.
-    (x.is_finite() && x >= 0.0).then_some(x + 0.0)
 }
 
 /// 0 is a CPU-only job; a share must be at least 1/1000 of a device, the core's granularity,

@@ -103,7 +103,8 @@
 //!
 //! Every error names the file, the 1-based line and the column.
 
-use crate::csv::{parse_f64, shorten, Records};
+use crate::csv::{self, shorten, Table};
+use crate::native::{EXPECT_CPU_MILLI, EXPECT_MEM_MIB};
 use crate::{TraceError, TraceJob, TraceOutcome};
 use std::collections::HashMap;
 use std::path::Path;
@@ -181,7 +182,7 @@ pub fn catalogue_models() -> Vec<DeviceModel> {
 
 /// Reads a timed openb pod list. See the [module documentation](self) for the mapping and rules.
 pub fn load_pods(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    let data = read(path)?;
+    let data = csv::read(path)?;
     parse_pods(&data, path, None)
 }
 
@@ -198,7 +199,7 @@ pub fn load_pods_untimed(path: &Path, duration_s: f64) -> Result<Vec<TraceJob>, 
             message: format!("expected a number of seconds >= 0, found {duration_s}"),
         });
     }
-    let data = read(path)?;
+    let data = csv::read(path)?;
     parse_pods(&data, path, Some(duration_s))
 }
 
@@ -233,18 +234,17 @@ pub fn parse_pods(
         "deletion_time",
         "scheduled_time",
     ];
-    let required: &[bool] = if untimed.is_some() {
-        &[
+    let required = if untimed.is_some() {
+        [
             true, true, true, true, true, false, false, false, false, false, false,
         ]
     } else {
-        &[true; 11]
+        [true; 11]
     };
 
-    let text = utf8(data, origin)?;
-    let mut records = Records::new(text);
-    let (n_fields, col) = header(&mut records, origin, &COLUMNS, required, POD_HEADER)?;
-    let syntax = syntax_error(origin);
+    let text = csv::text(data, origin)?;
+    let mut t = Table::open(text, origin, POD_HEADER)?;
+    let col = t.columns(&COLUMNS, &required)?;
 
     let mut jobs: Vec<TraceJob> = Vec::with_capacity(text.len() / 64);
     let mut first_line_of: HashMap<String, u64> = HashMap::with_capacity(text.len() / 64);
@@ -253,32 +253,11 @@ pub fn parse_pods(
     let mut running: Vec<(usize, f64)> = Vec::new();
     let mut trace_end = f64::NEG_INFINITY;
 
-    while let Some(line) = records.next_record().map_err(&syntax)? {
-        if records.is_blank() {
-            continue;
-        }
-        if records.len() != n_fields {
-            return Err(TraceError::FieldCount {
-                path: origin.to_path_buf(),
-                line,
-                expected: n_fields,
-                found: records.len(),
-            });
-        }
-        let field = |c: usize| col[c].map_or("", |i| records.field(i));
-        let bad = |c: usize, expected: &'static str| TraceError::BadField {
-            path: origin.to_path_buf(),
-            line,
-            column: COLUMNS[c],
-            expected,
-            found: shorten(field(c)),
-        };
-        let invalid = |c: usize, message: String| TraceError::Invalid {
-            path: origin.to_path_buf(),
-            line,
-            column: format!("column `{}`", COLUMNS[c]),
-            message,
-        };
+    while t.next_row()? {
+        let line = t.line();
+        let field = |c: usize| t.get(col[c]);
+        let bad = |c: usize, expected: &'static str| t.bad(col[c], COLUMNS[c], expected);
+        let invalid = |c: usize, message: String| t.invalid(COLUMNS[c], message);
 
         let name = field(NAME);
         if name.is_empty() {
@@ -297,10 +276,10 @@ pub fn parse_pods(
 
         let cpu_milli: u32 = field(CPU)
             .parse()
-            .map_err(|_| bad(CPU, "an integer number of milli-cores >= 0"))?;
+            .map_err(|_| bad(CPU, EXPECT_CPU_MILLI))?;
         let mem_mib: u64 = field(MEM)
             .parse()
-            .map_err(|_| bad(MEM, "an integer number of MiB >= 0"))?;
+            .map_err(|_| bad(MEM, EXPECT_MEM_MIB))?;
         let num_gpu: u32 = field(NUM_GPU)
             .parse()
             .map_err(|_| bad(NUM_GPU, "an integer number of GPUs >= 0"))?;
@@ -347,14 +326,9 @@ pub fn parse_pods(
         if let Some(duration_s) = untimed {
             job.duration_s = duration_s;
         } else {
-            let seconds = |c: usize| {
-                parse_f64(field(c))
-                    .filter(|x| x.is_finite() && *x >= 0.0)
-                    .map(|x| x + 0.0)
-            };
-            const EXPECT_S: &str = "a number of seconds >= 0";
-            let creation = seconds(CREATION).ok_or_else(|| bad(CREATION, EXPECT_S))?;
-            let deletion = seconds(DELETION).ok_or_else(|| bad(DELETION, EXPECT_S))?;
+            let seconds = |c: usize| csv::seconds(field(c));
+            let creation = seconds(CREATION).ok_or_else(|| bad(CREATION, csv::EXPECT_SECONDS))?;
+            let deletion = seconds(DELETION).ok_or_else(|| bad(DELETION, csv::EXPECT_SECONDS))?;
             let phase = field(PHASE);
             let (outcome, pending) = match phase {
                 "Succeeded" => (Some(TraceOutcome::Completed), false),
@@ -406,24 +380,20 @@ pub fn parse_pods(
     }
 
     if jobs.is_empty() {
-        return Err(TraceError::NoJobs {
-            path: origin.to_path_buf(),
-        });
+        return Err(t.no_jobs());
     }
     for (i, deletion) in running {
         if deletion == trace_end {
             jobs[i].outcome = Some(TraceOutcome::Censored);
         }
     }
-    if !jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
-        jobs.sort_by(|a, b| a.submit_s.total_cmp(&b.submit_s));
-    }
+    csv::sort_by_submit(&mut jobs);
     Ok(jobs)
 }
 
 /// Reads an openb node list. See the [module documentation](self).
 pub fn load_nodes(path: &Path) -> Result<Vec<TraceNode>, TraceError> {
-    let data = read(path)?;
+    let data = csv::read(path)?;
     parse_nodes(&data, path)
 }
 
@@ -436,39 +406,17 @@ pub fn parse_nodes(data: &[u8], origin: &Path) -> Result<Vec<TraceNode>, TraceEr
     const MODEL: usize = 4;
     const COLUMNS: [&str; 5] = ["sn", "cpu_milli", "memory_mib", "gpu", "model"];
 
-    let text = utf8(data, origin)?;
-    let mut records = Records::new(text);
-    let (n_fields, col) = header(&mut records, origin, &COLUMNS, &[true; 5], NODE_HEADER)?;
-    let syntax = syntax_error(origin);
+    let text = csv::text(data, origin)?;
+    let mut t = Table::open(text, origin, NODE_HEADER)?;
+    let col = t.columns(&COLUMNS, &[true; 5])?;
     let mut nodes: Vec<TraceNode> = Vec::new();
     let mut first_line_of: HashMap<String, u64> = HashMap::new();
 
-    while let Some(line) = records.next_record().map_err(&syntax)? {
-        if records.is_blank() {
-            continue;
-        }
-        if records.len() != n_fields {
-            return Err(TraceError::FieldCount {
-                path: origin.to_path_buf(),
-                line,
-                expected: n_fields,
-                found: records.len(),
-            });
-        }
-        let field = |c: usize| col[c].map_or("", |i| records.field(i));
-        let bad = |c: usize, expected: &'static str| TraceError::BadField {
-            path: origin.to_path_buf(),
-            line,
-            column: COLUMNS[c],
-            expected,
-            found: shorten(field(c)),
-        };
-        let invalid = |c: usize, message: String| TraceError::Invalid {
-            path: origin.to_path_buf(),
-            line,
-            column: format!("column `{}`", COLUMNS[c]),
-            message,
-        };
+    while t.next_row()? {
+        let line = t.line();
+        let field = |c: usize| t.get(col[c]);
+        let bad = |c: usize, expected: &'static str| t.bad(col[c], COLUMNS[c], expected);
+        let invalid = |c: usize, message: String| t.invalid(COLUMNS[c], message);
         let sn = field(SN);
         if sn.is_empty() {
             return Err(bad(SN, "a node serial number"));
@@ -482,10 +430,10 @@ pub fn parse_nodes(data: &[u8], origin: &Path) -> Result<Vec<TraceNode>, TraceEr
         first_line_of.insert(sn.to_string(), line);
         let cpu_milli: u32 = field(CPU)
             .parse()
-            .map_err(|_| bad(CPU, "an integer number of milli-cores >= 0"))?;
+            .map_err(|_| bad(CPU, EXPECT_CPU_MILLI))?;
         let mem_mib: u64 = field(MEM)
             .parse()
-            .map_err(|_| bad(MEM, "an integer number of MiB >= 0"))?;
+            .map_err(|_| bad(MEM, EXPECT_MEM_MIB))?;
         let gpus: u32 = field(GPU)
             .parse()
             .map_err(|_| bad(GPU, "an integer number of GPUs >= 0"))?;
@@ -515,9 +463,7 @@ pub fn parse_nodes(data: &[u8], origin: &Path) -> Result<Vec<TraceNode>, TraceEr
         });
     }
     if nodes.is_empty() {
-        return Err(TraceError::NoJobs {
-            path: origin.to_path_buf(),
-        });
+        return Err(t.no_jobs());
     }
     Ok(nodes)
 }
@@ -538,76 +484,4 @@ fn parse_spec(s: &str) -> Option<Vec<String>> {
         }
     }
     Some(models)
-}
-
-fn read(path: &Path) -> Result<Vec<u8>, TraceError> {
-    std::fs::read(path).map_err(|source| TraceError::Io {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
-fn utf8<'a>(data: &'a [u8], origin: &Path) -> Result<&'a str, TraceError> {
-    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-    std::str::from_utf8(data).map_err(|e| TraceError::Syntax {
-        path: origin.to_path_buf(),
-        line: 1 + data[..e.valid_up_to()]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count() as u64,
-        message: "the text is not valid UTF-8".into(),
-    })
-}
-
-fn syntax_error(origin: &Path) -> impl Fn((u64, String)) -> TraceError + '_ {
-    move |(line, message)| TraceError::Syntax {
-        path: origin.to_path_buf(),
-        line,
-        message,
-    }
-}
-
-/// Reads the header (the first non-blank record) and finds each column by name: returns the
-/// header's field count and, per column, its position (`None` for an absent optional column).
-fn header<const N: usize>(
-    records: &mut Records<'_>,
-    origin: &Path,
-    columns: &[&'static str; N],
-    required: &[bool],
-    expected_header: &'static str,
-) -> Result<(usize, [Option<usize>; N]), TraceError> {
-    let line = loop {
-        match records.next_record().map_err(syntax_error(origin))? {
-            None => {
-                return Err(TraceError::Empty {
-                    path: origin.to_path_buf(),
-                    expected_header,
-                })
-            }
-            Some(line) if !records.is_blank() => break line,
-            Some(_) => continue,
-        }
-    };
-    let mut index = [None; N];
-    for i in 0..records.len() {
-        let name = records.field(i);
-        if let Some(c) = columns.iter().position(|&col| col == name) {
-            if index[c].is_some() {
-                return Err(TraceError::DuplicateColumn {
-                    path: origin.to_path_buf(),
-                    line,
-                    column: name.to_string(),
-                });
-            }
-            index[c] = Some(i);
-        }
-    }
-    if let Some(c) = (0..N).find(|&c| required[c] && index[c].is_none()) {
-        return Err(TraceError::MissingColumn {
-            path: origin.to_path_buf(),
-            line,
-            column: columns[c],
-        });
-    }
-    Ok((records.len(), index))
 }

@@ -87,12 +87,11 @@
 //! - Jobs are returned sorted stably by submission time; [`TraceJob::line`] is the line of the
 //!   job's opening `{`.
 
-use crate::csv::shorten;
+use crate::csv::{self, shorten, Table};
 use crate::{TraceError, TraceJob, TraceOutcome};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::path::Path;
-use table::Table;
 
 /// The header of the derived job list, as errors quote it.
 pub const PHILLY_HEADER: &str = "timestamp,duration,num_gpus,gpu_time,cluster";
@@ -101,13 +100,13 @@ const EXPECT_TIME: &str = "a time `YYYY-MM-DD HH:MM:SS`";
 
 /// Loads the derived Philly job list (`pollux_philly.csv`). See the [module documentation](self).
 pub fn load(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    parse(&table::read(path)?, path)
+    parse(&csv::read(path)?, path)
 }
 
 /// [`load`], with the epoch: the earliest timestamp (seconds since 1970 in the file's local
 /// time) that `submit_s = 0` stands for, so reports can tell the time of day.
 pub fn load_with_epoch(path: &Path) -> Result<(Vec<TraceJob>, i64), TraceError> {
-    parse_with_epoch(&table::read(path)?, path)
+    parse_with_epoch(&csv::read(path)?, path)
 }
 
 /// [`load`] on bytes held in memory; `origin` is the name errors give for them.
@@ -117,7 +116,7 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
 
 /// [`parse`], with the epoch as [`load_with_epoch`] gives it.
 pub fn parse_with_epoch(data: &[u8], origin: &Path) -> Result<(Vec<TraceJob>, i64), TraceError> {
-    let text = table::text(data, origin)?;
+    let text = csv::text(data, origin)?;
     let mut t = Table::open(text, origin, PHILLY_HEADER)?;
     let c_time = t.column("timestamp")?;
     let c_duration = t.column("duration")?;
@@ -129,8 +128,8 @@ pub fn parse_with_epoch(data: &[u8], origin: &Path) -> Result<(Vec<TraceJob>, i6
     while t.next_row()? {
         let at = parse_time(t.field(c_time)).ok_or_else(|| t.bad(c_time, "timestamp", EXPECT_TIME))?;
         let duration_s =
-            table::seconds(t.field(c_duration)).ok_or_else(|| t.bad(c_duration, "duration", table::EXPECT_SECONDS))?;
-        let devices = table::gpu_count(t.field(c_gpus)).ok_or_else(|| t.bad(c_gpus, "num_gpus", table::EXPECT_GPUS))?;
+            csv::seconds(t.field(c_duration)).ok_or_else(|| t.bad(c_duration, "duration", csv::EXPECT_SECONDS))?;
+        let devices = csv::gpu_count(t.field(c_gpus)).ok_or_else(|| t.bad(c_gpus, "num_gpus", csv::EXPECT_GPUS))?;
         let cluster = t.field(c_cluster);
         if cluster.is_empty() {
             return Err(t.bad(c_cluster, "cluster", "a virtual cluster name"));
@@ -150,7 +149,7 @@ pub fn parse_with_epoch(data: &[u8], origin: &Path) -> Result<(Vec<TraceJob>, i6
     for job in &mut jobs {
         job.submit_s = (times[job.job_id as usize] - epoch) as f64;
     }
-    table::sort_and_number(&mut jobs);
+    csv::sort_and_number(&mut jobs);
     Ok((jobs, epoch))
 }
 
@@ -172,7 +171,7 @@ pub struct PhillyJobLog {
 
 /// Loads a raw Philly `cluster_job_log`. See the [module documentation](self).
 pub fn load_job_log(path: &Path) -> Result<PhillyJobLog, TraceError> {
-    parse_job_log(&table::read(path)?, path)
+    parse_job_log(&csv::read(path)?, path)
 }
 
 #[derive(Deserialize)]
@@ -217,7 +216,7 @@ struct ReadJob {
 
 /// [`load_job_log`] on bytes held in memory; `origin` is the name errors give for them.
 pub fn parse_job_log(data: &[u8], origin: &Path) -> Result<PhillyJobLog, TraceError> {
-    let text = table::text(data, origin)?;
+    let text = csv::text(data, origin)?;
     let bytes = text.as_bytes();
     let mut cursor = Cursor { bytes, pos: 0, line: 1, line_start: 0 };
     let json_err = |line: u64, column: u64, message: String| TraceError::Json {
@@ -409,7 +408,7 @@ pub fn parse_job_log(data: &[u8], origin: &Path) -> Result<PhillyJobLog, TraceEr
             job
         })
         .collect();
-    table::sort_and_number(&mut jobs);
+    csv::sort_and_number(&mut jobs);
     Ok(PhillyJobLog {
         jobs,
         epoch: epoch_text,
@@ -500,201 +499,6 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// column map, rows checked for their field count, blank lines skipped, errors that name the
 /// file, line and column. (Kept here rather than in `csv.rs`, which this loader's author did
 /// not own; it is a pure move away from there.)
-pub(crate) mod table {
-    use crate::csv::{parse_f64, shorten, Records};
-    use crate::{TraceError, TraceJob};
-    use std::path::Path;
-
-    pub(crate) const EXPECT_SECONDS: &str = "a number of seconds >= 0";
-    pub(crate) const EXPECT_GPUS: &str = "a whole GPU count >= 1";
-
-    pub(crate) fn read(path: &Path) -> Result<Vec<u8>, TraceError> {
-        std::fs::read(path).map_err(|source| TraceError::Io {
-            path: path.to_path_buf(),
-            source,
-        })
-    }
-
-    /// The bytes as UTF-8 text, a leading byte-order mark dropped.
-    pub(crate) fn text<'a>(data: &'a [u8], origin: &Path) -> Result<&'a str, TraceError> {
-        let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
-        std::str::from_utf8(data).map_err(|e| TraceError::Syntax {
-            path: origin.to_path_buf(),
-            line: 1 + data[..e.valid_up_to()].iter().filter(|&&b| b == b'\n').count() as u64,
-            message: "the text is not valid UTF-8".into(),
-        })
-    }
-
-    /// A CSV file being read: the header's column names, then one row at a time.
-    pub(crate) struct Table<'a> {
-        records: Records<'a>,
-        origin: &'a Path,
-        header_line: u64,
-        header: Vec<String>,
-        line: u64,
-    }
-
-    impl<'a> Table<'a> {
-        /// Reads the header: the first non-blank line. `expected_header` is what an empty
-        /// file's error says should be there.
-        pub(crate) fn open(text: &'a str, origin: &'a Path, expected_header: &'static str) -> Result<Table<'a>, TraceError> {
-            let mut t = Table {
-                records: Records::new(text),
-                origin,
-                header_line: 0,
-                header: Vec::new(),
-                line: 0,
-            };
-            loop {
-                match t.records.next_record().map_err(|e| t.syntax(e))? {
-                    None => {
-                        return Err(TraceError::Empty {
-                            path: origin.to_path_buf(),
-                            expected_header,
-                        })
-                    }
-                    Some(line) if !t.records.is_blank() => {
-                        t.header_line = line;
-                        t.line = line;
-                        break;
-                    }
-                    Some(_) => {}
-                }
-            }
-            t.header = (0..t.records.len()).map(|i| t.records.field(i).to_string()).collect();
-            Ok(t)
-        }
-
-        fn syntax(&self, (line, message): (u64, String)) -> TraceError {
-            TraceError::Syntax {
-                path: self.origin.to_path_buf(),
-                line,
-                message,
-            }
-        }
-
-        pub(crate) fn header(&self) -> &[String] {
-            &self.header
-        }
-
-        pub(crate) fn has(&self, name: &str) -> bool {
-            self.header.iter().any(|h| h == name)
-        }
-
-        /// The index of a required column: an error if it is missing or named twice.
-        pub(crate) fn column(&self, name: &'static str) -> Result<usize, TraceError> {
-            let mut found = self.header.iter().enumerate().filter(|(_, h)| *h == name).map(|(i, _)| i);
-            let first = found.next().ok_or(TraceError::MissingColumn {
-                path: self.origin.to_path_buf(),
-                line: self.header_line,
-                column: name,
-            })?;
-            if found.next().is_some() {
-                return Err(TraceError::DuplicateColumn {
-                    path: self.origin.to_path_buf(),
-                    line: self.header_line,
-                    column: name.to_string(),
-                });
-            }
-            Ok(first)
-        }
-
-        /// Moves to the next non-blank row; `false` at the end. A row whose field count differs
-        /// from the header's is an error.
-        pub(crate) fn next_row(&mut self) -> Result<bool, TraceError> {
-            loop {
-                match self.records.next_record().map_err(|e| self.syntax(e))? {
-                    None => return Ok(false),
-                    Some(_) if self.records.is_blank() => {}
-                    Some(line) => {
-                        self.line = line;
-                        if self.records.len() != self.header.len() {
-                            return Err(TraceError::FieldCount {
-                                path: self.origin.to_path_buf(),
-                                line,
-                                expected: self.header.len(),
-                                found: self.records.len(),
-                            });
-                        }
-                        return Ok(true);
-                    }
-                }
-            }
-        }
-
-        /// The line the current row starts on (the header's before the first row).
-        pub(crate) fn line(&self) -> u64 {
-            self.line
-        }
-
-        pub(crate) fn field(&self, i: usize) -> &str {
-            self.records.field(i)
-        }
-
-        /// The error for field `i` of the current row, in column `column`.
-        pub(crate) fn bad(&self, i: usize, column: &'static str, expected: &'static str) -> TraceError {
-            TraceError::BadField {
-                path: self.origin.to_path_buf(),
-                line: self.line,
-                column,
-                expected,
-                found: shorten(self.field(i)),
-            }
-        }
-
-        /// An error about the current row that a `BadField` cannot say.
-        pub(crate) fn invalid(&self, column: &str, message: String) -> TraceError {
-            TraceError::Invalid {
-                path: self.origin.to_path_buf(),
-                line: self.line,
-                column: format!("column `{column}`"),
-                message,
-            }
-        }
-
-        pub(crate) fn no_jobs(&self) -> TraceError {
-            TraceError::NoJobs {
-                path: self.origin.to_path_buf(),
-            }
-        }
-    }
-
-    /// A finite number of seconds >= 0 (`-0` read as 0).
-    pub(crate) fn seconds(s: &str) -> Option<f64> {
-        let x = parse_f64(s)?;
-        (x.is_finite() && x >= 0.0).then_some(x + 0.0)
-    }
-
-    /// A whole count >= 1 (`8`, `8.0`), at most `u32::MAX`.
-    pub(crate) fn gpu_count(s: &str) -> Option<f64> {
-        let x = parse_f64(s)?;
-        (x.is_finite() && x >= 1.0 && x.fract() == 0.0 && x <= u32::MAX as f64).then_some(x)
-    }
-
-    /// Sorts stably by submission time: equal times keep their order. Sorts (time, index)
-    /// pairs and then moves each job once, which is several times faster than a stable sort
-    /// that moves the jobs themselves at every merge step.
-    pub(crate) fn sort_by_submit(jobs: &mut Vec<TraceJob>) {
-        if jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
-            return;
-        }
-        let mut order: Vec<(f64, usize)> = jobs.iter().map(|j| j.submit_s).zip(0..).collect();
-        // The index breaks ties, so an unstable sort gives the stable order.
-        order.sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut slots: Vec<Option<TraceJob>> = jobs.drain(..).map(Some).collect();
-        jobs.extend(order.iter().map(|&(_, i)| slots[i].take().expect("each index once")));
-    }
-
-    /// Sorts stably by submission time (equal times keep their order) and numbers the jobs
-    /// 1, 2, … in that order.
-    pub(crate) fn sort_and_number(jobs: &mut Vec<TraceJob>) {
-        sort_by_submit(jobs);
-        for (i, job) in jobs.iter_mut().enumerate() {
-            job.job_id = i as u64 + 1;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -41,7 +41,7 @@
 //! is an error naming the file, line and column; an empty file or a header without rows is an
 //! error.
 
-use crate::philly::table::{self, Table};
+use crate::csv::{self, Table};
 use crate::{TraceError, TraceJob};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -52,12 +52,12 @@ pub const POLLUX_HEADER: &str = "name,time,application,num_replicas,batch_size";
 /// Loads a Pollux workload; `work_s` maps each application to the run time of its jobs in
 /// seconds. See the [module documentation](self).
 pub fn load(path: &Path, work_s: &BTreeMap<String, f64>) -> Result<Vec<TraceJob>, TraceError> {
-    parse(&table::read(path)?, path, work_s)
+    parse(&csv::read(path)?, path, work_s)
 }
 
 /// [`load`] on bytes held in memory; `origin` is the name errors give for them.
 pub fn parse(data: &[u8], origin: &Path, work_s: &BTreeMap<String, f64>) -> Result<Vec<TraceJob>, TraceError> {
-    let text = table::text(data, origin)?;
+    let text = csv::text(data, origin)?;
     let mut t = Table::open(text, origin, POLLUX_HEADER)?;
     let c_name = t.column("name")?;
     let c_time = t.column("time")?;
@@ -76,7 +76,7 @@ pub fn parse(data: &[u8], origin: &Path, work_s: &BTreeMap<String, f64>) -> Resu
             return Err(t.invalid("name", message));
         }
         first_line_of.insert(name.to_string(), t.line());
-        let submit_s = table::seconds(t.field(c_time)).ok_or_else(|| t.bad(c_time, "time", table::EXPECT_SECONDS))?;
+        let submit_s = csv::seconds(t.field(c_time)).ok_or_else(|| t.bad(c_time, "time", csv::EXPECT_SECONDS))?;
         let app = t.field(c_app);
         if app.is_empty() {
             return Err(t.bad(c_app, "application", "an application name"));
@@ -98,7 +98,7 @@ pub fn parse(data: &[u8], origin: &Path, work_s: &BTreeMap<String, f64>) -> Resu
                 return Err(t.invalid("application", message));
             }
         };
-        let devices = table::gpu_count(t.field(c_replicas))
+        let devices = csv::gpu_count(t.field(c_replicas))
             .ok_or_else(|| t.bad(c_replicas, "num_replicas", "a whole replica count >= 1"))?;
         let mut job = TraceJob::new(0, submit_s, "pollux", devices, duration_s);
         job.job_class = app.to_string();
@@ -108,6 +108,6 @@ pub fn parse(data: &[u8], origin: &Path, work_s: &BTreeMap<String, f64>) -> Resu
     if jobs.is_empty() {
         return Err(t.no_jobs());
     }
-    table::sort_and_number(&mut jobs);
+    csv::sort_and_number(&mut jobs);
     Ok(jobs)
 }

@@ -44,8 +44,7 @@
 //! switches, nodes per switch and GPUs per node at least 1, CPUs and memory (GB) per node at
 //! least 0. A second row is an error, as is any field that is not such a number.
 
-use crate::csv::IdHasher;
-use crate::philly::table::{self, Table};
+use crate::csv::{self, IdHasher, Table};
 use crate::{TraceError, TraceJob};
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -58,12 +57,12 @@ pub const TIRESIAS_CLUSTER_HEADER: &str = "num_switch,num_node_p_switch,num_gpu_
 
 /// Loads a Tiresias job file. See the [module documentation](self).
 pub fn load(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    parse(&table::read(path)?, path)
+    parse(&csv::read(path)?, path)
 }
 
 /// [`load`] on bytes held in memory; `origin` is the name errors give for them.
 pub fn parse(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    let text = table::text(data, origin)?;
+    let text = csv::text(data, origin)?;
     let mut t = Table::open(text, origin, TIRESIAS_HEADER)?;
     if !t.has("job_id") && t.header() == ["duration"] {
         return Err(TraceError::Invalid {
@@ -95,11 +94,11 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
             });
         }
         first_line_of.insert(job_id, t.line());
-        let devices = table::gpu_count(t.field(c_gpus)).ok_or_else(|| t.bad(c_gpus, "num_gpu", table::EXPECT_GPUS))?;
+        let devices = csv::gpu_count(t.field(c_gpus)).ok_or_else(|| t.bad(c_gpus, "num_gpu", csv::EXPECT_GPUS))?;
         let submit_s =
-            table::seconds(t.field(c_submit)).ok_or_else(|| t.bad(c_submit, "submit_time", table::EXPECT_SECONDS))?;
+            csv::seconds(t.field(c_submit)).ok_or_else(|| t.bad(c_submit, "submit_time", csv::EXPECT_SECONDS))?;
         let duration_s =
-            table::seconds(t.field(c_duration)).ok_or_else(|| t.bad(c_duration, "duration", table::EXPECT_SECONDS))?;
+            csv::seconds(t.field(c_duration)).ok_or_else(|| t.bad(c_duration, "duration", csv::EXPECT_SECONDS))?;
         let model = t.field(c_model);
         if model.is_empty() {
             return Err(t.bad(c_model, "model_name", "a model name"));
@@ -112,7 +111,7 @@ pub fn parse(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, TraceError> {
     if jobs.is_empty() {
         return Err(t.no_jobs());
     }
-    table::sort_by_submit(&mut jobs);
+    csv::sort_by_submit(&mut jobs);
     Ok(jobs)
 }
 
@@ -139,7 +138,7 @@ impl TiresiasCluster {
 
 /// Loads a Tiresias cluster spec (`n32g4.csv`). See the [module documentation](self).
 pub fn load_cluster_spec(path: &Path) -> Result<TiresiasCluster, TraceError> {
-    parse_cluster_spec(&table::read(path)?, path)
+    parse_cluster_spec(&csv::read(path)?, path)
 }
 
 /// [`load_cluster_spec`] on bytes held in memory; `origin` is the name errors give for them.
@@ -152,7 +151,7 @@ pub fn parse_cluster_spec(data: &[u8], origin: &Path) -> Result<TiresiasCluster,
         "a whole number of CPUs >= 0",
         "a whole number of GB >= 0",
     ];
-    let text = table::text(data, origin)?;
+    let text = csv::text(data, origin)?;
     let mut t = Table::open(text, origin, TIRESIAS_CLUSTER_HEADER)?;
     let mut cols = [0usize; 5];
     for (c, name) in cols.iter_mut().zip(COLUMNS) {
