@@ -21,7 +21,11 @@ pub enum Event {
     JobEvicted { job: JobId },
     NodeAdded { spec: NodeSpec },
     NodeUp { node: NodeId },
+    /// The node failed: its jobs are stopped at once.
     NodeDown { node: NodeId },
+    /// The node is taken out for planned work: no new jobs, and its jobs are preempted with
+    /// the policy's grace period. `NodeUp` brings it back.
+    NodeDrain { node: NodeId },
     DeviceFailed { device: DeviceId },
     DeviceRecovered { device: DeviceId },
 }
@@ -103,6 +107,8 @@ pub enum PreemptReason {
     /// A device the job ran on failed; its work must restart elsewhere.
     DeviceFailed { device: DeviceId },
     NodeDown { node: NodeId },
+    /// The node is being drained for planned maintenance or removal.
+    Maintenance { node: NodeId },
     /// The submitter cancelled the job while it ran; it will not return to the queue.
     Cancelled,
 }

@@ -134,6 +134,16 @@ pub struct JobRecord {
     /// Device-time held, in device-microseconds (a 0.5 share for 10 s is 5 s).
     pub device_micros: u128,
     pub outcome: RecordOutcome,
+    /// Work done and then lost (since the last checkpoint, at a failure or an unsaved
+    /// preemption), measured as time on the reference device.
+    pub lost_work: Time,
+    /// Runs ended by a failure (of a device or node the job ran on).
+    pub restarts: u32,
+    /// Time spent writing and restoring checkpoints and saving on preemption.
+    pub checkpoint_overhead: Time,
+    /// What the running time would have been at the job's nominal speed on the devices it
+    /// got (speed matrix only: no contention, communication, start-up or checkpoint costs).
+    pub ideal_run: Time,
 }
 
 impl JobRecord {
@@ -150,12 +160,24 @@ impl JobRecord {
             ran_on: crate::catalogue::ModelSet::ANY,
             device_micros: 0,
             outcome: RecordOutcome::Unfinished,
+            lost_work: Time::ZERO,
+            restarts: 0,
+            checkpoint_overhead: Time::ZERO,
+            ideal_run: Time::ZERO,
         }
     }
 
     /// Job completion time: submission to end.
     pub fn jct(&self) -> Option<Time> {
         self.end.map(|e| e - self.submit)
+    }
+
+    /// Running time over the ideal running time (1.0: ran at its nominal speed throughout).
+    pub fn slowdown(&self) -> f64 {
+        if self.ideal_run == Time::ZERO {
+            return f64::NAN;
+        }
+        self.run.as_secs_f64() / self.ideal_run.as_secs_f64()
     }
 
     /// Time not running between submission and end (all queueing, requeues included).

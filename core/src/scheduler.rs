@@ -120,6 +120,7 @@ impl Scheduler {
             }
             Event::NodeUp { node } => self.on_node_up(node, true),
             Event::NodeDown { node } => self.on_node_up(node, false),
+            Event::NodeDrain { node } => self.on_node_drain(node),
             Event::DeviceFailed { device } => self.on_device_health(device, false),
             Event::DeviceRecovered { device } => self.on_device_health(device, true),
         }
@@ -348,6 +349,19 @@ impl Scheduler {
             for job in affected {
                 self.begin_preempt(job, PreemptReason::NodeDown { node }, Time::ZERO);
             }
+        }
+    }
+
+    fn on_node_drain(&mut self, node: NodeId) {
+        if node.index() >= self.cluster.nodes().len() {
+            self.notices.push_back(Notice::Ignored { event: format!("node event {node}"), why: "unknown node".into() });
+            return;
+        }
+        self.cluster.set_node_up(node, false);
+        let affected = self.jobs_where(|a| a.nodes.iter().any(|n| n.node == node));
+        let grace = self.policy.preemption.grace;
+        for job in affected {
+            self.begin_preempt(job, PreemptReason::Maintenance { node }, grace);
         }
     }
 

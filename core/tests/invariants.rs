@@ -17,6 +17,7 @@ enum Op {
     FailDevice { pick: usize },
     RecoverDevice { pick: usize },
     NodeDown { pick: usize },
+    NodeDrain { pick: usize },
     NodeUp { pick: usize },
     Wait { secs: u32 },
 }
@@ -33,6 +34,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<usize>().prop_map(|pick| Op::FailDevice { pick }),
         1 => any::<usize>().prop_map(|pick| Op::RecoverDevice { pick }),
         1 => any::<usize>().prop_map(|pick| Op::NodeDown { pick }),
+        1 => any::<usize>().prop_map(|pick| Op::NodeDrain { pick }),
         1 => any::<usize>().prop_map(|pick| Op::NodeUp { pick }),
         2 => (0u32..600).prop_map(|secs| Op::Wait { secs }),
     ]
@@ -273,6 +275,11 @@ fn run_case(shape: Vec<(usize, u8, u32, u64)>, spec: PolicySpec, ops: Vec<Op>) -
                 let node = NodeId((i % node_count) as u32);
                 h.ledger.down_nodes.insert(node);
                 h.feed(Event::NodeDown { node })?;
+            }
+            Op::NodeDrain { pick: i } => {
+                let node = NodeId((i % node_count) as u32);
+                h.ledger.down_nodes.insert(node);
+                h.feed(Event::NodeDrain { node })?;
             }
             Op::NodeUp { pick: i } => {
                 if let Some(node) = pick(h.ledger.down_nodes.iter().copied(), i) {
