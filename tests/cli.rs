@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tempfile::TempDir;
 
-const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,wall_s";
-const JOBS_HEADER: &str = "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s";
+const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,lost_work_s,checkpoint_overhead_s,failures,wall_s";
+const JOBS_HEADER: &str = "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s,lost_work_s,restarts,slowdown";
 const TRACE_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
 
 // ---------------------------------------------------------------------------------------------
@@ -214,7 +214,7 @@ fn job_rows(path: &Path) -> Vec<JobRow> {
     lines
         .map(|line| {
             let f: Vec<&str> = line.split(',').collect();
-            assert_eq!(f.len(), 12, "jobs.csv row `{line}`");
+            assert_eq!(f.len(), 15, "jobs.csv row `{line}`");
             JobRow {
                 job_id: f[0].parse().unwrap(),
                 submit_s: num(f[3], line),
@@ -531,9 +531,9 @@ fn priority_preempts_the_latest_started_low_tier_job() {
         read(&dir.join("jobs.csv")),
         format!(
             "{JOBS_HEADER}\n\
-             1,low,1,0.000000,0.000000,1000.000000,0.000000,1000.000000,0,V100-32GB,completed,1000.000000\n\
-             2,low,1,10.000000,10.000000,1210.000000,200.000000,1200.000000,1,V100-32GB,completed,1000.000000\n\
-             3,high,1,100.000000,130.000000,330.000000,30.000000,230.000000,0,V100-32GB,completed,200.000000\n"
+             1,low,1,0.000000,0.000000,1000.000000,0.000000,1000.000000,0,V100-32GB,completed,1000.000000,0.000000,0,1.000000\n\
+             2,low,1,10.000000,10.000000,1210.000000,200.000000,1200.000000,1,V100-32GB,completed,1000.000000,0.000000,0,1.000000\n\
+             3,high,1,100.000000,130.000000,330.000000,30.000000,230.000000,0,V100-32GB,completed,200.000000,0.000000,0,1.000000\n"
         )
     );
     let log = decision_lines(&dir.join("decisions.jsonl"));
@@ -568,9 +568,9 @@ fn priority_preempts_the_lowest_tier_before_a_later_start() {
         read(&dir.join("jobs.csv")),
         format!(
             "{JOBS_HEADER}\n\
-             1,low,1,0.000000,0.000000,1200.000000,200.000000,1200.000000,1,V100-32GB,completed,1000.000000\n\
-             2,mid,1,10.000000,10.000000,1010.000000,0.000000,1000.000000,0,V100-32GB,completed,1000.000000\n\
-             3,high,1,100.000000,130.000000,330.000000,30.000000,230.000000,0,V100-32GB,completed,200.000000\n"
+             1,low,1,0.000000,0.000000,1200.000000,200.000000,1200.000000,1,V100-32GB,completed,1000.000000,0.000000,0,1.000000\n\
+             2,mid,1,10.000000,10.000000,1010.000000,0.000000,1000.000000,0,V100-32GB,completed,1000.000000,0.000000,0,1.000000\n\
+             3,high,1,100.000000,130.000000,330.000000,30.000000,230.000000,0,V100-32GB,completed,200.000000,0.000000,0,1.000000\n"
         )
     );
     let log = decision_lines(&dir.join("decisions.jsonl"));

@@ -10,7 +10,7 @@ use statrs::distribution::{ContinuousCDF, StudentsT};
 use std::path::Path;
 use tessera_core::{ClusterState, Policy};
 use tessera_reports::erlang_c_wait;
-use tessera_sim::engine::{run, NullSink, RunLimits};
+use tessera_sim::engine::{run, NullSink, World};
 use tessera_sim::scenario::Scenario;
 use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload};
@@ -22,10 +22,10 @@ fn replication_mean_waits(toml: &str, replications: u64, warmup_fraction: f64) -
     (0..replications)
         .map(|k| {
             let workload = build_workload(&scenario, &catalogue, 1000 + k).unwrap();
-            let speed = SpeedMatrix::new(&scenario, &workload.classes, &catalogue).unwrap();
+            let speed = SpeedMatrix::build(&scenario, &workload, &catalogue).unwrap();
             let policy = Policy::from_spec(&scenario.policies[0]).unwrap();
             let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
-            let out = run(&workload, cluster, policy, &speed, RunLimits::default(), &mut NullSink).unwrap();
+            let out = run(&World::plain(&workload, &speed), cluster, policy, &mut NullSink).unwrap();
             let skip = (out.records.len() as f64 * warmup_fraction) as usize;
             let waits: Vec<f64> = out.records[skip..].iter().map(|r| r.wait().expect("every job ends").as_secs_f64()).collect();
             waits.iter().sum::<f64>() / waits.len() as f64

@@ -7,7 +7,7 @@ use tessera_core::{Catalogue, JobRecord};
 
 /// The per-job CSV's header, exactly.
 pub const JOBS_HEADER: &str =
-    "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s";
+    "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s,lost_work_s,restarts,slowdown";
 
 /// Flush the row buffer to the writer once it holds this many bytes.
 const FLUSH_BYTES: usize = 1 << 16;
@@ -24,7 +24,10 @@ const FLUSH_BYTES: usize = 1 << 16;
 /// - `models`: the distinct device models the job last ran on, joined with `+`
 ///   (`V100-32GB+A100-80GB`), empty for a job that never ran (a model missing from the
 ///   catalogue shows as `model-N`);
-/// - `outcome`: [`tessera_core::RecordOutcome::as_str`].
+/// - `outcome`: [`tessera_core::RecordOutcome::as_str`];
+/// - `lost_work_s`: work lost to failures and unsaved preemptions, as reference-device seconds;
+///   `restarts`: runs ended by a failure; `slowdown`: running time over the ideal running time
+///   at the job's nominal speed (6 decimals; empty for a job that never made progress).
 ///
 /// Rows are formatted by hand into one reused buffer (no allocation per row), so a million
 /// rows take a fraction of a second.
@@ -92,6 +95,15 @@ pub fn write_jobs_csv(
         buf.extend_from_slice(r.outcome.as_str().as_bytes());
         buf.push(b',');
         push_micros_as_secs(&mut buf, r.run.as_micros());
+        buf.push(b',');
+        push_micros_as_secs(&mut buf, r.lost_work.as_micros());
+        buf.push(b',');
+        push_u64(&mut buf, u64::from(r.restarts));
+        buf.push(b',');
+        let slowdown = r.slowdown();
+        if slowdown.is_finite() {
+            crate::fmt::push_fixed(&mut buf, slowdown, 6);
+        }
         buf.push(b'\n');
         if buf.len() >= FLUSH_BYTES {
             w.write_all(&buf)?;

@@ -67,6 +67,10 @@ pub struct RunMetrics {
     /// A fraction (1.0 = every device busy for the whole makespan), not a percentage.
     pub utilization: f64,
     pub preemptions: u64,
+    /// Work lost to failures and unsaved preemptions over all jobs, reference-device seconds.
+    pub lost_work_s: f64,
+    /// Time spent writing, restoring and saving checkpoints over all jobs.
+    pub checkpoint_overhead_s: f64,
 }
 
 /// Computes a run's [`RunMetrics`] from its job records; `total_devices` is the fleet's device
@@ -77,12 +81,15 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
     let mut slowdown_sum = 0.0;
     let mut preemptions = 0u64;
     let mut device_micros = 0u128;
+    let (mut lost_work, mut checkpoint_overhead) = (Time::ZERO, Time::ZERO);
     let mut earliest_submit = Time::MAX;
     let mut latest_end: Option<Time> = None;
 
     for r in records {
         preemptions += u64::from(r.preemptions);
         device_micros = device_micros.saturating_add(r.device_micros);
+        lost_work += r.lost_work;
+        checkpoint_overhead += r.checkpoint_overhead;
         earliest_submit = earliest_submit.min(r.submit);
         if let Some(end) = r.end {
             latest_end = Some(latest_end.map_or(end, |l| l.max(end)));
@@ -135,5 +142,7 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
         makespan_s,
         utilization,
         preemptions,
+        lost_work_s: lost_work.as_secs_f64(),
+        checkpoint_overhead_s: checkpoint_overhead.as_secs_f64(),
     }
 }

@@ -6,7 +6,8 @@ use std::io::{self, Write};
 
 /// The summary CSV's header, exactly.
 pub const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,\
-avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,wall_s";
+avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,\
+lost_work_s,checkpoint_overhead_s,failures,wall_s";
 
 /// One run of a sweep: which policy, which replication with which seed, and what came out.
 #[derive(Clone, Debug, PartialEq)]
@@ -18,6 +19,8 @@ pub struct SummaryRow {
     pub metrics: RunMetrics,
     /// Events the driver processed (simulator events, or executor inputs).
     pub events: u64,
+    /// Device and node failures during the run.
+    pub failures: u64,
     /// Wall-clock seconds the run took.
     pub wall_s: f64,
 }
@@ -60,6 +63,12 @@ pub fn write_summary_csv(mut w: impl Write, rows: &[SummaryRow]) -> io::Result<(
             buf.push(b',');
             push_u64(&mut buf, n);
         }
+        for x in [m.lost_work_s, m.checkpoint_overhead_s] {
+            buf.push(b',');
+            push_fixed(&mut buf, x, 3);
+        }
+        buf.push(b',');
+        push_u64(&mut buf, row.failures);
         buf.push(b',');
         push_fixed(&mut buf, row.wall_s, 3);
         buf.push(b'\n');

@@ -23,6 +23,10 @@ fn record(id: u64, submit_s: f64) -> JobRecord {
         ran_on: ModelSet::ANY,
         device_micros: 0,
         outcome: RecordOutcome::Unfinished,
+        lost_work: Time::ZERO,
+        restarts: 0,
+        checkpoint_overhead: Time::ZERO,
+        ideal_run: Time::ZERO,
     }
 }
 
@@ -203,6 +207,8 @@ fn metrics(completed: u64) -> RunMetrics {
         makespan_s: 200.0,
         utilization: 0.278125,
         preemptions: 3,
+        lost_work_s: 12.5,
+        checkpoint_overhead_s: 0.25,
     }
 }
 
@@ -216,6 +222,7 @@ fn summary_csv_header_and_fixed_formatting() {
             seed: 42,
             metrics: metrics(3),
             events: 1234,
+            failures: 2,
             wall_s: 0.0125,
         },
         SummaryRow {
@@ -239,6 +246,7 @@ fn summary_csv_header_and_fixed_formatting() {
                 ..metrics(0)
             },
             events: 0,
+            failures: 2,
             wall_s: 2.0,
         },
     ];
@@ -249,15 +257,15 @@ fn summary_csv_header_and_fixed_formatting() {
     assert_eq!(
         lines[0],
         "policy,replication,seed,jobs,completed,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,\
-         p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,wall_s"
+         p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,lost_work_s,checkpoint_overhead_s,failures,wall_s"
     );
     assert_eq!(
         lines[1],
-        "fifo,0,42,10,3,61.667,60.000,100.000,100.000,16.667,20.000,30.000,30.000,1.833,200.000,0.278125,3,1234,0.013"
+        "fifo,0,42,10,3,61.667,60.000,100.000,100.000,16.667,20.000,30.000,30.000,1.833,200.000,0.278125,3,1234,12.500,0.250,2,0.013"
     );
     assert_eq!(
         lines[2],
-        "\"priority,backfill=\"\"easy\"\"\",1,18446744073709551615,10,0,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,0.000,0.000000,0,0,2.000"
+        "\"priority,backfill=\"\"easy\"\"\",1,18446744073709551615,10,0,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,0.000,0.000000,0,0,12.500,0.250,2,2.000"
     );
     assert_eq!(lines.len(), 3);
     assert!(text.ends_with('\n'));
@@ -278,35 +286,35 @@ fn jobs_csv_rows() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s"
+        "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s,lost_work_s,restarts,slowdown"
     );
     assert_eq!(
         lines[1],
-        "1,alice,1,0.000000,0.000000,100.000000,0.000000,100.000000,0,V100-32GB,completed,100.000000"
+        "1,alice,1,0.000000,0.000000,100.000000,0.000000,100.000000,0,V100-32GB,completed,100.000000,0.000000,0,"
     );
     // Quoted tenant; two devices; distinct models in catalogue order joined with `+`.
     assert_eq!(
         lines[2],
-        "2,\"team, bob\",2,10.000000,30.000000,70.000000,30.000000,60.000000,1,V100-32GB+A100-80GB,completed,30.000000"
+        "2,\"team, bob\",2,10.000000,30.000000,70.000000,30.000000,60.000000,1,V100-32GB+A100-80GB,completed,30.000000,0.000000,0,"
     );
     // A half share is written as a decimal.
     assert_eq!(
         lines[3],
-        "3,alice,0.5,20.000000,40.000000,45.000000,20.000000,25.000000,0,T4,completed,5.000000"
+        "3,alice,0.5,20.000000,40.000000,45.000000,20.000000,25.000000,0,T4,completed,5.000000,0.000000,0,"
     );
     // Never started: empty start and models; ended (cancelled), so end, wait and JCT exist.
     assert_eq!(
         lines[4],
-        "4,alice,1,5.000000,,200.000000,195.000000,195.000000,0,,cancelled,0.000000"
+        "4,alice,1,5.000000,,200.000000,195.000000,195.000000,0,,cancelled,0.000000,0.000000,0,"
     );
     // Never ended: empty end, wait and JCT; unknown tenant index falls back to its id.
     assert_eq!(
         lines[5],
-        "5,tenant-9,1,50.000000,150.000000,,,,2,H100,unfinished,60.000000"
+        "5,tenant-9,1,50.000000,150.000000,,,,2,H100,unfinished,60.000000,0.000000,0,"
     );
     assert_eq!(lines.len(), 6);
     for line in &lines[1..] {
-        // Every row has the header's 12 fields (counting commas outside quotes).
+        // Every row has the header's 15 fields (counting commas outside quotes).
         let mut in_quotes = false;
         let fields = 1 + line
             .chars()
@@ -317,7 +325,7 @@ fn jobs_csv_rows() {
                 ch == ',' && !in_quotes
             })
             .count();
-        assert_eq!(fields, 12, "{line}");
+        assert_eq!(fields, 15, "{line}");
     }
 }
 
@@ -339,7 +347,7 @@ fn jobs_csv_fractional_shares_and_sub_second_times() {
     let text = String::from_utf8(out).unwrap();
     assert_eq!(
         text.lines().nth(1).unwrap(),
-        "7,t,0.125,0.000001,1.500001,,,,0,,unfinished,0.000000"
+        "7,t,0.125,0.000001,1.500001,,,,0,,unfinished,0.000000,0.000000,0,"
     );
 }
 
@@ -349,7 +357,7 @@ fn jobs_csv_header_only_for_no_records() {
     write_jobs_csv(&mut out, &[], &[], &Catalogue::built_in()).unwrap();
     assert_eq!(
         out,
-        b"job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s\n"
+        b"job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s,lost_work_s,restarts,slowdown\n"
     );
 }
 
@@ -385,6 +393,7 @@ fn table_is_aligned_and_narrow() {
             seed: 1,
             metrics: metrics(3),
             events: 1234,
+            failures: 2,
             wall_s: 0.0125,
         },
         SummaryRow {
@@ -400,6 +409,7 @@ fn table_is_aligned_and_narrow() {
                 ..metrics(0)
             },
             events: 9_876_543_210,
+            failures: 0,
             wall_s: 95.0,
         },
     ];
@@ -479,4 +489,20 @@ fn erlang_c_agrees_with_statrs_poisson() {
         let got = erlang_c(servers, load);
         assert!((got - want).abs() < 1e-9, "c={servers} a={load}: {got} vs {want}");
     }
+}
+
+#[test]
+fn jobs_csv_world_model_columns() {
+    // 120 s running for 90 s of ideal run (slowdown 1.333333), 45 s of work lost, 2 restarts.
+    let r = JobRecord {
+        run: secs(120.0),
+        ideal_run: secs(90.0),
+        lost_work: secs(45.0),
+        restarts: 2,
+        ..record(8, 0.0)
+    };
+    let mut out = Vec::new();
+    write_jobs_csv(&mut out, &[r], &["t".into()], &Catalogue::built_in()).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.lines().nth(1).unwrap().ends_with(",unfinished,120.000000,45.000000,2,1.333333"), "{text}");
 }

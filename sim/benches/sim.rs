@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use std::path::Path;
 use tessera_core::{ClusterState, Policy, PolicySpec};
-use tessera_sim::engine::{run, NullSink, RunLimits};
+use tessera_sim::engine::{run, NullSink, World};
 use tessera_sim::scenario::Scenario;
 use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload};
@@ -28,7 +28,7 @@ fn policies(c: &mut Criterion) {
     let scenario = Scenario::from_toml_str(SCENARIO, Path::new("bench.toml")).expect("bench scenario is valid");
     let (catalogue, nodes) = build_cluster(&scenario).unwrap();
     let workload = build_workload(&scenario, &catalogue, scenario.seed).unwrap();
-    let speed = SpeedMatrix::new(&scenario, &workload.classes, &catalogue).unwrap();
+    let speed = SpeedMatrix::build(&scenario, &workload, &catalogue).unwrap();
     let mut group = c.benchmark_group("simulate_50k_jobs_1024_gpus");
     group.sample_size(10);
     group.throughput(Throughput::Elements(workload.jobs.len() as u64));
@@ -39,7 +39,7 @@ fn policies(c: &mut Criterion) {
             b.iter(|| {
                 let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
                 let policy = Policy::from_spec(spec).unwrap();
-                run(&workload, cluster, policy, &speed, RunLimits::default(), &mut NullSink).unwrap().events
+                run(&World::plain(&workload, &speed), cluster, policy, &mut NullSink).unwrap().events
             })
         });
     }

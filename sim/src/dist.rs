@@ -361,6 +361,15 @@ impl DistSpec {
         }
     }
 
+    /// Whether every draw is above zero: continuous distributions on (0, inf) never draw 0
+    /// although their infimum is 0.
+    pub fn always_positive(&self) -> bool {
+        match self {
+            DistSpec::Exponential { .. } | DistSpec::Lognormal { .. } | DistSpec::Weibull { .. } => true,
+            _ => self.min_value() > 0.0,
+        }
+    }
+
     /// A sampler, after checking the parameters.
     pub fn build(&self) -> Result<Sampler, String> {
         self.validate()?;

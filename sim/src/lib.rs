@@ -9,6 +9,7 @@
 
 pub mod dist;
 pub mod engine;
+pub mod models;
 pub mod runner;
 pub mod scenario;
 pub mod speed;

@@ -4,7 +4,8 @@
 //! Replication `k` of every policy runs on the same workload, drawn with seed `seed + k`:
 //! common random numbers, so policies are compared on identical jobs.
 
-use crate::engine::{self, DecisionSink, JsonlSink, NullSink, RunLimits, RunOutput};
+use crate::engine::{self, DecisionSink, JsonlSink, NullSink, RunLimits, RunOutput, World};
+use crate::models::WorldModels;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::speed::SpeedMatrix;
 use crate::workload::{build_cluster, build_workload, Workload};
@@ -73,6 +74,7 @@ struct Replication {
     seed: u64,
     workload: Workload,
     speed: SpeedMatrix,
+    models: WorldModels,
 }
 
 /// One finished run, as the summary needs it.
@@ -93,7 +95,8 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
             let seed = base_seed.wrapping_add(index as u64);
             let workload = build_workload(scenario, &catalogue, seed)?;
             let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
-            Ok(Replication { index, seed, workload, speed })
+            let models = WorldModels::build(scenario, &catalogue, &nodes, &workload.classes)?;
+            Ok(Replication { index, seed, workload, speed, models })
         })
         .collect::<Result<_, RunError>>()?;
 
@@ -146,14 +149,14 @@ fn run_one(
     let policy = Policy::from_spec(policy_spec)
         .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?;
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
-    let limits = RunLimits { horizon: scenario.horizon() };
+    let world = World { workload: &rep.workload, speed: &rep.speed, models: &rep.models, seed: rep.seed, limits: RunLimits { horizon: scenario.horizon() } };
     let output = match out_dir {
         Some(dir) => {
             let run_dir = dir.join(policy_spec.label()).join(format!("r{}", rep.index));
             fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
             let log_path = run_dir.join("decisions.jsonl");
             let mut sink = JsonlSink::new(BufWriter::new(File::create(&log_path).map_err(io_err(&log_path))?));
-            let simulated = simulate(&rep.workload, cluster, policy, &rep.speed, limits, &mut sink);
+            let simulated = simulate(&world, cluster, policy, &mut sink);
             // Finish the log even when the run failed, so the writer thread's own error is seen.
             let finished = sink.finish().and_then(|mut w| w.flush());
             let output = simulated.and_then(|o| finished.map(|_| o)).map_err(io_err(&log_path))?;
@@ -164,7 +167,7 @@ fn run_one(
                 .map_err(io_err(&jobs_path))?;
             output
         }
-        None => simulate(&rep.workload, cluster, policy, &rep.speed, limits, &mut NullSink).map_err(io_err(Path::new("-")))?,
+        None => simulate(&world, cluster, policy, &mut NullSink).map_err(io_err(Path::new("-")))?,
     };
     let row = SummaryRow {
         policy: policy_spec.label().to_string(),
@@ -172,20 +175,14 @@ fn run_one(
         seed: rep.seed,
         metrics: run_metrics(&output.records, output.total_devices),
         events: output.events,
+        failures: output.failures,
         wall_s: started.elapsed().as_secs_f64(),
     };
     Ok(RunResult { row, output })
 }
 
-fn simulate<S: DecisionSink>(
-    workload: &Workload,
-    cluster: ClusterState,
-    policy: Policy,
-    speed: &SpeedMatrix,
-    limits: RunLimits,
-    sink: &mut S,
-) -> std::io::Result<RunOutput> {
-    engine::run(workload, cluster, policy, speed, limits, sink)
+fn simulate<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Policy, sink: &mut S) -> std::io::Result<RunOutput> {
+    engine::run(world, cluster, policy, sink)
 }
 
 /// `nodes.csv` and `devices.csv`: what the node and device ids in the decision logs name.
@@ -234,8 +231,9 @@ pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, targ
         let (catalogue, nodes) = build_cluster(scenario)?;
         let workload = build_workload(scenario, &catalogue, scenario.seed)?;
         let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
+        let models = WorldModels::build(scenario, &catalogue, &nodes, &workload.classes)?;
         let generated_s = started.elapsed().as_secs_f64();
-        let rep = Replication { index: 0, seed: scenario.seed, workload, speed };
+        let rep = Replication { index: 0, seed: scenario.seed, workload, speed, models };
         let sim_started = Instant::now();
         let result = run_one(spec, &rep, &catalogue, &nodes, scenario, with_outputs.then_some(tmp.as_path()))?;
         let sim_s = sim_started.elapsed().as_secs_f64();

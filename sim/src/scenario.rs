@@ -116,6 +116,8 @@ pub struct Scenario {
     /// A speed table from a file; `[[speed]]` entries override it.
     pub speed_table: Option<SpeedTableSpec>,
     pub sim: SimSpec,
+    /// The world models (all optional).
+    pub models: crate::models::ModelsSpec,
 }
 
 #[derive(Deserialize)]
@@ -136,6 +138,8 @@ struct ScenarioFile {
     speed_table: Option<SpeedTableSpec>,
     #[serde(default)]
     sim: SimSpec,
+    #[serde(default)]
+    models: crate::models::ModelsSpec,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -565,6 +569,7 @@ impl Scenario {
             policies: parsed.policies,
             speed: parsed.speed,
             speed_table: parsed.speed_table.map(|t| SpeedTableSpec { path: base.join(&t.path), ..t }),
+            models: parsed.models,
             sim: parsed.sim,
         };
         scenario.validate()?;
@@ -638,6 +643,10 @@ impl Scenario {
         self.validate_workload()?;
         self.validate_policies()?;
         self.validate_speed(&catalogue)?;
+        self.models.validate().map_err(|(key, message)| self.err(key, message))?;
+        for (i, m) in self.models.failures.iter().flat_map(|f| f.by_model.iter()).enumerate() {
+            self.lookup_model(&catalogue, &format!("models.failures.by_model[{i}].model"), &m.model)?;
+        }
         if let Some(h) = self.sim.horizon_s {
             if !(h.is_finite() && h > 0.0) {
                 return Err(self.err("sim.horizon_s", format!("expected a positive number of seconds, found {h}")));

@@ -45,31 +45,57 @@ pub fn build_cluster(s: &Scenario) -> Result<(Catalogue, Vec<NodeSpec>), Scenari
     // Groups that share a prefix keep counting, so node names stay unique.
     let mut next_index: HashMap<String, u32> = HashMap::new();
     for (i, group) in s.cluster.nodes.iter().enumerate() {
-        let prefix_key = format!("cluster.nodes[{i}]");
-        let mut devices = Vec::new();
-        let mut first_model = None;
-        if let Some(node_devices) = &group.devices {
-            for (j, g) in node_devices.groups().iter().enumerate() {
-                let key = format!("{}.model", node_devices.key(&prefix_key, j));
-                let model = s.lookup_model(&catalogue, &key, &g.model)?;
-                first_model.get_or_insert(model);
-                devices.extend(std::iter::repeat_n(model, g.count as usize));
-            }
-        }
-        let prefix = match (&group.name, first_model) {
-            (Some(name), _) => name.clone(),
-            (None, Some(model)) => catalogue.name(model).to_ascii_lowercase(),
-            (None, None) => "cpu".to_string(),
-        };
-        let cpu_milli = (group.cpu_cores * 1000.0).round() as u32;
-        let mem_mib = (group.mem_gib * 1024.0).round() as u64;
-        let index = next_index.entry(prefix.clone()).or_insert(0);
-        for _ in 0..group.count {
-            nodes.push(NodeSpec { name: format!("{prefix}-{index}"), devices: devices.clone(), cpu_milli, mem_mib });
-            *index += 1;
-        }
+        nodes.extend(group_nodes(s, group, &format!("cluster.nodes[{i}]"), &catalogue, &mut next_index)?);
     }
     Ok((catalogue, nodes))
+}
+
+/// The nodes of one group, named `<prefix>-<index>`, with `next_index` counting per prefix.
+pub fn group_nodes(
+    s: &Scenario,
+    group: &crate::scenario::NodeGroupSpec,
+    prefix_key: &str,
+    catalogue: &Catalogue,
+    next_index: &mut HashMap<String, u32>,
+) -> Result<Vec<NodeSpec>, ScenarioError> {
+    let mut devices = Vec::new();
+    let mut first_model = None;
+    if let Some(node_devices) = &group.devices {
+        for (j, g) in node_devices.groups().iter().enumerate() {
+            let key = format!("{}.model", node_devices.key(prefix_key, j));
+            let model = s.lookup_model(catalogue, &key, &g.model)?;
+            first_model.get_or_insert(model);
+            devices.extend(std::iter::repeat_n(model, g.count as usize));
+        }
+    }
+    let prefix = match (&group.name, first_model) {
+        (Some(name), _) => name.clone(),
+        (None, Some(model)) => catalogue.name(model).to_ascii_lowercase(),
+        (None, None) => "cpu".to_string(),
+    };
+    let cpu_milli = (group.cpu_cores * 1000.0).round() as u32;
+    let mem_mib = (group.mem_gib * 1024.0).round() as u64;
+    let index = next_index.entry(prefix.clone()).or_insert(0);
+    let mut nodes = Vec::with_capacity(group.count as usize);
+    for _ in 0..group.count {
+        nodes.push(NodeSpec { name: format!("{prefix}-{index}"), devices: devices.clone(), cpu_milli, mem_mib });
+        *index += 1;
+    }
+    Ok(nodes)
+}
+
+/// For each name prefix (`a100` of `a100-7`), the next free index among `nodes`.
+pub fn next_indexes(nodes: &[NodeSpec]) -> HashMap<String, u32> {
+    let mut next: HashMap<String, u32> = HashMap::new();
+    for n in nodes {
+        if let Some((prefix, index)) = n.name.rsplit_once('-') {
+            if let Ok(i) = index.parse::<u32>() {
+                let e = next.entry(prefix.to_string()).or_insert(0);
+                *e = (*e).max(i + 1);
+            }
+        }
+    }
+    next
 }
 
 /// Nodes from the scenario's node-list trace, if it names one (before any `[[cluster.nodes]]`).
@@ -120,7 +146,27 @@ pub fn build_workload(s: &Scenario, catalogue: &Catalogue, seed: u64) -> Result<
         (None, Some(trace)) => from_trace(s, trace, catalogue)?,
         _ => return Err(ScenarioError::invalid(&s.path, "workload", "expected exactly one of `synthetic` and `trace`")),
     };
-    transform(s, workload)
+    let mut workload = transform(s, workload)?;
+    apply_estimate_error(s, &mut workload, seed)?;
+    Ok(workload)
+}
+
+/// Stream 2 of the run's seed: the error in what jobs state (stream 0 is the world's, 1 the
+/// workload's), so turning the model on does not change the jobs themselves.
+const ESTIMATE_STREAM: u64 = 2;
+
+/// Each job's stated duration (what SJF and backfilling see) becomes its true work times a
+/// draw from the scenario's error factor.
+fn apply_estimate_error(s: &Scenario, w: &mut Workload, seed: u64) -> Result<(), ScenarioError> {
+    let Some(error) = &s.models.estimate_error else { return Ok(()) };
+    let factor = error.factor.build().map_err(|m| ScenarioError::invalid(&s.path, "models.estimate_error.factor", m))?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(ESTIMATE_STREAM);
+    for job in &mut w.jobs {
+        let stated = job.work.as_secs_f64() * factor.sample(&mut rng);
+        job.spec.stated_duration = Some(Time::from_secs_f64(stated).max(Time(1)));
+    }
+    Ok(())
 }
 
 /// The scenario's workload transforms, in this order: tenant filter, time window (re-based to
