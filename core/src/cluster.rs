@@ -122,6 +122,9 @@ pub struct ClusterState {
     capacity_total: Vec<u32>,
     max_cpu_milli: u32,
     max_mem_mib: u64,
+    /// Most devices of a key on any one node (up or down): the largest gang one node could
+    /// ever host, so a locality wait is never spent on a gang no node can hold.
+    max_node_devices: Vec<u32>,
 }
 
 impl ClusterState {
@@ -135,6 +138,7 @@ impl ClusterState {
             capacity_total: vec![0; MAX_MODELS + 1],
             max_cpu_milli: 0,
             max_mem_mib: 0,
+            max_node_devices: vec![0; MAX_MODELS + 1],
         };
         for spec in nodes {
             state.add_node(spec);
@@ -154,6 +158,11 @@ impl ClusterState {
             self.capacity_total[model.index()] += 1;
             self.capacity_total[ANY_KEY] += 1;
         }
+        for m in models_in_order(&spec.devices) {
+            let n = spec.devices.iter().filter(|&&d| d == m).count() as u32;
+            self.max_node_devices[m.index()] = self.max_node_devices[m.index()].max(n);
+        }
+        self.max_node_devices[ANY_KEY] = self.max_node_devices[ANY_KEY].max(spec.devices.len() as u32);
         self.max_cpu_milli = self.max_cpu_milli.max(spec.cpu_milli);
         self.max_mem_mib = self.max_mem_mib.max(spec.mem_mib);
         self.nodes.push(NodeState {
@@ -284,6 +293,23 @@ impl ClusterState {
         key.set.iter().map(|m| self.capacity_total[m.index()]).sum()
     }
 
+    /// Most devices usable by `key` on any one node, up or down (for a set of several models,
+    /// an upper bound: the most devices of any model on one node). O(1).
+    pub fn max_node_devices(&self, key: ModelKey) -> u32 {
+        self.max_node_devices[key.key]
+    }
+
+    /// The states of a node's devices, in device order.
+    pub fn node_devices(&self, node: NodeId) -> &[DeviceState] {
+        let n = &self.nodes[node.index()];
+        &self.devices[n.first_device as usize..(n.first_device + n.device_count) as usize]
+    }
+
+    /// Whether a device is whole and free (healthy, its node up).
+    pub fn is_whole_free(&self, device: DeviceId) -> bool {
+        self.device_is_whole_free(&self.devices[device.index()])
+    }
+
     pub fn max_node_cpu_milli(&self) -> u32 {
         self.max_cpu_milli
     }
@@ -364,6 +390,17 @@ impl ClusterState {
         }
         debug_assert_eq!(taken, k);
         let (cpu_milli, mem_mib) = Self::node_demand(job, k);
+        alloc.nodes.push(NodeShare { node, cpu_milli, mem_mib });
+    }
+
+    /// These whole free devices of one node (the caller chose them: whole, free, allowed), with
+    /// the CPU and memory for them, appended to `alloc`.
+    pub fn take_devices_on_node(&self, node: NodeId, job: &JobSpec, devices: &[DeviceId], alloc: &mut Allocation) {
+        for &device in devices {
+            debug_assert!(self.is_whole_free(device) && self.devices[device.index()].node == node);
+            alloc.devices.push(DeviceShare { device, milli: WHOLE_DEVICE_MILLI });
+        }
+        let (cpu_milli, mem_mib) = Self::node_demand(job, devices.len() as u32);
         alloc.nodes.push(NodeShare { node, cpu_milli, mem_mib });
     }
 

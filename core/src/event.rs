@@ -2,7 +2,7 @@
 //! (commands the driver must carry out), notices out (explanations for logs and reports).
 
 use crate::cluster::{Allocation, Limit, NodeSpec};
-use crate::ids::{DeviceId, JobId, NodeId};
+use crate::ids::{DeviceId, JobId, ModelId, NodeId};
 use crate::job::{JobSpec, Outcome};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
@@ -74,6 +74,14 @@ pub enum OrderReason {
     ShortestStated { stated_s: Option<f64> },
     /// Highest priority tier first.
     PriorityTier { tier: i32 },
+    /// Shortest remaining stated time first; `None` ranks last.
+    ShortestRemaining { remaining_s: Option<f64> },
+    /// Tiresias' 2D-LAS: the queue the job's attained device-seconds put it in (0 first).
+    LeastAttained { queue: u32, attained_device_s: f64, promoted: bool },
+    /// The tenant with the smallest dominant share first (DRF).
+    DominantShare { tenant_share: f64 },
+    /// The tenant with the highest fair-share factor first (Slurm's 2^(-usage/share)).
+    FairShare { factor: f64, usage_share: f64, target_share: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -84,8 +92,11 @@ pub struct PlacementReason {
     pub how: PlacedHow,
 }
 
-/// What the placement found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What the placement found. `first-fit` and `best-fit` use the first four; the other
+/// placements say which candidate won and, where they score, by how much. Fractional and
+/// CPU-only jobs under `pack`, `spread`, `topology` and `hetero` report `Share` / `CpuOnly`
+/// (the registry name in `PlacementReason::rule` says which rule chose).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "placed", rename_all = "snake_case")]
 pub enum PlacedHow {
     /// The whole gang on one node, which keeps `free_after` whole free devices of the models
@@ -97,6 +108,27 @@ pub enum PlacedHow {
     Share { device: DeviceId, free_milli_before: u16 },
     /// A job with no devices, on a node with the CPU and memory.
     CpuOnly { node: NodeId },
+    /// `pack`: the gang on `nodes` nodes (the fewest possible: most free first, the rest on
+    /// the tightest node that holds it); `last` is the node that took the remainder (the only
+    /// node when `nodes == 1`), left with `free_after` whole free devices; `island` is the
+    /// NVLink island the devices came from when islands are configured and one holds them.
+    Pack { nodes: u32, last: NodeId, free_after: u32, island: Option<u32> },
+    /// `spread`: the node with the most free devices that hosts the gang, which had
+    /// `free_before` whole free devices of the allowed models.
+    MostFree { node: NodeId, free_before: u32 },
+    /// `topology`: all devices on one node (and one NVLink island, when islands are
+    /// configured and one holds them), left with `free_after` whole free devices.
+    Local { node: NodeId, island: Option<u32>, free_after: u32 },
+    /// `topology`: no single node could host the gang, so it spans `nodes` nodes, after
+    /// waiting `waited_s` of its `locality_wait_s`.
+    SpreadAfterWait { nodes: u32, waited_s: f64 },
+    /// `fgd`: the candidate with the least growth of the cluster's expected fragmentation
+    /// (in GPUs, weighted by the observed workload; negative when the job fills fragments).
+    /// `device` is the device of a fractional share; `candidates` how many were scored.
+    Fgd { node: NodeId, device: Option<DeviceId>, fragmentation_increase: f64, candidates: u32 },
+    /// `hetero`: the model on which the job's speed relative to the observed workload's mean
+    /// speed is highest among models that could host it now; `nodes` nodes of it.
+    Hetero { model: ModelId, speed: f64, relative_speed: f64, nodes: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -138,6 +170,10 @@ pub enum WaitReason {
     BehindHead { head: JobId },
     /// Lower-tier jobs are being preempted for this job; it starts when they are gone.
     AwaitingPreemption { victims: Vec<JobId> },
+    /// `topology`: the gang could start now only spread over `spread_nodes` nodes; it waits
+    /// for one node to hold it until it has waited `limit_s` (it has waited `waited_s`).
+    /// The scheduler should wake at `limit_s - waited_s` from now to accept the spread.
+    Locality { waited_s: f64, limit_s: f64, spread_nodes: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -16,7 +16,9 @@ use crate::event::{Decision, Event, LaunchReason, Notice, PlacementReason, Preem
 use crate::cluster::{Limit, ModelKey};
 use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
-use crate::policy::{Placed, Policy, QueueKey};
+use crate::ids::TenantId;
+use crate::policy::queue::{Capacity, TenantUsage};
+use crate::policy::{OrderView, Placed, Policy, QueueKey};
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -39,7 +41,14 @@ struct JobEntry {
     state: JobState,
     /// Submission sequence: breaks queue-key ties, so the order is total.
     seq: u64,
+    submitted: Time,
     queue_key: QueueKey,
+    /// Device-seconds over completed runs (LAS's service).
+    attained_device_s: f64,
+    /// Promoted to the first LAS queue for having starved.
+    promoted: bool,
+    /// Counts entries into the queue and launches: timers carry it, so stale ones are ignored.
+    timer_epoch: u32,
     allocation: Option<Allocation>,
     run_started: Time,
     attained: Time,
@@ -71,6 +80,17 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// What a timer is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum TimerKind {
+    /// Preemption was deferred by the minimum run time: try again.
+    RetryPreemption,
+    /// A queued job's key changes (LAS starvation promotion).
+    Rekey,
+    /// A running job's preemption rank changes (LAS demotion).
+    Rerank,
+}
+
 pub struct Scheduler {
     policy: Policy,
     cluster: ClusterState,
@@ -83,13 +103,31 @@ pub struct Scheduler {
     notices: VecDeque<Notice>,
     now: Time,
     next_seq: u64,
-    timer: Option<Time>,
+    /// Per-tenant FIFO queues, kept beside `queue` when the policy orders tenants.
+    tenant_queues: BTreeMap<TenantId, BTreeMap<(QueueKey, u64), JobId>>,
+    /// What each tenant holds and has used, by tenant id.
+    tenant_usage: Vec<TenantUsage>,
+    capacity: Capacity,
+    /// Whether tenants' usage is tracked (the policy ranks tenants), and its half-life; fixed at
+    /// construction, since the pass borrows the order itself.
+    tracks_usage: bool,
+    usage_half_life: Option<Time>,
+    /// Pending timers: (when, what, job, the job's timer epoch when set).
+    timers: BTreeSet<(Time, TimerKind, JobId, u32)>,
     needs_pass: bool,
 }
 
 impl Scheduler {
     pub fn new(policy: Policy, cluster: ClusterState) -> Scheduler {
+        let capacity = Self::capacity_of(&cluster);
+        let tracks_usage = policy.tenant_order.is_some();
+        let usage_half_life = policy.tenant_order.as_ref().and_then(|o| o.half_life());
         Scheduler {
+            tracks_usage,
+            usage_half_life,
+            tenant_queues: BTreeMap::new(),
+            tenant_usage: Vec::new(),
+            capacity,
             policy,
             cluster,
             jobs: IdMap::default(),
@@ -99,7 +137,7 @@ impl Scheduler {
             notices: VecDeque::new(),
             now: Time::ZERO,
             next_seq: 0,
-            timer: None,
+            timers: BTreeSet::new(),
             needs_pass: false,
         }
     }
@@ -116,6 +154,7 @@ impl Scheduler {
             Event::JobEvicted { job } => self.on_evicted(job),
             Event::NodeAdded { spec } => {
                 self.cluster.add_node(spec);
+                self.capacity = Self::capacity_of(&self.cluster);
                 self.needs_pass = true;
             }
             Event::NodeUp { node } => self.on_node_up(node, true),
@@ -129,9 +168,12 @@ impl Scheduler {
 
     pub fn handle_timeout(&mut self, now: Time) {
         self.advance(now);
-        if self.timer.is_some_and(|t| t <= now) {
-            self.timer = None;
-            self.needs_pass = true;
+        while let Some(&(at, kind, job, epoch)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            self.on_timer(kind, job, epoch);
         }
         self.run_pass_if_needed();
     }
@@ -151,7 +193,7 @@ impl Scheduler {
     /// When the scheduler wants `handle_timeout` called, if at all.
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Time> {
-        self.timer
+        self.timers.first().map(|&(at, ..)| at)
     }
 
     // ---- read-only view -------------------------------------------------------------------
@@ -237,7 +279,8 @@ impl Scheduler {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let queue_key = self.policy.queue.key(&spec, self.now);
+        let view = OrderView { submitted: self.now, ..OrderView::default() };
+        let queue_key = self.policy.queue.key(&spec, &view);
         let id = spec.id;
         self.jobs.insert(
             id,
@@ -245,7 +288,11 @@ impl Scheduler {
                 spec,
                 state: JobState::Queued,
                 seq,
+                submitted: self.now,
                 queue_key,
+                attained_device_s: 0.0,
+                promoted: false,
+                timer_epoch: 0,
                 allocation: None,
                 run_started: Time::ZERO,
                 attained: Time::ZERO,
@@ -261,8 +308,24 @@ impl Scheduler {
     /// Puts a job in the queue. Behind a blocked head nothing can change, so the pass is
     /// skipped and the job is told why it waits.
     fn enqueue(&mut self, id: JobId) {
+        let entry = self.jobs.get_mut(&id).expect("queued job is known");
+        entry.timer_epoch += 1;
+        if let Some(at) = self.policy.queue.rekey_at(&Self::view(entry), self.now) {
+            self.timers.insert((at, TimerKind::Rekey, id, entry.timer_epoch));
+        }
         let entry = &self.jobs[&id];
         let slot = (entry.queue_key, entry.seq);
+        if self.policy.tenant_order.is_some() {
+            self.queue.insert(slot, id);
+            let tenant_queue = self.tenant_queues.entry(entry.spec.tenant).or_default();
+            let head = tenant_queue.first_key_value().map(|(_, &j)| j);
+            tenant_queue.insert(slot, id);
+            if let Some(head) = head {
+                self.note_waiting(id, WaitReason::BehindHead { head });
+            }
+            self.needs_pass = true;
+            return;
+        }
         let head = self.queue.first_key_value().map(|(&k, &j)| (k, j));
         self.queue.insert(slot, id);
         match head {
@@ -281,6 +344,9 @@ impl Scheduler {
             JobState::Queued => {
                 let slot = (entry.queue_key, entry.seq);
                 self.queue.remove(&slot);
+                if let Some(q) = self.tenant_queues.get_mut(&entry.spec.tenant) {
+                    q.remove(&slot);
+                }
                 self.forget(job);
                 self.notices.push_back(Notice::Cancelled { job });
                 self.needs_pass = true;
@@ -331,6 +397,8 @@ impl Scheduler {
         }
         entry.state = JobState::Queued;
         entry.last_wait = None;
+        entry.promoted = false;
+        entry.queue_key = self.policy.queue.key(&entry.spec, &Self::view(entry));
         let attained_s = entry.attained.as_secs_f64();
         self.notices.push_back(Notice::Requeued { job, attained_s });
         self.enqueue(job);
@@ -414,11 +482,19 @@ impl Scheduler {
         let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         let key = Self::victim_key(entry, job);
         if matches!(entry.state, JobState::Running | JobState::Preempting) {
-            entry.attained += self.now - entry.run_started;
+            let ran = self.now - entry.run_started;
+            entry.attained += ran;
+            entry.attained_device_s += entry.spec.devices.device_equivalents() * ran.as_secs_f64();
         }
+        let held = entry.allocation.is_some();
         if let Some(alloc) = entry.allocation.take() {
             self.cluster.release(&alloc);
         }
+        if held {
+            let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
+            self.add_usage(tenant, -devices, -cpu, -mem);
+        }
+        let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         self.victims.remove(&key);
         if let Some(for_job) = entry.preempted_for.take() {
             if let Some(head) = self.jobs.get_mut(&for_job) {
@@ -437,6 +513,127 @@ impl Scheduler {
         }
     }
 
+    fn capacity_of(cluster: &ClusterState) -> Capacity {
+        Capacity {
+            devices: cluster.devices().len() as f64,
+            cpu_milli: cluster.nodes().iter().map(|n| n.cpu_milli_total as f64).sum(),
+            mem_mib: cluster.nodes().iter().map(|n| n.mem_mib_total as f64).sum(),
+        }
+    }
+
+    fn usage_mut(&mut self, tenant: TenantId) -> &mut TenantUsage {
+        if self.tenant_usage.len() <= tenant.index() {
+            self.tenant_usage.resize(tenant.index() + 1, TenantUsage { as_of: self.now, ..TenantUsage::default() });
+        }
+        &mut self.tenant_usage[tenant.index()]
+    }
+
+    fn add_usage(&mut self, tenant: TenantId, devices: f64, cpu_milli: f64, mem_mib: f64) {
+        if !self.tracks_usage {
+            return;
+        }
+        let half_life = self.usage_half_life;
+        let now = self.now;
+        let usage = self.usage_mut(tenant);
+        usage.advance(now, half_life);
+        usage.devices = (usage.devices + devices).max(0.0);
+        usage.cpu_milli = (usage.cpu_milli + cpu_milli).max(0.0);
+        usage.mem_mib = (usage.mem_mib + mem_mib).max(0.0);
+    }
+
+    /// The pass for orders that rank tenants: each round tries the heads of the tenants'
+    /// queues in rank order and starts the first that fits; a tenant whose head does not fit
+    /// is passed over. Rounds repeat until no head can start.
+    fn run_tenant_pass(&mut self) {
+        let Some(order) = self.policy.tenant_order.take() else { return };
+        let half_life = order.half_life();
+        loop {
+            let now = self.now;
+            for usage in &mut self.tenant_usage {
+                usage.advance(now, half_life);
+            }
+            let mut heads: Vec<(f64, u64, TenantId, JobId)> = Vec::new();
+            for (&tenant, q) in &self.tenant_queues {
+                if let Some((&(_, seq), &job)) = q.first_key_value() {
+                    if self.tenant_usage.len() <= tenant.index() {
+                        self.tenant_usage.resize(tenant.index() + 1, TenantUsage { as_of: now, ..TenantUsage::default() });
+                    }
+                    let rank = order.tenant_rank(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
+                    heads.push((rank, seq, tenant, job));
+                }
+            }
+            heads.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let mut launched = false;
+            for (_, _, tenant, head) in heads {
+                let spec = &self.jobs[&head].spec;
+                match self.policy.placement.place(&self.cluster, spec, &crate::policy::PlaceContext::immediate(self.now)) {
+                    Ok(placed) => {
+                        let reason = order.explain(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
+                        self.launch(head, placed);
+                        if let Some(Decision::Launch { reason: r, .. }) = self.decisions.back_mut() {
+                            r.order = reason;
+                        }
+                        launched = true;
+                        break;
+                    }
+                    Err(reason) => self.note_waiting(head, reason),
+                }
+            }
+            if !launched {
+                break;
+            }
+        }
+        self.policy.tenant_order = Some(order);
+    }
+
+    fn view(entry: &JobEntry) -> OrderView {
+        OrderView {
+            submitted: entry.submitted,
+            attained: entry.attained,
+            attained_device_s: entry.attained_device_s,
+            promoted: entry.promoted,
+        }
+    }
+
+    /// Device-seconds a job has attained up to now, its current run included.
+    fn attained_now(&self, entry: &JobEntry) -> f64 {
+        let running = matches!(entry.state, JobState::Running | JobState::Preempting | JobState::Launching);
+        let current = if running { entry.spec.devices.device_equivalents() * (self.now - entry.run_started).as_secs_f64() } else { 0.0 };
+        entry.attained_device_s + current
+    }
+
+    fn on_timer(&mut self, kind: TimerKind, job: JobId, epoch: u32) {
+        let Some(entry) = self.jobs.get_mut(&job) else {
+            self.needs_pass |= kind == TimerKind::RetryPreemption;
+            return;
+        };
+        if kind == TimerKind::RetryPreemption {
+            self.needs_pass = true;
+            return;
+        }
+        if entry.timer_epoch != epoch {
+            return;
+        }
+        match kind {
+            TimerKind::Rekey if entry.state == JobState::Queued => {
+                self.queue.remove(&(entry.queue_key, entry.seq));
+                entry.promoted = true;
+                entry.queue_key = self.policy.queue.key(&entry.spec, &Self::view(entry));
+                self.queue.insert((entry.queue_key, entry.seq), job);
+                self.needs_pass = true;
+            }
+            TimerKind::Rerank if matches!(entry.state, JobState::Running | JobState::Launching) => {
+                // Its rank dropped: a waiting head may now preempt it.
+                self.needs_pass = true;
+                let (spec, attained, started) = (entry.spec.clone(), entry.attained_device_s, entry.run_started);
+                if let Some(at) = self.policy.queue.rank_changes_at(&spec, attained + spec.devices.device_equivalents() * (self.now - started).as_secs_f64() + 1e-9, self.now) {
+                    self.timers.insert((at, TimerKind::Rerank, job, epoch));
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Emits a `Waiting` notice unless the job already waits for the same kind of reason.
     fn note_waiting(&mut self, job: JobId, reason: WaitReason) {
         let kind = match &reason {
@@ -444,6 +641,7 @@ impl Scheduler {
             WaitReason::NoNodeFits { limit, .. } => (2, *limit as u64),
             WaitReason::BehindHead { head } => (3, head.0),
             WaitReason::AwaitingPreemption { .. } => (4, 0),
+            WaitReason::Locality { .. } => (5, 0),
         };
         let entry = self.jobs.get_mut(&job).expect("waiting job is known");
         if entry.last_wait != Some(kind) {
@@ -459,6 +657,9 @@ impl Scheduler {
             return;
         }
         self.needs_pass = false;
+        if self.policy.tenant_order.is_some() {
+            return self.run_tenant_pass();
+        }
         while let Some((_, &head)) = self.queue.first_key_value() {
             let entry = &self.jobs[&head];
             if !entry.pending_victims.is_empty() {
@@ -466,7 +667,7 @@ impl Scheduler {
                 self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
                 return;
             }
-            match self.policy.placement.place(&self.cluster, &entry.spec) {
+            match self.policy.placement.place(&self.cluster, &entry.spec, &crate::policy::PlaceContext::immediate(self.now)) {
                 Ok(placed) => self.launch(head, placed),
                 Err(reason) => {
                     if self.policy.preemption.enabled && self.try_preempt(head) {
@@ -484,34 +685,72 @@ impl Scheduler {
     fn launch(&mut self, job: JobId, placed: Placed) {
         let entry = self.jobs.get_mut(&job).expect("queued job is known");
         self.queue.remove(&(entry.queue_key, entry.seq));
+        if let Some(q) = self.tenant_queues.get_mut(&entry.spec.tenant) {
+            q.remove(&(entry.queue_key, entry.seq));
+        }
+        let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
+        self.add_usage(tenant, devices, cpu, mem);
+        let entry = self.jobs.get_mut(&job).expect("queued job is known");
         self.cluster.allocate(&placed.allocation);
         entry.state = JobState::Launching;
         entry.run_started = self.now;
         entry.last_wait = None;
+        entry.timer_epoch += 1;
+        if self.policy.preemption.enabled && self.policy.queue.dynamic_rank() {
+            if let Some(at) = self.policy.queue.rank_changes_at(&entry.spec, entry.attained_device_s, self.now) {
+                self.timers.insert((at, TimerKind::Rerank, job, entry.timer_epoch));
+            }
+        }
         entry.allocation = Some(placed.allocation.clone());
         if self.policy.preemption.enabled {
             self.victims.insert(Self::victim_key(entry, job));
         }
         let reason = LaunchReason {
             policy: self.policy.label.clone(),
-            order: self.policy.queue.explain(&entry.spec),
+            order: self.policy.queue.explain(&entry.spec, &Self::view(entry)),
             placement: PlacementReason { rule: self.policy.placement.name().into(), how: placed.how },
             queued_after: self.queue.len() as u32,
         };
         self.decisions.push_back(Decision::Launch { job, allocation: placed.allocation, reason });
     }
 
+    /// Running jobs of lower rank than the head, least important first, then latest started
+    /// (the least work lost). Tiers never change while a job runs, so for `priority` the
+    /// sorted victim set is the answer; other orders rank running jobs now.
+    fn preemption_candidates(&self, head_rank: i64) -> Vec<(i64, Reverse<Time>, JobId)> {
+        if self.policy.queue.name() == "priority" {
+            return self
+                .victims
+                .iter()
+                .take_while(|&&(tier, _, _)| (tier as i64) < head_rank)
+                .map(|&(tier, started, job)| (tier as i64, started, job))
+                .collect();
+        }
+        let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = self
+            .victims
+            .iter()
+            .map(|&(_, started, job)| {
+                let e = &self.jobs[&job];
+                (self.policy.queue.rank(&e.spec, &Self::view(e), self.attained_now(e)), started, job)
+            })
+            .filter(|&(rank, _, _)| rank < head_rank)
+            .collect();
+        candidates.sort_unstable();
+        candidates
+    }
+
     /// Looks for lower-tier running jobs whose eviction lets the blocked head start. Victims
     /// are tried lowest tier first, then latest start first, releasing their resources
     /// tentatively until the head fits; only those on the nodes the head would use are evicted.
     fn try_preempt(&mut self, head: JobId) -> bool {
-        let head_tier = self.jobs[&head].spec.priority;
+        let head_entry = &self.jobs[&head];
+        let head_tier = head_entry.spec.priority;
+        let head_rank = self.policy.queue.rank(&head_entry.spec, &Self::view(head_entry), self.attained_now(head_entry));
         let min_runtime = self.policy.preemption.min_runtime;
         let mut released: Vec<(JobId, Allocation)> = Vec::new();
         let mut earliest_eligible: Option<Time> = None;
         let mut placed = None;
-        let candidates: Vec<(i32, Reverse<Time>, JobId)> =
-            self.victims.iter().take_while(|&&(tier, _, _)| tier < head_tier).copied().collect();
+        let candidates = self.preemption_candidates(head_rank);
         for (_, Reverse(started), victim) in candidates {
             let eligible_at = started + min_runtime;
             if eligible_at > self.now {
@@ -521,7 +760,7 @@ impl Scheduler {
             let alloc = self.jobs[&victim].allocation.clone().expect("a victim holds resources");
             self.cluster.release(&alloc);
             released.push((victim, alloc));
-            if let Ok(p) = self.policy.placement.place(&self.cluster, &self.jobs[&head].spec) {
+            if let Ok(p) = self.policy.placement.place(&self.cluster, &self.jobs[&head].spec, &crate::policy::PlaceContext::immediate(self.now)) {
                 placed = Some(p);
                 break;
             }
@@ -531,7 +770,7 @@ impl Scheduler {
         }
         let Some(placed) = placed else {
             if let Some(t) = earliest_eligible {
-                self.timer = Some(self.timer.map_or(t, |old| old.min(t)));
+                self.timers.insert((t, TimerKind::RetryPreemption, head, 0));
                 let why = format!("lower-tier jobs ran less than the minimum run time of {:.0} s", min_runtime.as_secs_f64());
                 self.notices.push_back(Notice::PreemptionDeferred { job: head, until_s: t.as_secs_f64(), why });
             }

@@ -46,8 +46,10 @@ fn cluster_shape() -> impl Strategy<Value = Vec<(usize, u8, u32, u64)>> {
 }
 
 fn policy_spec() -> impl Strategy<Value = PolicySpec> {
-    (0usize..3, any::<bool>(), 0u32..120, 0u32..300).prop_map(|(q, best, grace, min_run)| {
-        let mut spec = PolicySpec::named(["fifo", "sjf", "priority"][q]);
+    (0usize..7, any::<bool>(), 0u32..120, 0u32..300).prop_map(|(q, best, grace, min_run)| {
+        let mut spec = PolicySpec::named(["fifo", "sjf", "priority", "srtf", "las", "drf", "fair-share"][q]);
+        spec.thresholds_device_s = Some(vec![50.0, 500.0]);
+        spec.promote_after_s = Some(300.0);
         spec.placement = Some(if best { "best-fit" } else { "first-fit" }.into());
         spec.grace_s = Some(grace as f64);
         spec.min_runtime_s = Some(min_run as f64);
@@ -308,7 +310,7 @@ fn run_case(shape: Vec<(usize, u8, u32, u64)>, spec: PolicySpec, ops: Vec<Op>) -
         // Strict order: if anything is queued, the head cannot start now (or awaits victims).
         if let Some(head) = h.sched.queued().next() {
             let spec = &l.specs[&head];
-            let fits = h.sched.policy().placement.place(h.sched.cluster(), spec).is_ok();
+            let fits = h.sched.policy().placement.place(h.sched.cluster(), spec, &tessera_core::policy::PlaceContext::default()).is_ok();
             prop_assert!(!fits || !l.preempting.is_empty(), "{head} heads the queue but would fit now");
         }
     }

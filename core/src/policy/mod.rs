@@ -5,8 +5,8 @@
 pub mod placement;
 pub mod queue;
 
-pub use placement::{BestFit, FirstFit, Placed, Placement};
-pub use queue::{Fifo, PriorityTiers, QueueKey, QueueOrder, ShortestJobFirst};
+pub use placement::{BestFit, FirstFit, Fgd, Hetero, Pack, PlaceContext, Placed, Placement, SpeedTable, Spread, Topology};
+pub use queue::{Fifo, LeastAttained, OrderView, PriorityTiers, QueueKey, QueueOrder, ShortestJobFirst, ShortestRemaining};
 
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
@@ -17,15 +17,33 @@ use serde::{Deserialize, Serialize};
 pub struct PolicySpec {
     /// Queue order: `fifo`, `sjf` or `priority`.
     pub name: String,
-    /// Placement: `first-fit` (default) or `best-fit`.
+    /// Placement: `first-fit` (default), `best-fit`, `pack`, `spread`, `topology`, `fgd` or
+    /// `hetero`.
     #[serde(default)]
     pub placement: Option<String>,
+    /// `topology`: how long a gang that could start now only spread over nodes waits for one
+    /// node to hold it (seconds, default 0: never waits).
+    #[serde(default)]
+    pub locality_wait_s: Option<f64>,
+    /// `topology` and `pack`: devices per NVLink island (runs of consecutive devices of a
+    /// node, as the simulator's `devices_per_nvlink_island`); unset: no islands.
+    #[serde(default)]
+    pub island_size: Option<u32>,
     /// Distinguishes two entries that share a name; defaults to `name`.
     #[serde(default)]
     pub label: Option<String>,
     /// Evict lower tiers for a blocked higher-tier head. Default: on for `priority`, off otherwise.
     #[serde(default)]
     pub preempt: Option<bool>,
+    /// `las`: queue thresholds in device-seconds (default one threshold at 3,200, Tiresias').
+    #[serde(default)]
+    pub thresholds_device_s: Option<Vec<f64>>,
+    /// `las`: promote a job that waited this long since it last entered the queue.
+    #[serde(default)]
+    pub promote_after_s: Option<f64>,
+    /// `fair-share`: half-life of past usage (default 7 days).
+    #[serde(default)]
+    pub half_life_s: Option<f64>,
     /// Time a preempted job gets between SIGTERM and SIGKILL.
     #[serde(default)]
     pub grace_s: Option<f64>,
@@ -36,7 +54,19 @@ pub struct PolicySpec {
 
 impl PolicySpec {
     pub fn named(name: &str) -> PolicySpec {
-        PolicySpec { name: name.into(), placement: None, label: None, preempt: None, grace_s: None, min_runtime_s: None }
+        PolicySpec {
+            name: name.into(),
+            placement: None,
+            locality_wait_s: None,
+            island_size: None,
+            label: None,
+            preempt: None,
+            thresholds_device_s: None,
+            promote_after_s: None,
+            half_life_s: None,
+            grace_s: None,
+            min_runtime_s: None,
+        }
     }
 
     pub fn label(&self) -> &str {
@@ -44,8 +74,8 @@ impl PolicySpec {
     }
 }
 
-pub const QUEUE_ORDERS: &[&str] = &["fifo", "sjf", "priority"];
-pub const PLACEMENTS: &[&str] = &["first-fit", "best-fit"];
+pub const QUEUE_ORDERS: &[&str] = &["fifo", "sjf", "srtf", "priority", "las", "drf", "fair-share"];
+pub const PLACEMENTS: &[&str] = &["first-fit", "best-fit", "pack", "spread", "topology", "fgd", "hetero"];
 
 /// The preemption part of a policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,6 +89,9 @@ pub struct PreemptionRule {
 pub struct Policy {
     pub label: std::sync::Arc<str>,
     pub queue: Box<dyn QueueOrder>,
+    /// For orders that rank tenants first (`drf`, `fair-share`); `queue` then orders each
+    /// tenant's own jobs (FIFO).
+    pub tenant_order: Option<Box<dyn queue::TenantOrder>>,
     pub placement: Box<dyn Placement>,
     pub preemption: PreemptionRule,
 }
@@ -105,6 +138,16 @@ impl Policy {
             "fifo" => Box::new(Fifo),
             "sjf" => Box::new(ShortestJobFirst),
             "priority" => Box::new(PriorityTiers),
+            "srtf" => Box::new(ShortestRemaining),
+            "las" => {
+                let thresholds = spec.thresholds_device_s.clone().unwrap_or_else(|| vec![3200.0]);
+                if thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) || thresholds.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(PolicyError { key: "thresholds_device_s", message: format!("expected increasing positive device-seconds, found {thresholds:?}") });
+                }
+                let promote_after = spec.promote_after_s.map(|s| non_negative_secs("promote_after_s", Some(s), 0.0)).transpose()?;
+                Box::new(LeastAttained { thresholds_device_s: thresholds, promote_after })
+            }
+            "drf" | "fair-share" => Box::new(Fifo),
             other => {
                 return Err(PolicyError {
                     key: "name",
@@ -115,6 +158,14 @@ impl Policy {
         let placement: Box<dyn Placement> = match spec.placement.as_deref().unwrap_or("first-fit") {
             "first-fit" => Box::new(FirstFit),
             "best-fit" => Box::new(BestFit),
+            "pack" => Box::new(Pack { island_size: spec.island_size }),
+            "spread" => Box::new(Spread),
+            "topology" => Box::new(Topology {
+                locality_wait: non_negative_secs("locality_wait_s", spec.locality_wait_s, 0.0)?,
+                island_size: spec.island_size,
+            }),
+            "fgd" => Box::new(Fgd::default()),
+            "hetero" => Box::new(Hetero::default()),
             other => {
                 return Err(PolicyError {
                     key: "placement",
@@ -123,11 +174,29 @@ impl Policy {
             }
         };
         let preemption = PreemptionRule {
-            enabled: spec.preempt.unwrap_or(spec.name == "priority"),
+            enabled: spec.preempt.unwrap_or(spec.name == "priority" || spec.name == "las"),
             grace: non_negative_secs("grace_s", spec.grace_s, 30.0)?,
             min_runtime: non_negative_secs("min_runtime_s", spec.min_runtime_s, 0.0)?,
         };
-        Ok(Policy { label: spec.label().into(), queue, placement, preemption })
+        if spec.island_size == Some(0) {
+            return Err(PolicyError { key: "island_size", message: "expected at least 1 device per island, found 0".into() });
+        }
+        let tenant_order: Option<Box<dyn queue::TenantOrder>> = match spec.name.as_str() {
+            "drf" => Some(Box::new(queue::DominantResourceFairness { weights: Vec::new() })),
+            "fair-share" => {
+                let half_life = non_negative_secs("half_life_s", spec.half_life_s, 7.0 * 86_400.0)?;
+                Some(Box::new(queue::FairShare { weights: Vec::new(), half_life }))
+            }
+            _ => None,
+        };
+        Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption })
+    }
+
+    /// Gives the placement the class x model speed table (`hetero` uses it; the others ignore
+    /// it). The simulator calls this with its speed matrix after `from_spec`.
+    pub fn with_speeds(mut self, speeds: SpeedTable) -> Policy {
+        self.placement.set_speeds(std::sync::Arc::new(speeds));
+        self
     }
 }
 
