@@ -479,7 +479,7 @@ fn unknown_device_model_is_named_with_the_choices() {
 fn unknown_policy_name_is_named_with_the_choices() {
     let tmp = TempDir::new().unwrap();
     let s = broken_synthetic(tmp.path(), "policy.toml", "name = \"fifo\"", "name = \"lottery\"");
-    assert_fails_cleanly(&s, &[], &["policy.toml", "policies[1].name", "lottery", "fifo, sjf, priority"]);
+    assert_fails_cleanly(&s, &[], &["policy.toml", "policies[1].name", "lottery", "fifo, sjf, srtf, priority, las, drf, fair-share"]);
 }
 
 #[test]
