@@ -74,7 +74,7 @@ fn unknown_model_lists_the_catalogue() {
 
 #[test]
 fn unknown_policy_lists_the_queue_orders() {
-    assert_broken("unknown_policy.toml", "policies[0].name", &["lottery", "fifo, sjf, priority"]);
+    assert_broken("unknown_policy.toml", "policies[0].name", &["lottery", "fifo, sjf, srtf, priority, las, drf, fair-share"]);
 }
 
 #[test]
