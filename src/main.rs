@@ -55,6 +55,43 @@ enum Command {
         #[arg(long, default_value_t = 1024.0)]
         target_mem_mib: f64,
     },
+    /// Compare the scenario's policies over replications (common random numbers): mean and 95%
+    /// confidence interval of each metric, and the paired difference to the first policy with
+    /// its interval and p-value; runs every [sweep] point. Writes comparison.csv and the usual
+    /// per-run outputs.
+    Compare {
+        /// The scenario file (TOML).
+        scenario: PathBuf,
+        /// Output directory [default: out/<scenario name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Number of replications, overriding the scenario's (at least 2 for intervals).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        replications: Option<u32>,
+        /// Base seed, overriding the scenario's; replication k runs with seed + k.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Runs in parallel [default: the machine's cores].
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print nothing but errors.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Tell one job's story from a run's outputs: when it was submitted, why it waited and for
+    /// how long, where and why it launched, who preempted it, and how it ended.
+    Explain {
+        /// The output directory of `tessera sim` or `tessera compare` (one sweep point's).
+        out_dir: PathBuf,
+        /// The job's id.
+        job: u64,
+        /// The policy label [default: the first policy of summary.csv].
+        #[arg(long)]
+        policy: Option<String>,
+        /// The replication.
+        #[arg(long, default_value_t = 0)]
+        replication: u32,
+    },
     /// Read public cluster traces: convert them to the native schema, or summarise them.
     Trace {
         #[command(subcommand)]
@@ -179,6 +216,23 @@ fn main() -> ExitCode {
             .and_then(|s| {
                 runner::bench(&s, policy.as_deref(), with_outputs, target_wall_s, target_mem_mib).map_err(|e| e.to_string())
             }),
+        Command::Compare { scenario, out, replications, seed, threads, quiet } => Scenario::load(&scenario)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                let out_dir = out.unwrap_or_else(|| PathBuf::from("out").join(&s.name));
+                let options = RunOptions {
+                    out_dir: Some(out_dir),
+                    policy: None,
+                    seed,
+                    replications,
+                    threads: threads.unwrap_or_else(runner::default_threads),
+                    quiet,
+                };
+                runner::compare_scenario(&s, &options).map(|_| ()).map_err(|e| e.to_string())
+            }),
+        Command::Explain { out_dir, job, policy, replication } => {
+            tessera_reports::explain(&out_dir, job, policy.as_deref(), replication).map(|story| print!("{story}")).map_err(|e| e.to_string())
+        }
         Command::Trace { command } => trace_command(command),
     };
     match result {

@@ -15,8 +15,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
-use tessera_core::{Catalogue, ClusterState, NodeSpec, Policy, PolicySpec};
-use tessera_reports::{format_summary_table, run_metrics, write_jobs_csv, write_summary_csv, SummaryRow};
+use tessera_core::{Catalogue, ClusterState, ModelId, NodeSpec, Policy, PolicySpec, Time};
+use tessera_reports::{
+    compare_metrics, compare_runs, format_comparison_table, format_summary_table, run_metrics, write_comparison_csv, write_jobs_csv,
+    write_summary_csv, ComparisonRow, JobFilter, RunSample, SummaryRow,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -86,6 +89,25 @@ pub struct RunResult {
 /// Runs the scenario and writes `summary.csv`, and per run `jobs.csv` and `decisions.jsonl`,
 /// under `options.out_dir`. Returns the summary rows in (policy, replication) order.
 pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<SummaryRow>, RunError> {
+    run_scenario_with(scenario, options, &|_: &RunContext<'_>| ()).map(|(rows, _)| rows)
+}
+
+/// What a run hands to the extractor of [`run_scenario_with`], besides its summary row.
+struct RunContext<'a> {
+    spec: &'a PolicySpec,
+    replication: u32,
+    output: &'a RunOutput,
+    catalogue: &'a Catalogue,
+    nodes: &'a [NodeSpec],
+}
+
+/// [`run_scenario`], also returning `extract` of each run (in the same order as the rows),
+/// computed on the run's thread while its records are at hand, so they need not be kept.
+fn run_scenario_with<T: Send>(
+    scenario: &Scenario,
+    options: &RunOptions,
+    extract: &(dyn Fn(&RunContext<'_>) -> T + Sync),
+) -> Result<(Vec<SummaryRow>, Vec<T>), RunError> {
     let policies = selected_policies(scenario, options.policy.as_deref())?;
     let (catalogue, nodes) = build_cluster(scenario)?;
     let base_seed = options.seed.unwrap_or(scenario.seed);
@@ -101,7 +123,8 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
         .collect::<Result<_, RunError>>()?;
 
     let tasks: Vec<(usize, usize)> = (0..policies.len()).flat_map(|p| (0..reps.len()).map(move |r| (p, r))).collect();
-    let results: Mutex<Vec<Option<Result<SummaryRow, RunError>>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
+    type Slot<T> = Option<Result<(SummaryRow, T), RunError>>;
+    let results: Mutex<Vec<Slot<T>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
     let threads = options.threads.clamp(1, tasks.len().max(1));
     std::thread::scope(|scope| {
@@ -109,17 +132,29 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&(p, r)) = tasks.get(i) else { break };
-                let result = run_one(&policies[p], &reps[r], &catalogue, &nodes, scenario, options.out_dir.as_deref()).map(|rr| rr.row);
+                let result = run_one(&policies[p], &reps[r], &catalogue, &nodes, scenario, options.out_dir.as_deref()).map(|rr| {
+                    let context = RunContext {
+                        spec: &policies[p],
+                        replication: reps[r].index,
+                        output: &rr.output,
+                        catalogue: &catalogue,
+                        nodes: &nodes,
+                    };
+                    let extracted = extract(&context);
+                    (rr.row, extracted)
+                });
                 results.lock().expect("a run panicked")[i] = Some(result);
             });
         }
     });
-    let rows: Vec<SummaryRow> = results
+    let (rows, extracted): (Vec<SummaryRow>, Vec<T>) = results
         .into_inner()
         .expect("a run panicked")
         .into_iter()
         .map(|r| r.expect("every task ran"))
-        .collect::<Result<_, _>>()?;
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
 
     if let Some(dir) = &options.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
@@ -134,7 +169,78 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
             println!("wrote {}", dir.join("summary.csv").display());
         }
     }
+    Ok((rows, extracted))
+}
+
+/// The jobs a scenario's `[metrics]` table counts.
+pub fn metrics_filter(scenario: &Scenario) -> JobFilter {
+    JobFilter {
+        job_ids: scenario.metrics.job_ids.map(|[a, b]| (a, b)),
+        submit_window: scenario.metrics.submit_window_s.map(|[a, b]| (Time::from_secs_f64(a), Time::from_secs_f64(b))),
+    }
+}
+
+/// `tessera compare`: for each point of the scenario's `[sweep]` (or once, without one), runs
+/// every policy x replication as [`run_scenario`] does (common random numbers; the usual
+/// outputs under `out_dir`, or `out_dir/<point label>/` with a sweep) and compares the
+/// policies on the metrics of [`tessera_reports::compare`], over the jobs the scenario's
+/// `[metrics]` table counts (`tessera sim` ignores that table). Writes all points' rows to
+/// `out_dir/comparison.csv` and, unless `quiet`, prints the table. `options.policy` is ignored:
+/// a comparison needs every policy, the first being the baseline.
+pub fn compare_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<ComparisonRow>, RunError> {
+    let filter = metrics_filter(scenario);
+    let swept = !scenario.sweep.is_empty();
+    let mut rows = Vec::new();
+    for point in scenario.sweep_points() {
+        let s = if swept { scenario.at_sweep_point(&point)? } else { scenario.clone() };
+        let label = point.label();
+        let out_dir = options.out_dir.as_ref().map(|d| if swept { d.join(&label) } else { d.clone() });
+        let run_options = RunOptions { out_dir, policy: None, quiet: true, ..options.clone() };
+        let (_, samples) = run_scenario_with(&s, &run_options, &|c: &RunContext<'_>| {
+            let mut models: Vec<ModelId> = Vec::new();
+            for node in c.nodes {
+                for &m in &node.devices {
+                    if !models.contains(&m) {
+                        models.push(m);
+                    }
+                }
+            }
+            let named: Vec<(ModelId, String)> = models.into_iter().map(|m| (m, c.catalogue.name(m).to_string())).collect();
+            RunSample {
+                policy: c.spec.label().to_string(),
+                replication: c.replication,
+                values: compare_metrics(&c.output.records, c.output.total_devices, &filter, &named),
+            }
+        })?;
+        rows.extend(compare_runs(&samples, &label));
+    }
+    if let Some(dir) = &options.out_dir {
+        fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let path = dir.join("comparison.csv");
+        let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
+        write_comparison_csv(&mut w, &rows).and_then(|_| w.flush()).map_err(io_err(&path))?;
+    }
+    if !options.quiet {
+        if !filter.is_all() {
+            println!("metrics count only the jobs of [metrics] ({}); the simulation ran them all", describe_filter(scenario));
+        }
+        print!("{}", format_comparison_table(&rows));
+        if let Some(dir) = &options.out_dir {
+            println!("wrote {}", dir.join("comparison.csv").display());
+        }
+    }
     Ok(rows)
+}
+
+fn describe_filter(scenario: &Scenario) -> String {
+    let mut parts = Vec::new();
+    if let Some([a, b]) = scenario.metrics.job_ids {
+        parts.push(format!("job ids {a} to {b}"));
+    }
+    if let Some([a, b]) = scenario.metrics.submit_window_s {
+        parts.push(format!("submitted in [{a}, {b}) s"));
+    }
+    parts.join(", ")
 }
 
 fn run_one(

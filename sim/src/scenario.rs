@@ -118,6 +118,10 @@ pub struct Scenario {
     pub sim: SimSpec,
     /// The world models (all optional).
     pub models: crate::models::ModelsSpec,
+    /// Which jobs `tessera compare` counts (a steady-state window); `sim` ignores it.
+    pub metrics: MetricsSpec,
+    /// Parameter grids `tessera compare` runs the cross product of; `sim` ignores it.
+    pub sweep: SweepSpec,
 }
 
 #[derive(Deserialize)]
@@ -140,6 +144,63 @@ struct ScenarioFile {
     sim: SimSpec,
     #[serde(default)]
     models: crate::models::ModelsSpec,
+    #[serde(default)]
+    metrics: MetricsSpec,
+    #[serde(default)]
+    sweep: SweepSpec,
+}
+
+/// `[metrics]`: restricts which jobs `tessera compare` counts, to keep warm-up and drain out
+/// of the numbers. The simulation still runs every job; `tessera sim`'s summary is unchanged.
+/// With both keys a job must satisfy both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSpec {
+    /// Count jobs with `first <= id <= last` (inclusive).
+    #[serde(default)]
+    pub job_ids: Option<[u64; 2]>,
+    /// Count jobs submitted in `[start, end)` seconds (simulated time, after the workload's
+    /// transforms).
+    #[serde(default)]
+    pub submit_window_s: Option<[f64; 2]>,
+}
+
+/// `[sweep]`: parameter grids; `tessera compare` runs the cross product, each point a separate
+/// comparison. Every list is optional; an absent list does not vary.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SweepSpec {
+    /// Multiplies the workload's `load_scale` (1.0 when absent): 2.0 offers twice the load.
+    #[serde(default)]
+    pub load_scale: Option<Vec<f64>>,
+    /// Multiplies every `[[cluster.nodes]]` group's `count` (rounded, at least 1).
+    #[serde(default)]
+    pub nodes_scale: Option<Vec<f64>>,
+    /// Sets `grace_s` on every policy.
+    #[serde(default)]
+    pub grace_s: Option<Vec<f64>>,
+    /// Sets `min_runtime_s` on every policy.
+    #[serde(default)]
+    pub min_runtime_s: Option<Vec<f64>>,
+}
+
+impl SweepSpec {
+    /// The swept keys with their values, in a fixed order (the order of point labels).
+    pub fn axes(&self) -> Vec<(&'static str, &[f64])> {
+        [
+            ("load_scale", &self.load_scale),
+            ("nodes_scale", &self.nodes_scale),
+            ("grace_s", &self.grace_s),
+            ("min_runtime_s", &self.min_runtime_s),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
+        .collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.axes().is_empty()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -520,6 +581,20 @@ fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<(&'m str, &'m str)
     Some((&rest[..end], &rest[end + 1..]))
 }
 
+/// One point of a `[sweep]`: a value for each swept key, in [`SweepSpec::axes`] order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SweepPoint {
+    pub values: Vec<(&'static str, f64)>,
+}
+
+impl SweepPoint {
+    /// `load_scale=1.5,nodes_scale=0.5`: the keys in [`SweepSpec::axes`] order, each value as
+    /// Rust's shortest round-trip decimal (`1`, `0.5`); empty for the point of no sweep.
+    pub fn label(&self) -> String {
+        self.values.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+    }
+}
+
 impl Scenario {
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
@@ -571,6 +646,8 @@ impl Scenario {
             speed_table: parsed.speed_table.map(|t| SpeedTableSpec { path: base.join(&t.path), ..t }),
             models: parsed.models,
             sim: parsed.sim,
+            metrics: parsed.metrics,
+            sweep: parsed.sweep,
         };
         scenario.validate()?;
         Ok(scenario)
@@ -601,6 +678,57 @@ impl Scenario {
 
     fn err(&self, key: impl Into<String>, message: impl Into<String>) -> ScenarioError {
         ScenarioError::invalid(&self.path, key, message)
+    }
+
+    /// The points of the scenario's `[sweep]`: the cross product of its lists, the last key
+    /// varying fastest; one empty point when nothing is swept.
+    pub fn sweep_points(&self) -> Vec<SweepPoint> {
+        let mut points = vec![SweepPoint::default()];
+        for (key, values) in self.sweep.axes() {
+            points = points
+                .into_iter()
+                .flat_map(|p| {
+                    values.iter().map(move |&v| {
+                        let mut p = p.clone();
+                        p.values.push((key, v));
+                        p
+                    })
+                })
+                .collect();
+        }
+        points
+    }
+
+    /// This scenario with a sweep point's values applied: `load_scale` multiplies the
+    /// workload's own (1.0 when absent), `nodes_scale` multiplies every `[[cluster.nodes]]`
+    /// count (rounded, at least 1), `grace_s` and `min_runtime_s` are set on every policy.
+    /// The result is validated again (a scaled cluster may exceed the node limit).
+    pub fn at_sweep_point(&self, point: &SweepPoint) -> Result<Scenario, ScenarioError> {
+        let mut s = self.clone();
+        for &(key, v) in &point.values {
+            match key {
+                "load_scale" => s.workload.load_scale = Some(s.workload.load_scale.unwrap_or(1.0) * v),
+                "nodes_scale" => {
+                    for g in &mut s.cluster.nodes {
+                        g.count = (g.count as f64 * v).round().clamp(1.0, u32::MAX as f64) as u32;
+                    }
+                }
+                "grace_s" => s.policies.iter_mut().for_each(|p| p.grace_s = Some(v)),
+                "min_runtime_s" => s.policies.iter_mut().for_each(|p| p.min_runtime_s = Some(v)),
+                other => return Err(self.err(format!("sweep.{other}"), "not a sweepable key")),
+            }
+        }
+        s.sweep = SweepSpec::default();
+        s.validate().map_err(|e| match e {
+            ScenarioError::Invalid { file, key, message, location } => ScenarioError::Invalid {
+                file,
+                key,
+                message: format!("{message} (at sweep point {})", point.label()),
+                location,
+            },
+            other => other,
+        })?;
+        Ok(s)
     }
 
     /// The seeds of the replications, in order.
@@ -654,6 +782,57 @@ impl Scenario {
         }
         if self.replications == 0 {
             return Err(self.err("replications", "expected a positive integer, found 0"));
+        }
+        self.validate_metrics()?;
+        self.validate_sweep()?;
+        Ok(())
+    }
+
+    fn validate_metrics(&self) -> Result<(), ScenarioError> {
+        if let Some([first, last]) = self.metrics.job_ids {
+            if first > last {
+                return Err(self.err("metrics.job_ids", format!("expected [first, last] with first <= last, found [{first}, {last}]")));
+            }
+        }
+        if let Some([start, end]) = self.metrics.submit_window_s {
+            if !(start.is_finite() && end.is_finite() && start >= 0.0 && start < end) {
+                return Err(self.err(
+                    "metrics.submit_window_s",
+                    format!("expected [start, end] seconds with 0 <= start < end, both finite, found [{start}, {end}]"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_sweep(&self) -> Result<(), ScenarioError> {
+        /// Most points a sweep may have, so a typo cannot start a week of runs.
+        const MAX_POINTS: usize = 10_000;
+        let mut points = 1usize;
+        for (key, values) in self.sweep.axes() {
+            let key = format!("sweep.{key}");
+            if values.is_empty() {
+                return Err(self.err(key, "expected a non-empty list of numbers; leave the key out to not sweep it"));
+            }
+            // Scales must be positive; a grace period or minimum run time may be 0.
+            let zero_ok = key.ends_with("grace_s") || key.ends_with("min_runtime_s");
+            for (i, &v) in values.iter().enumerate() {
+                let ok = v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0));
+                if !ok {
+                    let what = if zero_ok { "a non-negative number of seconds" } else { "a positive number" };
+                    return Err(self.err(format!("{key}[{i}]"), format!("expected {what}, found {v}")));
+                }
+                if values[..i].contains(&v) {
+                    return Err(self.err(format!("{key}[{i}]"), format!("{v} is listed twice")));
+                }
+            }
+            if key == "sweep.nodes_scale" && self.cluster.nodes.is_empty() {
+                return Err(self.err(key, "scales [[cluster.nodes]] groups, and this scenario has none (its nodes come from a node list)"));
+            }
+            points = points.saturating_mul(values.len());
+        }
+        if points > MAX_POINTS {
+            return Err(self.err("sweep", format!("the cross product has {points} points; at most {MAX_POINTS} are allowed")));
         }
         Ok(())
     }
@@ -942,6 +1121,36 @@ placement = "best-fit"
 
     fn parse(text: &str) -> Result<Scenario, ScenarioError> {
         Scenario::from_toml_str(text, Path::new("scenarios/x.toml"))
+    }
+
+    #[test]
+    fn sweep_points_are_the_cross_product_and_apply() {
+        let s = parse(&format!("{EXAMPLE}\n[sweep]\nload_scale = [0.5, 2]\nnodes_scale = [0.1, 1.5]\ngrace_s = [0]\n")).unwrap();
+        let points = s.sweep_points();
+        let labels: Vec<String> = points.iter().map(SweepPoint::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "load_scale=0.5,nodes_scale=0.1,grace_s=0",
+                "load_scale=0.5,nodes_scale=1.5,grace_s=0",
+                "load_scale=2,nodes_scale=0.1,grace_s=0",
+                "load_scale=2,nodes_scale=1.5,grace_s=0"
+            ]
+        );
+        let p = s.at_sweep_point(&points[1]).unwrap();
+        assert_eq!(p.workload.load_scale, Some(0.5));
+        assert_eq!(p.cluster.nodes[0].count, 12);
+        assert!(p.policies.iter().all(|x| x.grace_s == Some(0.0)));
+        // Scaled down, a group keeps at least one node.
+        assert_eq!(s.at_sweep_point(&points[0]).unwrap().cluster.nodes[0].count, 1);
+        // No sweep: one empty point.
+        assert_eq!(parse(EXAMPLE).unwrap().sweep_points(), vec![SweepPoint::default()]);
+        let e = parse(&format!("{EXAMPLE}\n[sweep]\nnodes_scale = [1, inf]\n")).unwrap_err();
+        assert_eq!(e.key(), Some("sweep.nodes_scale[1]"), "{e}");
+        let e = parse(&format!("{EXAMPLE}\n[sweep]\nmin_runtime_s = [5, 5]\n")).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        let e = parse(&format!("{EXAMPLE}\n[metrics]\nsubmit_window_s = [5, 1]\n")).unwrap_err();
+        assert_eq!(e.key(), Some("metrics.submit_window_s"), "{e}");
     }
 
     #[test]

@@ -619,6 +619,7 @@ pub const FGD_MAX_TASK_TYPES: usize = 256;
 ///   - otherwise: the free capacity of each device that cannot take t's per-device demand
 ///     (free < share for a fractional t; not whole free, or not of t's models, for a
 ///     whole-device t).
+///
 /// The node's expected fragmentation is F(node) = sum_t p_t F_t(node). For every candidate
 /// (each device with the share free, for a fractional job; each node that holds a
 /// whole-device gang, taking its lowest free devices) the score is F(node after) - F(node

@@ -1,0 +1,608 @@
+//! `tessera explain OUT_DIR JOB_ID`: one job's story, in plain words and in time order, from
+//! a run's decision log (`<policy>/r<k>/decisions.jsonl`), its row of `jobs.csv`, and the
+//! cluster's `nodes.csv` and `devices.csv` for names.
+//!
+//! The log is read once, line by line: a line is parsed as JSON only when it names the job
+//! (`"job":<id>`), so a log of hundreds of MB costs one pass of substring searches. Reasons
+//! are read as JSON values rather than the core's types, so that a reason kind this reader
+//! does not know yet is still shown, with its fields, instead of failing.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::{self, Write as _};
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub enum ExplainError {
+    /// A file that should be there is not (or cannot be read).
+    Missing { path: PathBuf, source: std::io::Error },
+    Io { path: PathBuf, source: std::io::Error },
+    /// A line that is not what the writer writes.
+    Malformed { path: PathBuf, line: u64, message: String },
+    UnknownPolicy { wanted: String, available: Vec<String> },
+    UnknownReplication { dir: PathBuf, replication: u32 },
+    /// The job is not in the log; `range` is the smallest and largest job id that is.
+    UnknownJob { job: u64, path: PathBuf, range: Option<(u64, u64)> },
+}
+
+impl fmt::Display for ExplainError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ExplainError::Missing { path, source } => write!(f, "{}: cannot open: {source}", path.display()),
+            ExplainError::Io { path, source } => write!(f, "{}: {source}", path.display()),
+            ExplainError::Malformed { path, line, message } => write!(f, "{}: line {line}: {message}", path.display()),
+            ExplainError::UnknownPolicy { wanted, available } => {
+                write!(f, "no policy `{wanted}` in this output directory; it has: {}", available.join(", "))
+            }
+            ExplainError::UnknownReplication { dir, replication } => {
+                write!(f, "{}: no replication r{replication} (no such directory)", dir.display())
+            }
+            ExplainError::UnknownJob { job, path, range } => match range {
+                Some((lo, hi)) => write!(f, "job {job} is not in {}: the job ids in it range from {lo} to {hi}", path.display()),
+                None => write!(f, "job {job} is not in {}: the log names no job at all", path.display()),
+            },
+        }
+    }
+}
+
+impl std::error::Error for ExplainError {}
+
+fn open(path: &Path) -> Result<BufReader<File>, ExplainError> {
+    File::open(path).map(|f| BufReader::with_capacity(1 << 20, f)).map_err(|source| ExplainError::Missing { path: path.to_path_buf(), source })
+}
+
+/// Splits one CSV line into fields (RFC 4180 quoting, as the writers quote).
+fn csv_fields(line: &str) -> Vec<String> {
+    let mut fields = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut chars = line.trim_end_matches(['\n', '\r']).chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (false, '"') => quoted = true,
+            (false, ',') => fields.push(std::mem::take(&mut cur)),
+            (_, c) => cur.push(c),
+        }
+    }
+    fields.push(cur);
+    fields
+}
+
+/// The policy labels of `summary.csv`, in its order, without repeats.
+pub fn policies_in_summary(dir: &Path) -> Result<Vec<String>, ExplainError> {
+    let path = dir.join("summary.csv");
+    let mut policies: Vec<String> = Vec::new();
+    for (i, line) in open(&path)?.lines().enumerate() {
+        let line = line.map_err(|source| ExplainError::Io { path: path.clone(), source })?;
+        if i == 0 || line.is_empty() {
+            continue;
+        }
+        let policy = csv_fields(&line).swap_remove(0);
+        if !policies.contains(&policy) {
+            policies.push(policy);
+        }
+    }
+    Ok(policies)
+}
+
+/// One line of the log about the job, kept for the story.
+struct Entry {
+    t_s: f64,
+    /// `decision` or `notice`.
+    tag: &'static str,
+    /// Its kind: `launch`, `preempt`, `waiting`, ...
+    kind: String,
+    body: Value,
+}
+
+/// The id after the first `"job":` of a line, if any.
+fn job_of(line: &str) -> Option<u64> {
+    let at = line.find("\"job\":")? + 6;
+    let digits = line[at..].bytes().take_while(u8::is_ascii_digit).count();
+    line[at..at + digits].parse().ok()
+}
+
+/// The job's row of `jobs.csv`, as header → field.
+fn job_row(path: &Path, job: u64) -> Result<Option<BTreeMap<String, String>>, ExplainError> {
+    let mut reader = open(path)?;
+    let mut header = String::new();
+    reader.read_line(&mut header).map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })?;
+    let names = csv_fields(&header);
+    let prefix = format!("{job},");
+    let mut line = String::new();
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if line.starts_with(&prefix) {
+            return Ok(Some(names.iter().cloned().zip(csv_fields(&line)).collect()));
+        }
+    }
+}
+
+/// Reads an id → columns file (`nodes.csv`, `devices.csv`), keeping only the `wanted` ids.
+fn id_table(path: &Path, wanted: &BTreeSet<u64>) -> Result<BTreeMap<u64, Vec<String>>, ExplainError> {
+    let mut out = BTreeMap::new();
+    if wanted.is_empty() {
+        return Ok(out);
+    }
+    for (i, line) in open(path)?.lines().enumerate() {
+        let line = line.map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })?;
+        if i == 0 {
+            continue;
+        }
+        let Some((id, _)) = line.split_once(',') else { continue };
+        if let Ok(id) = id.parse::<u64>() {
+            if wanted.contains(&id) {
+                out.insert(id, csv_fields(&line));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Seconds for the story: up to 3 decimals, trailing zeros dropped (`130`, `10.5`).
+fn secs(s: f64) -> String {
+    let t = format!("{s:.3}");
+    let t = t.trim_end_matches('0').trim_end_matches('.');
+    if t == "-0" {
+        "0".into()
+    } else {
+        t.to_string()
+    }
+}
+
+/// A duration: seconds, and a larger unit when it helps (`7200 s (2.00 h)`).
+fn span(s: f64) -> String {
+    let base = format!("{} s", secs(s));
+    let a = s.abs();
+    if a >= 86_400.0 {
+        format!("{base} ({:.2} d)", s / 86_400.0)
+    } else if a >= 3600.0 {
+        format!("{base} ({:.2} h)", s / 3600.0)
+    } else if a >= 60.0 {
+        format!("{base} ({:.2} min)", s / 60.0)
+    } else {
+        base
+    }
+}
+
+/// The fields of a reason object other than `skip`, as `key=value` pairs.
+fn other_fields(v: &Value, skip: &[&str]) -> String {
+    let Some(map) = v.as_object() else { return v.to_string() };
+    map.iter().filter(|(k, _)| !skip.contains(&k.as_str())).map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
+
+fn u(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+fn f(v: &Value, key: &str) -> Option<f64> {
+    v.get(key).and_then(Value::as_f64)
+}
+
+fn s<'v>(v: &'v Value, key: &str) -> &'v str {
+    v.get(key).and_then(Value::as_str).unwrap_or("?")
+}
+
+fn job_list(v: Option<&Value>) -> String {
+    let ids: Vec<String> = v.and_then(Value::as_array).map(|a| a.iter().map(|x| x.to_string()).collect()).unwrap_or_default();
+    match ids.len() {
+        0 => "no job".into(),
+        1 => format!("job {}", ids[0]),
+        _ => format!("jobs {}", ids.join(", ")),
+    }
+}
+
+struct Names {
+    nodes: BTreeMap<u64, Vec<String>>,
+    devices: BTreeMap<u64, Vec<String>>,
+}
+
+impl Names {
+    fn node(&self, id: u64) -> String {
+        self.nodes.get(&id).and_then(|r| r.get(1)).map_or(format!("node-{id}"), |n| n.clone())
+    }
+    fn device(&self, id: u64) -> String {
+        match self.devices.get(&id) {
+            Some(r) if r.len() >= 3 => format!("{id} ({} on {})", r[2], r[1].parse().map_or(r[1].clone(), |n| self.node(n))),
+            _ => format!("{id}"),
+        }
+    }
+}
+
+fn wait_reason(r: &Value, names: &Names) -> String {
+    match s(r, "kind") {
+        "devices" => format!(
+            "not enough free devices of its models: it needs {}, {} free in the whole cluster",
+            u(r, "needed").map_or("?".into(), |x| x.to_string()),
+            u(r, "free").map_or("?".into(), |x| x.to_string())
+        ),
+        "no_node_fits" => {
+            let limit = match s(r, "limit") {
+                "cpu" => "CPU",
+                "memory" => "memory",
+                "devices" => "devices",
+                other => other,
+            };
+            format!(
+                "no node (or set of nodes) fits it: {} devices are free of the {} it needs, but not with enough {limit} beside them",
+                u(r, "free").map_or("?".into(), |x| x.to_string()),
+                u(r, "needed").map_or("?".into(), |x| x.to_string()),
+            )
+        }
+        "behind_head" => format!(
+            "behind job {} at the head of the queue, which cannot start yet (strict queue order)",
+            u(r, "head").map_or("?".into(), |x| x.to_string())
+        ),
+        "awaiting_preemption" => {
+            format!("awaiting the eviction of {}, preempted to make room for it", job_list(r.get("victims")))
+        }
+        other => {
+            let _ = names;
+            format!("{} ({})", other.replace('_', " "), other_fields(r, &["kind"]))
+        }
+    }
+}
+
+fn order_reason(o: &Value) -> String {
+    match s(o, "rule") {
+        "fifo" => "queue order fifo: the oldest submission first".into(),
+        "shortest_stated" => match f(o, "stated_s") {
+            Some(x) => format!("queue order sjf: the shortest stated duration first; it stated {}", span(x)),
+            None => "queue order sjf: the shortest stated duration first; it stated none (such jobs rank last)".into(),
+        },
+        "priority_tier" => format!("queue order priority: the highest tier first; it is tier {}", o.get("tier").map_or("?".into(), |t| t.to_string())),
+        other => format!("queue order rule {other} ({})", other_fields(o, &["rule"])),
+    }
+}
+
+fn placement_reason(p: &Value, names: &Names) -> String {
+    let rule = s(p, "rule");
+    match s(p, "placed") {
+        "one_node" => format!(
+            "placement {rule}: the whole gang on node {}, which keeps {} whole free devices of its models after it",
+            u(p, "node").map_or("?".into(), |n| names.node(n)),
+            u(p, "free_after").map_or("?".into(), |x| x.to_string())
+        ),
+        "spread" => format!(
+            "placement {rule}: no single node had room for the gang, so it spans {} nodes",
+            u(p, "nodes").map_or("?".into(), |x| x.to_string())
+        ),
+        "share" => format!(
+            "placement {rule}: a share of device {}, which had {} of 1000 milli-devices free before",
+            u(p, "device").map_or("?".into(), |d| names.device(d)),
+            u(p, "free_milli_before").map_or("?".into(), |x| x.to_string())
+        ),
+        "cpu_only" => format!(
+            "placement {rule}: no devices; node {} has the CPU and memory",
+            u(p, "node").map_or("?".into(), |n| names.node(n))
+        ),
+        other => format!("placement {rule}: {other} ({})", other_fields(p, &["rule", "placed"])),
+    }
+}
+
+fn preempt_reason(r: &Value, names: &Names) -> String {
+    match s(r, "kind") {
+        "higher_tier" => format!(
+            "for job {} of a higher tier ({} over this job's tier {})",
+            u(r, "for_job").map_or("?".into(), |x| x.to_string()),
+            r.get("for_tier").map_or("?".into(), |x| x.to_string()),
+            r.get("victim_tier").map_or("?".into(), |x| x.to_string()),
+        ),
+        "device_failed" => format!("because device {} it ran on failed", u(r, "device").map_or("?".into(), |d| names.device(d))),
+        "node_down" => format!("because its node {} went down", u(r, "node").map_or("?".into(), |n| names.node(n))),
+        "maintenance" => format!("because its node {} is drained for maintenance", u(r, "node").map_or("?".into(), |n| names.node(n))),
+        "cancelled" => "because its submitter cancelled it".into(),
+        other => format!("({} {})", other.replace('_', " "), other_fields(r, &["kind"])),
+    }
+}
+
+fn reject_reason(r: &Value) -> String {
+    match s(r, "kind") {
+        "too_many_devices" => format!(
+            "it asks for {} devices of its models and the whole cluster has {}",
+            u(r, "requested").map_or("?".into(), |x| x.to_string()),
+            u(r, "cluster_has").map_or("?".into(), |x| x.to_string())
+        ),
+        "too_large_for_any_node" => format!(
+            "it needs {} {} on one node and the largest node has {}",
+            u(r, "needed").map_or("?".into(), |x| x.to_string()),
+            s(r, "limit"),
+            u(r, "largest_node").map_or("?".into(), |x| x.to_string())
+        ),
+        "invalid_share" => format!("its fractional share is invalid ({})", other_fields(r, &["kind"])),
+        "duplicate_id" => "another job already has its id".into(),
+        other => format!("{} ({})", other.replace('_', " "), other_fields(r, &["kind"])),
+    }
+}
+
+/// Which policy directory to read: `wanted`, or the first policy of `summary.csv`.
+fn choose_policy(dir: &Path, wanted: Option<&str>) -> Result<String, ExplainError> {
+    match wanted {
+        Some(w) if dir.join(w).is_dir() => Ok(w.to_string()),
+        Some(w) => {
+            let available = policies_in_summary(dir)?;
+            Err(ExplainError::UnknownPolicy { wanted: w.to_string(), available })
+        }
+        None => {
+            let policies = policies_in_summary(dir)?;
+            policies.into_iter().next().ok_or_else(|| ExplainError::Malformed {
+                path: dir.join("summary.csv"),
+                line: 2,
+                message: "no runs listed".into(),
+            })
+        }
+    }
+}
+
+/// The story of job `job` in run `<dir>/<policy>/r<replication>`, as text; `policy` defaults
+/// to the first policy of `summary.csv`. See the module documentation.
+pub fn explain(dir: &Path, job: u64, policy: Option<&str>, replication: u32) -> Result<String, ExplainError> {
+    let policy = choose_policy(dir, policy)?;
+    let run_dir = dir.join(&policy).join(format!("r{replication}"));
+    if !run_dir.is_dir() {
+        return Err(ExplainError::UnknownReplication { dir: dir.join(&policy), replication });
+    }
+    let log_path = run_dir.join("decisions.jsonl");
+    let jobs_path = run_dir.join("jobs.csv");
+    let mut reader = open(&log_path)?;
+    // Check the other files exist before the long scan.
+    for p in [&jobs_path, &dir.join("nodes.csv"), &dir.join("devices.csv")] {
+        File::open(p).map_err(|source| ExplainError::Missing { path: p.clone(), source })?;
+    }
+
+    let mut entries: Vec<Entry> = Vec::new();
+    let (mut lo, mut hi) = (u64::MAX, 0u64);
+    let mut buf = Vec::with_capacity(1024);
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        let n = reader.read_until(b'\n', &mut buf).map_err(|source| ExplainError::Io { path: log_path.clone(), source })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = std::str::from_utf8(&buf).map_err(|e| ExplainError::Malformed { path: log_path.clone(), line: line_no, message: e.to_string() })?;
+        let Some(id) = job_of(line) else { continue };
+        lo = lo.min(id);
+        hi = hi.max(id);
+        if id != job {
+            continue;
+        }
+        let body: Value = serde_json::from_str(line).map_err(|e| ExplainError::Malformed { path: log_path.clone(), line: line_no, message: e.to_string() })?;
+        let t_s = f(&body, "t_s").unwrap_or(f64::NAN);
+        let (tag, kind) = if let Some(k) = body.get("decision").and_then(Value::as_str) {
+            ("decision", k.to_string())
+        } else if let Some(k) = body.get("notice").and_then(Value::as_str) {
+            ("notice", k.to_string())
+        } else {
+            continue;
+        };
+        entries.push(Entry { t_s, tag, kind, body });
+    }
+    if entries.is_empty() {
+        let range = (lo <= hi).then_some((lo, hi));
+        return Err(ExplainError::UnknownJob { job, path: log_path, range });
+    }
+    let row = job_row(&jobs_path, job)?.ok_or_else(|| ExplainError::Malformed {
+        path: jobs_path.clone(),
+        line: 0,
+        message: format!("job {job} is in the decision log but has no row"),
+    })?;
+
+    // Names of the nodes and devices the story mentions.
+    let (mut want_nodes, mut want_devices) = (BTreeSet::new(), BTreeSet::new());
+    for e in &entries {
+        collect_ids(&e.body, &mut want_nodes, &mut want_devices);
+    }
+    let devices = id_table(&dir.join("devices.csv"), &want_devices)?;
+    for r in devices.values() {
+        if let Some(n) = r.get(1).and_then(|n| n.parse().ok()) {
+            want_nodes.insert(n);
+        }
+    }
+    let names = Names { nodes: id_table(&dir.join("nodes.csv"), &want_nodes)?, devices };
+
+    Ok(render(job, &policy, replication, &row, &entries, &names))
+}
+
+/// Node and device ids anywhere in a log line (by key name).
+fn collect_ids(v: &Value, nodes: &mut BTreeSet<u64>, devices: &mut BTreeSet<u64>) {
+    match v {
+        Value::Object(map) => {
+            for (k, x) in map {
+                match (k.as_str(), x.as_u64()) {
+                    ("node", Some(n)) => {
+                        nodes.insert(n);
+                    }
+                    ("device", Some(d)) => {
+                        devices.insert(d);
+                    }
+                    _ => collect_ids(x, nodes, devices),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_ids(x, nodes, devices)),
+        _ => {}
+    }
+}
+
+fn field<'r>(row: &'r BTreeMap<String, String>, key: &str) -> &'r str {
+    row.get(key).map_or("", String::as_str)
+}
+
+fn num(row: &BTreeMap<String, String>, key: &str) -> Option<f64> {
+    field(row, key).parse().ok()
+}
+
+fn render(job: u64, policy: &str, replication: u32, row: &BTreeMap<String, String>, entries: &[Entry], names: &Names) -> String {
+    let mut lines: Vec<(f64, String)> = Vec::new();
+    let submit = num(row, "submit_s").unwrap_or(f64::NAN);
+    let end = num(row, "end_s");
+    let devices = field(row, "devices");
+    lines.push((
+        submit,
+        format!("submitted by {} asking for {} device{}", field(row, "tenant"), devices, if devices == "1" { "" } else { "s" }),
+    ));
+    for (i, e) in entries.iter().enumerate() {
+        let b = &e.body;
+        let text = match (e.tag, e.kind.as_str()) {
+            ("notice", "waiting") => {
+                let reason = b.get("reason").map_or("(no reason given)".into(), |r| wait_reason(r, names));
+                // It waits for this reason until the job's next launch, reason change, rejection
+                // or cancellation, or its end.
+                let until = entries[i + 1..]
+                    .iter()
+                    .find(|n| matches!(n.kind.as_str(), "waiting" | "launch" | "reject" | "cancelled"))
+                    .map(|n| n.t_s)
+                    .or(end);
+                match until {
+                    Some(u) => format!("waits: {reason}; for {} (until t={} s)", span(u - e.t_s), secs(u)),
+                    None => format!("waits: {reason}; still waiting when the run stopped"),
+                }
+            }
+            ("decision", "launch") => {
+                let alloc = b.get("allocation");
+                let nodes: Vec<String> = alloc
+                    .and_then(|a| a.get("nodes"))
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(|n| u(n, "node")).map(|n| names.node(n)).collect())
+                    .unwrap_or_default();
+                let devs: Vec<String> = alloc
+                    .and_then(|a| a.get("devices"))
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|d| {
+                                let id = u(d, "device")?;
+                                let milli = u(d, "milli").unwrap_or(1000);
+                                let model = names.devices.get(&id).and_then(|r| r.get(2)).cloned().unwrap_or_default();
+                                Some(if milli < 1000 { format!("{id} {model} ({milli}/1000)") } else { format!("{id} {model}") })
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let reason = b.get("reason");
+                let mut t = format!(
+                    "launched on node{} {}",
+                    if nodes.len() == 1 { "" } else { "s" },
+                    if nodes.is_empty() { "(none)".into() } else { nodes.join(", ") }
+                );
+                if !devs.is_empty() {
+                    let _ = write!(t, ", device{} {}", if devs.len() == 1 { "" } else { "s" }, devs.join(", "));
+                }
+                if let Some(r) = reason {
+                    if let Some(o) = r.get("order") {
+                        let _ = write!(t, "; why: {}", order_reason(o));
+                    }
+                    if let Some(p) = r.get("placement") {
+                        let _ = write!(t, "; {}", placement_reason(p, names));
+                    }
+                    if let Some(q) = u(r, "queued_after") {
+                        let _ = write!(t, "; {q} job{} still queued after it", if q == 1 { "" } else { "s" });
+                    }
+                }
+                t
+            }
+            ("decision", "preempt") => {
+                let reason = b.get("reason").map_or(String::new(), |r| preempt_reason(r, names));
+                // `grace` is a Time: integer microseconds.
+                let grace = b.get("grace").and_then(Value::as_f64).map(|g| g / 1e6);
+                match grace {
+                    Some(g) if g > 0.0 => format!("preempted {reason}, with a grace period of {} to stop", span(g)),
+                    Some(_) => format!("preempted {reason}, with no grace period"),
+                    None => format!("preempted {reason}"),
+                }
+            }
+            ("decision", "reject") => {
+                format!("rejected: it can never run here: {}", b.get("reason").map_or(String::new(), reject_reason))
+            }
+            ("notice", "requeued") => format!(
+                "evicted and requeued, having run {} in all so far",
+                f(b, "attained_s").map_or("?".into(), span)
+            ),
+            ("notice", "preemption_deferred") => format!(
+                "preemption for it deferred until t={} s: {}",
+                f(b, "until_s").map_or("?".into(), secs),
+                s(b, "why")
+            ),
+            ("notice", "cancelled") => "cancelled by its submitter".into(),
+            (tag, kind) => format!("{tag} {kind}: {}", other_fields(b, &["t_s", tag, "job"])),
+        };
+        lines.push((e.t_s, text));
+    }
+    let outcome = field(row, "outcome");
+    match end {
+        Some(end_s) => {
+            let mut t = format!("ended: {outcome}");
+            for (label, key) in [("JCT", "jct_s"), ("waited", "wait_s"), ("ran", "run_s"), ("lost work", "lost_work_s")] {
+                if let Some(x) = num(row, key) {
+                    let _ = write!(t, "; {label} {}", span(x));
+                }
+            }
+            let pre = field(row, "preemptions");
+            if !pre.is_empty() && pre != "0" {
+                let _ = write!(t, "; preempted {pre} time{}", if pre == "1" { "" } else { "s" });
+            }
+            let restarts = field(row, "restarts");
+            if !restarts.is_empty() && restarts != "0" {
+                let _ = write!(t, "; restarted {restarts} time{} after failures", if restarts == "1" { "" } else { "s" });
+            }
+            let models = field(row, "models");
+            if !models.is_empty() {
+                let _ = write!(t, "; last ran on {models}");
+            }
+            lines.push((end_s, t));
+        }
+        None => lines.push((f64::INFINITY, format!("had not ended when the run stopped (outcome: {outcome})"))),
+    }
+    // The log is in time order already; a stable sort keeps equal times in log order, with the
+    // submission first and the end last.
+    lines.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let width = lines.iter().filter(|l| l.0.is_finite()).map(|l| secs(l.0).len()).max().unwrap_or(1);
+    let mut out = format!("job {job} under policy {policy}, replication {replication}\n");
+    for (t, text) in lines {
+        let when = if t.is_finite() { secs(t) } else { "end".into() };
+        let _ = writeln!(out, "  t={when:>width$} s  {text}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_ids_are_found_cheaply() {
+        assert_eq!(job_of(r#"{"t_s":1.0,"decision":"launch","job":42,"allocation":{}}"#), Some(42));
+        assert_eq!(job_of(r#"{"t_s":1.0,"decision":"preempt","job":7,"reason":{"kind":"higher_tier","for_job":3}}"#), Some(7));
+        assert_eq!(job_of(r#"{"t_s":1.0,"notice":"ignored","event":"x","why":"y"}"#), None);
+    }
+
+    #[test]
+    fn csv_and_numbers() {
+        assert_eq!(csv_fields("1,\"a,b\",\"say \"\"hi\"\"\",\n"), vec!["1", "a,b", "say \"hi\"", ""]);
+        assert_eq!(secs(130.0), "130");
+        assert_eq!(secs(10.5), "10.5");
+        assert_eq!(span(7200.0), "7200 s (2.00 h)");
+    }
+
+    #[test]
+    fn unknown_reason_kinds_are_shown_with_their_fields() {
+        let names = Names { nodes: BTreeMap::new(), devices: BTreeMap::new() };
+        let r: Value = serde_json::from_str(r#"{"kind":"quota","tenant_cap":8}"#).unwrap();
+        assert_eq!(wait_reason(&r, &names), "quota (tenant_cap=8)");
+        let o: Value = serde_json::from_str(r#"{"rule":"least_attained","queue":1}"#).unwrap();
+        assert_eq!(order_reason(&o), "queue order rule least_attained (queue=1)");
+    }
+}
