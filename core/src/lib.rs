@@ -13,6 +13,7 @@ pub mod job;
 pub mod policy;
 pub mod scheduler;
 pub mod time;
+pub mod validation;
 
 pub use catalogue::{Catalogue, DeviceKind, DeviceModel, ModelSet};
 pub use cluster::{Allocation, ClusterState, DeviceShare, Limit, NodeShare, NodeSpec};

@@ -1,0 +1,163 @@
+//! The validated-policy gate's record: what `tessera validate` writes after running a policy
+//! through the simulator, and what the live executor reads before it will load that policy.
+//! It lives in the core because both drivers must agree on it; the core only defines and
+//! compares it (reading and writing files is the drivers' business).
+
+use crate::policy::PolicySpec;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The current version of the record's layout; a reader refuses other versions.
+pub const VALIDATION_RECORD_VERSION: u32 = 1;
+
+/// One `--require 'METRIC OP VALUE'` and what the simulator measured for it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RequirementResult {
+    /// The requirement as written, e.g. `p95_wait_s < 3600`.
+    pub expr: String,
+    pub metric: String,
+    /// One of `<`, `<=`, `>`, `>=`, `==`, `!=`.
+    pub op: String,
+    pub threshold: f64,
+    /// The measured value (the mean over replications); NaN when the run had no value.
+    pub value: f64,
+    pub passed: bool,
+}
+
+/// A file the validation read, with its SHA-256, so the record says exactly what was run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHash {
+    pub path: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValidationRecord {
+    pub record_version: u32,
+    /// The policy exactly as validated: every parameter, defaults left unset as written.
+    pub policy: PolicySpec,
+    pub scenario: FileHash,
+    /// Traces and speed tables the scenario read.
+    pub inputs: Vec<FileHash>,
+    pub tessera_version: String,
+    pub seed: u64,
+    pub replications: u32,
+    /// Metric name -> mean over replications.
+    pub metrics: BTreeMap<String, f64>,
+    pub requirements: Vec<RequirementResult>,
+    /// True when every requirement passed (and there was at least one).
+    pub passed: bool,
+}
+
+/// Why a record does not let a policy through the gate.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GateRefusal {
+    WrongVersion { found: u32 },
+    Failed { failed: Vec<String> },
+    NoRequirements,
+    /// The record validated other parameters: names the first field that differs.
+    DifferentPolicy { field: String, validated: String, requested: String },
+}
+
+impl std::fmt::Display for GateRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GateRefusal::WrongVersion { found } => {
+                write!(f, "record version {found}, expected {VALIDATION_RECORD_VERSION}")
+            }
+            GateRefusal::Failed { failed } => write!(f, "the validation failed: {}", failed.join("; ")),
+            GateRefusal::NoRequirements => write!(f, "the record checked no requirement"),
+            GateRefusal::DifferentPolicy { field, validated, requested } => write!(
+                f,
+                "the record validated `{field}` = {validated}, but the requested policy has {requested}"
+            ),
+        }
+    }
+}
+
+impl ValidationRecord {
+    /// Whether this record lets exactly `requested` run: it passed, and validated the same
+    /// parameters (field by field, so the refusal can say which one differs).
+    pub fn admits(&self, requested: &PolicySpec) -> Result<(), GateRefusal> {
+        if self.record_version != VALIDATION_RECORD_VERSION {
+            return Err(GateRefusal::WrongVersion { found: self.record_version });
+        }
+        if self.requirements.is_empty() {
+            return Err(GateRefusal::NoRequirements);
+        }
+        let failed: Vec<String> = self.requirements.iter().filter(|r| !r.passed).map(|r| r.expr.clone()).collect();
+        if !self.passed || !failed.is_empty() {
+            return Err(GateRefusal::Failed { failed });
+        }
+        let validated = serde_json::to_value(&self.policy);
+        let wanted = serde_json::to_value(requested);
+        if let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (validated, wanted) {
+            for (field, va) in &a {
+                let vb = b.get(field).cloned().unwrap_or(serde_json::Value::Null);
+                if *va != vb {
+                    return Err(GateRefusal::DifferentPolicy { field: field.clone(), validated: va.to_string(), requested: vb.to_string() });
+                }
+            }
+        }
+        if self.policy != *requested {
+            return Err(GateRefusal::DifferentPolicy { field: "policy".into(), validated: format!("{:?}", self.policy), requested: format!("{requested:?}") });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(policy: PolicySpec, passed: bool) -> ValidationRecord {
+        ValidationRecord {
+            record_version: VALIDATION_RECORD_VERSION,
+            policy,
+            scenario: FileHash { path: "s.toml".into(), sha256: "00".into() },
+            inputs: vec![],
+            tessera_version: "0.1.0".into(),
+            seed: 1,
+            replications: 1,
+            metrics: BTreeMap::new(),
+            requirements: vec![RequirementResult {
+                expr: "p95_wait_s < 3600".into(),
+                metric: "p95_wait_s".into(),
+                op: "<".into(),
+                threshold: 3600.0,
+                value: if passed { 10.0 } else { 7200.0 },
+                passed,
+            }],
+            passed,
+        }
+    }
+
+    #[test]
+    fn admits_exactly_the_validated_parameters() {
+        let mut spec = PolicySpec::named("priority");
+        spec.grace_s = Some(30.0);
+        let rec = record(spec.clone(), true);
+        assert_eq!(rec.admits(&spec), Ok(()));
+        let mut other = spec.clone();
+        other.grace_s = Some(5.0);
+        match rec.admits(&other) {
+            Err(GateRefusal::DifferentPolicy { field, .. }) => assert_eq!(field, "grace_s"),
+            r => panic!("expected a refusal naming grace_s, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_a_failed_or_empty_record() {
+        let spec = PolicySpec::named("fifo");
+        assert!(matches!(record(spec.clone(), false).admits(&spec), Err(GateRefusal::Failed { .. })));
+        let mut empty = record(spec.clone(), true);
+        empty.requirements.clear();
+        assert_eq!(empty.admits(&spec), Err(GateRefusal::NoRequirements));
+        let mut old = record(spec.clone(), true);
+        old.record_version = 0;
+        assert_eq!(old.admits(&spec), Err(GateRefusal::WrongVersion { found: 0 }));
+    }
+}
