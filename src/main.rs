@@ -92,6 +92,28 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         replication: u32,
     },
+    /// The FGD paper's fill-up experiment: tasks drawn from the workload arrive and never
+    /// leave, each placed at once by the policy's placement or dropped; prints and writes
+    /// (DIR/fill.csv) the unallocated GPUs as the arrived GPU demand grows past capacity.
+    Fill {
+        /// The scenario file (TOML): its cluster, workload and policies (their placements).
+        scenario: PathBuf,
+        /// Output directory [default: out/<scenario name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Number of replications (task sequences), overriding the scenario's.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+        replications: Option<u32>,
+        /// Base seed, overriding the scenario's; replication k draws with seed + k.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Stop when the arrived GPU demand reaches this percentage of the cluster's GPUs.
+        #[arg(long, default_value_t = 130.0)]
+        max_arrived_pct: f64,
+        /// Only the policy with this label (or name).
+        #[arg(long)]
+        policy: Option<String>,
+    },
     /// Read public cluster traces: convert them to the native schema, or summarise them.
     Trace {
         #[command(subcommand)]
@@ -233,6 +255,9 @@ fn main() -> ExitCode {
         Command::Explain { out_dir, job, policy, replication } => {
             tessera_reports::explain(&out_dir, job, policy.as_deref(), replication).map(|story| print!("{story}")).map_err(|e| e.to_string())
         }
+        Command::Fill { scenario, out, replications, seed, max_arrived_pct, policy } => Scenario::load(&scenario)
+            .map_err(|e| e.to_string())
+            .and_then(|s| fill_command(&s, out, replications, seed, max_arrived_pct, policy)),
         Command::Trace { command } => trace_command(command),
     };
     match result {
@@ -242,4 +267,19 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn fill_command(s: &Scenario, out: Option<PathBuf>, replications: Option<u32>, seed: Option<u64>, max_arrived_pct: f64, policy: Option<String>) -> Result<(), String> {
+    use tessera_sim::fill;
+    let options = fill::FillOptions { seed, replications, max_arrived: max_arrived_pct / 100.0, step: 0.01, policy };
+    let points = fill::fill_scenario(s, &options).map_err(|e| e.to_string())?;
+    let at: Vec<f64> = [0.5, 0.7, 0.8, 0.9, 0.95, 1.0, 1.1, 1.2, 1.3].into_iter().filter(|f| *f <= options.max_arrived + 1e-9).collect();
+    print!("{}", fill::format_fill_table(&points, &at));
+    let dir = out.unwrap_or_else(|| PathBuf::from("out").join(&s.name));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let path = dir.join("fill.csv");
+    let file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    fill::write_fill_csv(std::io::BufWriter::new(file), &points).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
 }

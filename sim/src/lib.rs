@@ -9,6 +9,7 @@
 
 pub mod dist;
 pub mod engine;
+pub mod fill;
 pub mod models;
 pub mod runner;
 pub mod scenario;

@@ -58,7 +58,7 @@ pub fn default_threads() -> usize {
 }
 
 /// The policies a run selects, in scenario order.
-fn selected_policies(scenario: &Scenario, wanted: Option<&str>) -> Result<Vec<PolicySpec>, RunError> {
+pub(crate) fn selected_policies(scenario: &Scenario, wanted: Option<&str>) -> Result<Vec<PolicySpec>, RunError> {
     let Some(wanted) = wanted else {
         return Ok(scenario.policies.clone());
     };

@@ -589,17 +589,19 @@ impl Placement for Topology {
 
 // ---- fgd ------------------------------------------------------------------------------------
 
-/// A task type of the target workload: what it asks of a node's devices.
+/// A task type of the target workload: what it asks of one node (its devices and CPU).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct TaskType {
     count: u32,
     share_milli: u16,
     models: ModelSet,
+    /// CPU the task needs on a node that hosts all its devices (the whole job's CPU).
+    cpu_milli: u32,
 }
 
 impl TaskType {
     fn of(job: &JobSpec) -> TaskType {
-        TaskType { count: job.devices.count, share_milli: job.devices.share_milli, models: job.devices.models }
+        TaskType { count: job.devices.count, share_milli: job.devices.share_milli, models: job.devices.models, cpu_milli: job.cpu_milli }
     }
 }
 
@@ -610,29 +612,33 @@ pub const FGD_MAX_TASK_TYPES: usize = 256;
 /// `fgd`: Fragmentation Gradient Descent (Weng et al., USENIX ATC '23, "Beware of
 /// Fragmentation: Scheduling GPU-Sharing Workloads with Fragmentation Gradient Descent").
 ///
-/// The target workload is the histogram of task types (device count, share, allowed models)
-/// of the jobs submitted so far (`observe`), weight p_t = n_t / n; before any is observed, the
-/// job itself. The fragmentation of a node for task type t, F_t(node), is the free device
+/// The target workload is the histogram of task types (device count, share, allowed models,
+/// CPU) of the jobs submitted so far (`observe`), weight p_t = n_t / n; before any is observed,
+/// the job itself. The fragmentation of a node for task type t, F_t(node), is the free device
 /// capacity of the node (milli-devices, healthy devices of an up node) that t cannot use:
 ///   - t cannot run on the node at all (no device of its models with its share free, fewer
-///     whole free devices than its count, or it asks for no device): all the free capacity;
+///     whole free devices than its count, less free CPU than it needs, or it asks for no
+///     device): all the free capacity;
 ///   - otherwise: the free capacity of each device that cannot take t's per-device demand
 ///     (free < share for a fractional t; not whole free, or not of t's models, for a
 ///     whole-device t).
 ///
 /// The node's expected fragmentation is F(node) = sum_t p_t F_t(node). For every candidate
 /// (each device with the share free, for a fractional job; each node that holds a
-/// whole-device gang, taking its lowest free devices) the score is F(node after) - F(node
-/// before) (other nodes do not change), and the least growth wins; ties: the tighter
-/// candidate (least free share; fewest whole free devices), then the lowest id. Arithmetic is
-/// in integers (milli-devices x counts), so scores are exact and deterministic.
+/// whole-device gang, taking its lowest free devices; each node with the CPU and memory, for a
+/// CPU-only job) the score is F(node after) - F(node before) (other nodes do not change), and
+/// the least growth wins; ties: the tighter candidate (least free share; fewest whole free
+/// devices; least free CPU), then the lowest id. So a CPU-only task avoids taking the CPU that
+/// GPU tasks would need on a GPU node, as in the paper, where CPU is part of a task's demand.
+/// Arithmetic is in integers (milli-devices x counts), so scores are exact and deterministic.
 ///
-/// Simplifications, stated: CPU and memory enter only as the job's own feasibility, not as
-/// a reason a task type cannot use a node; a gang no node holds spans the fewest nodes as
-/// `pack` does (reported as `Spread`); a CPU-only job goes where `best-fit` puts it.
+/// Simplifications, stated: memory enters only as the job's own feasibility, not as a reason a
+/// task type cannot use a node; a gang no node holds spans the fewest nodes as `pack` does
+/// (reported as `Spread`).
 ///
 /// Cost: O(c · d · T) per placement, c the candidates (nodes that hold the gang; devices with
-/// the share free), d devices per node, T task types (at most `FGD_MAX_TASK_TYPES`).
+/// the share free; nodes with the CPU), d devices per node, T task types (at most
+/// `FGD_MAX_TASK_TYPES`).
 #[derive(Clone, Debug, Default)]
 pub struct Fgd {
     types: Vec<(TaskType, u64)>,
@@ -640,11 +646,13 @@ pub struct Fgd {
 
 impl Fgd {
     /// F(node) x n: the node's expected fragmentation in milli-devices times the observations,
-    /// with `taken` devices' free capacity reduced by the given amounts.
-    fn node_fragmentation(cluster: &ClusterState, node: NodeId, taken: &[(DeviceId, u16)], types: &[(TaskType, u64)]) -> u64 {
+    /// with `taken` devices' free capacity reduced by the given amounts and `cpu_taken` less
+    /// free CPU.
+    fn node_fragmentation(cluster: &ClusterState, node: NodeId, taken: &[(DeviceId, u16)], cpu_taken: u32, types: &[(TaskType, u64)]) -> u64 {
         let n = cluster.node(node);
         let up = n.up;
         let first = n.first_device;
+        let cpu_free = n.cpu_milli_free.saturating_sub(cpu_taken);
         let free_of = |i: usize, d: &crate::cluster::DeviceState| -> u16 {
             if !up || !d.healthy {
                 return 0;
@@ -655,9 +663,12 @@ impl Fgd {
         };
         let devices = cluster.node_devices(node);
         let total: u64 = devices.iter().enumerate().map(|(i, d)| free_of(i, d) as u64).sum();
+        if total == 0 {
+            return 0;
+        }
         let mut sum = 0u64;
         for &(t, weight) in types {
-            let f = if t.count == 0 {
+            let f = if t.count == 0 || t.cpu_milli > cpu_free {
                 total
             } else if t.share_milli < WHOLE_DEVICE_MILLI {
                 devices
@@ -689,6 +700,30 @@ impl Fgd {
         let fragmentation_increase = delta as f64 / n as f64 / WHOLE_DEVICE_MILLI as f64;
         Placed { allocation, how: PlacedHow::Fgd { node, device, fragmentation_increase, candidates } }
     }
+
+    fn place_cpu_only(cluster: &ClusterState, job: &JobSpec, types: &[(TaskType, u64)], n: u64) -> Result<Placed, WaitReason> {
+        // (delta, free CPU, node): least growth, then the tightest node, then the lowest id.
+        let mut best: Option<(i64, u32, NodeId)> = None;
+        let mut candidates = 0u32;
+        for (i, state) in cluster.nodes().iter().enumerate() {
+            let node = NodeId(i as u32);
+            if !cluster.node_has_cpu_mem(node, job.cpu_milli, job.mem_mib) {
+                continue;
+            }
+            candidates += 1;
+            let delta = Self::node_fragmentation(cluster, node, &[], job.cpu_milli, types) as i64
+                - Self::node_fragmentation(cluster, node, &[], 0, types) as i64;
+            if best.is_none_or(|b| (delta, state.cpu_milli_free) < (b.0, b.1)) {
+                best = Some((delta, state.cpu_milli_free, node));
+            }
+        }
+        let Some((delta, _, node)) = best else {
+            // No node fits: the same wait reason as the other placements give.
+            return place_cpu_only(cluster, job, Fit::Best);
+        };
+        let allocation = Allocation { devices: Vec::new(), nodes: vec![NodeShare { node, cpu_milli: job.cpu_milli, mem_mib: job.mem_mib }] };
+        Ok(Self::placed(allocation, node, None, delta, n, candidates))
+    }
 }
 
 impl Placement for Fgd {
@@ -706,12 +741,12 @@ impl Placement for Fgd {
     }
 
     fn place(&self, cluster: &ClusterState, job: &JobSpec, _ctx: &PlaceContext) -> Result<Placed, WaitReason> {
-        if job.devices.count == 0 {
-            return place_cpu_only(cluster, job, Fit::Best);
-        }
         let own = [(TaskType::of(job), 1u64)];
         let types: &[(TaskType, u64)] = if self.types.is_empty() { &own } else { &self.types };
         let n: u64 = types.iter().map(|&(_, w)| w).sum();
+        if job.devices.count == 0 {
+            return Self::place_cpu_only(cluster, job, types, n);
+        }
         if job.devices.is_fractional() {
             let share = job.devices.share_milli;
             let mut with_share = 0u32;
@@ -729,12 +764,12 @@ impl Placement for Fgd {
                 let f0 = match before {
                     Some((node, f)) if node == d.node => f,
                     _ => {
-                        let f = Self::node_fragmentation(cluster, d.node, &[], types);
+                        let f = Self::node_fragmentation(cluster, d.node, &[], 0, types);
                         before = Some((d.node, f));
                         f
                     }
                 };
-                let f1 = Self::node_fragmentation(cluster, d.node, &[(id, share)], types);
+                let f1 = Self::node_fragmentation(cluster, d.node, &[(id, share)], job.cpu_milli, types);
                 let delta = f1 as i64 - f0 as i64;
                 if best.is_none_or(|(bd, bf, ..)| (delta, d.free_milli) < (bd, bf)) {
                     best = Some((delta, d.free_milli, id, d.node));
@@ -766,8 +801,9 @@ impl Placement for Fgd {
             let mut trial = Allocation::default();
             cluster.take_on_node(node, job, key, needed, &mut trial);
             let taken: Vec<(DeviceId, u16)> = trial.devices.iter().map(|s| (s.device, s.milli)).collect();
-            let delta = Self::node_fragmentation(cluster, node, &taken, types) as i64
-                - Self::node_fragmentation(cluster, node, &[], types) as i64;
+            let cpu_taken = trial.nodes.iter().map(|s| s.cpu_milli).sum();
+            let delta = Self::node_fragmentation(cluster, node, &taken, cpu_taken, types) as i64
+                - Self::node_fragmentation(cluster, node, &[], 0, types) as i64;
             if best.is_none_or(|(bd, _)| delta < bd) {
                 best = Some((delta, node));
             }
