@@ -627,6 +627,10 @@ impl Scheduler {
                 self.needs_pass = true;
                 let (spec, attained, started) = (entry.spec.clone(), entry.attained_device_s, entry.run_started);
                 if let Some(at) = self.policy.queue.rank_changes_at(&spec, attained + spec.devices.device_equivalents() * (self.now - started).as_secs_f64() + 1e-9, self.now) {
+                    // Microsecond rounding can leave the job a hair below the threshold it was
+                    // timed to cross; a timer at `now` would then fire forever without time
+                    // advancing, so the next check is at least a microsecond later.
+                    let at = at.max(self.now + Time(1));
                     self.timers.insert((at, TimerKind::Rerank, job, epoch));
                 }
             }
