@@ -1,5 +1,7 @@
 //! The `tessera` command: thin glue between the command line and the crates.
 
+mod validate_cli;
+
 use clap::{Args, Parser, Subcommand};
 use tessera_traces::source::{Format, Options};
 use std::path::PathBuf;
@@ -92,6 +94,11 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         replication: u32,
     },
+    /// Validate one policy of a scenario against requirements on its metrics (mean over
+    /// replications) and write the record the live executor's gate reads. Exit status: 0 when
+    /// every requirement holds, 1 when one fails (the record is written either way), 2 on a
+    /// usage error (bad scenario, policy, requirement or file).
+    Validate(validate_cli::ValidateArgs),
     /// Read public cluster traces: convert them to the native schema, or summarise them.
     Trace {
         #[command(subcommand)]
@@ -233,6 +240,7 @@ fn main() -> ExitCode {
         Command::Explain { out_dir, job, policy, replication } => {
             tessera_reports::explain(&out_dir, job, policy.as_deref(), replication).map(|story| print!("{story}")).map_err(|e| e.to_string())
         }
+        Command::Validate(args) => return validate_cli::validate(args),
         Command::Trace { command } => trace_command(command),
     };
     match result {
