@@ -99,6 +99,9 @@ enum Command {
     /// every requirement holds, 1 when one fails (the record is written either way), 2 on a
     /// usage error (bad scenario, policy, requirement or file).
     Validate(validate_cli::ValidateArgs),
+    /// Measure how closely the simulator predicted a live run: per job, the error of the
+    /// simulated wait and JCT against the executor's export (see --help for replaying one).
+    Fidelity(validate_cli::FidelityArgs),
     /// Read public cluster traces: convert them to the native schema, or summarise them.
     Trace {
         #[command(subcommand)]
@@ -241,6 +244,7 @@ fn main() -> ExitCode {
             tessera_reports::explain(&out_dir, job, policy.as_deref(), replication).map(|story| print!("{story}")).map_err(|e| e.to_string())
         }
         Command::Validate(args) => return validate_cli::validate(args),
+        Command::Fidelity(args) => validate_cli::fidelity(args),
         Command::Trace { command } => trace_command(command),
     };
     match result {

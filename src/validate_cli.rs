@@ -89,3 +89,57 @@ pub fn validate(args: ValidateArgs) -> ExitCode {
         ExitCode::from(EXIT_FAILED)
     }
 }
+
+#[derive(Args)]
+#[command(after_long_help = REPLAY_HELP)]
+pub struct FidelityArgs {
+    /// What the executor ran: its export in the native trace schema with the extra columns
+    /// `start_s`, `end_s` and `wait_s`.
+    observed: PathBuf,
+    /// What the simulator predicted: the `jobs.csv` of `tessera sim` on a scenario replaying
+    /// the export, or that run's output directory (with exactly one policy x replication).
+    simulated: PathBuf,
+    /// A job's prediction is within tolerance when its wait and JCT errors are at most this.
+    #[arg(long, default_value_t = 10.0)]
+    tolerance_s: f64,
+    /// Where to write fidelity.csv (per job) and fidelity_summary.csv [default: out/fidelity].
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+const REPLAY_HELP: &str = "\
+Replaying an executor export: write a scenario whose workload is the export itself and whose
+cluster is the machine it ran on, with the policy the executor ran (scenarios/exec-replay/
+replay.toml is a template), run it once, and compare:
+
+  [workload]
+  trace = { format = \"native\", path = \"observed.csv\" }   # unchanged: no window_s, first_jobs, load_scale
+  [[cluster.nodes]]
+  devices = { model = \"CPU\", count = 2 }                 # the executor's 2 CPU device slots
+  cpu_cores = 2
+  [[policies]]
+  name = \"fifo\"                                          # exactly the executor's policy
+
+  tessera sim replay.toml --out out/replay --replications 1
+  tessera fidelity observed.csv out/replay --tolerance-s 5
+
+Errors are simulated - observed. A job in one file only, a job that never ended, or a job
+submitted at different times in the two files is an error, never skipped.";
+
+/// Runs `tessera fidelity`: prints the summary and writes the two CSV files.
+pub fn fidelity(args: FidelityArgs) -> Result<(), String> {
+    use std::fs::File;
+    use std::io::BufWriter;
+    let report = tessera_reports::fidelity::fidelity(&args.observed, &args.simulated, args.tolerance_s).map_err(|e| e.to_string())?;
+    let out = args.out.unwrap_or_else(|| PathBuf::from("out").join("fidelity"));
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let jobs_path = out.join("fidelity.csv");
+    let file = File::create(&jobs_path).map_err(|e| format!("{}: {e}", jobs_path.display()))?;
+    report.write_jobs_csv(BufWriter::new(file)).map_err(|e| format!("{}: {e}", jobs_path.display()))?;
+    let summary_path = out.join("fidelity_summary.csv");
+    let file = File::create(&summary_path).map_err(|e| format!("{}: {e}", summary_path.display()))?;
+    report.write_summary_csv(BufWriter::new(file)).map_err(|e| format!("{}: {e}", summary_path.display()))?;
+    print!("{}", report.render());
+    println!("wrote {} and {}", jobs_path.display(), summary_path.display());
+    Ok(())
+}
