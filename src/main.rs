@@ -94,10 +94,12 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         replication: u32,
     },
-    /// Validate one policy of a scenario against requirements on its metrics (mean over
-    /// replications) and write the record the live executor's gate reads. Exit status: 0 when
-    /// every requirement holds, 1 when one fails (the record is written either way), 2 on a
-    /// usage error (bad scenario, policy, requirement or file).
+    /// Check one policy of a scenario against requirements on its metrics and write the record
+    /// the live executor's gate reads.
+    ///
+    /// Requirements are checked on each metric's mean over the replications. Exit status: 0
+    /// when every requirement holds, 1 when one fails (the record is written either way), 2 on
+    /// a usage error (bad scenario, policy, requirement or file; nothing is written).
     Validate(validate_cli::ValidateArgs),
     /// Measure how closely the simulator predicted a live run: per job, the error of the
     /// simulated wait and JCT against the executor's export (see --help for replaying one).
