@@ -1,5 +1,7 @@
 //! The `tessera` command: thin glue between the command line and the crates.
 
+mod validate_cli;
+
 use clap::{Args, Parser, Subcommand};
 use tessera_traces::source::{Format, Options};
 use std::path::PathBuf;
@@ -114,6 +116,16 @@ enum Command {
         #[arg(long)]
         policy: Option<String>,
     },
+    /// Check one policy of a scenario against requirements on its metrics and write the record
+    /// the live executor's gate reads.
+    ///
+    /// Requirements are checked on each metric's mean over the replications. Exit status: 0
+    /// when every requirement holds, 1 when one fails (the record is written either way), 2 on
+    /// a usage error (bad scenario, policy, requirement or file; nothing is written).
+    Validate(validate_cli::ValidateArgs),
+    /// Measure how closely the simulator predicted a live run: per job, the error of the
+    /// simulated wait and JCT against the executor's export (see --help for replaying one).
+    Fidelity(validate_cli::FidelityArgs),
     /// Read public cluster traces: convert them to the native schema, or summarise them.
     Trace {
         #[command(subcommand)]
@@ -258,6 +270,8 @@ fn main() -> ExitCode {
         Command::Fill { scenario, out, replications, seed, max_arrived_pct, policy } => Scenario::load(&scenario)
             .map_err(|e| e.to_string())
             .and_then(|s| fill_command(&s, out, replications, seed, max_arrived_pct, policy)),
+        Command::Validate(args) => return validate_cli::validate(args),
+        Command::Fidelity(args) => validate_cli::fidelity(args),
         Command::Trace { command } => trace_command(command),
     };
     match result {

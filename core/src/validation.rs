@@ -20,7 +20,9 @@ pub struct RequirementResult {
     /// One of `<`, `<=`, `>`, `>=`, `==`, `!=`.
     pub op: String,
     pub threshold: f64,
-    /// The measured value (the mean over replications); NaN when the run had no value.
+    /// The measured value (the mean over replications); NaN when the run had no value
+    /// (written `null`, as serde_json writes every non-finite number).
+    #[serde(deserialize_with = "nan_from_null")]
     pub value: f64,
     pub passed: bool,
 }
@@ -45,11 +47,23 @@ pub struct ValidationRecord {
     pub tessera_version: String,
     pub seed: u64,
     pub replications: u32,
-    /// Metric name -> mean over replications.
+    /// Metric name -> mean over replications (NaN, written `null`, where a run had no value).
+    #[serde(deserialize_with = "nan_map_from_null")]
     pub metrics: BTreeMap<String, f64>,
     pub requirements: Vec<RequirementResult>,
     /// True when every requirement passed (and there was at least one).
     pub passed: bool,
+}
+
+/// serde_json writes a non-finite number as `null` and refuses `null` for an `f64`; a record
+/// with a metric that had no value (a mean over no completed job) must still read back.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+fn nan_map_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<String, f64>, D::Error> {
+    let map = BTreeMap::<String, Option<f64>>::deserialize(d)?;
+    Ok(map.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect())
 }
 
 /// Why a record does not let a policy through the gate.
@@ -147,6 +161,20 @@ mod tests {
             Err(GateRefusal::DifferentPolicy { field, .. }) => assert_eq!(field, "grace_s"),
             r => panic!("expected a refusal naming grace_s, got {r:?}"),
         }
+    }
+
+    #[test]
+    fn a_record_with_nan_reads_back() {
+        let mut rec = record(PolicySpec::named("fifo"), false);
+        rec.requirements[0].value = f64::NAN;
+        rec.metrics.insert("avg_wait_s".into(), f64::NAN);
+        rec.metrics.insert("jobs".into(), 3.0);
+        let text = serde_json::to_string(&rec).unwrap();
+        assert!(text.contains("\"value\":null"), "{text}");
+        let back: ValidationRecord = serde_json::from_str(&text).unwrap();
+        assert!(back.requirements[0].value.is_nan());
+        assert!(back.metrics["avg_wait_s"].is_nan());
+        assert_eq!(back.metrics["jobs"], 3.0);
     }
 
     #[test]

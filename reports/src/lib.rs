@@ -12,6 +12,8 @@
 //! - [`compare`]: metrics and statistics of `tessera compare` (confidence intervals, paired
 //!   differences, fairness), `comparison.csv` ([`write_comparison_csv`]) and its table.
 //! - [`explain`]: `tessera explain`: one job's story from a run's decision log.
+//! - [`fidelity`]: `tessera fidelity`: per-job errors of the simulator's predicted wait and
+//!   JCT against what the live executor observed.
 //! - [`queueing`]: closed-form queueing results the simulator is validated against
 //!   ([`erlang_c_wait`]).
 //!
@@ -25,6 +27,7 @@
 
 pub mod compare;
 pub mod explain;
+pub mod fidelity;
 mod fmt;
 pub mod jobs;
 pub mod metrics;

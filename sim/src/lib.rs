@@ -14,4 +14,5 @@ pub mod models;
 pub mod runner;
 pub mod scenario;
 pub mod speed;
+pub mod validate;
 pub mod workload;

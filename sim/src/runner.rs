@@ -93,17 +93,17 @@ pub fn run_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec<Sum
 }
 
 /// What a run hands to the extractor of [`run_scenario_with`], besides its summary row.
-struct RunContext<'a> {
-    spec: &'a PolicySpec,
-    replication: u32,
-    output: &'a RunOutput,
-    catalogue: &'a Catalogue,
-    nodes: &'a [NodeSpec],
+pub(crate) struct RunContext<'a> {
+    pub(crate) spec: &'a PolicySpec,
+    pub(crate) replication: u32,
+    pub(crate) output: &'a RunOutput,
+    pub(crate) catalogue: &'a Catalogue,
+    pub(crate) nodes: &'a [NodeSpec],
 }
 
 /// [`run_scenario`], also returning `extract` of each run (in the same order as the rows),
 /// computed on the run's thread while its records are at hand, so they need not be kept.
-fn run_scenario_with<T: Send>(
+pub(crate) fn run_scenario_with<T: Send>(
     scenario: &Scenario,
     options: &RunOptions,
     extract: &(dyn Fn(&RunContext<'_>) -> T + Sync),
