@@ -995,7 +995,9 @@ impl Daemon {
         self.journal.set_meta("policy", &serde_json::to_string(&spec).unwrap_or_default());
         self.commit()?;
         self.policy_spec = spec.clone();
-        self.rebuild(&spec)
+        self.rebuild(&spec)?;
+        self.refresh_metrics();
+        Ok(())
     }
 
     fn command(&mut self, cmd: Command) -> Result<bool, ExecError> {
