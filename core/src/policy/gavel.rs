@@ -223,6 +223,8 @@ pub struct Gavel {
     history: HashMap<JobId, History, BuildHasherDefault<IdHasher>>,
     last_tick: Option<Time>,
     previous: Option<Solved>,
+    /// The program this round solved, for `last_program`.
+    solved_now: Option<(Vec<TypeDemand>, Vec<f64>)>,
     stats: RoundStats,
 }
 
@@ -235,6 +237,7 @@ impl Gavel {
             history: HashMap::default(),
             last_tick: None,
             previous: None,
+            solved_now: None,
             stats: RoundStats::default(),
         }
     }
@@ -261,6 +264,7 @@ impl Gavel {
 
     /// The allocation for this round's types: the previous one when nothing changed.
     fn allocation(&mut self, keys: &[(TypeKey, u32)], demands: &[TypeDemand], devices: &[u32], device_f: &[f64]) -> Vec<Vec<f64>> {
+        self.solved_now = None;
         if let Some(prev) = &self.previous {
             if prev.types == keys && prev.devices == devices {
                 self.stats.lp_reused += 1;
@@ -292,11 +296,19 @@ impl Gavel {
             }
         };
         self.previous = Some(Solved { types: keys.to_vec(), devices: devices.to_vec(), share: share.clone() });
+        self.solved_now = Some((demands.to_vec(), device_f.to_vec()));
         share
     }
 }
 
 const TINY: f64 = 1e-9;
+
+/// A key that sorts `x` descending as an integer (the IEEE-754 total order, reversed).
+fn descending(x: f64) -> u64 {
+    let bits = x.to_bits();
+    let ascending = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+    !ascending
+}
 
 impl RoundPlanner for Gavel {
     fn name(&self) -> &'static str {
@@ -320,14 +332,26 @@ impl RoundPlanner for Gavel {
         self.stats
     }
 
+    fn last_program(&self) -> Option<(&[TypeDemand], &[f64])> {
+        self.solved_now.as_ref().map(|(d, m)| (d.as_slice(), m.as_slice()))
+    }
+
     fn plan(&mut self, input: &RoundInput<'_>) -> RoundPlan {
         self.stats.rounds += 1;
+        self.stats.jobs_total += input.jobs.len() as u64;
+        self.stats.jobs_max = self.stats.jobs_max.max(input.jobs.len() as u32);
         self.book_service(input);
         // The program's models: those with devices now.
         let models: Vec<ModelId> =
             input.devices_by_model.iter().enumerate().filter(|(_, &d)| d > 0).map(|(m, _)| ModelId(m as u16)).collect();
         let devices: Vec<u32> = models.iter().map(|m| input.devices_by_model[m.index()]).collect();
         let device_f: Vec<f64> = devices.iter().map(|&d| d as f64).collect();
+        // With one model and every job running, the round can only keep them all: each fits
+        // (they do now), so every one with a share is chosen and the fill takes the rest.
+        if models.len() == 1 && input.jobs.iter().all(|j| j.running || j.devices.count == 0) {
+            self.stats.rounds_kept += 1;
+            return RoundPlan::KeepRunning;
+        }
 
         // Job types, in key order, with their jobs.
         let mut by_type: BTreeMap<TypeKey, Vec<usize>> = BTreeMap::new();
@@ -353,7 +377,20 @@ impl RoundPlanner for Gavel {
         let share = self.allocation(&keys, &demands, &devices, &device_f);
 
         // Every (job, model) pair with a share, in priority order.
+        let jobs = input.jobs;
+        let history: Vec<&History> = jobs.iter().map(|j| &self.history[&j.id]).collect();
+        let received_on = |j: usize, m: ModelId| {
+            let h = history[j];
+            if h.active_s > 0.0 {
+                h.received_on(m) / h.active_s
+            } else {
+                0.0
+            }
+        };
         struct Pair {
+            /// Sorts the pairs: priority and share descending, the job running there first,
+            /// then the oldest job, then the model.
+            key: (u64, u64, bool, u64, usize),
             job: usize,
             k: usize,
             share: f64,
@@ -361,35 +398,29 @@ impl RoundPlanner for Gavel {
             priority: Option<f64>,
         }
         let mut pairs: Vec<Pair> = Vec::new();
-        let mut type_of = vec![usize::MAX; input.jobs.len()];
-        for (t, jobs) in by_type.values().enumerate() {
-            for &j in jobs {
+        let mut type_of = vec![usize::MAX; jobs.len()];
+        for (t, members) in by_type.values().enumerate() {
+            for &j in members {
                 type_of[j] = t;
-                let h = &self.history[&input.jobs[j].id];
                 for (k, &m) in models.iter().enumerate() {
                     let x = share[t][k];
                     if x <= TINY {
                         continue;
                     }
-                    let received = if h.active_s > 0.0 { h.received_on(m) / h.active_s } else { 0.0 };
+                    let received = received_on(j, m);
                     let priority = (received > TINY).then(|| x / received);
-                    pairs.push(Pair { job: j, k, share: x, received, priority });
+                    let key = (
+                        descending(priority.unwrap_or(f64::INFINITY)),
+                        descending(x),
+                        jobs[j].running_on != Some(m),
+                        jobs[j].seq,
+                        k,
+                    );
+                    pairs.push(Pair { key, job: j, k, share: x, received, priority });
                 }
             }
         }
-        let jobs = input.jobs;
-        pairs.sort_by(|a, b| {
-            let pa = a.priority.unwrap_or(f64::INFINITY);
-            let pb = b.priority.unwrap_or(f64::INFINITY);
-            pb.total_cmp(&pa)
-                .then(b.share.total_cmp(&a.share))
-                .then_with(|| {
-                    let ra = jobs[a.job].running_on == Some(models[a.k]);
-                    let rb = jobs[b.job].running_on == Some(models[b.k]);
-                    rb.cmp(&ra)
-                })
-                .then(jobs[a.job].seq.cmp(&jobs[b.job].seq))
-        });
+        pairs.sort_unstable_by_key(|p| p.key);
 
         let mut free: Vec<f64> = device_f.clone();
         let mut chosen_at: Vec<Option<usize>> = vec![None; jobs.len()];
@@ -424,8 +455,7 @@ impl RoundPlanner for Gavel {
             if let Some(k) = best {
                 free[k] -= d.scale;
                 chosen_at[j] = Some(chosen.len());
-                let h = &self.history[&job.id];
-                let received = if h.active_s > 0.0 { h.received_on(models[k]) / h.active_s } else { 0.0 };
+                let received = received_on(j, models[k]);
                 chosen.push(Standing { job: job.id, model: Some(models[k]), share: 0.0, received, priority: None, filled: true });
             }
         }
@@ -436,7 +466,7 @@ impl RoundPlanner for Gavel {
             .map(|(j, job)| {
                 let t = type_of[j];
                 let total_share: f64 = share[t].iter().sum();
-                let h = &self.history[&job.id];
+                let h = history[j];
                 let received = if h.active_s > 0.0 { h.received_s.iter().map(|(_, s)| s).sum::<f64>() / h.active_s } else { 0.0 };
                 let priority = (received > TINY).then(|| total_share / received);
                 Standing { job: job.id, model: None, share: total_share, received, priority, filled: false }

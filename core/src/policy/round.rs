@@ -25,7 +25,7 @@
 use crate::event::OrderReason;
 use crate::ids::{ClassId, JobId, ModelId};
 use crate::job::DeviceRequest;
-use crate::policy::gavel::Gavel;
+use crate::policy::gavel::{Gavel, TypeDemand};
 use crate::policy::placement::SpeedTable;
 use crate::policy::{PolicyError, PolicySpec};
 use crate::time::Time;
@@ -97,6 +97,9 @@ pub enum RoundPlan {
     /// These jobs run, in launch order (highest priority first); `others` are the active jobs
     /// not chosen, with their standing (the reasons of their preemptions say it).
     Assign { chosen: Vec<Standing>, others: Vec<Standing> },
+    /// Every running job keeps its devices and nothing starts (what `Assign` would say when
+    /// no job waits and moving one could gain nothing), said cheaply.
+    KeepRunning,
 }
 
 /// A policy's round planner.
@@ -120,12 +123,22 @@ pub trait RoundPlanner: Send {
     fn stats(&self) -> RoundStats {
         RoundStats::default()
     }
+    /// The linear program the last `plan` solved (job types and devices per model), if it
+    /// solved one, so a driver can time the solver apart (`tessera bench`).
+    fn last_program(&self) -> Option<(&[TypeDemand], &[f64])> {
+        None
+    }
 }
 
 /// What a planner did over a run, for measurements.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct RoundStats {
     pub rounds: u64,
+    /// Active jobs summed over the rounds (for the mean), and the most in one round.
+    pub jobs_total: u64,
+    pub jobs_max: u32,
+    /// Rounds where every job ran already and the plan was to keep them (`KeepRunning`).
+    pub rounds_kept: u64,
     /// Linear programs solved, and rounds that reused the previous solution because the job
     /// types, their counts and the devices had not changed.
     pub lp_solves: u64,

@@ -4,6 +4,7 @@
 
 use super::{IdMap, JobState, Scheduler, TimerKind};
 use crate::catalogue::ModelSet;
+use crate::cluster::ModelKey;
 use crate::event::{Decision, OrderReason, PreemptReason, WaitReason};
 use crate::ids::{JobId, ModelId};
 use crate::policy::round::{RoundInput, RoundJob, RoundPlan, RoundStats, Standing};
@@ -126,12 +127,16 @@ impl Scheduler {
         }
         let input = RoundInput { round, now: self.now, jobs: &jobs, devices_by_model: &devices_by_model };
         let plan = self.policy.rounds.as_mut().expect("a round state has a planner").plan(&input);
-        let RoundPlan::Assign { chosen, others } = plan else {
-            if let Some(state) = &mut self.rounds {
-                state.queue_pass_due = true;
+        let (chosen, others, keep_running) = match plan {
+            RoundPlan::Assign { chosen, others } => (chosen, others, false),
+            RoundPlan::KeepRunning => (Vec::new(), Vec::new(), true),
+            RoundPlan::QueuePass => {
+                if let Some(state) = &mut self.rounds {
+                    state.queue_pass_due = true;
+                }
+                self.needs_pass = true;
+                return;
             }
-            self.needs_pass = true;
-            return;
         };
         debug_assert!(assigns, "a planner that assigns says so");
 
@@ -143,7 +148,7 @@ impl Scheduler {
         let mut pending: Vec<(JobId, Option<ModelId>, Option<OrderReason>)> = Vec::new();
         let mut preempted: Vec<JobId> = Vec::new();
         // Running jobs first, in submission order, so the decisions come out in a fixed order.
-        for job in jobs.iter().filter(|j| j.running && j.devices.count > 0) {
+        for job in jobs.iter().filter(|j| j.running && j.devices.count > 0 && !keep_running) {
             let reason = match chosen_by_job.get(&job.id) {
                 Some(s) if s.model.is_some() && s.model == job.running_on => continue,
                 Some(s) => PreemptReason::RoundEnd { round, share: s.share, received: s.received, priority: s.priority, moved_to: s.model },
@@ -205,6 +210,17 @@ impl Scheduler {
             if let Some(m) = model {
                 spec.devices.models = ModelSet::only(m);
             }
+            // Most retries happen while the devices are still held by jobs in their grace
+            // period: answer those from the free count, without a placement.
+            let d = spec.devices;
+            if d.count > 0 && !d.is_fractional() {
+                let free = self.cluster.whole_free_total(ModelKey::for_set(d.models));
+                if free < d.count {
+                    self.note_waiting(job, WaitReason::Devices { needed: d.count, free });
+                    still.push((job, model, order));
+                    continue;
+                }
+            }
             match self.policy.placement.place(&self.cluster, &spec, &PlaceContext::new(self.now, entry.submitted)) {
                 Ok(placed) => {
                     self.launch(job, placed);
@@ -233,7 +249,7 @@ impl Scheduler {
     fn backfill_between_rounds(&mut self, round: u64) {
         let queued: Vec<JobId> = self.queue.values().copied().collect();
         for job in queued {
-            let whole_free = self.cluster.whole_free_total(crate::cluster::ModelKey::for_set(ModelSet::ANY));
+            let whole_free = self.cluster.whole_free_total(ModelKey::for_set(ModelSet::ANY));
             let Some(entry) = self.jobs.get(&job) else { continue };
             let d = entry.spec.devices;
             if d.count > 0 && !d.is_fractional() && d.count > whole_free {
