@@ -82,6 +82,16 @@ pub enum OrderReason {
     DominantShare { tenant_share: f64 },
     /// The tenant with the highest fair-share factor first (Slurm's 2^(-usage/share)).
     FairShare { factor: f64, usage_share: f64, target_share: f64 },
+    /// A round-based policy (`gavel`) chose the job for round `round` on `model`: its share
+    /// of the round's time there is `share`, it had run there `received` of its active time,
+    /// and `priority` = share / received ranked it (`None`: it had not run there yet, so it
+    /// ranked first).
+    RoundShare { round: u64, model: ModelId, share: f64, received: f64, priority: Option<f64> },
+    /// The round's allocation gave the job no share of `model`, but its devices would have
+    /// stayed idle for the round otherwise.
+    RoundFill { round: u64, model: ModelId },
+    /// Started between rounds on devices left idle (`backfill = true`).
+    BetweenRounds { round: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,6 +153,11 @@ pub enum PreemptReason {
     Maintenance { node: NodeId },
     /// The submitter cancelled the job while it ran; it will not return to the queue.
     Cancelled,
+    /// A round-based policy did not choose the job for round `round` (or chose it on another
+    /// model, `moved_to`): its allocation share was `share`, it had run `received` of its
+    /// active time, and jobs of higher priority (share / received; `None`: it had not run
+    /// yet) took the devices. It returns to the queue for a later round.
+    RoundEnd { round: u64, share: f64, received: f64, priority: Option<f64>, moved_to: Option<ModelId> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -174,6 +189,8 @@ pub enum WaitReason {
     /// for one node to hold it until it has waited `limit_s` (it has waited `waited_s`).
     /// The scheduler should wake at `limit_s - waited_s` from now to accept the spread.
     Locality { waited_s: f64, limit_s: f64, spread_nodes: u32 },
+    /// A round-based policy starts jobs only at its rounds: the next, `round`, is at `at_s`.
+    NextRound { round: u64, at_s: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

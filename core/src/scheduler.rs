@@ -24,6 +24,8 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
+mod rounds;
+
 /// Where a job stands in the scheduler's eyes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
@@ -89,6 +91,8 @@ enum TimerKind {
     Rekey,
     /// A running job's preemption rank changes (LAS demotion).
     Rerank,
+    /// A round boundary of a round-based policy (`rounds.rs`).
+    Round,
 }
 
 pub struct Scheduler {
@@ -115,6 +119,8 @@ pub struct Scheduler {
     /// Pending timers: (when, what, job, the job's timer epoch when set).
     timers: BTreeSet<(Time, TimerKind, JobId, u32)>,
     needs_pass: bool,
+    /// Round-based policies only (`rounds.rs`).
+    rounds: Option<rounds::RoundState>,
 }
 
 impl Scheduler {
@@ -122,7 +128,8 @@ impl Scheduler {
         let capacity = Self::capacity_of(&cluster);
         let tracks_usage = policy.tenant_order.is_some();
         let usage_half_life = policy.tenant_order.as_ref().and_then(|o| o.half_life());
-        Scheduler {
+        let rounds = rounds::RoundState::for_policy(&policy);
+        let mut scheduler = Scheduler {
             tracks_usage,
             usage_half_life,
             tenant_queues: BTreeMap::new(),
@@ -139,7 +146,10 @@ impl Scheduler {
             next_seq: 0,
             timers: BTreeSet::new(),
             needs_pass: false,
-        }
+            rounds,
+        };
+        scheduler.arm_round_timer();
+        scheduler
     }
 
     // ---- inputs ---------------------------------------------------------------------------
@@ -315,6 +325,9 @@ impl Scheduler {
         }
         let entry = &self.jobs[&id];
         let slot = (entry.queue_key, entry.seq);
+        if self.rounds.is_some() {
+            return self.enqueue_for_round(id, slot);
+        }
         if self.policy.tenant_order.is_some() {
             self.queue.insert(slot, id);
             let tenant_queue = self.tenant_queues.entry(entry.spec.tenant).or_default();
@@ -603,6 +616,9 @@ impl Scheduler {
     }
 
     fn on_timer(&mut self, kind: TimerKind, job: JobId, epoch: u32) {
+        if kind == TimerKind::Round {
+            return self.on_round_tick();
+        }
         let Some(entry) = self.jobs.get_mut(&job) else {
             self.needs_pass |= kind == TimerKind::RetryPreemption;
             return;
@@ -646,6 +662,7 @@ impl Scheduler {
             WaitReason::BehindHead { head } => (3, head.0),
             WaitReason::AwaitingPreemption { .. } => (4, 0),
             WaitReason::Locality { .. } => (5, 0),
+            WaitReason::NextRound { .. } => (6, 0),
         };
         let entry = self.jobs.get_mut(&job).expect("waiting job is known");
         if entry.last_wait != Some(kind) {
@@ -661,6 +678,9 @@ impl Scheduler {
             return;
         }
         self.needs_pass = false;
+        if self.rounds.is_some() && !self.run_round_pass() {
+            return;
+        }
         if self.policy.tenant_order.is_some() {
             return self.run_tenant_pass();
         }

@@ -16,6 +16,7 @@ fn policy(queue: Box<dyn tessera_core::policy::QueueOrder>, preempt: bool) -> Po
         tenant_order: None,
         placement: Box::new(FirstFit),
         preemption: PreemptionRule { enabled: preempt, grace: Time::ZERO, min_runtime: Time::ZERO },
+        rounds: None,
     }
 }
 

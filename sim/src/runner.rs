@@ -13,8 +13,11 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
+use tessera_core::policy::gavel::{max_min_allocation, TypeDemand};
+use tessera_core::policy::round::{RoundInput, RoundPlan, RoundPlanner, RoundStats};
+use tessera_core::policy::SpeedTable;
 use tessera_core::{Catalogue, ClusterState, ModelId, NodeSpec, Policy, PolicySpec, Time};
 use tessera_reports::{
     compare_metrics, compare_runs, format_comparison_table, format_summary_table, run_metrics, write_comparison_csv, write_jobs_csv,
@@ -132,7 +135,7 @@ pub(crate) fn run_scenario_with<T: Send>(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&(p, r)) = tasks.get(i) else { break };
-                let result = run_one(&policies[p], &reps[r], &catalogue, &nodes, scenario, options.out_dir.as_deref()).map(|rr| {
+                let result = run_one(&policies[p], &reps[r], &catalogue, &nodes, scenario, options.out_dir.as_deref(), None).map(|rr| {
                     let context = RunContext {
                         spec: &policies[p],
                         replication: reps[r].index,
@@ -250,10 +253,17 @@ fn run_one(
     nodes: &[NodeSpec],
     scenario: &Scenario,
     out_dir: Option<&Path>,
+    round_timing: Option<&Arc<Mutex<RoundTiming>>>,
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
+    // Policies that use the speed matrix (`hetero`, `gavel`) get the run's own.
     let policy = Policy::from_spec(policy_spec)
-        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?;
+        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?
+        .with_speeds(rep.speed.to_table());
+    let policy = match round_timing {
+        Some(record) => RoundTiming::wrap(policy, record),
+        None => policy,
+    };
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
     let world = World { workload: &rep.workload, speed: &rep.speed, models: &rep.models, seed: rep.seed, limits: RunLimits { horizon: scenario.horizon() } };
     let output = match out_dir {
@@ -341,7 +351,8 @@ pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, targ
         let generated_s = started.elapsed().as_secs_f64();
         let rep = Replication { index: 0, seed: scenario.seed, workload, speed, models };
         let sim_started = Instant::now();
-        let result = run_one(spec, &rep, &catalogue, &nodes, scenario, with_outputs.then_some(tmp.as_path()))?;
+        let timing = Arc::new(Mutex::new(RoundTiming::default()));
+        let result = run_one(spec, &rep, &catalogue, &nodes, scenario, with_outputs.then_some(tmp.as_path()), Some(&timing))?;
         let sim_s = sim_started.elapsed().as_secs_f64();
         let wall_s = started.elapsed().as_secs_f64();
         let peak = peak_rss_mib();
@@ -358,10 +369,109 @@ pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, targ
             peak = peak.map_or("unknown".to_string(), |p| format!("{p:.0} MiB")),
             verdict = if met { "met" } else { "MISSED" },
         );
+        let timing = timing.lock().expect("the run is over");
+        if timing.used {
+            println!("{}: {}", spec.label(), timing.describe());
+        }
     }
     let _ = fs::remove_dir_all(&tmp);
     if !all_met {
         println!("at least one target was missed");
     }
     Ok(())
+}
+
+/// `tessera bench` of a round-based policy: the time of each round's plan, measured around the
+/// planner (the core reads no clock), and the linear programs it solved, timed again apart
+/// after the run so the figure is the solver's alone.
+#[derive(Default)]
+pub struct RoundTiming {
+    used: bool,
+    plan_s: Vec<f64>,
+    programs: Vec<(Vec<TypeDemand>, Vec<f64>)>,
+    stats: RoundStats,
+}
+
+struct TimedPlanner {
+    inner: Box<dyn RoundPlanner>,
+    record: Arc<Mutex<RoundTiming>>,
+}
+
+impl RoundPlanner for TimedPlanner {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn interval(&self) -> Time {
+        self.inner.interval()
+    }
+    fn backfill(&self) -> bool {
+        self.inner.backfill()
+    }
+    fn assigns(&self) -> bool {
+        self.inner.assigns()
+    }
+    fn plan(&mut self, input: &RoundInput<'_>) -> RoundPlan {
+        let started = Instant::now();
+        let plan = self.inner.plan(input);
+        let took = started.elapsed().as_secs_f64();
+        let mut record = self.record.lock().expect("one run per record");
+        record.plan_s.push(took);
+        if let Some((types, devices)) = self.inner.last_program() {
+            record.programs.push((types.to_vec(), devices.to_vec()));
+        }
+        record.stats = self.inner.stats();
+        plan
+    }
+    fn set_speeds(&mut self, speeds: Arc<SpeedTable>) {
+        self.inner.set_speeds(speeds)
+    }
+    fn stats(&self) -> RoundStats {
+        self.inner.stats()
+    }
+    fn last_program(&self) -> Option<(&[TypeDemand], &[f64])> {
+        self.inner.last_program()
+    }
+}
+
+impl RoundTiming {
+    fn wrap(mut policy: Policy, record: &Arc<Mutex<RoundTiming>>) -> Policy {
+        if let Some(inner) = policy.rounds.take() {
+            record.lock().expect("one run per record").used = true;
+            policy.rounds = Some(Box::new(TimedPlanner { inner, record: record.clone() }));
+        }
+        policy
+    }
+
+    fn describe(&self) -> String {
+        let rounds = self.plan_s.len();
+        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        let lp_s: Vec<f64> = self
+            .programs
+            .iter()
+            .map(|(types, devices)| {
+                let started = Instant::now();
+                let _ = std::hint::black_box(max_min_allocation(types, devices));
+                started.elapsed().as_secs_f64()
+            })
+            .collect();
+        let st = &self.stats;
+        format!(
+            "{rounds} rounds of {:.0} active jobs on average (at most {}), {} kept every job running at no cost; plan per round mean {:.1} us, max {:.1} us, total {:.3} s; {} LPs solved ({} rounds reused the previous), \
+             LP solve mean {:.1} us, max {:.1} us (re-timed apart), largest {} types / {} variables, at most {} pivots",
+            self.stats.jobs_total as f64 / rounds.max(1) as f64,
+            self.stats.jobs_max,
+            self.stats.rounds_kept,
+            mean(&self.plan_s) * 1e6,
+            max(&self.plan_s) * 1e6,
+            self.plan_s.iter().sum::<f64>(),
+            st.lp_solves,
+            st.lp_reused,
+            mean(&lp_s) * 1e6,
+            max(&lp_s) * 1e6,
+            st.lp_types_max,
+            st.lp_vars_max,
+            st.lp_pivots_max,
+        )
+    }
 }

@@ -81,6 +81,11 @@ impl SpeedMatrix {
         self.relative.get(class.index() * self.models + model.index()).copied().unwrap_or(1.0)
     }
 
+    /// The same table as the core's policies take it (`Policy::with_speeds`).
+    pub fn to_table(&self) -> tessera_core::policy::SpeedTable {
+        tessera_core::policy::SpeedTable::from_dense(self.models, self.relative.clone())
+    }
+
     pub fn set(&mut self, class: ClassId, model: ModelId, relative: f64) {
         if model.index() < self.models {
             if let Some(cell) = self.relative.get_mut(class.index() * self.models + model.index()) {

@@ -2,8 +2,10 @@
 //! scheduler framework: a queue order (who goes first), a placement (where), and a
 //! preemption rule (whom to evict for whom).
 
+pub mod gavel;
 pub mod placement;
 pub mod queue;
+pub mod round;
 
 pub use placement::{BestFit, FirstFit, Fgd, Hetero, Pack, PlaceContext, Placed, Placement, SpeedTable, Spread, Topology};
 pub use queue::{Fifo, LeastAttained, OrderView, PriorityTiers, QueueKey, QueueOrder, ShortestJobFirst, ShortestRemaining};
@@ -50,6 +52,14 @@ pub struct PolicySpec {
     /// A job that (re)started less than this long ago is not evicted, so jobs do not thrash.
     #[serde(default)]
     pub min_runtime_s: Option<f64>,
+    /// Round length in seconds: the policy plans at every multiple of it (see
+    /// `policy::round`). `gavel`: default 360 (Gavel's); other orders: unset, no rounds.
+    #[serde(default)]
+    pub round_s: Option<f64>,
+    /// Round-based policies: start queued jobs on idle devices between rounds (default off:
+    /// idle devices wait for the next round, as in Gavel).
+    #[serde(default)]
+    pub backfill: Option<bool>,
 }
 
 impl PolicySpec {
@@ -66,6 +76,8 @@ impl PolicySpec {
             half_life_s: None,
             grace_s: None,
             min_runtime_s: None,
+            round_s: None,
+            backfill: None,
         }
     }
 
@@ -74,7 +86,7 @@ impl PolicySpec {
     }
 }
 
-pub const QUEUE_ORDERS: &[&str] = &["fifo", "sjf", "srtf", "priority", "las", "drf", "fair-share"];
+pub const QUEUE_ORDERS: &[&str] = &["fifo", "sjf", "srtf", "priority", "las", "drf", "fair-share", "gavel"];
 pub const PLACEMENTS: &[&str] = &["first-fit", "best-fit", "pack", "spread", "topology", "fgd", "hetero"];
 
 /// The preemption part of a policy.
@@ -94,6 +106,8 @@ pub struct Policy {
     pub tenant_order: Option<Box<dyn queue::TenantOrder>>,
     pub placement: Box<dyn Placement>,
     pub preemption: PreemptionRule,
+    /// For round-based policies (`round_s`, `gavel`): what runs in each round.
+    pub rounds: Option<Box<dyn round::RoundPlanner>>,
 }
 
 impl std::fmt::Debug for Policy {
@@ -147,7 +161,7 @@ impl Policy {
                 let promote_after = spec.promote_after_s.map(|s| non_negative_secs("promote_after_s", Some(s), 0.0)).transpose()?;
                 Box::new(LeastAttained { thresholds_device_s: thresholds, promote_after })
             }
-            "drf" | "fair-share" => Box::new(Fifo),
+            "drf" | "fair-share" | "gavel" => Box::new(Fifo),
             other => {
                 return Err(PolicyError {
                     key: "name",
@@ -189,13 +203,18 @@ impl Policy {
             }
             _ => None,
         };
-        Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption })
+        let rounds = round::planner_from_spec(spec)?;
+        Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption, rounds })
     }
 
     /// Gives the placement the class x model speed table (`hetero` uses it; the others ignore
     /// it). The simulator calls this with its speed matrix after `from_spec`.
     pub fn with_speeds(mut self, speeds: SpeedTable) -> Policy {
-        self.placement.set_speeds(std::sync::Arc::new(speeds));
+        let speeds = std::sync::Arc::new(speeds);
+        if let Some(rounds) = &mut self.rounds {
+            rounds.set_speeds(speeds.clone());
+        }
+        self.placement.set_speeds(speeds);
         self
     }
 }

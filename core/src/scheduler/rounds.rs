@@ -1,0 +1,272 @@
+//! The scheduler's side of round-based policies (`policy::round`): the periodic tick, carrying
+//! out a round's plan, and the pass between ticks. Kept apart from `scheduler.rs`, which calls
+//! in at a handful of places (construction, `enqueue`, the timers, the pass).
+
+use super::{IdMap, JobState, Scheduler, TimerKind};
+use crate::catalogue::ModelSet;
+use crate::cluster::ModelKey;
+use crate::event::{Decision, OrderReason, PreemptReason, WaitReason};
+use crate::ids::{JobId, ModelId};
+use crate::policy::round::{RoundInput, RoundJob, RoundPlan, RoundStats, Standing};
+use crate::policy::{PlaceContext, Policy, QueueKey};
+use crate::time::Time;
+
+/// What the scheduler keeps for a round-based policy.
+#[derive(Debug)]
+pub(super) struct RoundState {
+    interval: Time,
+    backfill: bool,
+    /// The planner assigns jobs (`gavel`); otherwise a tick runs the queue order's pass.
+    assigns: bool,
+    /// The current round (`now / interval` at its tick); 0 before the first tick.
+    round: u64,
+    /// Launches the current round planned that have not happened yet, highest priority
+    /// first: the job, the model it must run on (`None`: a CPU-only job), its order reason.
+    pending: Vec<(JobId, Option<ModelId>, Option<OrderReason>)>,
+    /// Jobs preempted at this round's boundary: backfill leaves them for a later round.
+    preempted: IdMap<JobId, ()>,
+    /// A tick asked for the queue order's ordinary pass.
+    queue_pass_due: bool,
+}
+
+impl RoundState {
+    pub(super) fn for_policy(policy: &Policy) -> Option<RoundState> {
+        let planner = policy.rounds.as_ref()?;
+        Some(RoundState {
+            interval: planner.interval(),
+            backfill: planner.backfill(),
+            assigns: planner.assigns(),
+            round: 0,
+            pending: Vec::new(),
+            preempted: IdMap::default(),
+            queue_pass_due: false,
+        })
+    }
+
+    fn next_tick(&self, now: Time) -> (u64, Time) {
+        let step = self.interval.as_micros().max(1);
+        let next = now.as_micros() / step + 1;
+        (next, Time::from_micros(next * step))
+    }
+}
+
+impl Scheduler {
+    /// Sets the timer for the first round boundary after now (at construction: `round_s`).
+    pub(super) fn arm_round_timer(&mut self) {
+        if let Some(state) = &self.rounds {
+            let (_, at) = state.next_tick(self.now);
+            self.timers.insert((at, TimerKind::Round, JobId(0), 0));
+        }
+    }
+
+    /// What the round planner did so far, for measurements; `None` without rounds.
+    pub fn round_stats(&self) -> Option<RoundStats> {
+        self.policy.rounds.as_ref().map(|r| r.stats())
+    }
+
+    /// The current round (0 before the first tick); `None` without rounds.
+    pub fn round(&self) -> Option<u64> {
+        self.rounds.as_ref().map(|r| r.round)
+    }
+
+    /// Puts a job in the queue of a round-based policy: it waits for the next round (or for
+    /// idle devices, with backfill).
+    pub(super) fn enqueue_for_round(&mut self, id: JobId, slot: (QueueKey, u64)) {
+        self.queue.insert(slot, id);
+        if self.policy.tenant_order.is_some() {
+            let tenant = self.jobs[&id].spec.tenant;
+            self.tenant_queues.entry(tenant).or_default().insert(slot, id);
+        }
+        let Some(state) = &self.rounds else { return };
+        let (round, at) = state.next_tick(self.now);
+        self.needs_pass |= state.backfill;
+        self.note_waiting(id, WaitReason::NextRound { round, at_s: at.as_secs_f64() });
+    }
+
+    /// A round boundary: ask the planner, preempt what it did not choose, queue the launches.
+    pub(super) fn on_round_tick(&mut self) {
+        let Some(state) = &mut self.rounds else { return };
+        let interval = state.interval.as_micros().max(1);
+        let round = self.now.as_micros() / interval;
+        state.round = round;
+        state.pending.clear();
+        state.preempted.clear();
+        let assigns = state.assigns;
+        let (_, next) = state.next_tick(self.now);
+        self.timers.insert((next, TimerKind::Round, JobId(0), 0));
+
+        let mut jobs: Vec<RoundJob> = self
+            .jobs
+            .iter()
+            .filter(|(_, e)| e.state != JobState::Preempting)
+            .map(|(&id, e)| {
+                let running = matches!(e.state, JobState::Launching | JobState::Running);
+                let running_on = e.allocation.as_ref().and_then(|a| {
+                    let mut models = a.devices.iter().map(|d| self.cluster.device(d.device).model);
+                    let first = models.next()?;
+                    models.all(|m| m == first).then_some(first)
+                });
+                RoundJob {
+                    id,
+                    seq: e.seq,
+                    class: e.spec.class,
+                    devices: e.spec.devices,
+                    submitted: e.submitted,
+                    running,
+                    running_on,
+                    run_started: e.run_started,
+                }
+            })
+            .collect();
+        jobs.sort_unstable_by_key(|j| j.seq);
+        let mut devices_by_model = vec![0u32; self.cluster.catalogue().len()];
+        for d in self.cluster.devices() {
+            if d.healthy && self.cluster.node(d.node).up {
+                devices_by_model[d.model.index()] += 1;
+            }
+        }
+        let input = RoundInput { round, now: self.now, jobs: &jobs, devices_by_model: &devices_by_model };
+        let plan = self.policy.rounds.as_mut().expect("a round state has a planner").plan(&input);
+        let (chosen, others, keep_running) = match plan {
+            RoundPlan::Assign { chosen, others } => (chosen, others, false),
+            RoundPlan::KeepRunning => (Vec::new(), Vec::new(), true),
+            RoundPlan::QueuePass => {
+                if let Some(state) = &mut self.rounds {
+                    state.queue_pass_due = true;
+                }
+                self.needs_pass = true;
+                return;
+            }
+        };
+        debug_assert!(assigns, "a planner that assigns says so");
+
+        let mut chosen_by_job: IdMap<JobId, Standing> = IdMap::default();
+        chosen_by_job.extend(chosen.iter().map(|s| (s.job, *s)));
+        let mut others_by_job: IdMap<JobId, Standing> = IdMap::default();
+        others_by_job.extend(others.iter().map(|s| (s.job, *s)));
+        let grace = self.policy.preemption.grace;
+        let mut pending: Vec<(JobId, Option<ModelId>, Option<OrderReason>)> = Vec::new();
+        let mut preempted: Vec<JobId> = Vec::new();
+        // Running jobs first, in submission order, so the decisions come out in a fixed order.
+        for job in jobs.iter().filter(|j| j.running && j.devices.count > 0 && !keep_running) {
+            let reason = match chosen_by_job.get(&job.id) {
+                Some(s) if s.model.is_some() && s.model == job.running_on => continue,
+                Some(s) => PreemptReason::RoundEnd { round, share: s.share, received: s.received, priority: s.priority, moved_to: s.model },
+                None => {
+                    let s = others_by_job.get(&job.id);
+                    PreemptReason::RoundEnd {
+                        round,
+                        share: s.map_or(0.0, |s| s.share),
+                        received: s.map_or(0.0, |s| s.received),
+                        priority: s.and_then(|s| s.priority),
+                        moved_to: None,
+                    }
+                }
+            };
+            self.begin_preempt(job.id, reason, grace);
+            preempted.push(job.id);
+        }
+        for s in &chosen {
+            let Some(model) = s.model else { continue };
+            let queued = self.jobs.get(&s.job).is_some_and(|e| e.state != JobState::Running && e.state != JobState::Launching);
+            if queued {
+                pending.push((s.job, Some(model), Some(s.order_reason(round, model))));
+            }
+        }
+        // CPU-only jobs take no part in the allocation: they start at every round.
+        for job in jobs.iter().filter(|j| !j.running && j.devices.count == 0) {
+            pending.push((job.id, None, None));
+        }
+        let state = self.rounds.as_mut().expect("checked above");
+        state.pending = pending;
+        state.preempted.extend(preempted.into_iter().map(|j| (j, ())));
+        self.needs_pass = true;
+    }
+
+    /// The pass of a round-based policy. Returns whether the queue order's ordinary pass
+    /// should run as well (a tick of a planner that does not assign, or its backfill).
+    pub(super) fn run_round_pass(&mut self) -> bool {
+        let Some(state) = &mut self.rounds else { return true };
+        if !state.assigns {
+            let due = std::mem::take(&mut state.queue_pass_due);
+            return due || state.backfill;
+        }
+        let round = state.round;
+        let backfill = state.backfill;
+        let pending = std::mem::take(&mut state.pending);
+        let mut still: Vec<(JobId, Option<ModelId>, Option<OrderReason>)> = Vec::with_capacity(pending.len());
+        for (job, model, order) in pending {
+            let Some(entry) = self.jobs.get(&job) else { continue };
+            match entry.state {
+                JobState::Queued => {}
+                // Being evicted (it moves to another model): it starts once it is back.
+                JobState::Preempting => {
+                    still.push((job, model, order));
+                    continue;
+                }
+                JobState::Launching | JobState::Running => continue,
+            }
+            let mut spec = entry.spec.clone();
+            if let Some(m) = model {
+                spec.devices.models = ModelSet::only(m);
+            }
+            // Most retries happen while the devices are still held by jobs in their grace
+            // period: answer those from the free count, without a placement.
+            let d = spec.devices;
+            if d.count > 0 && !d.is_fractional() {
+                let free = self.cluster.whole_free_total(ModelKey::for_set(d.models));
+                if free < d.count {
+                    self.note_waiting(job, WaitReason::Devices { needed: d.count, free });
+                    still.push((job, model, order));
+                    continue;
+                }
+            }
+            match self.policy.placement.place(&self.cluster, &spec, &PlaceContext::new(self.now, entry.submitted)) {
+                Ok(placed) => {
+                    self.launch(job, placed);
+                    if let (Some(order), Some(Decision::Launch { reason, .. })) = (order, self.decisions.back_mut()) {
+                        reason.order = order;
+                    }
+                }
+                Err(why) => {
+                    self.note_waiting(job, why);
+                    still.push((job, model, order));
+                }
+            }
+        }
+        let planned_all = still.is_empty();
+        if let Some(state) = &mut self.rounds {
+            state.pending = still;
+        }
+        if backfill && planned_all {
+            self.backfill_between_rounds(round);
+        }
+        false
+    }
+
+    /// Starts queued jobs on idle devices, in queue order, skipping those preempted at this
+    /// round's boundary and those that cannot fit in what is free.
+    fn backfill_between_rounds(&mut self, round: u64) {
+        let queued: Vec<JobId> = self.queue.values().copied().collect();
+        for job in queued {
+            let whole_free = self.cluster.whole_free_total(ModelKey::for_set(ModelSet::ANY));
+            let Some(entry) = self.jobs.get(&job) else { continue };
+            let d = entry.spec.devices;
+            if d.count > 0 && !d.is_fractional() && d.count > whole_free {
+                if whole_free == 0 {
+                    break;
+                }
+                continue;
+            }
+            if self.rounds.as_ref().is_some_and(|s| s.preempted.contains_key(&job)) {
+                continue;
+            }
+            if let Ok(placed) = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.submitted)) {
+                self.launch(job, placed);
+                if let Some(Decision::Launch { reason, .. }) = self.decisions.back_mut() {
+                    reason.order = OrderReason::BetweenRounds { round };
+                }
+            }
+        }
+    }
+}
