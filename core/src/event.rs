@@ -90,7 +90,7 @@ pub enum OrderReason {
     /// The round's allocation gave the job no share of `model`, but its devices would have
     /// stayed idle for the round otherwise.
     RoundFill { round: u64, model: ModelId },
-    /// Started between rounds on devices left idle (`backfill = true`).
+    /// Started between rounds on devices left idle (`round_backfill = true`).
     BetweenRounds { round: u64 },
 }
 

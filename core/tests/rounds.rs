@@ -21,7 +21,7 @@ fn cluster(nodes: &[(&str, usize)]) -> ClusterState {
 fn spec(name: &str, round_s: Option<f64>, backfill: Option<bool>) -> PolicySpec {
     let mut p = PolicySpec::named(name);
     p.round_s = round_s;
-    p.backfill = backfill;
+    p.round_backfill = backfill;
     p.grace_s = Some(0.0);
     p
 }
@@ -200,7 +200,7 @@ fn the_registry_checks_round_keys() {
     let e = Policy::from_spec(&spec("fifo", Some(f64::NAN), None)).unwrap_err();
     assert_eq!(e.key, "round_s");
     let e = Policy::from_spec(&spec("fifo", None, Some(true))).unwrap_err();
-    assert_eq!(e.key, "backfill");
+    assert_eq!(e.key, "round_backfill");
     assert!(e.message.contains("round_s"), "{e}");
     let p = Policy::from_spec(&PolicySpec::named("gavel")).unwrap();
     assert_eq!(p.rounds.as_ref().unwrap().interval(), secs(360.0), "Gavel's 360 s by default");

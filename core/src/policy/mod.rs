@@ -57,9 +57,9 @@ pub struct PolicySpec {
     #[serde(default)]
     pub round_s: Option<f64>,
     /// Round-based policies: start queued jobs on idle devices between rounds (default off:
-    /// idle devices wait for the next round, as in Gavel).
+    /// idle devices wait for the next round, as in Gavel). Not `backfill`, which reserves.
     #[serde(default)]
-    pub backfill: Option<bool>,
+    pub round_backfill: Option<bool>,
 }
 
 impl PolicySpec {
@@ -77,7 +77,7 @@ impl PolicySpec {
             grace_s: None,
             min_runtime_s: None,
             round_s: None,
-            backfill: None,
+            round_backfill: None,
         }
     }
 

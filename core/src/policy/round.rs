@@ -11,14 +11,14 @@
 //!
 //! - [`RoundPlan::QueuePass`]: the queue order's ordinary pass runs now. A plain order with
 //!   `round_s` (e.g. `fifo` with `round_s = 300`) so only batches its decisions into rounds:
-//!   jobs that arrive between ticks wait for the next one (unless `backfill`).
+//!   jobs that arrive between ticks wait for the next one (unless `round_backfill`).
 //! - [`RoundPlan::Assign`]: exactly the listed jobs run in the round, each on its model.
 //!   Running jobs not listed (or listed on another model) are preempted at the boundary with
 //!   `PreemptReason::RoundEnd`; listed queued jobs launch on their model as soon as it has
 //!   room (at once, or when the preempted jobs' grace periods end).
 //!
 //! Between ticks, devices freed by finished jobs stay idle until the next round, as Gavel
-//! does, unless the spec sets `backfill = true`: then queued jobs (in queue order, skipping
+//! does, unless the spec sets `round_backfill = true`: then queued jobs (in queue order, skipping
 //! those preempted at this round's boundary, and only once every launch the round planned
 //! has happened) start on idle devices, the model where they run fastest first.
 
@@ -193,7 +193,7 @@ impl RoundPlanner for Batched {
 pub const GAVEL_ROUND_S: f64 = 360.0;
 
 /// The registry's part for rounds: `gavel` always plans in rounds (`round_s`, default 360);
-/// another order does when its spec sets `round_s`. `backfill` without rounds is an error.
+/// another order does when its spec sets `round_s`. `round_backfill` without rounds is an error.
 pub fn planner_from_spec(spec: &PolicySpec) -> Result<Option<Box<dyn RoundPlanner>>, PolicyError> {
     let gavel = spec.name == "gavel";
     let round_s = match (spec.round_s, gavel) {
@@ -202,8 +202,8 @@ pub fn planner_from_spec(spec: &PolicySpec) -> Result<Option<Box<dyn RoundPlanne
         (None, false) => None,
     };
     let Some(round_s) = round_s else {
-        if spec.backfill.is_some() {
-            return Err(PolicyError { key: "backfill", message: "applies only to round-based policies: set `round_s` or use `gavel`".into() });
+        if spec.round_backfill.is_some() {
+            return Err(PolicyError { key: "round_backfill", message: "applies only to round-based policies: set `round_s` or use `gavel`".into() });
         }
         return Ok(None);
     };
@@ -212,6 +212,6 @@ pub fn planner_from_spec(spec: &PolicySpec) -> Result<Option<Box<dyn RoundPlanne
         return Err(PolicyError { key: "round_s", message: format!("expected a round length of at least 0.001 seconds, found {round_s}") });
     }
     let interval = Time::from_secs_f64(round_s);
-    let backfill = spec.backfill.unwrap_or(false);
+    let backfill = spec.round_backfill.unwrap_or(false);
     Ok(Some(if gavel { Box::new(Gavel::new(interval, backfill)) } else { Box::new(Batched::new(interval, backfill)) }))
 }
