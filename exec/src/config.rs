@@ -1,0 +1,334 @@
+//! The daemon's configuration: the `[daemon]` table of `exec.toml`.
+
+use crate::error::ExecError;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::path::{Path, PathBuf};
+use tessera_core::PolicySpec;
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    /// Holds `journal.sqlite`, `jobs/<id>/{stdout,stderr}` and `checkpoints/<id>/`.
+    pub state_dir: PathBuf,
+    /// The policy at start; it passes the gate like any policy change.
+    #[serde(default = "default_policy")]
+    pub policy: PolicySpec,
+    /// A validation record (JSON, as `tessera validate` writes it) that admits `policy`.
+    #[serde(default)]
+    pub validation_record: Option<PathBuf>,
+    /// Run a policy no record admits (logged loudly and journalled).
+    #[serde(default)]
+    pub allow_unvalidated: bool,
+    #[serde(default)]
+    pub cpu: CpuConfig,
+    #[serde(default)]
+    pub gpu: GpuConfig,
+    #[serde(default)]
+    pub health: HealthConfig,
+    /// Grace between SIGTERM and SIGKILL for time limits and shutdown (preemption and
+    /// cancellation use the policy's grace).
+    #[serde(default = "default_grace_s")]
+    pub grace_s: f64,
+    /// Attempts after a failure to start, for jobs that do not say.
+    #[serde(default = "default_launch_retries")]
+    pub launch_retries: u32,
+    /// First wait before a retry; doubles with each attempt.
+    #[serde(default = "default_retry_backoff_s")]
+    pub retry_backoff_s: f64,
+    /// The node's name; default: the host name.
+    #[serde(default)]
+    pub node_name: Option<String>,
+    /// Memory the scheduler may hand out on this node; default: MemTotal from /proc/meminfo.
+    #[serde(default)]
+    pub node_mem_mib: Option<u64>,
+}
+
+fn default_policy() -> PolicySpec {
+    PolicySpec::named("fifo")
+}
+fn default_grace_s() -> f64 {
+    10.0
+}
+fn default_launch_retries() -> u32 {
+    3
+}
+fn default_retry_backoff_s() -> f64 {
+    1.0
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuConfig {
+    /// How many CPU devices to offer: a count, or `"all"` (every online core group).
+    #[serde(default)]
+    pub devices: CpuDevices,
+    /// Cores per CPU device (a job on one device is pinned to these cores).
+    #[serde(default = "one")]
+    pub cores_per_device: u32,
+    /// Catalogue model for CPU devices; default `cpu-core`, added to the catalogue when absent.
+    #[serde(default)]
+    pub model: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig { devices: CpuDevices::All, cores_per_device: 1, model: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum CpuDevices {
+    Count(u32),
+    #[default]
+    #[serde(serialize_with = "ser_all")]
+    All,
+}
+
+fn ser_all<S: serde::Serializer>(s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str("all")
+}
+
+impl<'de> Deserialize<'de> for CpuDevices {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CpuDevices;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a number of CPU devices or \"all\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<CpuDevices, E> {
+                u32::try_from(v).map(CpuDevices::Count).map_err(|_| E::custom(format!("{v} CPU devices is too many")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<CpuDevices, E> {
+                if v < 0 {
+                    return Err(E::custom(format!("expected a number of CPU devices or \"all\", found {v}")));
+                }
+                self.visit_u64(v as u64)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<CpuDevices, E> {
+                if v == "all" {
+                    Ok(CpuDevices::All)
+                } else {
+                    Err(E::custom(format!("expected a number of CPU devices or \"all\", found \"{v}\"")))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GpuConfig {
+    /// `"auto"`: use NVML when the driver is there; `true`: fail to start without it; `false`.
+    #[serde(default)]
+    pub enabled: GpuEnabled,
+    /// Offer MIG instances as devices where a GPU has MIG enabled.
+    #[serde(default = "yes")]
+    pub mig: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for GpuConfig {
+    fn default() -> Self {
+        GpuConfig { enabled: GpuEnabled::Auto, mig: true }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub enum GpuEnabled {
+    #[default]
+    Auto,
+    On,
+    Off,
+}
+
+impl<'de> Deserialize<'de> for GpuEnabled {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = GpuEnabled;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or \"auto\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<GpuEnabled, E> {
+                Ok(if v { GpuEnabled::On } else { GpuEnabled::Off })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<GpuEnabled, E> {
+                match v {
+                    "auto" => Ok(GpuEnabled::Auto),
+                    other => Err(E::custom(format!("expected true, false or \"auto\", found \"{other}\""))),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Health thresholds: a device past any of them is cordoned (`DeviceFailed`) until its
+/// readings are back within them. Unset thresholds are not checked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthConfig {
+    /// Seconds between polls.
+    #[serde(default = "default_health_interval_s")]
+    pub interval_s: f64,
+    #[serde(default)]
+    pub max_temp_c: Option<f64>,
+    /// GPU memory used / total; for CPU devices, the node's memory used / total.
+    #[serde(default)]
+    pub max_mem_used_fraction: Option<f64>,
+    /// Uncorrected ECC errors since the driver loaded.
+    #[serde(default)]
+    pub max_ecc_uncorrected: Option<u64>,
+    /// One-minute load average per online core (CPU devices).
+    #[serde(default)]
+    pub max_load_per_core: Option<f64>,
+}
+
+fn default_health_interval_s() -> f64 {
+    5.0
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig { interval_s: default_health_interval_s(), max_temp_c: None, max_mem_used_fraction: None, max_ecc_uncorrected: None, max_load_per_core: None }
+    }
+}
+
+impl HealthConfig {
+    pub fn validate(&self) -> Result<(), ExecError> {
+        if !(self.interval_s.is_finite() && self.interval_s > 0.0) {
+            return Err(ExecError::invalid("health.interval_s", format!("expected seconds > 0, found {}", self.interval_s)));
+        }
+        if let Some(f) = self.max_mem_used_fraction {
+            if !(0.0..=1.0).contains(&f) {
+                return Err(ExecError::invalid("health.max_mem_used_fraction", format!("expected a fraction in [0, 1], found {f}")));
+            }
+        }
+        for (key, v) in [("health.max_temp_c", self.max_temp_c), ("health.max_load_per_core", self.max_load_per_core)] {
+            if let Some(v) = v {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(ExecError::invalid(key, format!("expected a finite number >= 0, found {v}")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl DaemonConfig {
+    /// A configuration with every default, for tests and examples.
+    pub fn new(state_dir: impl Into<PathBuf>) -> DaemonConfig {
+        DaemonConfig {
+            state_dir: state_dir.into(),
+            policy: default_policy(),
+            validation_record: None,
+            allow_unvalidated: false,
+            cpu: CpuConfig::default(),
+            gpu: GpuConfig::default(),
+            health: HealthConfig::default(),
+            grace_s: default_grace_s(),
+            launch_retries: default_launch_retries(),
+            retry_backoff_s: default_retry_backoff_s(),
+            node_name: None,
+            node_mem_mib: None,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ExecError> {
+        if self.state_dir.as_os_str().is_empty() {
+            return Err(ExecError::invalid("state_dir", "the state directory is empty"));
+        }
+        if self.cpu.cores_per_device == 0 {
+            return Err(ExecError::invalid("cpu.cores_per_device", "expected at least 1 core per device, found 0"));
+        }
+        for (key, v) in [("grace_s", self.grace_s), ("retry_backoff_s", self.retry_backoff_s)] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(ExecError::invalid(key, format!("expected a finite number of seconds >= 0, found {v}")));
+            }
+        }
+        self.health.validate()?;
+        tessera_core::Policy::from_spec(&self.policy).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
+        Ok(())
+    }
+
+    /// Parses a `[daemon]`-shaped TOML document (the table's contents); `origin` names it in errors.
+    pub fn parse_toml(text: &str, origin: &str) -> Result<DaemonConfig, ExecError> {
+        let config: DaemonConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let at = inner
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    format!(" (line {})", before.matches('\n').count() + 1)
+                })
+                .unwrap_or_default();
+            ExecError::invalid(if path == "." { String::new() } else { path }, format!("{origin}{at}: {}", inner.message().trim()))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_file(path: &Path) -> Result<DaemonConfig, ExecError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ExecError::invalid(String::new(), format!("{}: {e}", path.display())))?;
+        Self::parse_toml(&text, &path.display().to_string())
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.state_dir.join("journal.sqlite")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_config() {
+        let c = DaemonConfig::parse_toml(
+            "state_dir = '/tmp/x'\nallow_unvalidated = true\n[policy]\nname = 'priority'\ngrace_s = 2\n[cpu]\ndevices = 2\ncores_per_device = 1\n\
+             [gpu]\nenabled = 'auto'\n[health]\ninterval_s = 1\nmax_mem_used_fraction = 0.9\n",
+            "exec.toml",
+        )
+        .unwrap();
+        assert_eq!(c.cpu.devices, CpuDevices::Count(2));
+        assert_eq!(c.gpu.enabled, GpuEnabled::Auto);
+        assert_eq!(c.policy.name, "priority");
+        let c = DaemonConfig::parse_toml("state_dir = 's'\n[cpu]\ndevices = 'all'\n[gpu]\nenabled = false\n", "e").unwrap();
+        assert_eq!((c.cpu.devices, c.gpu.enabled), (CpuDevices::All, GpuEnabled::Off));
+    }
+
+    #[test]
+    fn broken_configs_name_the_key() {
+        let cases = [
+            ("state_dir = 's'\nbogus = 1\n", "bogus", "unknown field `bogus`"),
+            ("state_dir = 's'\n[cpu]\ndevices = 'some'\n", "cpu.devices", "\"all\""),
+            ("state_dir = 's'\n[cpu]\ndevices = -2\n", "cpu.devices", "-2"),
+            ("state_dir = 's'\n[cpu]\ncores_per_device = 0\n", "cpu.cores_per_device", "0"),
+            ("state_dir = 's'\n[gpu]\nenabled = 'yes'\n", "gpu.enabled", "\"yes\""),
+            ("state_dir = 's'\n[health]\nmax_mem_used_fraction = 1.5\n", "health.max_mem_used_fraction", "1.5"),
+            ("state_dir = 's'\n[policy]\nname = 'nope'\n", "policy.name", "unknown queue order"),
+            ("state_dir = 's'\ngrace_s = -1\n", "grace_s", "-1"),
+            ("allow_unvalidated = true\n", "", "missing field `state_dir`"),
+        ];
+        for (text, key, needle) in cases {
+            match DaemonConfig::parse_toml(text, "exec.toml") {
+                Err(ExecError::Invalid { field, message }) => {
+                    assert!(field == key || field.starts_with(key) && !key.is_empty(), "{text}: field {field}, wanted {key}");
+                    assert!(message.contains(needle), "{text}: {message}");
+                }
+                other => panic!("{text}: expected Invalid, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,1230 @@
+//! The daemon: one actor task owns the `tessera_core::Scheduler`, the journal and the job
+//! table, and drives the core exactly as the simulator does, with the wall clock for time and
+//! real processes for the world.
+//!
+//! Every input (a command from a handle, a process exit, a timer, a health reading) is handled
+//! in three steps: record what happened in the journal and commit; feed the core and record
+//! its decisions (with their provenance) and commit; then carry the decisions out (spawn,
+//! signal). A crash between any two steps leaves a journal from which `recover` finds every
+//! job: a process whose launch was committed is found again (by pid and start time, or by the
+//! run token in its environment) and adopted; one that ended while the executor was down has
+//! its exit status in `jobs/<id>/run-<n>.exit`; one that never started is requeued.
+//!
+//! Restoring running jobs into a fresh `Scheduler` (after a crash, or when the policy is
+//! swapped) uses the core's public surface only: the policy's placement is wrapped so that
+//! a job being restored is "placed" exactly on the devices it holds.
+
+use crate::config::{CpuDevices, DaemonConfig, GpuEnabled, HealthConfig};
+use crate::devices::cpu::CpuBackend;
+use crate::devices::nvidia::NvidiaBackend;
+use crate::devices::{self, DeviceBackend, Discovered, ModelChoice, Reading};
+use crate::error::ExecError;
+use crate::gate;
+use crate::handle::{Command, DaemonHandle, DeviceMetrics, DeviceView, ExecEvent, Histogram, JobStatus, JobView, MetricsSnapshot};
+use crate::journal::{JobRow, Journal, Stop};
+use crate::process::{self, LaunchSpec};
+use crate::spec::JobSubmission;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tessera_core::policy::{OrderView, PlaceContext, Placed, Placement, SpeedTable};
+use tessera_core::{
+    Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobState, ModelId, ModelSet, NodeId, NodeSpec, Notice,
+    Outcome, PlacedHow, Policy, PolicySpec, PreemptReason, Scheduler, TenantId, Time, WaitReason,
+};
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinHandle;
+
+/// How often an adopted process (not our child) is checked for having ended.
+const ADOPTED_POLL: Duration = Duration::from_millis(100);
+
+/// Allocations the placement must return for jobs being restored.
+type Forced = Arc<Mutex<HashMap<JobId, Allocation>>>;
+
+/// The policy's placement, except for jobs being restored, which get what they hold.
+struct Restoring {
+    inner: Box<dyn Placement>,
+    forced: Forced,
+}
+
+impl Placement for Restoring {
+    fn name(&self) -> &'static str {
+        self.inner.name()
+    }
+    fn place(&self, cluster: &ClusterState, job: &JobSpec, ctx: &PlaceContext) -> Result<Placed, WaitReason> {
+        if let Some(allocation) = self.forced.lock().expect("forced map").get(&job.id) {
+            let node = allocation.nodes.first().map(|n| n.node).unwrap_or(NodeId(0));
+            return Ok(Placed { allocation: allocation.clone(), how: PlacedHow::CpuOnly { node } });
+        }
+        self.inner.place(cluster, job, ctx)
+    }
+    fn observe(&mut self, job: &JobSpec) {
+        self.inner.observe(job)
+    }
+    fn set_speeds(&mut self, speeds: Arc<SpeedTable>) {
+        self.inner.set_speeds(speeds)
+    }
+}
+
+fn build_policy(spec: &PolicySpec, forced: &Forced) -> Result<Policy, ExecError> {
+    let mut policy = Policy::from_spec(spec).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
+    let inner = std::mem::replace(&mut policy.placement, Box::new(tessera_core::policy::FirstFit));
+    policy.placement = Box::new(Restoring { inner, forced: forced.clone() });
+    Ok(policy)
+}
+
+/// One device of the fleet, as discovered and as the daemon tracks it.
+struct FleetDevice {
+    found: Discovered,
+    backend: usize,
+    model: ModelId,
+    model_name: String,
+    drained: bool,
+    /// Why the health check cordoned it.
+    unhealthy: Option<String>,
+    reading: Option<Reading>,
+}
+
+impl FleetDevice {
+    fn out_of_service(&self) -> bool {
+        self.drained || self.unhealthy.is_some()
+    }
+}
+
+/// Messages the daemon sends itself (process exits, timers, health readings).
+enum Internal {
+    Exited { job: u64, run: u32 },
+    GraceOver { job: u64, run: u32 },
+    TimeLimit { job: u64, run: u32 },
+    RetryLaunch { job: u64, run: u32 },
+    Health { readings: Vec<Reading> },
+}
+
+struct Daemon {
+    cfg: DaemonConfig,
+    health: HealthConfig,
+    journal: Journal,
+    sched: Scheduler,
+    policy_spec: PolicySpec,
+    forced: Forced,
+    catalogue: Catalogue,
+    node: NodeSpec,
+    node_drained: bool,
+    fleet: Vec<FleetDevice>,
+    backends: Arc<Vec<Box<dyn DeviceBackend>>>,
+    jobs: BTreeMap<u64, JobRow>,
+    tenants: HashMap<String, TenantId>,
+    next_id: u64,
+    last_now: Time,
+    internal: mpsc::UnboundedSender<Internal>,
+    events: broadcast::Sender<ExecEvent>,
+    metrics: Arc<Mutex<MetricsSnapshot>>,
+    launch_decided: HashMap<u64, Instant>,
+    metrics_refreshed: Instant,
+}
+
+fn unix_now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "localhost".into())
+}
+
+/// Starts the daemon on the tokio runtime: opens and recovers the journal, discovers devices,
+/// loads the policy through the gate.
+pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Result<(), ExecError>>), ExecError> {
+    config.validate()?;
+    std::fs::create_dir_all(config.state_dir.join("jobs"))?;
+    std::fs::create_dir_all(config.state_dir.join("checkpoints"))?;
+    let journal = Journal::open(&config.journal_path())?;
+
+    // Devices: every backend's, each mapped to a catalogue model.
+    let mut backends: Vec<Box<dyn DeviceBackend>> = Vec::new();
+    let max_devices = match config.cpu.devices {
+        CpuDevices::All => None,
+        CpuDevices::Count(n) => Some(n as usize),
+    };
+    if max_devices != Some(0) {
+        backends.push(Box::new(CpuBackend { cores_per_device: config.cpu.cores_per_device as usize, max_devices, model: config.cpu.model.clone() }));
+    }
+    match config.gpu.enabled {
+        GpuEnabled::Off => {}
+        enabled => match NvidiaBackend::load(config.gpu.mig) {
+            Ok(b) => backends.push(Box::new(b)),
+            Err(why) if enabled == GpuEnabled::On => return Err(ExecError::Refused(format!("gpu.enabled = true, but {why}"))),
+            Err(why) => {
+                tracing::info!("{why}");
+                eprintln!("tessera-exec: {why}");
+            }
+        },
+    }
+    let mut catalogue = Catalogue::built_in();
+    let mut fleet = Vec::new();
+    for (b, backend) in backends.iter().enumerate() {
+        let found = backend.discover().map_err(|e| ExecError::Refused(format!("{} devices: {e}", backend.name())))?;
+        for d in found {
+            let model = match &d.model {
+                ModelChoice::Known(name) => catalogue.lookup(name).ok_or_else(|| {
+                    ExecError::invalid("cpu.model", format!("`{name}` is not in the catalogue; expected one of: {}", catalogue.names().join(", ")))
+                })?,
+                ModelChoice::New(m) => match catalogue.lookup(&m.name) {
+                    Some(id) => id,
+                    None => catalogue.add(m.clone()).map_err(|e| ExecError::Refused(e.to_string()))?,
+                },
+            };
+            let model_name = catalogue.name(model).to_string();
+            fleet.push(FleetDevice { found: d, backend: b, model, model_name, drained: false, unhealthy: None, reading: None });
+        }
+    }
+    let drained = journal.drained_devices()?;
+    for d in &mut fleet {
+        d.drained = drained.contains(&d.found.name);
+    }
+    let cores = crate::devices::cpu::allowed_cores().len() as u32;
+    let mem_mib = config.node_mem_mib.or_else(|| crate::devices::cpu::meminfo_mib().map(|(t, _)| t)).unwrap_or(0);
+    let node = NodeSpec { name: config.node_name.clone().unwrap_or_else(host_name), devices: fleet.iter().map(|d| d.model).collect(), cpu_milli: cores * 1000, mem_mib };
+
+    // The policy, through the gate.
+    let record = config.validation_record.as_deref().map(gate::read_record).transpose()?;
+    let admission = gate::admit(&config.policy, record.as_ref(), config.allow_unvalidated)?;
+
+    let forced: Forced = Arc::default();
+    let policy = build_policy(&config.policy, &forced)?;
+    let sched = Scheduler::new(policy, ClusterState::new(catalogue.clone(), [node.clone()]));
+    let (internal_tx, internal_rx) = mpsc::unbounded_channel();
+    let (events, _) = broadcast::channel(4096);
+    let metrics = Arc::new(Mutex::new(MetricsSnapshot {
+        decision_latency: Histogram::latency(),
+        journal_commit_latency: Histogram::latency(),
+        launch_overhead: Histogram::latency(),
+        policy_label: config.policy.label().to_string(),
+        ..MetricsSnapshot::default()
+    }));
+    let last_now = Time(journal.last_t_us()?);
+    let mut daemon = Daemon {
+        health: config.health.clone(),
+        policy_spec: config.policy.clone(),
+        node_drained: journal.meta("node_drained")?.as_deref() == Some("true"),
+        cfg: config,
+        journal,
+        sched,
+        forced,
+        catalogue,
+        node,
+        fleet,
+        backends: Arc::new(backends),
+        jobs: BTreeMap::new(),
+        tenants: HashMap::new(),
+        next_id: 1,
+        last_now,
+        internal: internal_tx,
+        events: events.clone(),
+        metrics: metrics.clone(),
+        launch_decided: HashMap::new(),
+        metrics_refreshed: Instant::now(),
+    };
+    let now = daemon.now();
+    let devices: Vec<_> = daemon.fleet.iter().map(|d| json!({"name": d.found.name, "model": d.model_name, "uuid": d.found.uuid, "cores": d.found.cores})).collect();
+    daemon.journal.event(now.0, "daemon_started", None, json!({"node": daemon.node.name, "devices": devices, "pid": std::process::id()}));
+    daemon.journal.event(now.0, "policy", None, json!({"spec": daemon.policy_spec, "admission": admission}));
+    daemon.journal.set_meta("policy", &serde_json::to_string(&daemon.policy_spec).unwrap_or_default());
+    daemon.commit()?;
+    daemon.recover()?;
+    daemon.refresh_metrics();
+
+    let (cmd_tx, cmd_rx) = mpsc::channel(1024);
+    let handle = DaemonHandle { commands: cmd_tx, events, metrics, state_dir: daemon.cfg.state_dir.clone() };
+    let health_task = spawn_health(daemon.backends.clone(), daemon.fleet.iter().map(|d| (d.backend, d.found.clone())).collect(), daemon.health.interval_s, daemon.internal.clone());
+    let join = tokio::spawn(async move {
+        let result = daemon.run(cmd_rx, internal_rx).await;
+        health_task.abort();
+        if let Err(e) = &result {
+            tracing::error!("the daemon stopped: {e}");
+        }
+        result
+    });
+    Ok((handle, join))
+}
+
+/// Polls every device's health and sends the readings to the daemon.
+fn spawn_health(backends: Arc<Vec<Box<dyn DeviceBackend>>>, devices: Vec<(usize, Discovered)>, interval_s: f64, tx: mpsc::UnboundedSender<Internal>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs_f64(interval_s));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let backends = backends.clone();
+            let devices = devices.clone();
+            let readings = tokio::task::spawn_blocking(move || {
+                let mut out = vec![Reading::default(); devices.len()];
+                for (b, backend) in backends.iter().enumerate() {
+                    let mine: Vec<(usize, &Discovered)> = devices.iter().enumerate().filter(|(_, (db, _))| *db == b).map(|(i, (_, d))| (i, d)).collect();
+                    let refs: Vec<&Discovered> = mine.iter().map(|(_, d)| *d).collect();
+                    for ((i, _), r) in mine.iter().zip(backend.health(&refs)) {
+                        out[*i] = r;
+                    }
+                }
+                out
+            })
+            .await;
+            match readings {
+                Ok(readings) => {
+                    if tx.send(Internal::Health { readings }).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!("health poll failed: {e}"),
+            }
+        }
+    })
+}
+
+impl Daemon {
+    // ---- time, journal, metrics ------------------------------------------------------------
+
+    /// Wall-clock time on the journal's timeline, never going backwards.
+    fn now(&mut self) -> Time {
+        let wall = Time(unix_now_us().saturating_sub(self.journal.epoch_unix_us()));
+        self.last_now = self.last_now.max(wall);
+        self.last_now
+    }
+
+    fn unix_s(&self, t_us: u64) -> f64 {
+        (self.journal.epoch_unix_us() + t_us) as f64 / 1e6
+    }
+
+    /// Commits what is pending, then tells subscribers.
+    fn commit(&mut self) -> Result<(), ExecError> {
+        if !self.journal.has_pending() {
+            return Ok(());
+        }
+        let t0 = Instant::now();
+        let events = self.journal.commit().inspect_err(|_| self.journal.discard_pending())?;
+        if let Ok(mut m) = self.metrics.lock() {
+            m.journal_commit_latency.observe(t0.elapsed().as_secs_f64());
+        }
+        for e in events {
+            let _ = self.events.send(e);
+        }
+        Ok(())
+    }
+
+    fn save(&mut self, id: u64) {
+        if let Some(row) = self.jobs.get(&id) {
+            self.journal.row(row);
+        }
+    }
+
+    fn refresh_metrics(&mut self) {
+        self.metrics_refreshed = Instant::now();
+        let mut by_state: BTreeMap<String, u64> = BTreeMap::new();
+        for row in self.jobs.values() {
+            *by_state.entry(row.state.as_str().to_string()).or_default() += 1;
+        }
+        let cluster = self.sched.cluster();
+        let devices = self
+            .fleet
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DeviceMetrics {
+                name: d.found.name.clone(),
+                model: d.model_name.clone(),
+                allocated_fraction: 1.0 - cluster.device(DeviceId(i as u32)).free_milli as f64 / 1000.0,
+                utilization: d.reading.as_ref().and_then(|r| r.utilization),
+                healthy: d.unhealthy.is_none(),
+                drained: d.drained,
+            })
+            .collect();
+        let queue_len = self.sched.queue_len() as u64;
+        if let Ok(mut m) = self.metrics.lock() {
+            m.queue_len = queue_len;
+            m.running = by_state.get("running").copied().unwrap_or(0);
+            m.jobs_by_state = by_state;
+            m.devices = devices;
+            m.policy_label = self.policy_spec.label().to_string();
+        }
+    }
+
+    // ---- views -----------------------------------------------------------------------------
+
+    fn view(&self, row: &JobRow) -> JobView {
+        let dir = self.cfg.state_dir.join("jobs").join(row.id.to_string());
+        JobView {
+            id: row.id,
+            name: row.submission.name.clone(),
+            owner: row.owner.clone(),
+            tenant: row.submission.tenant.clone(),
+            priority: row.submission.priority,
+            state: row.state,
+            submit_unix_s: self.unix_s(row.submit_us),
+            start_unix_s: row.first_start_us.map(|t| self.unix_s(t)),
+            end_unix_s: row.end_us.map(|t| self.unix_s(t)),
+            exit_code: row.exit_code,
+            restarts: row.runs.saturating_sub(1),
+            devices: row.devices.clone(),
+            pid: row.pid,
+            stdout_path: dir.join("stdout"),
+            stderr_path: dir.join("stderr"),
+            checkpoint_dir: self.cfg.state_dir.join("checkpoints").join(row.id.to_string()),
+            error: row.error.clone(),
+            wait_reason: row.wait_reason.clone(),
+            launch_reason: row.launch_reason.clone(),
+            submission: row.submission.clone(),
+        }
+    }
+
+    fn device_views(&self) -> Vec<DeviceView> {
+        let cluster = self.sched.cluster();
+        let mut holders: HashMap<u32, Vec<u64>> = HashMap::new();
+        for row in self.jobs.values().filter(|r| r.state.is_live()) {
+            if let Some(a) = &row.allocation {
+                for s in &a.devices {
+                    holders.entry(s.device.0).or_default().push(row.id);
+                }
+            }
+        }
+        self.fleet
+            .iter()
+            .enumerate()
+            .map(|(i, d)| DeviceView {
+                name: d.found.name.clone(),
+                index: i as u32,
+                backend: self.backends[d.backend].name().to_string(),
+                model: d.model_name.clone(),
+                uuid: d.found.uuid.clone(),
+                cores: d.found.cores.clone(),
+                node: self.node.name.clone(),
+                drained: d.drained,
+                unhealthy: d.unhealthy.is_some(),
+                health_reason: d.unhealthy.clone(),
+                free_milli: cluster.device(DeviceId(i as u32)).free_milli,
+                jobs: holders.remove(&(i as u32)).unwrap_or_default(),
+                reading: d.reading.clone(),
+            })
+            .collect()
+    }
+
+    fn device_names(&self, alloc: &Allocation) -> Vec<String> {
+        alloc.devices.iter().map(|s| self.fleet.get(s.device.index()).map(|d| d.found.name.clone()).unwrap_or_else(|| s.device.to_string())).collect()
+    }
+
+    // ---- the core --------------------------------------------------------------------------
+
+    fn tenant(&mut self, name: &str) -> TenantId {
+        let next = TenantId(self.tenants.len() as u32);
+        *self.tenants.entry(name.to_string()).or_insert(next)
+    }
+
+    fn model_set(&self, models: &[String]) -> Result<ModelSet, ExecError> {
+        let mut set = ModelSet::ANY;
+        for m in models {
+            let id = self.catalogue.lookup(m).filter(|id| self.fleet.iter().any(|d| d.model == *id)).ok_or_else(|| {
+                let mut here: Vec<&str> = self.fleet.iter().map(|d| d.model_name.as_str()).collect();
+                here.dedup();
+                ExecError::invalid("devices.models", format!("no device of model `{m}` here; this fleet has: {}", here.join(", ")))
+            })?;
+            set = set.with(id);
+        }
+        Ok(set)
+    }
+
+    fn core_spec(&mut self, id: u64, s: &JobSubmission) -> Result<JobSpec, ExecError> {
+        Ok(JobSpec {
+            id: JobId(id),
+            tenant: self.tenant(&s.tenant),
+            priority: s.priority,
+            devices: DeviceRequest { count: s.devices.count, share_milli: s.devices.share_milli(), models: self.model_set(&s.devices.models)? },
+            cpu_milli: s.cpu_milli,
+            mem_mib: s.mem_mib,
+            class: ClassId(0),
+            stated_duration: s.stated_duration_s.map(Time::from_secs_f64),
+            checkpoint_interval: None,
+        })
+    }
+
+    /// Feeds one event to the core and carries out what it decides.
+    fn feed(&mut self, event: Event) -> Result<(), ExecError> {
+        let now = self.now();
+        let t0 = Instant::now();
+        self.sched.handle_event(now, event);
+        let (decisions, notices) = self.drain_core();
+        if let Ok(mut m) = self.metrics.lock() {
+            m.decision_latency.observe(t0.elapsed().as_secs_f64());
+        }
+        self.apply(now, decisions, notices)
+    }
+
+    fn on_timeout(&mut self) -> Result<(), ExecError> {
+        let now = self.now();
+        let t0 = Instant::now();
+        self.sched.handle_timeout(now);
+        let (decisions, notices) = self.drain_core();
+        if let Ok(mut m) = self.metrics.lock() {
+            m.decision_latency.observe(t0.elapsed().as_secs_f64());
+        }
+        self.apply(now, decisions, notices)
+    }
+
+    fn drain_core(&mut self) -> (Vec<Decision>, Vec<Notice>) {
+        let decisions: Vec<Decision> = std::iter::from_fn(|| self.sched.poll_decision()).collect();
+        let notices: Vec<Notice> = std::iter::from_fn(|| self.sched.poll_notice()).collect();
+        (decisions, notices)
+    }
+
+    /// Records the core's notices and decisions, commits, then acts on the decisions.
+    fn apply(&mut self, now: Time, decisions: Vec<Decision>, notices: Vec<Notice>) -> Result<(), ExecError> {
+        for notice in notices {
+            self.record_notice(now, notice);
+        }
+        let mut actions = Vec::new();
+        for decision in decisions {
+            let job = decision.job().0;
+            let devices = match &decision {
+                Decision::Launch { allocation, .. } => self.device_names(allocation),
+                _ => self.jobs.get(&job).map(|r| r.devices.clone()).unwrap_or_default(),
+            };
+            let provenance = json!({
+                "decision": decision,
+                "policy": {"label": self.policy_spec.label(), "spec": self.policy_spec},
+                "devices": devices,
+                "queue_len": self.sched.queue_len(),
+            });
+            self.journal.event(now.0, "decision", Some(job), provenance);
+            let Some(row) = self.jobs.get_mut(&job) else { continue };
+            match &decision {
+                Decision::Launch { allocation, reason, .. } => {
+                    row.state = JobStatus::Launching;
+                    row.runs += 1;
+                    row.allocation = Some(allocation.clone());
+                    row.devices = devices;
+                    row.launch_reason = serde_json::to_value(reason).ok();
+                    row.wait_reason = None;
+                    row.stop = None;
+                    row.spawn_failures = 0;
+                    row.pid = None;
+                    row.pgid = None;
+                    row.start_ticks = None;
+                    self.launch_decided.insert(job, Instant::now());
+                    actions.push(decision);
+                }
+                Decision::Preempt { reason, .. } => {
+                    row.state = JobStatus::Preempting;
+                    if row.stop.is_none() {
+                        row.stop = Some(if matches!(reason, PreemptReason::Cancelled) { Stop::Cancel } else { Stop::Requeue });
+                    }
+                    actions.push(decision);
+                }
+                Decision::Reject { reason, .. } => {
+                    row.state = JobStatus::Rejected;
+                    row.end_us = Some(now.0);
+                    row.error = Some(format!("rejected: {}", serde_json::to_string(reason).unwrap_or_default()));
+                    self.journal.event(now.0, "rejected", Some(job), json!({"reason": reason}));
+                }
+            }
+            self.save(job);
+        }
+        self.commit()?;
+        for decision in actions {
+            match decision {
+                Decision::Launch { job, .. } => self.launch(job.0)?,
+                Decision::Preempt { job, grace, reason } => {
+                    // A drain is planned work: the job gets the policy's grace, not a failure's zero.
+                    let grace = match reason {
+                        PreemptReason::DeviceFailed { device } if self.fleet.get(device.index()).is_some_and(|d| d.unhealthy.is_none()) => self.sched.policy().preemption.grace,
+                        _ => grace,
+                    };
+                    self.signal_stop(job.0, grace)?
+                }
+                Decision::Reject { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn record_notice(&mut self, now: Time, notice: Notice) {
+        match notice {
+            Notice::Waiting { job, reason } => {
+                if let Some(row) = self.jobs.get_mut(&job.0) {
+                    row.wait_reason = serde_json::to_value(&reason).ok();
+                    self.save(job.0);
+                }
+            }
+            Notice::Requeued { job, attained_s } => {
+                if let Some(row) = self.jobs.get_mut(&job.0) {
+                    row.state = JobStatus::Queued;
+                    row.allocation = None;
+                    row.stop = None;
+                    self.journal.event(now.0, "requeued", Some(job.0), json!({"attained_s": attained_s}));
+                    self.save(job.0);
+                }
+            }
+            Notice::Cancelled { job } => {
+                if let Some(row) = self.jobs.get_mut(&job.0) {
+                    row.state = JobStatus::Cancelled;
+                    row.allocation = None;
+                    row.end_us = Some(now.0);
+                    self.journal.event(now.0, "cancelled", Some(job.0), json!({}));
+                    self.save(job.0);
+                }
+            }
+            Notice::PreemptionDeferred { job, until_s, why } => {
+                self.journal.event(now.0, "preemption_deferred", Some(job.0), json!({"until_s": until_s, "why": why}));
+            }
+            Notice::Ignored { event, why } => {
+                tracing::warn!("the core ignored {event}: {why}");
+                self.journal.event(now.0, "core_ignored", None, json!({"event": event, "why": why}));
+            }
+        }
+    }
+
+    // ---- processes -------------------------------------------------------------------------
+
+    fn job_dir(&self, id: u64) -> PathBuf {
+        self.cfg.state_dir.join("jobs").join(id.to_string())
+    }
+
+    fn exit_file(&self, id: u64, run: u32) -> PathBuf {
+        self.job_dir(id).join(format!("run-{run}.exit"))
+    }
+
+    fn run_token(&self, id: u64, run: u32) -> String {
+        format!("{}-{id}-{run}", self.journal.epoch_unix_us())
+    }
+
+    fn launch_spec(&self, row: &JobRow) -> Result<LaunchSpec, ExecError> {
+        let id = row.id;
+        let dir = self.job_dir(id);
+        let checkpoints = self.cfg.state_dir.join("checkpoints").join(id.to_string());
+        std::fs::create_dir_all(&dir)?;
+        std::fs::create_dir_all(&checkpoints)?;
+        let alloc = row.allocation.clone().unwrap_or_default();
+        let mut env: Vec<(String, String)> = row.submission.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut cpus: Option<Vec<usize>> = None;
+        let mut has_nvidia = false;
+        for (b, backend) in self.backends.iter().enumerate() {
+            let mine: Vec<&Discovered> = alloc.devices.iter().filter_map(|s| self.fleet.get(s.device.index())).filter(|d| d.backend == b).map(|d| &d.found).collect();
+            if mine.is_empty() {
+                continue;
+            }
+            has_nvidia |= backend.name() == "nvidia";
+            let binding = backend.bind(&mine);
+            env.extend(binding.env);
+            if let Some(c) = binding.cpus {
+                cpus.get_or_insert_with(Vec::new).extend(c);
+            }
+        }
+        if !has_nvidia {
+            // A job given no GPU sees none.
+            env.push(("CUDA_VISIBLE_DEVICES".into(), String::new()));
+        }
+        env.push(("TESSERA_JOB_ID".into(), id.to_string()));
+        env.push(("TESSERA_CHECKPOINT_DIR".into(), process::os(&checkpoints)));
+        env.push(("TESSERA_RESTART_COUNT".into(), row.runs.saturating_sub(1).to_string()));
+        env.push(("TESSERA_DEVICES".into(), row.devices.join(",")));
+        env.push(("TESSERA_RUN_TOKEN".into(), self.run_token(id, row.runs)));
+        Ok(LaunchSpec {
+            program: row.submission.command.clone(),
+            args: row.submission.args.clone(),
+            env,
+            workdir: row.submission.workdir.clone().unwrap_or(dir.clone()),
+            stdout: dir.join("stdout"),
+            stderr: dir.join("stderr"),
+            exit_file: self.exit_file(id, row.runs),
+            cpus,
+            warmup: row.submission.warmup.clone(),
+        })
+    }
+
+    /// Starts the current run of a job in state `Launching` (its launch is journalled).
+    fn launch(&mut self, id: u64) -> Result<(), ExecError> {
+        let Some(row) = self.jobs.get(&id) else { return Ok(()) };
+        if row.state != JobStatus::Launching {
+            return Ok(());
+        }
+        let run = row.runs;
+        let retries = row.submission.retries.unwrap_or(self.cfg.launch_retries);
+        let spawned = self.launch_spec(row).map_err(|e| e.to_string()).and_then(|spec| process::spawn(&spec));
+        let now = self.now();
+        match spawned {
+            Ok(launched) => {
+                let row = self.jobs.get_mut(&id).expect("checked above");
+                row.state = JobStatus::Running;
+                row.pid = Some(launched.pid);
+                row.pgid = Some(launched.pgid);
+                row.start_ticks = Some(launched.start_ticks);
+                row.run_start_us = Some(now.0);
+                row.first_start_us.get_or_insert(now.0);
+                let limit = row.submission.time_limit_s;
+                self.journal.event(now.0, "launched", Some(id), json!({"run": run, "pid": launched.pid, "pgid": launched.pgid, "start_ticks": launched.start_ticks, "devices": row.devices}));
+                self.save(id);
+                self.commit()?;
+                if let Some(t0) = self.launch_decided.remove(&id) {
+                    if let Ok(mut m) = self.metrics.lock() {
+                        m.launch_overhead.observe(t0.elapsed().as_secs_f64());
+                    }
+                }
+                self.watch(id, run, Some(launched.child), launched.pid, launched.start_ticks);
+                if let Some(limit) = limit {
+                    self.after(Duration::from_secs_f64(limit), Internal::TimeLimit { job: id, run });
+                }
+                self.feed(Event::JobStarted { job: JobId(id) })
+            }
+            Err(error) => {
+                let row = self.jobs.get_mut(&id).expect("checked above");
+                row.spawn_failures += 1;
+                let attempt = row.spawn_failures;
+                self.journal.event(now.0, "spawn_failed", Some(id), json!({"run": run, "attempt": attempt, "error": error}));
+                if attempt > retries {
+                    row.state = JobStatus::Failed;
+                    row.end_us = Some(now.0);
+                    row.error = Some(format!("failed to start after {attempt} attempts: {error}"));
+                    row.allocation = None;
+                    self.save(id);
+                    self.commit()?;
+                    self.launch_decided.remove(&id);
+                    return self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Failed });
+                }
+                row.error = Some(format!("start attempt {attempt} failed: {error}"));
+                self.save(id);
+                self.commit()?;
+                let backoff = self.cfg.retry_backoff_s * 2f64.powi(attempt as i32 - 1);
+                self.after(Duration::from_secs_f64(backoff), Internal::RetryLaunch { job: id, run });
+                Ok(())
+            }
+        }
+    }
+
+    /// Sends `msg` to the daemon after `delay`.
+    fn after(&self, delay: Duration, msg: Internal) {
+        let tx = self.internal.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let _ = tx.send(msg);
+        });
+    }
+
+    /// Watches a run until its process ends: our child is waited for, an adopted one polled.
+    fn watch(&self, id: u64, run: u32, child: Option<tokio::process::Child>, pid: i32, start_ticks: u64) {
+        let tx = self.internal.clone();
+        tokio::spawn(async move {
+            match child {
+                Some(mut child) => {
+                    let _ = child.wait().await;
+                }
+                None => process::wait_adopted(pid, start_ticks, ADOPTED_POLL).await,
+            }
+            let _ = tx.send(Internal::Exited { job: id, run });
+        });
+    }
+
+    /// SIGTERM to the job's group, SIGKILL after `grace`; a job with no process is stopped at once.
+    fn signal_stop(&mut self, id: u64, grace: Time) -> Result<(), ExecError> {
+        let now = self.now();
+        let Some(row) = self.jobs.get(&id) else { return Ok(()) };
+        let run = row.runs;
+        match (row.pgid, row.pid, row.start_ticks) {
+            (Some(pgid), Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => {
+                process::signal_group(pgid, libc::SIGTERM);
+                self.journal.event(now.0, "signalled", Some(id), json!({"signal": "TERM", "grace_s": grace.as_secs_f64(), "stop": row.stop}));
+                self.commit()?;
+                self.after(Duration::from_micros(grace.0), Internal::GraceOver { job: id, run });
+            }
+            _ => {
+                let _ = self.internal.send(Internal::Exited { job: id, run });
+            }
+        }
+        Ok(())
+    }
+
+    /// A run's process ended: learn how, journal it, tell the core.
+    fn on_exited(&mut self, id: u64, run: u32) -> Result<(), ExecError> {
+        let Some(row) = self.jobs.get(&id) else { return Ok(()) };
+        if row.runs != run || !matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
+            return Ok(());
+        }
+        if let Some(pgid) = row.pgid {
+            // Whatever the job left behind in its group goes with it.
+            process::signal_group(pgid, libc::SIGKILL);
+        }
+        let status = process::read_exit_status(&self.exit_file(id, run));
+        let now = self.now();
+        let core_state = self.sched.job_state(JobId(id));
+        let row = self.jobs.get_mut(&id).expect("checked above");
+        if let Some(start) = row.run_start_us.take() {
+            row.run_us += now.0.saturating_sub(start);
+        }
+        row.pid = None;
+        row.exit_code = status;
+        let stop = row.stop;
+        self.journal.event(now.0, "exited", Some(id), json!({"run": run, "exit_status": status, "stop": stop}));
+        let preempting = core_state == Some(JobState::Preempting);
+        match stop {
+            Some(Stop::Requeue) | Some(Stop::Cancel) if preempting => {
+                if stop == Some(Stop::Requeue) {
+                    row.preemptions += 1;
+                }
+                self.journal.event(now.0, "evicted", Some(id), json!({"run": run}));
+                self.save(id);
+                self.commit()?;
+                self.feed(Event::JobEvicted { job: JobId(id) })
+            }
+            Some(Stop::Requeue) => {
+                // The core no longer knows it is stopping (its state was rebuilt): end the run
+                // and submit the job again.
+                row.preemptions += 1;
+                row.state = JobStatus::Queued;
+                row.allocation = None;
+                row.stop = None;
+                self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": "stopped while the scheduler was rebuilt"}));
+                self.save(id);
+                self.commit()?;
+                self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Killed })?;
+                let submission = self.jobs[&id].submission.clone();
+                let spec = self.core_spec(id, &submission)?;
+                self.feed(Event::JobSubmitted { spec })
+            }
+            Some(Stop::Cancel) => {
+                row.state = JobStatus::Cancelled;
+                row.end_us = Some(now.0);
+                row.allocation = None;
+                self.journal.event(now.0, "cancelled", Some(id), json!({"run": run}));
+                self.save(id);
+                self.commit()?;
+                self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Killed })
+            }
+            Some(Stop::TimeLimit) => {
+                row.state = JobStatus::Killed;
+                row.end_us = Some(now.0);
+                row.allocation = None;
+                row.error = Some(format!("time limit of {} s reached", row.submission.time_limit_s.unwrap_or(0.0)));
+                self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": "killed", "exit_status": status}));
+                self.save(id);
+                self.commit()?;
+                self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Killed })
+            }
+            None => {
+                let outcome = match status {
+                    Some(0) => Outcome::Completed,
+                    _ => Outcome::Failed,
+                };
+                row.state = if outcome == Outcome::Completed { JobStatus::Finished } else { JobStatus::Failed };
+                if status.is_none() {
+                    row.error = Some("the job ended without an exit status (killed outside tessera?)".into());
+                }
+                row.end_us = Some(now.0);
+                row.allocation = None;
+                self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": outcome, "exit_status": status}));
+                self.save(id);
+                self.commit()?;
+                self.feed(Event::JobFinished { job: JobId(id), outcome })
+            }
+        }
+    }
+
+    fn on_internal(&mut self, msg: Internal) -> Result<(), ExecError> {
+        match msg {
+            Internal::Exited { job, run } => self.on_exited(job, run),
+            Internal::GraceOver { job, run } => {
+                if let Some(row) = self.jobs.get(&job) {
+                    if row.runs == run && row.pid.is_some() {
+                        if let (Some(pgid), Some(pid), Some(ticks)) = (row.pgid, row.pid, row.start_ticks) {
+                            if process::is_alive(pid, ticks) {
+                                process::signal_group(pgid, libc::SIGKILL);
+                                let now = self.now();
+                                self.journal.event(now.0, "signalled", Some(job), json!({"signal": "KILL"}));
+                                self.commit()?;
+                            }
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Internal::TimeLimit { job, run } => {
+                let now = self.now();
+                let Some(row) = self.jobs.get_mut(&job) else { return Ok(()) };
+                if row.runs != run || row.state != JobStatus::Running || row.stop.is_some() {
+                    return Ok(());
+                }
+                row.stop = Some(Stop::TimeLimit);
+                self.journal.event(now.0, "time_limit", Some(job), json!({"run": run, "limit_s": row.submission.time_limit_s}));
+                self.save(job);
+                self.commit()?;
+                self.signal_stop(job, Time::from_secs_f64(self.cfg.grace_s))
+            }
+            Internal::RetryLaunch { job, run } => match self.jobs.get(&job) {
+                Some(row) if row.runs == run && row.state == JobStatus::Launching => self.launch(job),
+                _ => Ok(()),
+            },
+            Internal::Health { readings } => self.on_health(readings),
+        }
+    }
+
+    // ---- devices and health ----------------------------------------------------------------
+
+    fn set_out_of_service(&mut self, i: usize, was_out: bool) -> Result<(), ExecError> {
+        let is_out = self.fleet[i].out_of_service();
+        match (was_out, is_out) {
+            (false, true) => self.feed(Event::DeviceFailed { device: DeviceId(i as u32) }),
+            (true, false) => self.feed(Event::DeviceRecovered { device: DeviceId(i as u32) }),
+            _ => Ok(()),
+        }
+    }
+
+    fn on_health(&mut self, readings: Vec<Reading>) -> Result<(), ExecError> {
+        for (i, r) in readings.into_iter().enumerate().take(self.fleet.len()) {
+            self.fleet[i].reading = Some(r);
+        }
+        self.evaluate_health()
+    }
+
+    /// Cordons devices past the thresholds and returns those back within them.
+    fn evaluate_health(&mut self) -> Result<(), ExecError> {
+        for i in 0..self.fleet.len() {
+            let now = self.now();
+            let Some(reading) = &self.fleet[i].reading else { continue };
+            let breach = devices::breach(reading, &self.health);
+            let was_out = self.fleet[i].out_of_service();
+            if breach == self.fleet[i].unhealthy || (breach.is_some() && self.fleet[i].unhealthy.is_some()) {
+                continue;
+            }
+            let kind = if breach.is_some() { "device_unhealthy" } else { "device_recovered" };
+            self.journal.event(now.0, kind, None, json!({"device": self.fleet[i].found.name, "why": breach, "reading": reading}));
+            if let Some(why) = &breach {
+                tracing::warn!("device {} cordoned: {why}", self.fleet[i].found.name);
+            }
+            self.fleet[i].unhealthy = breach;
+            self.commit()?;
+            self.set_out_of_service(i, was_out)?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self, target: &str, drain: bool) -> Result<(), ExecError> {
+        let now = self.now();
+        if target == self.node.name {
+            if self.node_drained == drain {
+                return Ok(());
+            }
+            self.node_drained = drain;
+            self.journal.set_meta("node_drained", if drain { "true" } else { "false" });
+            self.journal.event(now.0, if drain { "node_drained" } else { "node_undrained" }, None, json!({"node": target}));
+            self.commit()?;
+            return self.feed(if drain { Event::NodeDrain { node: NodeId(0) } } else { Event::NodeUp { node: NodeId(0) } });
+        }
+        let i = self
+            .fleet
+            .iter()
+            .position(|d| d.found.name == target || d.found.uuid.as_deref() == Some(target))
+            .ok_or_else(|| ExecError::NotFound(format!("no device or node named `{target}`")))?;
+        if self.fleet[i].drained == drain {
+            return Ok(());
+        }
+        let was_out = self.fleet[i].out_of_service();
+        self.fleet[i].drained = drain;
+        let name = self.fleet[i].found.name.clone();
+        self.journal.set_drained(&name, drain);
+        self.journal.event(now.0, if drain { "device_drained" } else { "device_undrained" }, None, json!({"device": name}));
+        self.commit()?;
+        self.set_out_of_service(i, was_out)
+    }
+
+    // ---- commands --------------------------------------------------------------------------
+
+    fn submit(&mut self, submission: JobSubmission, owner: String) -> Result<JobView, ExecError> {
+        submission.validate()?;
+        let id = self.next_id;
+        let spec = self.core_spec(id, &submission)?;
+        self.next_id += 1;
+        let now = self.now();
+        let row = JobRow {
+            id,
+            owner,
+            submission,
+            state: JobStatus::Queued,
+            submit_us: now.0,
+            first_start_us: None,
+            run_start_us: None,
+            end_us: None,
+            run_us: 0,
+            exit_code: None,
+            runs: 0,
+            preemptions: 0,
+            pid: None,
+            pgid: None,
+            start_ticks: None,
+            allocation: None,
+            devices: Vec::new(),
+            error: None,
+            wait_reason: None,
+            launch_reason: None,
+            stop: None,
+            spawn_failures: 0,
+        };
+        self.journal.event(now.0, "submitted", Some(id), json!({"owner": row.owner, "submission": row.submission}));
+        self.journal.set_meta("next_job_id", &self.next_id.to_string());
+        self.jobs.insert(id, row);
+        self.save(id);
+        self.commit()?;
+        self.feed(Event::JobSubmitted { spec })?;
+        Ok(self.view(&self.jobs[&id]))
+    }
+
+    fn cancel(&mut self, id: u64) -> Result<JobView, ExecError> {
+        let now = self.now();
+        let row = self.jobs.get_mut(&id).ok_or_else(|| ExecError::NotFound(format!("job {id}")))?;
+        if !row.state.is_live() {
+            return Err(ExecError::Refused(format!("job {id} is already {}", row.state.as_str())));
+        }
+        if row.state != JobStatus::Queued && row.stop != Some(Stop::TimeLimit) {
+            row.stop = Some(Stop::Cancel);
+        }
+        self.journal.event(now.0, "cancel_requested", Some(id), json!({}));
+        self.save(id);
+        self.commit()?;
+        self.feed(Event::JobCancelled { job: JobId(id) })?;
+        Ok(self.view(&self.jobs[&id]))
+    }
+
+    fn set_policy(&mut self, spec: PolicySpec, record: Option<&tessera_core::validation::ValidationRecord>, allow_unvalidated: bool) -> Result<(), ExecError> {
+        let admission = gate::admit(&spec, record, allow_unvalidated)?;
+        let now = self.now();
+        self.journal.event(now.0, "policy", None, json!({"spec": spec, "previous": self.policy_spec, "admission": admission}));
+        self.journal.set_meta("policy", &serde_json::to_string(&spec).unwrap_or_default());
+        self.commit()?;
+        self.policy_spec = spec.clone();
+        self.rebuild(&spec)?;
+        self.refresh_metrics();
+        Ok(())
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<bool, ExecError> {
+        match cmd {
+            Command::Submit { spec, owner, reply } => {
+                let r = self.submit(*spec, owner);
+                let fatal = matches!(r, Err(ExecError::Journal(_)));
+                let _ = reply.send(r);
+                if fatal {
+                    return Err(ExecError::Journal("a commit failed; the daemon stops".into()));
+                }
+            }
+            Command::List { reply } => {
+                let _ = reply.send(Ok(self.jobs.values().map(|r| self.view(r)).collect()));
+            }
+            Command::Show { job, reply } => {
+                let _ = reply.send(Ok(self.jobs.get(&job).map(|r| self.view(r))));
+            }
+            Command::Cancel { job, reply } => {
+                let _ = reply.send(self.cancel(job));
+            }
+            Command::Drain { target, drain, reply } => {
+                let _ = reply.send(self.drain(&target, drain));
+            }
+            Command::Devices { reply } => {
+                let _ = reply.send(Ok(self.device_views()));
+            }
+            Command::SetPolicy { spec, record, allow_unvalidated, reply } => {
+                let _ = reply.send(self.set_policy(*spec, record.as_deref(), allow_unvalidated));
+            }
+            Command::SetHealth { health, reply } => {
+                let now = self.now();
+                self.journal.event(now.0, "health_thresholds", None, json!({"health": health}));
+                self.health = health;
+                let r = self.commit().and_then(|_| self.evaluate_health());
+                let _ = reply.send(r);
+            }
+            Command::Shutdown { reply } => {
+                let now = self.now();
+                self.journal.event(now.0, "daemon_stopped", None, json!({"running_jobs_left": self.jobs.values().filter(|r| r.pid.is_some()).count()}));
+                let r = self.commit();
+                let _ = reply.send(r);
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn run(&mut self, mut commands: mpsc::Receiver<Command>, mut internal: mpsc::UnboundedReceiver<Internal>) -> Result<(), ExecError> {
+        loop {
+            let deadline = self.sched.poll_timeout().map(|t| {
+                let wait_us = t.0.saturating_sub(self.now().0);
+                tokio::time::Instant::now() + Duration::from_micros(wait_us)
+            });
+            let stop = tokio::select! {
+                cmd = commands.recv() => match cmd {
+                    Some(cmd) => self.command(cmd)?,
+                    None => true,
+                },
+                Some(msg) = internal.recv() => {
+                    self.on_internal(msg)?;
+                    false
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                    self.on_timeout()?;
+                    false
+                }
+            };
+            // Cheap while the job table is small; rate-limited when it is not.
+            if self.jobs.len() < 1000 || self.metrics_refreshed.elapsed() > Duration::from_millis(50) || stop {
+                self.refresh_metrics();
+            }
+            if stop {
+                return Ok(());
+            }
+        }
+    }
+
+    // ---- recovery and rebuilding -----------------------------------------------------------
+
+    /// Reads the journal back after a restart and reconciles it with the processes alive.
+    fn recover(&mut self) -> Result<(), ExecError> {
+        let rows = self.journal.jobs()?;
+        self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(rows.last().map_or(1, |r| r.id + 1));
+        let mut ended = Vec::new();
+        let now = self.now();
+        for mut row in rows {
+            let id = row.id;
+            if matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
+                let run = row.runs;
+                let alive = match (row.pid, row.start_ticks) {
+                    (Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => Some((pid, ticks)),
+                    (Some(_), _) => None,
+                    (None, _) => process::find_by_token(&self.run_token(id, run)),
+                };
+                // Map the devices it held to this fleet by name.
+                let alloc = row.allocation.clone().and_then(|mut a| {
+                    for (share, name) in a.devices.iter_mut().zip(&row.devices) {
+                        share.device = DeviceId(self.fleet.iter().position(|d| &d.found.name == name)? as u32);
+                    }
+                    Some(a)
+                });
+                let exit = process::read_exit_status(&self.exit_file(id, run));
+                match (alive, alloc) {
+                    (Some((pid, ticks)), Some(alloc)) => {
+                        row.pid = Some(pid);
+                        row.pgid = Some(pid);
+                        row.start_ticks = Some(ticks);
+                        row.allocation = Some(alloc);
+                        if row.state == JobStatus::Launching {
+                            row.state = JobStatus::Running;
+                            row.run_start_us.get_or_insert(now.0);
+                            row.first_start_us.get_or_insert(now.0);
+                        }
+                        self.journal.event(now.0, "adopted", Some(id), json!({"run": run, "pid": pid, "start_ticks": ticks}));
+                        self.watch(id, run, None, pid, ticks);
+                        if row.stop.is_some() {
+                            // Its stop was under way when the executor died: start it again.
+                            process::signal_group(pid, libc::SIGTERM);
+                            let grace = if row.stop == Some(Stop::TimeLimit) { Time::from_secs_f64(self.cfg.grace_s) } else { self.sched.policy().preemption.grace };
+                            self.after(Duration::from_micros(grace.0), Internal::GraceOver { job: id, run });
+                        } else if let (Some(limit), Some(start)) = (row.submission.time_limit_s, row.run_start_us) {
+                            let left = (limit - now.0.saturating_sub(start) as f64 / 1e6).max(0.0);
+                            self.after(Duration::from_secs_f64(left), Internal::TimeLimit { job: id, run });
+                        }
+                    }
+                    (None, Some(alloc)) if exit.is_some() => {
+                        // It ended while the executor was down; its status is on disk.
+                        row.allocation = Some(alloc);
+                        row.state = JobStatus::Running;
+                        self.journal.event(now.0, "ended_while_down", Some(id), json!({"run": run, "exit_status": exit}));
+                        ended.push((id, run));
+                    }
+                    (alive, _) => {
+                        if let Some((pid, _)) = alive {
+                            // Alive, but on devices this fleet no longer has: stop it.
+                            process::signal_group(pid, libc::SIGKILL);
+                        }
+                        let why = if row.pid.is_none() && alive.is_none() { "its process never started" } else { "its process is gone without an exit status" };
+                        row.state = JobStatus::Queued;
+                        row.allocation = None;
+                        row.pid = None;
+                        row.stop = None;
+                        if let Some(start) = row.run_start_us.take() {
+                            row.run_us += now.0.saturating_sub(start);
+                        }
+                        self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": why}));
+                    }
+                }
+                self.journal.row(&row);
+            }
+            self.jobs.insert(id, row);
+        }
+        self.commit()?;
+        let spec = self.policy_spec.clone();
+        self.rebuild(&spec)?;
+        for (id, run) in ended {
+            let _ = self.internal.send(Internal::Exited { job: id, run });
+        }
+        Ok(())
+    }
+
+    /// A fresh `Scheduler` with `spec`'s policy holding every live job as it is: running jobs
+    /// on the devices they hold, queued jobs in the policy's order.
+    fn rebuild(&mut self, spec: &PolicySpec) -> Result<(), ExecError> {
+        let policy = build_policy(spec, &self.forced)?;
+        let mut sched = Scheduler::new(policy, ClusterState::new(self.catalogue.clone(), [self.node.clone()]));
+        let now = self.now();
+        for (i, d) in self.fleet.iter().enumerate() {
+            if d.out_of_service() {
+                sched.handle_event(now, Event::DeviceFailed { device: DeviceId(i as u32) });
+            }
+        }
+        if self.node_drained {
+            sched.handle_event(now, Event::NodeDrain { node: NodeId(0) });
+        }
+        let mut kept: Vec<Decision> = Vec::new();
+        let mut holding: Vec<(u64, u64)> = self
+            .jobs
+            .values()
+            .filter(|r| matches!(r.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) && r.allocation.is_some())
+            .map(|r| (r.run_start_us.unwrap_or(u64::MAX), r.id))
+            .collect();
+        holding.sort_unstable();
+        let mut specs = HashMap::new();
+        for &(_, id) in holding.iter() {
+            let submission = self.jobs[&id].submission.clone();
+            specs.insert(id, self.core_spec(id, &submission)?);
+        }
+        for (_, id) in holding {
+            let row = &self.jobs[&id];
+            let alloc = row.allocation.clone().expect("filtered on allocation");
+            let started = row.pid.is_some();
+            self.forced.lock().expect("forced map").insert(JobId(id), alloc);
+            sched.handle_event(now, Event::JobSubmitted { spec: specs.remove(&id).expect("built above") });
+            self.forced.lock().expect("forced map").remove(&JobId(id));
+            while let Some(d) = sched.poll_decision() {
+                match d {
+                    Decision::Launch { job, .. } if job.0 == id => {}
+                    other => kept.push(other),
+                }
+            }
+            if started {
+                sched.handle_event(now, Event::JobStarted { job: JobId(id) });
+            }
+        }
+        while sched.poll_notice().is_some() {}
+        // Queued jobs in the new policy's order, so each submission's pass launches exactly
+        // what one pass over the whole queue would.
+        let mut queued = Vec::new();
+        for row in self.jobs.values().filter(|r| r.state == JobStatus::Queued) {
+            queued.push((row.id, row.submission.clone()));
+        }
+        let mut keyed = Vec::new();
+        for (id, submission) in queued {
+            let spec = self.core_spec(id, &submission)?;
+            let view = OrderView { submitted: now, ..OrderView::default() };
+            keyed.push((sched.policy().queue.key(&spec, &view), id, spec));
+        }
+        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        self.sched = sched;
+        let mut notices = Vec::new();
+        for (_, _, spec) in keyed {
+            self.sched.handle_event(now, Event::JobSubmitted { spec });
+            kept.extend(std::iter::from_fn(|| self.sched.poll_decision()));
+            notices.extend(std::iter::from_fn(|| self.sched.poll_notice()));
+        }
+        self.apply(now, kept, notices)
+    }
+}

@@ -1,0 +1,97 @@
+//! A crash: the daemon is aborted without any cleanup while jobs run (its runtime dropped,
+//! so its processes stay alive), and a new daemon on the same state dir must account for every
+//! job exactly once: adopting those still running, collecting the status of those that ended
+//! while it was down, running the queued ones, and running none twice.
+
+mod runtime_common;
+use runtime_common::*;
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+use tessera_core::PolicySpec;
+use tessera_exec::{start, JobStatus};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn a_killed_daemon_restarted_on_its_journal_loses_no_job_and_runs_none_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("ran.log");
+    let job = |secs: f64| sh(&format!("echo \"$$ $TESSERA_JOB_ID\" >> {}; sleep {secs}", shared.display()));
+    // Two CPU devices: job 1 (short) and job 2 (long) start, jobs 3-5 wait.
+    let rt = runtime();
+    let (ids, pid_long) = rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 2, PolicySpec::named("fifo"))).await.unwrap();
+        let mut ids = Vec::new();
+        for secs in [0.4, 2.5, 0.3, 0.3, 0.3] {
+            ids.push(h.submit(job(secs), "u").await.unwrap().id);
+        }
+        let long = wait_state(&h, ids[1], JobStatus::Running).await;
+        wait_state(&h, ids[0], JobStatus::Running).await;
+        assert_eq!(h.show(ids[2]).await.unwrap().unwrap().state, JobStatus::Queued);
+        (ids, long.pid.unwrap())
+    });
+    // The crash: every task of the daemon is dropped mid-flight; nothing is cleaned up.
+    drop(rt);
+    assert!(std::fs::metadata(format!("/proc/{pid_long}")).is_ok(), "the long job outlives the executor");
+    // Job 1 ends while no executor runs.
+    std::thread::sleep(Duration::from_millis(700));
+
+    let rt = runtime();
+    rt.block_on(async {
+        let t0 = Instant::now();
+        let (h, _join) = start(config(dir.path(), 2, PolicySpec::named("fifo"))).await.unwrap();
+        let long = h.show(ids[1]).await.unwrap().unwrap();
+        assert_eq!(long.state, JobStatus::Running, "adopted: {long:#?}");
+        assert_eq!(long.pid, Some(pid_long));
+        for &id in &ids {
+            let v = wait_done(&h, id).await;
+            assert_eq!(v.state, JobStatus::Finished, "{v:#?}");
+            assert_eq!(v.exit_code, Some(0));
+            assert_eq!(v.restarts, 0, "no job was started a second time");
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10));
+        let mut kinds: HashMap<String, Vec<u64>> = HashMap::new();
+        let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
+        for e in journal.events(None).unwrap() {
+            kinds.entry(e.kind).or_default().extend(e.job);
+        }
+        assert_eq!(kinds["adopted"], vec![ids[1]]);
+        assert_eq!(kinds["ended_while_down"], vec![ids[0]]);
+        h.shutdown().await.unwrap();
+    });
+    let ran = std::fs::read_to_string(&shared).unwrap();
+    let mut count: HashMap<u64, usize> = HashMap::new();
+    for line in ran.lines() {
+        let id: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+        *count.entry(id).or_default() += 1;
+    }
+    for &id in &ids {
+        assert_eq!(count.get(&id), Some(&1), "job {id} ran {:?} times:\n{ran}", count.get(&id));
+    }
+    assert_eq!(ran.lines().count(), ids.len());
+}
+
+#[test]
+fn the_timeline_continues_across_restarts_and_ids_are_not_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (first, end1) = rt.block_on(async {
+        let (h, join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        let v = h.submit(sh("true"), "u").await.unwrap();
+        let v = wait_done(&h, v.id).await;
+        h.shutdown().await.unwrap();
+        join.await.unwrap().unwrap();
+        (v.id, v.end_unix_s.unwrap())
+    });
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        let old = h.show(first).await.unwrap().unwrap();
+        assert_eq!(old.state, JobStatus::Finished);
+        assert_eq!(old.end_unix_s, Some(end1));
+        let v = h.submit(sh("true"), "u").await.unwrap();
+        assert_eq!(v.id, first + 1);
+        assert!(v.submit_unix_s >= end1);
+    });
+}
