@@ -1,5 +1,7 @@
 //! The `tessera` command: thin glue between the command line and the crates.
 
+mod exec_cli;
+
 use clap::{Args, Parser, Subcommand};
 use tessera_traces::source::{Format, Options};
 use std::path::PathBuf;
@@ -96,6 +98,11 @@ enum Command {
     Trace {
         #[command(subcommand)]
         command: TraceCommand,
+    },
+    /// The live executor: serve it, submit and follow jobs, drain devices, change the policy.
+    Exec {
+        #[command(subcommand)]
+        command: exec_cli::ExecCommand,
     },
 }
 
@@ -234,6 +241,7 @@ fn main() -> ExitCode {
             tessera_reports::explain(&out_dir, job, policy.as_deref(), replication).map(|story| print!("{story}")).map_err(|e| e.to_string())
         }
         Command::Trace { command } => trace_command(command),
+        Command::Exec { command } => exec_cli::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,3 +29,5 @@ pub use spec::JobSubmission;
 
 // The API half (HTTP API, client, `exec serve`).
 pub mod api;
+pub mod client;
+pub mod serve;
