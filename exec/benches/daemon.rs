@@ -8,7 +8,7 @@
 //! device: every exit frees the device and the core's pass launches the next job from a queue
 //! of up to N. Reported: the core's decision latency per input (time in `handle_event` plus
 //! draining its outputs), the journal commit latency (SQLite WAL, synchronous=FULL), and the
-//! launch overhead (from the core's `Launch` to the process running, journal commits included).
+//! launch overhead (from the core's `Launch` to the process running: the commit of the launch and the spawn).
 
 use std::time::{Duration, Instant};
 use tessera_core::PolicySpec;

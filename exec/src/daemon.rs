@@ -650,6 +650,12 @@ impl Daemon {
         let now = self.now();
         match spawned {
             Ok(launched) => {
+                // Decision to process start: the launch's commit and the spawn, not the commit after.
+                if let Some(t0) = self.launch_decided.remove(&id) {
+                    if let Ok(mut m) = self.metrics.lock() {
+                        m.launch_overhead.observe(t0.elapsed().as_secs_f64());
+                    }
+                }
                 let row = self.jobs.get_mut(&id).expect("checked above");
                 row.state = JobStatus::Running;
                 row.pid = Some(launched.pid);
@@ -661,11 +667,6 @@ impl Daemon {
                 self.journal.event(now.0, "launched", Some(id), json!({"run": run, "pid": launched.pid, "pgid": launched.pgid, "start_ticks": launched.start_ticks, "devices": row.devices}));
                 self.save(id);
                 self.commit()?;
-                if let Some(t0) = self.launch_decided.remove(&id) {
-                    if let Ok(mut m) = self.metrics.lock() {
-                        m.launch_overhead.observe(t0.elapsed().as_secs_f64());
-                    }
-                }
                 self.watch(id, run, Some(launched.child), launched.pid, launched.start_ticks);
                 if let Some(limit) = limit {
                     self.after(Duration::from_secs_f64(limit), Internal::TimeLimit { job: id, run });

@@ -193,7 +193,8 @@ pub struct MetricsSnapshot {
     pub decision_latency: Histogram,
     /// Per journal commit (fsync included).
     pub journal_commit_latency: Histogram,
-    /// Per launch: from the core's `Launch` to the process running (journal writes included).
+    /// Per launch: from the core's `Launch` to the process running (the launch's journal commit
+    /// and the spawn included).
     pub launch_overhead: Histogram,
     pub policy_label: String,
 }

@@ -59,4 +59,16 @@ async fn draining_a_device_requeues_its_job_and_takes_no_new_ones() {
     assert_eq!(b.devices, vec![held.clone()]);
     assert_eq!(wait_done(&h, a.id).await.state, JobStatus::Finished);
     assert!(matches!(h.drain("nope").await, Err(tessera_exec::ExecError::NotFound(_))));
+    // Draining the node stops everything on it until it is back.
+    let node = h.devices().await.unwrap()[0].node.clone();
+    let c = h.submit(sh("sleep 0.4"), "u").await.unwrap();
+    wait_state(&h, c.id, JobStatus::Running).await;
+    h.drain(&node).await.unwrap();
+    let v = wait_state(&h, c.id, JobStatus::Queued).await;
+    assert_eq!(v.restarts, 0);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(h.show(c.id).await.unwrap().unwrap().state, JobStatus::Queued);
+    h.undrain(&node).await.unwrap();
+    let v = wait_done(&h, c.id).await;
+    assert_eq!((v.state, v.restarts), (JobStatus::Finished, 1));
 }
