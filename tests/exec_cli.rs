@@ -124,7 +124,7 @@ fn exec_serve_killed_mid_run_and_restarted_runs_every_job_exactly_once() {
     .unwrap();
 
     let mut serve = Serve::start(&config);
-    let mut events = serve.client(&token).args(["exec", "events", "--count", "3", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    let events = serve.client(&token).args(["exec", "events", "--count", "3", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let mut ids = Vec::new();
     for _ in 0..6 {
