@@ -1,5 +1,6 @@
 //! The `tessera` command: thin glue between the command line and the crates.
 
+mod exec_cli;
 mod validate_cli;
 
 use clap::{Args, Parser, Subcommand};
@@ -130,6 +131,11 @@ enum Command {
     Trace {
         #[command(subcommand)]
         command: TraceCommand,
+    },
+    /// The live executor: serve it, submit and follow jobs, drain devices, change the policy.
+    Exec {
+        #[command(subcommand)]
+        command: exec_cli::ExecCommand,
     },
 }
 
@@ -273,6 +279,7 @@ fn main() -> ExitCode {
         Command::Validate(args) => return validate_cli::validate(args),
         Command::Fidelity(args) => validate_cli::fidelity(args),
         Command::Trace { command } => trace_command(command),
+        Command::Exec { command } => exec_cli::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

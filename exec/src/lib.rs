@@ -26,3 +26,8 @@ pub use daemon::start;
 pub use error::ExecError;
 pub use handle::{DaemonHandle, DeviceView, ExecEvent, JobStatus, JobView, MetricsSnapshot};
 pub use spec::JobSubmission;
+
+// The API half (HTTP API, client, `exec serve`).
+pub mod api;
+pub mod client;
+pub mod serve;

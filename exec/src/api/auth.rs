@@ -1,0 +1,341 @@
+//! Who may call the API: bearer tokens with a name and a role, kept in `exec.toml` only as the
+//! SHA-256 of the token, so a leaked config file does not leak a credential.
+//!
+//! Roles are ordered `submit` < `operate` < `admin`; a higher role may do all a lower one may.
+//! - `submit`: submit jobs, and list, show and cancel its OWN jobs (owner = the token's name);
+//! - `operate`: also see and cancel anyone's jobs, drain and undrain devices, follow events;
+//! - `admin`: also change the policy.
+//!
+//! No token, or one that matches no entry: 401. A known token with too low a role: 403.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// What a token may do; the order of the variants is the order of the roles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Submit,
+    Operate,
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Submit, Role::Operate, Role::Admin];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Submit => "submit",
+            Role::Operate => "operate",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown role `{s}`, expected one of: submit, operate, admin"))
+    }
+}
+
+/// One `[[api.tokens]]` entry of `exec.toml`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenEntry {
+    /// Who holds the token; jobs submitted with it are owned by this name.
+    pub name: String,
+    pub role: Role,
+    /// SHA-256 of the token, 64 lowercase or uppercase hex digits.
+    pub sha256: String,
+}
+
+/// A bad `[[api.tokens]]` list: names the entry (by position, 0-based, and name) and the field.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("api.tokens[{index}] (`{name}`): `{field}`: {message}")]
+pub struct TokenConfigError {
+    pub index: usize,
+    pub name: String,
+    pub field: &'static str,
+    pub message: String,
+}
+
+/// Why a request was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("malformed Authorization header: expected `Bearer <token>`")]
+    Malformed,
+    #[error("unknown token")]
+    Unknown,
+    #[error("`{name}` has role `{has}`, this needs `{needs}`")]
+    RoleTooLow { name: String, has: Role, needs: Role },
+    #[error("`{name}` may only act on its own jobs; job {job} belongs to `{owner}`")]
+    NotOwner { name: String, job: u64, owner: String },
+}
+
+impl AuthError {
+    /// 401 when we do not know who is calling, 403 when we do and they may not.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AuthError::Missing | AuthError::Malformed | AuthError::Unknown => 401,
+            AuthError::RoleTooLow { .. } | AuthError::NotOwner { .. } => 403,
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub name: String,
+    pub role: Role,
+}
+
+impl Principal {
+    pub fn require(&self, needs: Role) -> Result<(), AuthError> {
+        if self.role >= needs {
+            Ok(())
+        } else {
+            Err(AuthError::RoleTooLow { name: self.name.clone(), has: self.role, needs })
+        }
+    }
+
+    /// Whether this caller sees and may cancel every job, or only its own.
+    pub fn sees_all_jobs(&self) -> bool {
+        self.role >= Role::Operate
+    }
+
+    /// May this caller act on job `job` owned by `owner`?
+    pub fn may_touch(&self, job: u64, owner: &str) -> Result<(), AuthError> {
+        if self.sees_all_jobs() || self.name == owner {
+            Ok(())
+        } else {
+            Err(AuthError::NotOwner { name: self.name.clone(), job, owner: owner.to_string() })
+        }
+    }
+}
+
+/// The configured tokens, checked once at start-up.
+#[derive(Clone, Debug, Default)]
+pub struct TokenStore {
+    entries: Vec<(Principal, [u8; 32])>,
+}
+
+impl TokenStore {
+    pub fn new(entries: &[TokenEntry]) -> Result<TokenStore, TokenConfigError> {
+        let mut out: Vec<(Principal, [u8; 32])> = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let err = |field: &'static str, message: String| TokenConfigError { index, name: entry.name.clone(), field, message };
+            if entry.name.trim().is_empty() {
+                return Err(err("name", "expected a non-empty name".into()));
+            }
+            if out.iter().any(|(p, _)| p.name == entry.name) {
+                return Err(err("name", format!("`{}` is listed twice", entry.name)));
+            }
+            let digest = parse_sha256_hex(&entry.sha256).map_err(|m| err("sha256", m))?;
+            if let Some((other, _)) = out.iter().find(|(_, d)| *d == digest) {
+                return Err(err("sha256", format!("the same token as `{}`", other.name)));
+            }
+            out.push((Principal { name: entry.name.clone(), role: entry.role }, digest));
+        }
+        Ok(TokenStore { entries: out })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Finds who holds `token`. Compares the token's digest with every entry, in constant time
+    /// and without stopping at a match, so timing tells nothing about which entries exist.
+    pub fn lookup(&self, token: &str) -> Option<Principal> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let mut found: Option<&Principal> = None;
+        for (principal, expected) in &self.entries {
+            if constant_time_eq(&digest, expected) {
+                found = Some(principal);
+            }
+        }
+        found.cloned()
+    }
+
+    /// Authenticates the value of an `Authorization` header (`None` when absent).
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let header = authorization.ok_or(AuthError::Missing)?;
+        let (scheme, token) = header.trim().split_once(' ').ok_or(AuthError::Malformed)?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(AuthError::Malformed);
+        }
+        let token = token.trim();
+        if token.is_empty() {
+            return Err(AuthError::Malformed);
+        }
+        self.lookup(token).ok_or(AuthError::Unknown)
+    }
+}
+
+/// Equality whose running time does not depend on where the inputs differ.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let mut diff = 0u8;
+    for i in 0..32 {
+        diff |= a[i] ^ b[i];
+    }
+    // Keeps the optimiser from turning the fold back into an early-exit comparison.
+    std::hint::black_box(diff) == 0
+}
+
+fn parse_sha256_hex(s: &str) -> Result<[u8; 32], String> {
+    let s = s.trim();
+    if s.len() != 64 {
+        return Err(format!("expected 64 hex digits (the SHA-256 of the token), found {} characters", s.len()));
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in s.as_bytes().chunks(2).enumerate() {
+        let text = std::str::from_utf8(pair).map_err(|_| "expected hex digits".to_string())?;
+        out[i] = u8::from_str_radix(text, 16).map_err(|_| format!("expected hex digits, found `{text}`"))?;
+    }
+    Ok(out)
+}
+
+/// SHA-256 of `token` as 64 lowercase hex digits: what `[[api.tokens]].sha256` holds.
+pub fn sha256_hex(token: &str) -> String {
+    hex(&Sha256::digest(token.as_bytes()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// The prefix of every generated token, so one is easy to recognise (and to grep for in a leak).
+pub const TOKEN_PREFIX: &str = "tsr_";
+
+/// A fresh token: 32 bytes (256 bits) from the operating system's RNG, hex-encoded.
+pub fn generate_token() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(format!("{TOKEN_PREFIX}{}", hex(&bytes)))
+}
+
+/// What `tessera exec token NAME --role ROLE` prints: the token once, and the lines to paste.
+pub fn token_instructions(name: &str, role: Role, token: &str) -> String {
+    format!(
+        "token for `{name}` (shown once; keep it secret, pass it as --token or TESSERA_TOKEN):\n{token}\n\n\
+         add to exec.toml, after the [api] table:\n\
+         [[api.tokens]]\nname = {name:?}\nrole = \"{role}\"\nsha256 = \"{hash}\"\n",
+        hash = sha256_hex(token)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> TokenStore {
+        TokenStore::new(&[
+            TokenEntry { name: "alice".into(), role: Role::Submit, sha256: sha256_hex("tok-alice") },
+            TokenEntry { name: "olga".into(), role: Role::Operate, sha256: sha256_hex("tok-olga") },
+            TokenEntry { name: "root".into(), role: Role::Admin, sha256: sha256_hex("tok-root").to_uppercase() },
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn sha256_matches_the_standard_vector() {
+        assert_eq!(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    }
+
+    #[test]
+    fn authenticates_bearer_tokens_and_refuses_the_rest() {
+        let s = store();
+        assert_eq!(s.authenticate(Some("Bearer tok-alice")).unwrap(), Principal { name: "alice".into(), role: Role::Submit });
+        assert_eq!(s.authenticate(Some("bearer   tok-root ")).unwrap().role, Role::Admin);
+        assert_eq!(s.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(s.authenticate(Some("tok-alice")), Err(AuthError::Malformed));
+        assert_eq!(s.authenticate(Some("Basic tok-alice")), Err(AuthError::Malformed));
+        assert_eq!(s.authenticate(Some("Bearer ")), Err(AuthError::Malformed));
+        assert_eq!(s.authenticate(Some("Bearer tok-alicE")), Err(AuthError::Unknown));
+        assert_eq!(AuthError::Unknown.http_status(), 401);
+    }
+
+    #[test]
+    fn roles_are_ordered_and_ownership_binds_submitters() {
+        let s = store();
+        let alice = s.lookup("tok-alice").unwrap();
+        let olga = s.lookup("tok-olga").unwrap();
+        assert!(alice.require(Role::Submit).is_ok());
+        let e = alice.require(Role::Operate).unwrap_err();
+        assert_eq!(e.http_status(), 403);
+        assert!(e.to_string().contains("needs `operate`"), "{e}");
+        assert!(olga.require(Role::Operate).is_ok());
+        assert!(olga.require(Role::Admin).is_err());
+        assert!(alice.may_touch(1, "alice").is_ok());
+        assert_eq!(alice.may_touch(2, "bob").unwrap_err().http_status(), 403);
+        assert!(olga.may_touch(2, "bob").is_ok());
+    }
+
+    #[test]
+    fn bad_token_lists_name_the_entry_and_field() {
+        let good = sha256_hex("x");
+        let e = TokenStore::new(&[TokenEntry { name: "a".into(), role: Role::Submit, sha256: "abc".into() }]).unwrap_err();
+        assert_eq!((e.index, e.field), (0, "sha256"));
+        assert!(e.to_string().contains("64 hex digits"), "{e}");
+        let e = TokenStore::new(&[TokenEntry { name: "a".into(), role: Role::Submit, sha256: "zz".repeat(32) }]).unwrap_err();
+        assert!(e.to_string().contains("`zz`"), "{e}");
+        let e = TokenStore::new(&[
+            TokenEntry { name: "a".into(), role: Role::Submit, sha256: good.clone() },
+            TokenEntry { name: "a".into(), role: Role::Admin, sha256: sha256_hex("y") },
+        ])
+        .unwrap_err();
+        assert_eq!((e.index, e.field), (1, "name"));
+        let e = TokenStore::new(&[
+            TokenEntry { name: "a".into(), role: Role::Submit, sha256: good.clone() },
+            TokenEntry { name: "b".into(), role: Role::Admin, sha256: good },
+        ])
+        .unwrap_err();
+        assert_eq!((e.index, e.field), (1, "sha256"));
+        let e = TokenStore::new(&[TokenEntry { name: " ".into(), role: Role::Submit, sha256: sha256_hex("x") }]).unwrap_err();
+        assert_eq!(e.field, "name");
+    }
+
+    #[test]
+    fn generated_tokens_are_fresh_and_round_trip_through_the_config() {
+        let a = generate_token().unwrap();
+        let b = generate_token().unwrap();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == TOKEN_PREFIX.len() + 64, "{a}");
+        let text = token_instructions("ci-bot", Role::Operate, &a);
+        let toml_part = &text[text.find("[[api.tokens]]").unwrap()..];
+        #[derive(Deserialize)]
+        struct Api {
+            tokens: Vec<TokenEntry>,
+        }
+        #[derive(Deserialize)]
+        struct File {
+            api: Api,
+        }
+        let parsed: File = toml::from_str(toml_part).unwrap();
+        let s = TokenStore::new(&parsed.api.tokens).unwrap();
+        assert_eq!(s.lookup(&a).unwrap(), Principal { name: "ci-bot".into(), role: Role::Operate });
+        assert!(s.lookup(&b).is_none());
+    }
+
+    #[test]
+    fn roles_parse_from_text() {
+        assert_eq!("operate".parse::<Role>(), Ok(Role::Operate));
+        assert!("root".parse::<Role>().unwrap_err().contains("submit, operate, admin"));
+    }
+}

@@ -1,0 +1,587 @@
+//! The executor's HTTP/JSON API (axum), bound to loopback by default.
+//!
+//! | route | who | what |
+//! | --- | --- | --- |
+//! | `POST /v1/jobs` | submit | a `JobSubmission`, JSON, or TOML with `Content-Type: application/toml`; 201 + the job |
+//! | `GET /v1/jobs` | submit | the caller's jobs (`operate` and up: every job) |
+//! | `GET /v1/jobs/{id}` | submit | one job (a submitter: only its own, else 403) |
+//! | `POST /v1/jobs/{id}/cancel` | submit | cancels (a submitter: only its own, else 403) |
+//! | `GET /v1/devices` | submit | the fleet |
+//! | `POST /v1/devices/{name}/drain`, `/undrain` | operate | |
+//! | `PUT /v1/policy` | admin | `{"policy": PolicySpec, "record": ValidationRecord?, "allow_unvalidated": bool}` |
+//! | `GET /v1/events` | submit | server-sent events, one per journalled change (a submitter: its own jobs' only) |
+//! | `GET /metrics` | none, unless `public_metrics = false` | Prometheus text |
+//! | `GET /healthz` | none | 200 `ok` while the daemon answers |
+//!
+//! `/metrics` is open by default: it holds only aggregate counts (queue length, running jobs,
+//! device allocation, latencies), no job names, owners or commands, and the API listens on
+//! loopback unless told otherwise; a scraper then needs no secret. Set `public_metrics = false`
+//! to require a token (any role) there too.
+//!
+//! Every error answer is JSON: `{"error": "...", "field": "..."}` (`field` when one input field
+//! is at fault). Statuses: 400 bad input, 401 unknown caller, 403 role or ownership (or the
+//! policy gate refused), 404 no such job/device/route, 409 the job's state forbids it (cancel a
+//! finished job), 413 body over `max_body_bytes`, 415 unsupported content type, 500 journal or
+//! I/O failure, 503 the daemon is shutting down.
+
+pub mod auth;
+pub mod metrics;
+
+use crate::error::ExecError;
+use crate::handle::{DaemonHandle, ExecEvent, Histogram, MetricsSnapshot};
+use auth::{AuthError, Principal, Role, TokenEntry, TokenStore};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tessera_core::validation::ValidationRecord;
+use tessera_core::PolicySpec;
+use tokio::sync::{broadcast, watch};
+
+/// The `[api]` table of `exec.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiConfig {
+    /// Address and port to listen on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Allow a `listen` address other than loopback (the API speaks plain HTTP: put TLS in
+    /// front of it before you do this).
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// Largest request body accepted; larger ones get 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Serve `/metrics` without a token.
+    #[serde(default = "default_true")]
+    pub public_metrics: bool,
+    #[serde(default)]
+    pub tokens: Vec<TokenEntry>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 7878))
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+fn default_max_body_bytes() -> usize {
+    DEFAULT_MAX_BODY_BYTES
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for ApiConfig {
+    fn default() -> ApiConfig {
+        ApiConfig { listen: default_listen(), allow_remote: false, max_body_bytes: DEFAULT_MAX_BODY_BYTES, public_metrics: true, tokens: Vec::new() }
+    }
+}
+
+/// A bad `[api]` table: the field (dotted, under `api.`) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{field}`: {message}")]
+pub struct ApiConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ApiConfig {
+    /// Checks what serde cannot, and builds the token store.
+    pub fn validate(&self) -> Result<TokenStore, ApiConfigError> {
+        if !self.listen.ip().is_loopback() && !self.allow_remote {
+            return Err(ApiConfigError {
+                field: "api.listen".into(),
+                message: format!(
+                    "{} is not a loopback address; the API speaks plain HTTP, so listening beyond this machine needs `allow_remote = true` (and TLS in front)",
+                    self.listen
+                ),
+            });
+        }
+        if self.max_body_bytes == 0 {
+            return Err(ApiConfigError { field: "api.max_body_bytes".into(), message: "expected at least 1 byte, found 0".into() });
+        }
+        if self.tokens.is_empty() {
+            return Err(ApiConfigError {
+                field: "api.tokens".into(),
+                message: "no token is configured, so every call would be refused; make one with `tessera exec token NAME --role admin`".into(),
+            });
+        }
+        TokenStore::new(&self.tokens)
+            .map_err(|e| ApiConfigError { field: format!("api.tokens[{}].{}", e.index, e.field), message: format!("token `{}`: {}", e.name, e.message) })
+    }
+}
+
+/// The JSON body of `PUT /v1/policy`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChange {
+    pub policy: PolicySpec,
+    #[serde(default)]
+    pub record: Option<ValidationRecord>,
+    #[serde(default)]
+    pub allow_unvalidated: bool,
+}
+
+/// The JSON body of every error answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// An error answer: a status and the JSON body.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: StatusCode,
+    pub body: ErrorBody,
+}
+
+impl ApiFailure {
+    fn new(status: StatusCode, error: impl Into<String>) -> ApiFailure {
+        ApiFailure { status, body: ErrorBody { error: error.into(), field: None } }
+    }
+
+    fn field(status: StatusCode, field: impl Into<String>, error: impl Into<String>) -> ApiFailure {
+        ApiFailure { status, body: ErrorBody { error: error.into(), field: Some(field.into()) } }
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<AuthError> for ApiFailure {
+    fn from(e: AuthError) -> ApiFailure {
+        let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::FORBIDDEN);
+        ApiFailure::new(status, e.to_string())
+    }
+}
+
+impl From<ExecError> for ApiFailure {
+    fn from(e: ExecError) -> ApiFailure {
+        let status = match &e {
+            ExecError::NotFound(_) => StatusCode::NOT_FOUND,
+            ExecError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ExecError::Refused(_) => StatusCode::CONFLICT,
+            ExecError::Gate(_) => StatusCode::FORBIDDEN,
+            ExecError::Journal(_) | ExecError::Io(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ExecError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        match e {
+            ExecError::Invalid { field, message } if !field.is_empty() => ApiFailure::field(status, field.clone(), format!("invalid `{field}`: {message}")),
+            ExecError::Invalid { message, .. } => ApiFailure::new(status, message),
+            other => ApiFailure::new(status, other.to_string()),
+        }
+    }
+}
+
+impl From<BytesRejection> for ApiFailure {
+    fn from(r: BytesRejection) -> ApiFailure {
+        let status = r.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiFailure::new(status, "request body too large (over the configured `max_body_bytes`)")
+        } else {
+            ApiFailure::new(status, format!("could not read the request body: {}", r.body_text()))
+        }
+    }
+}
+
+/// Counters of the API's own, served on `/metrics` beside the daemon's.
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    pub submissions_accepted: AtomicU64,
+    pub submissions_refused: AtomicU64,
+    pub unauthorized: AtomicU64,
+    pub forbidden: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    handle: DaemonHandle,
+    tokens: Arc<TokenStore>,
+    public_metrics: bool,
+    counters: Arc<ApiCounters>,
+    /// Turns true when the server stops, so open event streams end and shutdown can finish.
+    stopping: watch::Receiver<bool>,
+}
+
+/// The caller, authenticated from `Authorization: Bearer <token>`.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiFailure;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiFailure> {
+        let value = match parts.headers.get(header::AUTHORIZATION) {
+            None => None,
+            Some(v) => Some(v.to_str().map_err(|_| ApiFailure::from(AuthError::Malformed))?),
+        };
+        state.tokens.authenticate(value).map(Caller).map_err(|e| {
+            state.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+            e.into()
+        })
+    }
+}
+
+impl AppState {
+    fn forbid(&self, e: AuthError) -> ApiFailure {
+        if e.http_status() == 403 {
+            self.counters.forbidden.fetch_add(1, Ordering::Relaxed);
+        }
+        e.into()
+    }
+
+    fn require(&self, caller: &Principal, role: Role) -> Result<(), ApiFailure> {
+        caller.require(role).map_err(|e| self.forbid(e))
+    }
+}
+
+/// The API's routes over a running daemon. `stopping` ends event streams when it turns true.
+pub fn router(handle: DaemonHandle, config: &ApiConfig, stopping: watch::Receiver<bool>) -> Result<Router, ApiConfigError> {
+    let tokens = config.validate()?;
+    let state = AppState { handle, tokens: Arc::new(tokens), public_metrics: config.public_metrics, counters: Arc::default(), stopping };
+    Ok(Router::new()
+        .route("/v1/jobs", post(submit_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(show_job))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/devices", get(list_devices))
+        .route("/v1/devices/{name}/drain", post(drain_device))
+        .route("/v1/devices/{name}/undrain", post(undrain_device))
+        .route("/v1/policy", put(set_policy))
+        .route("/v1/events", get(events))
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { ApiFailure::new(StatusCode::NOT_FOUND, "no such route") })
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .with_state(state))
+}
+
+/// Binds the configured address (already validated by [`ApiConfig::validate`]).
+pub async fn bind(config: &ApiConfig) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(config.listen).await
+}
+
+/// Serves `router` on `listener` until `stop` resolves, then finishes open requests.
+pub async fn serve_until(listener: tokio::net::TcpListener, router: Router, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    axum::serve(listener, router).with_graceful_shutdown(stop).await
+}
+
+fn parse_job_id(text: &str) -> Result<u64, ApiFailure> {
+    text.parse().map_err(|_| ApiFailure::field(StatusCode::BAD_REQUEST, "id", format!("expected a job id (a whole number), found `{text}`")))
+}
+
+/// The submission's media type: TOML when it says so, JSON when it says so or says nothing.
+enum BodyKind {
+    Json,
+    Toml,
+}
+
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiFailure> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else { return Ok(BodyKind::Json) };
+    let text = value.to_str().unwrap_or("");
+    let media = text.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match media.as_str() {
+        "application/json" | "" => Ok(BodyKind::Json),
+        "application/toml" | "text/toml" => Ok(BodyKind::Toml),
+        other => Err(ApiFailure::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("unsupported Content-Type `{other}`: send application/json or application/toml"))),
+    }
+}
+
+async fn submit_job(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiFailure> {
+    let refused = |e: ApiFailure| {
+        state.counters.submissions_refused.fetch_add(1, Ordering::Relaxed);
+        e
+    };
+    state.require(&caller, Role::Submit)?;
+    let body = body.map_err(|e| refused(e.into()))?;
+    let kind = body_kind(&headers).map_err(refused)?;
+    let text = std::str::from_utf8(&body).map_err(|e| refused(ApiFailure::new(StatusCode::BAD_REQUEST, format!("the body is not UTF-8: {e}"))))?;
+    let spec = match kind {
+        BodyKind::Json => crate::spec::parse_json(text),
+        BodyKind::Toml => crate::spec::parse_toml(text, "<request>"),
+    }
+    .map_err(|e| refused(e.into()))?;
+    let view = state.handle.submit(spec, &caller.name).await.map_err(|e| refused(e.into()))?;
+    state.counters.submissions_accepted.fetch_add(1, Ordering::Relaxed);
+    let location = format!("/v1/jobs/{}", view.id);
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
+}
+
+async fn list_jobs(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, ApiFailure> {
+    let mut jobs = state.handle.list().await?;
+    if !caller.sees_all_jobs() {
+        jobs.retain(|j| j.owner == caller.name);
+    }
+    Ok(Json(jobs).into_response())
+}
+
+async fn show_job(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiFailure> {
+    let id = parse_job_id(&id)?;
+    let view = state.handle.show(id).await?.ok_or_else(|| ApiFailure::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
+    caller.may_touch(id, &view.owner).map_err(|e| state.forbid(e))?;
+    Ok(Json(view).into_response())
+}
+
+async fn cancel_job(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiFailure> {
+    let id = parse_job_id(&id)?;
+    if !caller.sees_all_jobs() {
+        let view = state.handle.show(id).await?.ok_or_else(|| ApiFailure::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
+        caller.may_touch(id, &view.owner).map_err(|e| state.forbid(e))?;
+    }
+    Ok(Json(state.handle.cancel(id).await?).into_response())
+}
+
+async fn list_devices(State(state): State<AppState>, Caller(_caller): Caller) -> Result<Response, ApiFailure> {
+    Ok(Json(state.handle.devices().await?).into_response())
+}
+
+#[derive(Serialize)]
+struct DrainAnswer<'a> {
+    device: &'a str,
+    drained: bool,
+}
+
+async fn drain_device(State(state): State<AppState>, Caller(caller): Caller, Path(name): Path<String>) -> Result<Response, ApiFailure> {
+    state.require(&caller, Role::Operate)?;
+    state.handle.drain(&name).await?;
+    Ok(Json(DrainAnswer { device: &name, drained: true }).into_response())
+}
+
+async fn undrain_device(State(state): State<AppState>, Caller(caller): Caller, Path(name): Path<String>) -> Result<Response, ApiFailure> {
+    state.require(&caller, Role::Operate)?;
+    state.handle.undrain(&name).await?;
+    Ok(Json(DrainAnswer { device: &name, drained: false }).into_response())
+}
+
+#[derive(Serialize)]
+struct PolicyAnswer {
+    policy: String,
+    validated: bool,
+}
+
+async fn set_policy(State(state): State<AppState>, Caller(caller): Caller, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiFailure> {
+    state.require(&caller, Role::Admin)?;
+    let body = body?;
+    let mut de = serde_json::Deserializer::from_slice(&body);
+    let change: PolicyChange = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        ApiFailure::field(StatusCode::BAD_REQUEST, path.clone(), format!("`{path}`: {}", e.into_inner()))
+    })?;
+    de.end().map_err(|e| ApiFailure::new(StatusCode::BAD_REQUEST, format!("JSON: {e}")))?;
+    tessera_core::Policy::from_spec(&change.policy)
+        .map_err(|e| ApiFailure::field(StatusCode::BAD_REQUEST, format!("policy.{}", e.key), format!("policy: {e}")))?;
+    let label = change.policy.label().to_string();
+    let validated = change.record.is_some();
+    state.handle.set_policy(change.policy, change.record, change.allow_unvalidated).await?;
+    Ok(Json(PolicyAnswer { policy: label, validated }).into_response())
+}
+
+/// Server-sent events: `id` = the journal sequence, `event` = the kind, `data` = the event as
+/// JSON. A stream that falls behind the daemon gets an `event: lagged` with how many it missed
+/// (`GET /v1/jobs` then tells the current state).
+async fn events(State(state): State<AppState>, Caller(caller): Caller) -> Sse<impl futures_util::Stream<Item = Result<Event, Infallible>>> {
+    struct Feed {
+        rx: broadcast::Receiver<ExecEvent>,
+        stopping: watch::Receiver<bool>,
+        handle: DaemonHandle,
+        caller: Principal,
+        /// Job -> whether the caller owns it, for a submitter's filter.
+        owned: HashMap<u64, bool>,
+    }
+    impl Feed {
+        async fn visible(&mut self, event: &ExecEvent) -> bool {
+            if self.caller.sees_all_jobs() {
+                return true;
+            }
+            let Some(job) = event.job else { return false };
+            if let Some(owned) = self.owned.get(&job) {
+                return *owned;
+            }
+            let owned = matches!(self.handle.show(job).await, Ok(Some(view)) if view.owner == self.caller.name);
+            self.owned.insert(job, owned);
+            owned
+        }
+    }
+    let feed = Feed { rx: state.handle.subscribe(), stopping: state.stopping.clone(), handle: state.handle.clone(), caller, owned: HashMap::new() };
+    let stream = futures_util::stream::unfold(feed, |mut feed| async move {
+        loop {
+            if *feed.stopping.borrow() {
+                return None;
+            }
+            let received = tokio::select! {
+                r = feed.rx.recv() => r,
+                _ = feed.stopping.changed() => return None,
+            };
+            match received {
+                Ok(event) => {
+                    if !feed.visible(&event).await {
+                        continue;
+                    }
+                    let data = serde_json::to_string(&event).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));
+                    let sse = Event::default().id(event.seq.to_string()).event(event.kind.clone()).data(data);
+                    return Some((Ok(sse), feed));
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let sse = Event::default().event("lagged").data(format!("{{\"missed\":{missed}}}"));
+                    return Some((Ok(sse), feed));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn metrics_text(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiFailure> {
+    if !state.public_metrics {
+        let value = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        state.tokens.authenticate(value).map_err(|e| {
+            state.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
+            ApiFailure::from(e)
+        })?;
+    }
+    let text = render_metrics(&state.handle.metrics(), &state.counters);
+    Ok(([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response())
+}
+
+fn histogram(w: &mut metrics::PromWriter, name: &str, help: &str, h: &Histogram) {
+    // The daemon keeps cumulative counts; the writer takes per-bucket ones.
+    let mut previous = 0u64;
+    let per_bucket: Vec<u64> = h
+        .cumulative
+        .iter()
+        .map(|c| {
+            let n = c.saturating_sub(previous);
+            previous = *c;
+            n
+        })
+        .collect();
+    w.histogram(name, help, &h.bounds_s, &per_bucket, h.sum_s, h.count);
+}
+
+/// The `/metrics` text: the daemon's snapshot and the API's own counters.
+pub fn render_metrics(m: &MetricsSnapshot, counters: &ApiCounters) -> String {
+    let mut w = metrics::PromWriter::new();
+    w.gauge("tessera_exec_queue_length", "Jobs waiting in the queue.", &[(&[], m.queue_len as f64)]);
+    w.gauge("tessera_exec_running_jobs", "Jobs running (launching and preempting included).", &[(&[], m.running as f64)]);
+    let by_state: Vec<(Vec<(&str, &str)>, f64)> = m.jobs_by_state.iter().map(|(s, n)| (vec![("state", s.as_str())], *n as f64)).collect();
+    let by_state: Vec<(&[(&str, &str)], f64)> = by_state.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
+    w.gauge("tessera_exec_jobs", "Jobs known to the journal, by state.", &by_state);
+    let labels: Vec<[(&str, &str); 2]> = m.devices.iter().map(|d| [("device", d.name.as_str()), ("model", d.model.as_str())]).collect();
+    let per_device = |f: &dyn Fn(&crate::handle::DeviceMetrics) -> Option<f64>| -> Vec<(&[(&str, &str)], f64)> {
+        m.devices.iter().zip(&labels).filter_map(|(d, l)| f(d).map(|v| (l.as_slice(), v))).collect()
+    };
+    w.gauge("tessera_exec_device_allocated_ratio", "Share of each device held by jobs (0 to 1).", &per_device(&|d| Some(d.allocated_fraction)));
+    w.gauge("tessera_exec_device_utilization_ratio", "Each device's own utilization reading (0 to 1), where it has one.", &per_device(&|d| d.utilization));
+    w.gauge("tessera_exec_device_healthy", "1 when the device passes its health checks.", &per_device(&|d| Some(if d.healthy { 1.0 } else { 0.0 })));
+    w.gauge("tessera_exec_device_drained", "1 when an operator drained the device.", &per_device(&|d| Some(if d.drained { 1.0 } else { 0.0 })));
+    histogram(&mut w, "tessera_exec_decision_latency_seconds", "Time the scheduling core took per input, decisions drained.", &m.decision_latency);
+    histogram(&mut w, "tessera_exec_journal_commit_latency_seconds", "Time per journal commit, fsync included.", &m.journal_commit_latency);
+    histogram(&mut w, "tessera_exec_launch_overhead_seconds", "From the core's launch decision to the process running.", &m.launch_overhead);
+    w.gauge("tessera_exec_policy_info", "The policy in force (label).", &[(&[("policy", m.policy_label.as_str())], 1.0)]);
+    let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
+    w.counter(
+        "tessera_api_submissions_total",
+        "Submissions through the API, by outcome.",
+        &[(&[("outcome", "accepted")], load(&counters.submissions_accepted)), (&[("outcome", "refused")], load(&counters.submissions_refused))],
+    );
+    w.counter("tessera_api_unauthorized_total", "Requests refused with 401.", &[(&[], load(&counters.unauthorized))]);
+    w.counter("tessera_api_forbidden_total", "Requests refused with 403.", &[(&[], load(&counters.forbidden))]);
+    w.finish()
+}
+
+async fn healthz(State(state): State<AppState>) -> Response {
+    match state.handle.devices().await {
+        Ok(_) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => ApiFailure::from(e).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_with_token() -> ApiConfig {
+        ApiConfig { tokens: vec![TokenEntry { name: "a".into(), role: Role::Admin, sha256: auth::sha256_hex("t") }], ..ApiConfig::default() }
+    }
+
+    #[test]
+    fn refuses_remote_listen_unless_allowed() {
+        let mut c = config_with_token();
+        assert!(c.validate().is_ok());
+        c.listen = "0.0.0.0:7878".parse().unwrap();
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.field, "api.listen");
+        assert!(e.message.contains("allow_remote"), "{e}");
+        c.allow_remote = true;
+        assert!(c.validate().is_ok());
+        c.listen = "[::1]:7878".parse().unwrap();
+        c.allow_remote = false;
+        assert!(c.validate().is_ok());
+    }
+
+    #[test]
+    fn refuses_no_tokens_and_zero_body_limit() {
+        let e = ApiConfig::default().validate().unwrap_err();
+        assert_eq!(e.field, "api.tokens");
+        let mut c = config_with_token();
+        c.max_body_bytes = 0;
+        assert_eq!(c.validate().unwrap_err().field, "api.max_body_bytes");
+        let mut c = config_with_token();
+        c.tokens[0].sha256 = "nope".into();
+        assert_eq!(c.validate().unwrap_err().field, "api.tokens[0].sha256");
+    }
+
+    #[test]
+    fn exec_errors_map_to_statuses() {
+        let f = ApiFailure::from(ExecError::invalid("devices.share", "expected (0, 1]"));
+        assert_eq!(f.status, StatusCode::BAD_REQUEST);
+        assert_eq!(f.body.field.as_deref(), Some("devices.share"));
+        assert_eq!(ApiFailure::from(ExecError::NotFound("x".into())).status, StatusCode::NOT_FOUND);
+        assert_eq!(ApiFailure::from(ExecError::Refused("x".into())).status, StatusCode::CONFLICT);
+        assert_eq!(ApiFailure::from(ExecError::Gate("x".into())).status, StatusCode::FORBIDDEN);
+        assert_eq!(ApiFailure::from(ExecError::ShuttingDown).status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
+    fn metrics_render_every_series_and_parse() {
+        let mut snapshot = MetricsSnapshot { queue_len: 4, running: 2, policy_label: "fifo".into(), ..MetricsSnapshot::default() };
+        snapshot.jobs_by_state.insert("queued".into(), 4);
+        snapshot.devices.push(crate::handle::DeviceMetrics { name: "cpu0".into(), model: "cpu-core".into(), allocated_fraction: 0.5, utilization: None, healthy: true, drained: false });
+        snapshot.decision_latency = Histogram::latency();
+        snapshot.decision_latency.observe(0.0002);
+        snapshot.decision_latency.observe(0.003);
+        let counters = ApiCounters::default();
+        counters.submissions_accepted.store(7, Ordering::Relaxed);
+        let exp = metrics::parse_text(&render_metrics(&snapshot, &counters)).unwrap();
+        assert_eq!(exp.value("tessera_exec_queue_length", &[]), Some(4.0));
+        assert_eq!(exp.value("tessera_exec_running_jobs", &[]), Some(2.0));
+        assert_eq!(exp.value("tessera_exec_jobs", &[("state", "queued")]), Some(4.0));
+        assert_eq!(exp.value("tessera_exec_device_allocated_ratio", &[("device", "cpu0"), ("model", "cpu-core")]), Some(0.5));
+        assert_eq!(exp.samples_of("tessera_exec_device_utilization_ratio").count(), 0);
+        assert_eq!(exp.value("tessera_exec_decision_latency_seconds_bucket", &[("le", "0.00025")]), Some(1.0));
+        assert_eq!(exp.value("tessera_exec_decision_latency_seconds_bucket", &[("le", "0.005")]), Some(2.0));
+        assert_eq!(exp.value("tessera_exec_decision_latency_seconds_count", &[]), Some(2.0));
+        assert_eq!(exp.value("tessera_api_submissions_total", &[("outcome", "accepted")]), Some(7.0));
+        assert_eq!(exp.types["tessera_exec_decision_latency_seconds"], "histogram");
+    }
+}
