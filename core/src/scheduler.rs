@@ -18,7 +18,7 @@ use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
 use crate::ids::TenantId;
 use crate::policy::queue::{Capacity, TenantUsage};
-use crate::policy::{OrderView, Placed, Policy, QueueKey};
+use crate::policy::{OrderView, PlaceContext, Placed, Policy, QueueKey};
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -42,6 +42,9 @@ struct JobEntry {
     /// Submission sequence: breaks queue-key ties, so the order is total.
     seq: u64,
     submitted: Time,
+    /// When the job last entered the queue (submission or requeue): placements that wait
+    /// for locality measure their wait from here.
+    queued_since: Time,
     queue_key: QueueKey,
     /// Device-seconds over completed runs (LAS's service).
     attained_device_s: f64,
@@ -89,6 +92,8 @@ enum TimerKind {
     Rekey,
     /// A running job's preemption rank changes (LAS demotion).
     Rerank,
+    /// A queued job's locality wait (`topology`) expires: try it again, now willing to span.
+    LocalityExpired,
 }
 
 pub struct Scheduler {
@@ -277,6 +282,7 @@ impl Scheduler {
             self.decisions.push_back(Decision::Reject { job: spec.id, reason });
             return;
         }
+        self.policy.placement.observe(&spec);
         let seq = self.next_seq;
         self.next_seq += 1;
         let view = OrderView { submitted: self.now, ..OrderView::default() };
@@ -289,6 +295,7 @@ impl Scheduler {
                 state: JobState::Queued,
                 seq,
                 submitted: self.now,
+                queued_since: self.now,
                 queue_key,
                 attained_device_s: 0.0,
                 promoted: false,
@@ -310,6 +317,7 @@ impl Scheduler {
     fn enqueue(&mut self, id: JobId) {
         let entry = self.jobs.get_mut(&id).expect("queued job is known");
         entry.timer_epoch += 1;
+        entry.queued_since = self.now;
         if let Some(at) = self.policy.queue.rekey_at(&Self::view(entry), self.now) {
             self.timers.insert((at, TimerKind::Rekey, id, entry.timer_epoch));
         }
@@ -565,8 +573,8 @@ impl Scheduler {
             heads.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let mut launched = false;
             for (_, _, tenant, head) in heads {
-                let spec = &self.jobs[&head].spec;
-                match self.policy.placement.place(&self.cluster, spec, &crate::policy::PlaceContext::immediate(self.now)) {
+                let entry = &self.jobs[&head];
+                match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
                     Ok(placed) => {
                         let reason = order.explain(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
                         self.launch(head, placed);
@@ -576,7 +584,7 @@ impl Scheduler {
                         launched = true;
                         break;
                     }
-                    Err(reason) => self.note_waiting(head, reason),
+                    Err(reason) => self.wait_for(head, reason),
                 }
             }
             if !launched {
@@ -622,6 +630,7 @@ impl Scheduler {
                 self.queue.insert((entry.queue_key, entry.seq), job);
                 self.needs_pass = true;
             }
+            TimerKind::LocalityExpired if entry.state == JobState::Queued => self.needs_pass = true,
             TimerKind::Rerank if matches!(entry.state, JobState::Running | JobState::Launching) => {
                 // Its rank dropped: a waiting head may now preempt it.
                 self.needs_pass = true;
@@ -632,6 +641,17 @@ impl Scheduler {
             }
             _ => {}
         }
+    }
+
+    /// A job that cannot start now waits for `reason`; a locality wait also sets the timer
+    /// that retries the job when its wait runs out (then the placement accepts a spread).
+    fn wait_for(&mut self, job: JobId, reason: WaitReason) {
+        if let WaitReason::Locality { limit_s, .. } = reason {
+            let entry = &self.jobs[&job];
+            let at = (entry.queued_since + Time::from_secs_f64(limit_s)).max(self.now + Time::from_micros(1));
+            self.timers.insert((at, TimerKind::LocalityExpired, job, entry.timer_epoch));
+        }
+        self.note_waiting(job, reason);
     }
 
     /// Emits a `Waiting` notice unless the job already waits for the same kind of reason.
@@ -667,14 +687,14 @@ impl Scheduler {
                 self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
                 return;
             }
-            match self.policy.placement.place(&self.cluster, &entry.spec, &crate::policy::PlaceContext::immediate(self.now)) {
+            match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
                 Ok(placed) => self.launch(head, placed),
                 Err(reason) => {
                     if self.policy.preemption.enabled && self.try_preempt(head) {
                         let victims = self.jobs[&head].pending_victims.clone();
                         self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
                     } else {
-                        self.note_waiting(head, reason);
+                        self.wait_for(head, reason);
                     }
                     return;
                 }
@@ -760,7 +780,8 @@ impl Scheduler {
             let alloc = self.jobs[&victim].allocation.clone().expect("a victim holds resources");
             self.cluster.release(&alloc);
             released.push((victim, alloc));
-            if let Ok(p) = self.policy.placement.place(&self.cluster, &self.jobs[&head].spec, &crate::policy::PlaceContext::immediate(self.now)) {
+            let head_entry = &self.jobs[&head];
+            if let Ok(p) = self.policy.placement.place(&self.cluster, &head_entry.spec, &PlaceContext::new(self.now, head_entry.queued_since)) {
                 placed = Some(p);
                 break;
             }

@@ -253,7 +253,8 @@ fn run_one(
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
     let policy = Policy::from_spec(policy_spec)
-        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?;
+        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?
+        .with_speeds(rep.speed.to_table());
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
     let world = World { workload: &rep.workload, speed: &rep.speed, models: &rep.models, seed: rep.seed, limits: RunLimits { horizon: scenario.horizon() } };
     let output = match out_dir {
@@ -364,4 +365,47 @@ pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, targ
         println!("at least one target was missed");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One V100 node and one T4 node; every job is of a class that runs 4x faster on the T4.
+    fn two_model_scenario(placement: &str, t4_speed: Option<f64>) -> Scenario {
+        let speed = t4_speed.map_or(String::new(), |v| format!("[[speed]]\nclass = \"a\"\nmodel = \"T4\"\nrelative = {v}\n"));
+        let text = format!(
+            "name = \"t\"\n\
+             [[cluster.nodes]]\ndevices = {{ model = \"V100-32GB\", count = 4 }}\n\
+             [[cluster.nodes]]\ndevices = {{ model = \"T4\", count = 4 }}\n\
+             [workload]\nsynthetic = {{ jobs = 6, interarrival = {{ dist = \"constant\", value = 100 }}, \
+             duration = {{ dist = \"constant\", value = 10 }}, classes = [\"a\"] }}\n\
+             [[policies]]\nname = \"fifo\"\nplacement = \"{placement}\"\n{speed}"
+        );
+        Scenario::from_toml_str(&text, Path::new("hetero.toml")).unwrap()
+    }
+
+    fn models_ran_on(scenario: &Scenario) -> Vec<Vec<String>> {
+        let (_, ran_on) = run_scenario_with(scenario, &RunOptions { threads: 1, ..RunOptions::default() }, &|c: &RunContext<'_>| {
+            c.output
+                .records
+                .iter()
+                .map(|r| r.ran_on.iter().map(|m| c.catalogue.name(m).to_string()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+        ran_on.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn hetero_in_the_simulator_uses_the_scenarios_speed_matrix() {
+        // With the scenario's speeds every job goes to the T4 (4x); without them every model
+        // scores 1.0 and the tie goes to the lower model id, the V100: so the speeds reached
+        // the placement.
+        let with = models_ran_on(&two_model_scenario("hetero", Some(4.0)));
+        assert_eq!(with.len(), 6);
+        assert!(with.iter().all(|m| m == &["T4".to_string()]), "{with:?}");
+        let without = models_ran_on(&two_model_scenario("hetero", None));
+        assert!(without.iter().all(|m| m == &["V100-32GB".to_string()]), "{without:?}");
+    }
 }

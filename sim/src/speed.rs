@@ -5,6 +5,7 @@
 
 use crate::scenario::{Scenario, ScenarioError};
 use crate::workload::Workload;
+use tessera_core::policy::SpeedTable;
 use tessera_core::{Catalogue, ClassId, ModelId};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +80,11 @@ impl SpeedMatrix {
             return 1.0;
         }
         self.relative.get(class.index() * self.models + model.index()).copied().unwrap_or(1.0)
+    }
+
+    /// The same matrix as the core's `SpeedTable`, for placements that weigh speeds (`hetero`).
+    pub fn to_table(&self) -> SpeedTable {
+        SpeedTable::from_dense(self.models, self.relative.clone())
     }
 
     pub fn set(&mut self, class: ClassId, model: ModelId, relative: f64) {
