@@ -62,6 +62,32 @@ pub struct LaunchReason {
     pub placement: PlacementReason,
     /// Jobs still queued after this launch.
     pub queued_after: u32,
+    /// Set when the job started ahead of a blocked queue head by backfilling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfilled>,
+}
+
+/// A launch ahead of the blocked head: which reservation it respected, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Backfilled {
+    /// `easy` or `conservative`.
+    pub mode: BackfillKind,
+    /// The blocked queue head it started ahead of.
+    pub head: JobId,
+    /// The head's reserved start (`None`: no finite time on the stated durations).
+    pub reserved_start_s: Option<f64>,
+    /// When this job is expected to end, from its stated duration (`None`: states none).
+    pub expected_end_s: Option<f64>,
+    /// It is expected to end by the head's reserved start; otherwise it uses only devices
+    /// the reservations do not need.
+    pub ends_before_reservation: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillKind {
+    Easy,
+    Conservative,
 }
 
 /// The queue order's rule, with the value it ranked the job by.
@@ -174,6 +200,12 @@ pub enum WaitReason {
     /// for one node to hold it until it has waited `limit_s` (it has waited `waited_s`).
     /// The scheduler should wake at `limit_s - waited_s` from now to accept the spread.
     Locality { waited_s: f64, limit_s: f64, spread_nodes: u32 },
+    /// Backfilling: the job could start now, but it would delay the reservation of `head`
+    /// (the blocked queue head under EASY; under conservative, any job queued before it),
+    /// which is reserved to start at `reserved_start_s` (`None`: no finite time on the stated
+    /// durations); this job is expected to run until `expected_end_s` (`None`: states no
+    /// duration).
+    Reservation { head: JobId, reserved_start_s: Option<f64>, expected_end_s: Option<f64> },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -181,6 +213,10 @@ pub enum WaitReason {
 pub enum Notice {
     /// The job waits; sent when it starts waiting and whenever the reason changes.
     Waiting { job: JobId, reason: WaitReason },
+    /// Backfilling reserved devices for a blocked job: `devices` whole devices of its models
+    /// from `start_s` (`None`: no finite time, as it needs devices held by jobs that state no
+    /// duration). Sent when the reserved start changes.
+    Reserved { job: JobId, start_s: Option<f64>, devices: u32 },
     /// A preempted job is back in the queue.
     Requeued { job: JobId, attained_s: f64 },
     /// Preemption was considered for the queue head but no victims may be taken yet.

@@ -12,7 +12,8 @@
 //! blocked. That invariant lets a submission behind a blocked head skip the pass entirely.
 
 use crate::cluster::{Allocation, ClusterState};
-use crate::event::{Decision, Event, LaunchReason, Notice, PlacementReason, PreemptReason, RejectReason, WaitReason};
+use crate::event::{Backfilled, BackfillKind, Decision, Event, LaunchReason, Notice, PlacementReason, PreemptReason, RejectReason, WaitReason};
+use crate::policy::backfill::{self, Backfiller, BackfillMode};
 use crate::cluster::{Limit, ModelKey};
 use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
@@ -56,6 +57,8 @@ struct JobEntry {
     run_started: Time,
     attained: Time,
     last_wait: Option<(u8, u64)>,
+    /// The last reserved start announced for this job (backfilling), to announce changes only.
+    last_reserved: Option<Option<Time>>,
     /// For a queue head: the victims being evicted for it.
     pending_victims: Vec<JobId>,
     /// For a victim: the job it is being evicted for.
@@ -120,6 +123,9 @@ pub struct Scheduler {
     /// Pending timers: (when, what, job, the job's timer epoch when set).
     timers: BTreeSet<(Time, TimerKind, JobId, u32)>,
     needs_pass: bool,
+    /// Jobs holding resources (launching, running or being preempted), for backfilling's
+    /// profile.
+    holding: BTreeSet<JobId>,
 }
 
 impl Scheduler {
@@ -144,6 +150,7 @@ impl Scheduler {
             next_seq: 0,
             timers: BTreeSet::new(),
             needs_pass: false,
+            holding: BTreeSet::new(),
         }
     }
 
@@ -304,6 +311,7 @@ impl Scheduler {
                 run_started: Time::ZERO,
                 attained: Time::ZERO,
                 last_wait: None,
+                last_reserved: None,
                 pending_victims: Vec::new(),
                 preempted_for: None,
                 cancel_requested: false,
@@ -339,6 +347,8 @@ impl Scheduler {
         match head {
             Some((head_slot, head_job)) if head_slot < slot && !self.needs_pass => {
                 self.note_waiting(id, WaitReason::BehindHead { head: head_job });
+                // Behind a blocked head a job may still start by backfilling.
+                self.needs_pass |= self.policy.backfill.enabled();
             }
             _ => self.needs_pass = true,
         }
@@ -498,6 +508,7 @@ impl Scheduler {
         if let Some(alloc) = entry.allocation.take() {
             self.cluster.release(&alloc);
         }
+        self.holding.remove(&job);
         if held {
             let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
             self.add_usage(tenant, -devices, -cpu, -mem);
@@ -572,19 +583,63 @@ impl Scheduler {
             }
             heads.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
             let mut launched = false;
+            // The first head that cannot start reserves (backfilling); the heads after it
+            // start only if they delay no reservation.
+            let mut backfiller: Option<(Backfiller, JobId, Option<Time>)> = None;
+            let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
             for (_, _, tenant, head) in heads {
                 let entry = &self.jobs[&head];
+                let end = backfill::expected_end(&entry.spec, self.now, self.now);
+                let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
                 match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
                     Ok(placed) => {
+                        let mut info = None;
+                        if let Some((bf, first, first_start)) = &mut backfiller {
+                            if let Err(held) = bf.admit(&placed.allocation, end) {
+                                let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+                                self.wait_for(head, reason);
+                                if conservative {
+                                    let mut bf = backfiller.take().expect("present");
+                                    self.reserve(&mut bf.0, head);
+                                    backfiller = Some(bf);
+                                }
+                                continue;
+                            }
+                            info = Some(Backfilled {
+                                mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
+                                head: *first,
+                                reserved_start_s: first_start.map(Time::as_secs_f64),
+                                expected_end_s: end_s,
+                                ends_before_reservation: first_start.is_some_and(|t| end <= t),
+                            });
+                        }
                         let reason = order.explain(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
                         self.launch(head, placed);
                         if let Some(Decision::Launch { reason: r, .. }) = self.decisions.back_mut() {
                             r.order = reason;
+                            r.backfill = info;
                         }
                         launched = true;
                         break;
                     }
-                    Err(reason) => self.wait_for(head, reason),
+                    Err(reason) => {
+                        self.wait_for(head, reason);
+                        if self.policy.backfill.enabled() {
+                            match backfiller.take() {
+                                None => {
+                                    let mut bf = self.backfiller();
+                                    let start = self.reserve(&mut bf, head).flatten();
+                                    backfiller = Some((bf, head, start));
+                                }
+                                Some(mut bf) => {
+                                    if conservative {
+                                        self.reserve(&mut bf.0, head);
+                                    }
+                                    backfiller = Some(bf);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             if !launched {
@@ -662,6 +717,7 @@ impl Scheduler {
             WaitReason::BehindHead { head } => (3, head.0),
             WaitReason::AwaitingPreemption { .. } => (4, 0),
             WaitReason::Locality { .. } => (5, 0),
+            WaitReason::Reservation { head, .. } => (6, head.0),
         };
         let entry = self.jobs.get_mut(&job).expect("waiting job is known");
         if entry.last_wait != Some(kind) {
@@ -695,8 +751,80 @@ impl Scheduler {
                         self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
                     } else {
                         self.wait_for(head, reason);
+                        if self.policy.backfill.enabled() {
+                            self.backfill_behind(head);
+                        }
                     }
                     return;
+                }
+            }
+        }
+    }
+
+    /// The profile backfilling reasons on: every job holding resources, expected to end at its
+    /// start plus its stated duration (now if overdue, never if it states none).
+    fn backfiller(&self) -> Backfiller {
+        let now = self.now;
+        let holders = self.holding.iter().filter_map(|j| {
+            let e = &self.jobs[j];
+            e.allocation.as_ref().map(|a| (a, backfill::expected_end(&e.spec, e.run_started, now)))
+        });
+        Backfiller::new(self.policy.backfill.mode, &self.cluster, now, holders)
+    }
+
+    /// Reserves for a blocked job and announces the reservation when its start changed.
+    fn reserve(&mut self, bf: &mut Backfiller, job: JobId) -> Option<Option<Time>> {
+        let r = bf.reserve(&self.cluster, &self.jobs[&job].spec)?;
+        let entry = self.jobs.get_mut(&job).expect("reserved job is known");
+        if entry.last_reserved != Some(r.start) {
+            entry.last_reserved = Some(r.start);
+            self.notices.push_back(Notice::Reserved { job, start_s: r.start.map(Time::as_secs_f64), devices: r.devices.len() as u32 });
+        }
+        Some(r.start)
+    }
+
+    /// Backfilling behind the blocked `head`: reserve for it, then try the next
+    /// `backfill_depth` queued jobs in queue order; each that fits now starts if it delays no
+    /// reservation (EASY: the head's; conservative: of every job before it, each of which
+    /// reserves in turn). See `policy::backfill`.
+    fn backfill_behind(&mut self, head: JobId) {
+        let mut bf = self.backfiller();
+        let head_start = self.reserve(&mut bf, head).flatten();
+        let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
+        let candidates: Vec<JobId> = self.queue.values().skip(1).take(self.policy.backfill.depth).copied().collect();
+        for job in candidates {
+            let entry = &self.jobs[&job];
+            let placed = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since));
+            let end = backfill::expected_end(&entry.spec, self.now, self.now);
+            let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
+            match placed {
+                Ok(placed) => match bf.admit(&placed.allocation, end) {
+                    Ok(()) => {
+                        self.launch(job, placed);
+                        let info = Backfilled {
+                            mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
+                            head,
+                            reserved_start_s: head_start.map(Time::as_secs_f64),
+                            expected_end_s: end_s,
+                            ends_before_reservation: head_start.is_some_and(|t| end <= t),
+                        };
+                        if let Some(Decision::Launch { reason, .. }) = self.decisions.back_mut() {
+                            reason.backfill = Some(info);
+                        }
+                    }
+                    Err(held) => {
+                        let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+                        self.wait_for(job, reason);
+                        if conservative {
+                            self.reserve(&mut bf, job);
+                        }
+                    }
+                },
+                Err(reason) => {
+                    self.wait_for(job, reason);
+                    if conservative {
+                        self.reserve(&mut bf, job);
+                    }
                 }
             }
         }
@@ -722,6 +850,8 @@ impl Scheduler {
             }
         }
         entry.allocation = Some(placed.allocation.clone());
+        entry.last_reserved = None;
+        self.holding.insert(job);
         if self.policy.preemption.enabled {
             self.victims.insert(Self::victim_key(entry, job));
         }
@@ -730,6 +860,7 @@ impl Scheduler {
             order: self.policy.queue.explain(&entry.spec, &Self::view(entry)),
             placement: PlacementReason { rule: self.policy.placement.name().into(), how: placed.how },
             queued_after: self.queue.len() as u32,
+            backfill: None,
         };
         self.decisions.push_back(Decision::Launch { job, allocation: placed.allocation, reason });
     }

@@ -2,8 +2,11 @@
 //! scheduler framework: a queue order (who goes first), a placement (where), and a
 //! preemption rule (whom to evict for whom).
 
+pub mod backfill;
 pub mod placement;
 pub mod queue;
+
+pub use backfill::{BackfillMode, BackfillRule, BACKFILL_MODES};
 
 pub use placement::{BestFit, FirstFit, Fgd, Hetero, Pack, PlaceContext, Placed, Placement, SpeedTable, Spread, Topology};
 pub use queue::{Fifo, LeastAttained, OrderView, PriorityTiers, QueueKey, QueueOrder, ShortestJobFirst, ShortestRemaining};
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
-    /// Queue order: `fifo`, `sjf` or `priority`.
+    /// Queue order: `fifo`, `sjf`, `srtf`, `priority`, `las`, `drf` or `fair-share`.
     pub name: String,
     /// Placement: `first-fit` (default), `best-fit`, `pack`, `spread`, `topology`, `fgd` or
     /// `hetero`.
@@ -44,6 +47,16 @@ pub struct PolicySpec {
     /// `fair-share`: half-life of past usage (default 7 days).
     #[serde(default)]
     pub half_life_s: Option<f64>,
+    /// Backfilling: `none` (default), `easy` (later jobs start ahead of the blocked head only
+    /// if they do not delay its reservation) or `conservative` (only if they delay no
+    /// reservation of a job ahead of them). Reservations come from stated durations; see
+    /// `policy::backfill` for the exact guarantee. Composes with any queue order.
+    #[serde(default)]
+    pub backfill: Option<String>,
+    /// Backfilling: most queued jobs examined behind the head per pass (default 100, as
+    /// Slurm's `bf_max_job_test`).
+    #[serde(default)]
+    pub backfill_depth: Option<u32>,
     /// Time a preempted job gets between SIGTERM and SIGKILL.
     #[serde(default)]
     pub grace_s: Option<f64>,
@@ -64,6 +77,8 @@ impl PolicySpec {
             thresholds_device_s: None,
             promote_after_s: None,
             half_life_s: None,
+            backfill: None,
+            backfill_depth: None,
             grace_s: None,
             min_runtime_s: None,
         }
@@ -94,6 +109,7 @@ pub struct Policy {
     pub tenant_order: Option<Box<dyn queue::TenantOrder>>,
     pub placement: Box<dyn Placement>,
     pub preemption: PreemptionRule,
+    pub backfill: BackfillRule,
 }
 
 impl std::fmt::Debug for Policy {
@@ -103,6 +119,7 @@ impl std::fmt::Debug for Policy {
             .field("queue", &self.queue.name())
             .field("placement", &self.placement.name())
             .field("preemption", &self.preemption)
+            .field("backfill", &self.backfill)
             .finish()
     }
 }
@@ -189,7 +206,24 @@ impl Policy {
             }
             _ => None,
         };
-        Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption })
+        let mode = match spec.backfill.as_deref().unwrap_or("none") {
+            "none" => BackfillMode::None,
+            "easy" => BackfillMode::Easy,
+            "conservative" => BackfillMode::Conservative,
+            other => {
+                return Err(PolicyError {
+                    key: "backfill",
+                    message: format!("unknown backfill `{other}`, expected one of: {}", BACKFILL_MODES.join(", ")),
+                })
+            }
+        };
+        let depth = match spec.backfill_depth {
+            Some(0) => return Err(PolicyError { key: "backfill_depth", message: "expected at least 1 job, found 0".into() }),
+            Some(d) => d as usize,
+            None => BackfillRule::DEFAULT_DEPTH,
+        };
+        let backfill = BackfillRule { mode, depth };
+        Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption, backfill })
     }
 
     /// Gives the placement the class x model speed table (`hetero` uses it; the others ignore
