@@ -160,8 +160,16 @@ pub enum PlacedHow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PreemptReason {
-    /// Evicted so that a job of a higher priority tier can start.
-    HigherTier { for_job: JobId, victim_tier: i32, for_tier: i32 },
+    /// Evicted so that a job of a higher priority tier (or, under orders that rank running
+    /// jobs, a higher rank) can start; `victim_rule` is the policy's rule that chose it among
+    /// the lower-ranked jobs.
+    HigherTier {
+        for_job: JobId,
+        victim_tier: i32,
+        for_tier: i32,
+        #[serde(default)]
+        victim_rule: crate::policy::VictimRule,
+    },
     /// A device the job ran on failed; its work must restart elsewhere.
     DeviceFailed { device: DeviceId },
     NodeDown { node: NodeId },

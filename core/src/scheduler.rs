@@ -13,13 +13,13 @@
 
 use crate::cluster::{Allocation, ClusterState};
 use crate::event::{Backfilled, BackfillKind, Decision, Event, LaunchReason, Notice, PlacementReason, PreemptReason, RejectReason, WaitReason};
-use crate::policy::backfill::{self, Backfiller, BackfillMode};
+use crate::policy::backfill::{self, Backfiller, BackfillMode, DeviceEnds};
 use crate::cluster::{Limit, ModelKey};
 use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
 use crate::ids::TenantId;
 use crate::policy::queue::{Capacity, TenantUsage};
-use crate::policy::{OrderView, PlaceContext, Placed, Policy, QueueKey};
+use crate::policy::{OrderView, PlaceContext, Placed, Policy, QueueKey, VictimRule};
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -123,9 +123,11 @@ pub struct Scheduler {
     /// Pending timers: (when, what, job, the job's timer epoch when set).
     timers: BTreeSet<(Time, TimerKind, JobId, u32)>,
     needs_pass: bool,
-    /// Jobs holding resources (launching, running or being preempted), for backfilling's
-    /// profile.
+    /// Jobs holding resources (launching, running or being preempted).
     holding: BTreeSet<JobId>,
+    /// Per device, the expected end of its holders: backfilling's profile, kept up to date
+    /// only when the policy backfills.
+    device_ends: DeviceEnds,
 }
 
 impl Scheduler {
@@ -151,6 +153,7 @@ impl Scheduler {
             timers: BTreeSet::new(),
             needs_pass: false,
             holding: BTreeSet::new(),
+            device_ends: DeviceEnds::default(),
         }
     }
 
@@ -382,6 +385,11 @@ impl Scheduler {
             Some(entry) if entry.state == JobState::Launching => {
                 entry.state = JobState::Running;
                 entry.run_started = self.now;
+                if self.policy.backfill.enabled() {
+                    if let Some(alloc) = &entry.allocation {
+                        self.device_ends.extend(alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+                    }
+                }
             }
             // A preemption can overtake the acknowledgement of a launch.
             Some(entry) if entry.state == JobState::Preempting => entry.run_started = self.now,
@@ -505,10 +513,26 @@ impl Scheduler {
             entry.attained_device_s += entry.spec.devices.device_equivalents() * ran.as_secs_f64();
         }
         let held = entry.allocation.is_some();
-        if let Some(alloc) = entry.allocation.take() {
-            self.cluster.release(&alloc);
-        }
+        let alloc = entry.allocation.take();
         self.holding.remove(&job);
+        if let Some(alloc) = alloc {
+            self.cluster.release(&alloc);
+            if self.policy.backfill.enabled() {
+                let (jobs, holding) = (&self.jobs, &self.holding);
+                self.device_ends.release(&alloc, |device| {
+                    holding
+                        .iter()
+                        .filter_map(|j| {
+                            let e = &jobs[j];
+                            let holds = e.allocation.as_ref()?.devices.iter().any(|s| s.device == device);
+                            holds.then(|| backfill::expected_end(&e.spec, e.run_started, Time::ZERO))
+                        })
+                        .max()
+                        .unwrap_or(Time::ZERO)
+                });
+            }
+        }
+        let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         if held {
             let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
             self.add_usage(tenant, -devices, -cpu, -mem);
@@ -764,12 +788,7 @@ impl Scheduler {
     /// The profile backfilling reasons on: every job holding resources, expected to end at its
     /// start plus its stated duration (now if overdue, never if it states none).
     fn backfiller(&self) -> Backfiller {
-        let now = self.now;
-        let holders = self.holding.iter().filter_map(|j| {
-            let e = &self.jobs[j];
-            e.allocation.as_ref().map(|a| (a, backfill::expected_end(&e.spec, e.run_started, now)))
-        });
-        Backfiller::new(self.policy.backfill.mode, &self.cluster, now, holders)
+        Backfiller::new(self.policy.backfill.mode, &self.cluster, self.now, &self.device_ends)
     }
 
     /// Reserves for a blocked job and announces the reservation when its start changed.
@@ -778,7 +797,7 @@ impl Scheduler {
         let entry = self.jobs.get_mut(&job).expect("reserved job is known");
         if entry.last_reserved != Some(r.start) {
             entry.last_reserved = Some(r.start);
-            self.notices.push_back(Notice::Reserved { job, start_s: r.start.map(Time::as_secs_f64), devices: r.devices.len() as u32 });
+            self.notices.push_back(Notice::Reserved { job, start_s: r.start.map(Time::as_secs_f64), devices: r.devices });
         }
         Some(r.start)
     }
@@ -794,9 +813,22 @@ impl Scheduler {
         let candidates: Vec<JobId> = self.queue.values().skip(1).take(self.policy.backfill.depth).copied().collect();
         for job in candidates {
             let entry = &self.jobs[&job];
-            let placed = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since));
             let end = backfill::expected_end(&entry.spec, self.now, self.now);
             let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
+            let d = entry.spec.devices;
+            if d.count > 0 && !d.is_fractional() && self.cluster.whole_free_total(ModelKey::for_set(d.models)) < d.count {
+                // Cannot fit now whatever the reservations: it keeps the reason it had.
+                if conservative {
+                    self.reserve(&mut bf, job);
+                }
+                continue;
+            }
+            if let Some(held) = bf.surely_held(&entry.spec, end) {
+                let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+                self.wait_for(job, reason);
+                continue;
+            }
+            let placed = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since));
             match placed {
                 Ok(placed) => match bf.admit(&placed.allocation, end) {
                     Ok(()) => {
@@ -852,6 +884,9 @@ impl Scheduler {
         entry.allocation = Some(placed.allocation.clone());
         entry.last_reserved = None;
         self.holding.insert(job);
+        if self.policy.backfill.enabled() {
+            self.device_ends.hold(&placed.allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+        }
         if self.policy.preemption.enabled {
             self.victims.insert(Self::victim_key(entry, job));
         }
@@ -865,29 +900,59 @@ impl Scheduler {
         self.decisions.push_back(Decision::Launch { job, allocation: placed.allocation, reason });
     }
 
-    /// Running jobs of lower rank than the head, least important first, then latest started
-    /// (the least work lost). Tiers never change while a job runs, so for `priority` the
-    /// sorted victim set is the answer; other orders rank running jobs now.
+    /// Running jobs of lower rank than the head (strictly: an equal or higher tier or rank is
+    /// never a candidate), in the order the policy's victim rule takes them:
+    /// - `lowest-tier`: least important first, then latest started (the least work lost);
+    /// - `least-progress`: the least work lost since the last checkpoint first (time since the
+    ///   (re)start modulo the checkpoint interval; all of it without checkpoints), then rank;
+    /// - `most-attained`: the most attained device-seconds first (LAS's service), then rank.
+    ///
+    /// Tiers never change while a job runs, so for `priority` the sorted victim set is the
+    /// candidate set; other orders rank running jobs now.
     fn preemption_candidates(&self, head_rank: i64) -> Vec<(i64, Reverse<Time>, JobId)> {
-        if self.policy.queue.name() == "priority" {
-            return self
-                .victims
+        let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = if self.policy.queue.name() == "priority" {
+            self.victims
                 .iter()
                 .take_while(|&&(tier, _, _)| (tier as i64) < head_rank)
                 .map(|&(tier, started, job)| (tier as i64, started, job))
+                .collect()
+        } else {
+            let mut c: Vec<(i64, Reverse<Time>, JobId)> = self
+                .victims
+                .iter()
+                .map(|&(_, started, job)| {
+                    let e = &self.jobs[&job];
+                    (self.policy.queue.rank(&e.spec, &Self::view(e), self.attained_now(e)), started, job)
+                })
+                .filter(|&(rank, _, _)| rank < head_rank)
                 .collect();
+            c.sort_unstable();
+            c
+        };
+        match self.policy.preemption.victim {
+            VictimRule::LowestTier => {}
+            VictimRule::LeastProgress => {
+                candidates.sort_by_cached_key(|&(rank, started, job)| (self.work_at_risk(job), rank, started, job));
+            }
+            VictimRule::MostAttained => {
+                candidates.sort_by(|a, b| {
+                    let (ea, eb) = (&self.jobs[&a.2], &self.jobs[&b.2]);
+                    self.attained_now(eb).total_cmp(&self.attained_now(ea)).then(a.cmp(b))
+                });
+            }
         }
-        let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = self
-            .victims
-            .iter()
-            .map(|&(_, started, job)| {
-                let e = &self.jobs[&job];
-                (self.policy.queue.rank(&e.spec, &Self::view(e), self.attained_now(e)), started, job)
-            })
-            .filter(|&(rank, _, _)| rank < head_rank)
-            .collect();
-        candidates.sort_unstable();
         candidates
+    }
+
+    /// Running time a job would lose if stopped now: since its last checkpoint (its
+    /// checkpoint interval, counted from its (re)start), or since its (re)start without one.
+    fn work_at_risk(&self, job: JobId) -> Time {
+        let e = &self.jobs[&job];
+        let ran = self.now.saturating_sub(e.run_started);
+        match e.spec.checkpoint_interval {
+            Some(every) if every > Time::ZERO => Time(ran.0 % every.0),
+            _ => ran,
+        }
     }
 
     /// Looks for lower-tier running jobs whose eviction lets the blocked head start. Victims
@@ -935,7 +1000,7 @@ impl Scheduler {
             if alloc.node_ids().any(|n| target_nodes.contains(&n)) {
                 let victim_tier = self.jobs[&victim].spec.priority;
                 self.jobs.get_mut(&victim).expect("victim is known").preempted_for = Some(head);
-                let reason = PreemptReason::HigherTier { for_job: head, victim_tier, for_tier: head_tier };
+                let reason = PreemptReason::HigherTier { for_job: head, victim_tier, for_tier: head_tier, victim_rule: self.policy.preemption.victim };
                 self.begin_preempt(victim, reason, grace);
                 victims.push(victim);
             }

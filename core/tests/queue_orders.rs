@@ -15,7 +15,7 @@ fn policy(queue: Box<dyn tessera_core::policy::QueueOrder>, preempt: bool) -> Po
         queue,
         tenant_order: None,
         placement: Box::new(FirstFit),
-        preemption: PreemptionRule { enabled: preempt, grace: Time::ZERO, min_runtime: Time::ZERO },
+        preemption: PreemptionRule { enabled: preempt, grace: Time::ZERO, min_runtime: Time::ZERO, victim: Default::default() },
         backfill: BackfillRule::none(),
     }
 }

@@ -85,7 +85,7 @@ fn priority_preempts_the_lowest_tier_newest_job_and_waits_for_its_eviction() {
     let ds = submit(&mut s, 10, job(3, 1, 2, 100)); // tier 2 needs one GPU
     assert_eq!(ds.len(), 1, "{ds:?}");
     match &ds[0] {
-        Decision::Preempt { job, reason: PreemptReason::HigherTier { for_job, victim_tier, for_tier }, grace } => {
+        Decision::Preempt { job, reason: PreemptReason::HigherTier { for_job, victim_tier, for_tier, .. }, grace } => {
             assert_eq!((*job, *for_job, *victim_tier, *for_tier), (JobId(1), JobId(3), 0, 2));
             assert_eq!(*grace, Time::from_secs(30), "the default grace");
         }

@@ -89,6 +89,53 @@ pub fn expected_end(spec: &JobSpec, started: Time, now: Time) -> Time {
     }
 }
 
+/// Per device, how many jobs hold it and the latest expected end among them (`expected_end`
+/// without the "now if overdue", which the profile applies), kept as jobs start and stop so
+/// that a pass need not visit every running job.
+#[derive(Clone, Debug, Default)]
+pub struct DeviceEnds {
+    end: Vec<Time>,
+    holders: Vec<u16>,
+}
+
+impl DeviceEnds {
+    fn slot(&mut self, device: DeviceId) -> usize {
+        let i = device.index();
+        if self.end.len() <= i {
+            self.end.resize(i + 1, Time::ZERO);
+            self.holders.resize(i + 1, 0);
+        }
+        i
+    }
+
+    /// A job took these devices and is expected to end at `end`.
+    pub fn hold(&mut self, allocation: &Allocation, end: Time) {
+        for share in &allocation.devices {
+            let i = self.slot(share.device);
+            self.holders[i] += 1;
+            self.end[i] = self.end[i].max(end);
+        }
+    }
+
+    /// A holder's expected end moved later (its start was acknowledged after the launch).
+    pub fn extend(&mut self, allocation: &Allocation, end: Time) {
+        for share in &allocation.devices {
+            let i = self.slot(share.device);
+            self.end[i] = self.end[i].max(end);
+        }
+    }
+
+    /// A job let go of these devices; `others_end(device)` is the latest expected end of the
+    /// jobs still holding a shared device.
+    pub fn release(&mut self, allocation: &Allocation, others_end: impl Fn(DeviceId) -> Time) {
+        for share in &allocation.devices {
+            let i = self.slot(share.device);
+            self.holders[i] = self.holders[i].saturating_sub(1);
+            self.end[i] = if self.holders[i] == 0 { Time::ZERO } else { others_end(share.device) };
+        }
+    }
+}
+
 /// A reservation: the job, when it is expected to start (`None`: no finite time, because it
 /// needs devices held by jobs that state no duration), and for conservative, the devices it
 /// holds from then until its expected end.
@@ -96,7 +143,8 @@ pub fn expected_end(spec: &JobSpec, started: Time, now: Time) -> Time {
 pub struct Reservation {
     pub job: JobId,
     pub start: Option<Time>,
-    pub devices: Vec<DeviceId>,
+    /// Whole devices reserved.
+    pub devices: u32,
 }
 
 /// Why a backfill candidate may not start now.
@@ -134,23 +182,24 @@ pub struct Backfiller {
 }
 
 impl Backfiller {
-    /// The profile of the cluster now. `holders` are the jobs holding resources, with their
-    /// expected ends (`expected_end`).
-    pub fn new<'a>(mode: BackfillMode, cluster: &ClusterState, now: Time, holders: impl Iterator<Item = (&'a Allocation, Time)>) -> Backfiller {
+    /// The profile of the cluster now, from the expected ends of the jobs holding devices.
+    pub fn new(mode: BackfillMode, cluster: &ClusterState, now: Time, ends: &DeviceEnds) -> Backfiller {
         let devices = cluster.devices();
-        // A free device is free now; a held one when its last holder ends; an unusable one never.
-        let mut busy_until: Vec<Time> = vec![now; devices.len()];
-        for (alloc, end) in holders {
-            for share in &alloc.devices {
-                let b = &mut busy_until[share.device.index()];
-                *b = (*b).max(end);
-            }
-        }
-        for (b, d) in busy_until.iter_mut().zip(devices) {
-            if !(d.healthy && cluster.node(d.node).up) {
-                *b = Time::MAX;
-            }
-        }
+        // A free device is free now; a held one when its last holder ends (now if overdue);
+        // an unusable one never.
+        let busy_until: Vec<Time> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if !(d.healthy && cluster.node(d.node).up) {
+                    Time::MAX
+                } else if ends.holders.get(i).copied().unwrap_or(0) == 0 {
+                    now
+                } else {
+                    ends.end[i].max(now)
+                }
+            })
+            .collect();
         Backfiller {
             mode,
             now,
@@ -193,11 +242,17 @@ impl Backfiller {
                 if self.easy.is_some() {
                     return None;
                 }
-                let c = self.candidates(cluster, job);
-                let start = c.get(needed as usize - 1).map(|&(t, _)| t);
-                let free_by_start = start.map_or(c.len(), |t| c.iter().take_while(|&&(b, _)| b <= t).count());
+                let mut c: Vec<Time> = self
+                    .busy_until
+                    .iter()
+                    .zip(&self.models)
+                    .filter(|&(&b, &m)| b != Time::MAX && job.devices.models.allows(m))
+                    .map(|(&b, _)| b)
+                    .collect();
+                let start = (c.len() >= needed as usize).then(|| *c.select_nth_unstable(needed as usize - 1).1);
+                let free_by_start = start.map_or(c.len(), |t| c.iter().filter(|&&b| b <= t).count());
                 self.easy = Some(Easy { job: job.id, models: job.devices.models, start, spare: free_by_start as i64 - needed as i64 });
-                Some(Reservation { job: job.id, start, devices: c.iter().take(needed as usize).map(|&(_, d)| d).collect() })
+                Some(Reservation { job: job.id, start, devices: needed })
             }
             BackfillMode::Conservative => {
                 let duration = job.stated_duration;
@@ -227,7 +282,7 @@ impl Backfiller {
                         for &d in &free {
                             self.reserved_on[d.index()].push((t, end, index));
                         }
-                        let r = Reservation { job: job.id, start: Some(t), devices: free };
+                        let r = Reservation { job: job.id, start: Some(t), devices: needed };
                         self.reservations.push(r.clone());
                         return Some(r);
                     }
@@ -235,7 +290,7 @@ impl Backfiller {
                 // Never, on the jobs' stated durations: it needs devices held by jobs that state
                 // none. It reserves every device of its models it could ever get, from when each
                 // is expected free, so no later job takes them for ever.
-                let r = Reservation { job: job.id, start: None, devices: c.iter().map(|&(_, d)| d).collect() };
+                let r = Reservation { job: job.id, start: None, devices: needed };
                 for &(b, d) in &c {
                     self.reserved_on[d.index()].push((b, Time::MAX, index));
                 }
@@ -243,6 +298,22 @@ impl Backfiller {
                 Some(r)
             }
         }
+    }
+
+    /// A cheap verdict before placing: under EASY, a whole-device job that would run past the
+    /// head's reserved start, and whose every device would be one the head can use, is held
+    /// if it needs more devices than are spare (as `admit` would find after placing it).
+    /// `None`: placing and `admit` decide.
+    pub fn surely_held(&self, job: &JobSpec, end: Time) -> Option<Held> {
+        if let Some(by) = self.wall {
+            return Some(Held { by, reserved_start: None });
+        }
+        let easy = self.easy.as_ref()?;
+        if job.devices.count == 0 || job.devices.is_fractional() || easy.start.is_some_and(|t| end <= t) {
+            return None;
+        }
+        let within_heads_models = easy.models.is_any() || (!job.devices.models.is_any() && job.devices.models.0 & !easy.models.0 == 0);
+        (within_heads_models && job.devices.count as i64 > easy.spare).then_some(Held { by: easy.job, reserved_start: easy.start })
     }
 
     /// Whether a job that the placement would start now on `allocation`, expected to end at

@@ -63,6 +63,11 @@ pub struct PolicySpec {
     /// A job that (re)started less than this long ago is not evicted, so jobs do not thrash.
     #[serde(default)]
     pub min_runtime_s: Option<f64>,
+    /// Preemption: which running jobs go first, among those of strictly lower tier (rank)
+    /// than the head: `lowest-tier` (default; then latest started), `least-progress` (least
+    /// work lost since the last checkpoint) or `most-attained` (most attained device-seconds).
+    #[serde(default)]
+    pub victim: Option<String>,
 }
 
 impl PolicySpec {
@@ -81,6 +86,7 @@ impl PolicySpec {
             backfill_depth: None,
             grace_s: None,
             min_runtime_s: None,
+            victim: None,
         }
     }
 
@@ -98,7 +104,27 @@ pub struct PreemptionRule {
     pub enabled: bool,
     pub grace: Time,
     pub min_runtime: Time,
+    pub victim: VictimRule,
 }
+
+/// Which running jobs are evicted first for a blocked head. Whatever the rule, only jobs of
+/// strictly lower rank than the head are candidates (a strictly lower tier under `priority`),
+/// and a job that (re)started less than `min_runtime_s` ago is passed over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VictimRule {
+    /// Lowest tier (rank) first, then the latest started: the default.
+    #[default]
+    LowestTier,
+    /// The least work lost first: running time since the last checkpoint (the time since the
+    /// job's (re)start modulo its checkpoint interval; all of it if it does not checkpoint).
+    LeastProgress,
+    /// The most attained service first (device-seconds over all runs, the current included):
+    /// the natural rule for `las`.
+    MostAttained,
+}
+
+pub const VICTIM_RULES: &[&str] = &["lowest-tier", "least-progress", "most-attained"];
 
 /// A policy ready to run: its parts, built from a `PolicySpec` by the registry.
 pub struct Policy {
@@ -194,6 +220,17 @@ impl Policy {
             enabled: spec.preempt.unwrap_or(spec.name == "priority" || spec.name == "las"),
             grace: non_negative_secs("grace_s", spec.grace_s, 30.0)?,
             min_runtime: non_negative_secs("min_runtime_s", spec.min_runtime_s, 0.0)?,
+            victim: match spec.victim.as_deref().unwrap_or("lowest-tier") {
+                "lowest-tier" => VictimRule::LowestTier,
+                "least-progress" => VictimRule::LeastProgress,
+                "most-attained" => VictimRule::MostAttained,
+                other => {
+                    return Err(PolicyError {
+                        key: "victim",
+                        message: format!("unknown victim rule `{other}`, expected one of: {}", VICTIM_RULES.join(", ")),
+                    })
+                }
+            },
         };
         if spec.island_size == Some(0) {
             return Err(PolicyError { key: "island_size", message: "expected at least 1 device per island, found 0".into() });
