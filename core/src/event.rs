@@ -2,7 +2,7 @@
 //! (commands the driver must carry out), notices out (explanations for logs and reports).
 
 use crate::cluster::{Allocation, Limit, NodeSpec};
-use crate::ids::{DeviceId, JobId, ModelId, NodeId};
+use crate::ids::{DeviceId, JobId, ModelId, NodeId, TenantId};
 use crate::job::{JobSpec, Outcome};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
@@ -177,6 +177,10 @@ pub enum PreemptReason {
     Maintenance { node: NodeId },
     /// The submitter cancelled the job while it ran; it will not return to the queue.
     Cancelled,
+    /// The job ran on devices its tenant borrowed beyond its quota (`tenant` holds `used`
+    /// devices over a quota of `quota`); they are reclaimed for `for_job` of `for_tenant`,
+    /// which is under its own quota.
+    QuotaReclaim { for_job: JobId, tenant: TenantId, used: f64, quota: f64, for_tenant: TenantId },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -214,6 +218,9 @@ pub enum WaitReason {
     /// durations); this job is expected to run until `expected_end_s` (`None`: states no
     /// duration).
     Reservation { head: JobId, reserved_start_s: Option<f64>, expected_end_s: Option<f64> },
+    /// The job's tenant holds `used` devices of its `quota`, and the job would take it over;
+    /// it waits for the tenant's own jobs to end (or, with borrowing on, for idle devices).
+    Quota { tenant: TenantId, used: f64, quota: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

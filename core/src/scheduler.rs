@@ -23,6 +23,7 @@ use crate::policy::{OrderView, PlaceContext, Placed, Policy, QueueKey, VictimRul
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::hash::{BuildHasherDefault, Hasher};
 
 /// Where a job stands in the scheduler's eyes.
@@ -64,6 +65,8 @@ struct JobEntry {
     /// For a victim: the job it is being evicted for.
     preempted_for: Option<JobId>,
     cancel_requested: bool,
+    /// Launched beyond its tenant's quota, on borrowed devices: reclaimable.
+    borrowed: bool,
 }
 
 /// Multiplicative hashing for integer ids: fast, and deterministic across runs.
@@ -128,6 +131,8 @@ pub struct Scheduler {
     /// Per device, the expected end of its holders: backfilling's profile, kept up to date
     /// only when the policy backfills.
     device_ends: DeviceEnds,
+    /// Devices each tenant holds, by tenant id, when the policy has quotas.
+    quota_used: Vec<f64>,
 }
 
 impl Scheduler {
@@ -154,6 +159,7 @@ impl Scheduler {
             needs_pass: false,
             holding: BTreeSet::new(),
             device_ends: DeviceEnds::default(),
+            quota_used: Vec::new(),
         }
     }
 
@@ -318,6 +324,7 @@ impl Scheduler {
                 pending_victims: Vec::new(),
                 preempted_for: None,
                 cancel_requested: false,
+                borrowed: false,
             },
         );
         self.enqueue(id);
@@ -350,8 +357,9 @@ impl Scheduler {
         match head {
             Some((head_slot, head_job)) if head_slot < slot && !self.needs_pass => {
                 self.note_waiting(id, WaitReason::BehindHead { head: head_job });
-                // Behind a blocked head a job may still start by backfilling.
-                self.needs_pass |= self.policy.backfill.enabled();
+                // Behind a blocked head a job may still start by backfilling, and with quotas
+                // the job at the front may be one held by its quota, which does not block.
+                self.needs_pass |= self.policy.backfill.enabled() || self.policy.quotas.any();
             }
             _ => self.needs_pass = true,
         }
@@ -533,6 +541,12 @@ impl Scheduler {
             }
         }
         let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
+        if held && self.policy.quotas.cap(entry.spec.tenant).is_some() {
+            if let Some(used) = self.quota_used.get_mut(entry.spec.tenant.index()) {
+                *used = (*used - entry.spec.devices.device_equivalents()).max(0.0);
+            }
+            entry.borrowed = false;
+        }
         if held {
             let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
             self.add_usage(tenant, -devices, -cpu, -mem);
@@ -605,13 +619,35 @@ impl Scheduler {
                     heads.push((rank, seq, tenant, job));
                 }
             }
-            heads.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            // Heads within their quota first; heads that would borrow only when no head
+            // within its quota is blocked (borrowing takes idle devices only).
+            let borrowing: BTreeSet<JobId> = heads.iter().filter(|h| matches!(self.quota_verdict(h.3), QuotaVerdict::Borrow(_))).map(|h| h.3).collect();
+            heads.sort_by(|a, b| borrowing.contains(&a.3).cmp(&borrowing.contains(&b.3)).then(a.0.total_cmp(&b.0)).then(a.1.cmp(&b.1)));
+            let mut blocked_within = false;
             let mut launched = false;
             // The first head that cannot start reserves (backfilling); the heads after it
             // start only if they delay no reservation.
             let mut backfiller: Option<(Backfiller, JobId, Option<Time>)> = None;
             let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
             for (_, _, tenant, head) in heads {
+                let entry = &self.jobs[&head];
+                if !entry.pending_victims.is_empty() {
+                    let victims = entry.pending_victims.clone();
+                    self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                    continue;
+                }
+                let quota = self.quota_verdict(head);
+                match &quota {
+                    QuotaVerdict::Held(reason) => {
+                        self.note_waiting(head, reason.clone());
+                        continue;
+                    }
+                    QuotaVerdict::Borrow(reason) if blocked_within => {
+                        self.note_waiting(head, reason.clone());
+                        continue;
+                    }
+                    _ => {}
+                }
                 let entry = &self.jobs[&head];
                 let end = backfill::expected_end(&entry.spec, self.now, self.now);
                 let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
@@ -647,6 +683,16 @@ impl Scheduler {
                         break;
                     }
                     Err(reason) => {
+                        if let QuotaVerdict::Borrow(reason) = quota {
+                            self.note_waiting(head, reason);
+                            continue;
+                        }
+                        blocked_within = true;
+                        if self.try_reclaim(head) {
+                            let victims = self.jobs[&head].pending_victims.clone();
+                            self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                            continue;
+                        }
                         self.wait_for(head, reason);
                         if self.policy.backfill.enabled() {
                             match backfiller.take() {
@@ -742,6 +788,7 @@ impl Scheduler {
             WaitReason::AwaitingPreemption { .. } => (4, 0),
             WaitReason::Locality { .. } => (5, 0),
             WaitReason::Reservation { head, .. } => (6, head.0),
+            WaitReason::Quota { .. } => (7, 0),
         };
         let entry = self.jobs.get_mut(&job).expect("waiting job is known");
         if entry.last_wait != Some(kind) {
@@ -760,29 +807,118 @@ impl Scheduler {
         if self.policy.tenant_order.is_some() {
             return self.run_tenant_pass();
         }
-        while let Some((_, &head)) = self.queue.first_key_value() {
+        // Jobs held by their tenant's quota are passed over: a cap limits its tenant only.
+        // Jobs that could start only by borrowing wait until no job within its quota is
+        // blocked: borrowing takes idle devices, not devices someone is entitled to.
+        let mut after: Option<(QueueKey, u64)> = None;
+        let mut borrowers: Vec<(JobId, WaitReason)> = Vec::new();
+        loop {
+            let next = match after {
+                None => self.queue.iter().next(),
+                Some(slot) => self.queue.range((Bound::Excluded(slot), Bound::Unbounded)).next(),
+            };
+            let Some((&slot, &head)) = next else { break };
             let entry = &self.jobs[&head];
             if !entry.pending_victims.is_empty() {
                 let victims = entry.pending_victims.clone();
                 self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
-                return;
+                return self.borrowers_wait(borrowers);
             }
+            match self.quota_verdict(head) {
+                QuotaVerdict::Within => {}
+                QuotaVerdict::Held(reason) => {
+                    self.note_waiting(head, reason);
+                    after = Some(slot);
+                    continue;
+                }
+                QuotaVerdict::Borrow(reason) => {
+                    borrowers.push((head, reason));
+                    after = Some(slot);
+                    continue;
+                }
+            }
+            let entry = &self.jobs[&head];
             match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
                 Ok(placed) => self.launch(head, placed),
                 Err(reason) => {
-                    if self.policy.preemption.enabled && self.try_preempt(head) {
+                    if self.try_reclaim(head) || (self.policy.preemption.enabled && self.try_preempt(head)) {
                         let victims = self.jobs[&head].pending_victims.clone();
                         self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
                     } else {
                         self.wait_for(head, reason);
                         if self.policy.backfill.enabled() {
-                            self.backfill_behind(head);
+                            self.backfill_behind(head, slot);
                         }
                     }
-                    return;
+                    return self.borrowers_wait(borrowers);
                 }
             }
         }
+        // Nobody within a quota is blocked: jobs over theirs borrow what is idle, in order.
+        for (job, reason) in borrowers {
+            let entry = &self.jobs[&job];
+            match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
+                Ok(placed) => self.launch(job, placed),
+                Err(_) => self.note_waiting(job, reason),
+            }
+        }
+    }
+
+    fn borrowers_wait(&mut self, borrowers: Vec<(JobId, WaitReason)>) {
+        for (job, reason) in borrowers {
+            self.note_waiting(job, reason);
+        }
+    }
+
+    /// Whether a job's tenant quota lets it start: within the quota, only by borrowing idle
+    /// devices (the reason it waits if there are none), or not at all.
+    fn quota_verdict(&self, job: JobId) -> QuotaVerdict {
+        let spec = &self.jobs[&job].spec;
+        let Some(quota) = self.policy.quotas.cap(spec.tenant) else { return QuotaVerdict::Within };
+        let used = self.quota_used.get(spec.tenant.index()).copied().unwrap_or(0.0);
+        if used + spec.devices.device_equivalents() <= quota + 1e-9 {
+            return QuotaVerdict::Within;
+        }
+        let reason = WaitReason::Quota { tenant: spec.tenant, used, quota };
+        if self.policy.quotas.borrow {
+            QuotaVerdict::Borrow(reason)
+        } else {
+            QuotaVerdict::Held(reason)
+        }
+    }
+
+    fn over_quota(&self, tenant: TenantId) -> Option<(f64, f64)> {
+        let quota = self.policy.quotas.cap(tenant)?;
+        let used = self.quota_used.get(tenant.index()).copied().unwrap_or(0.0);
+        (used > quota + 1e-9).then_some((used, quota))
+    }
+
+    /// For a blocked job whose tenant is within its quota: evicts borrowed jobs of tenants
+    /// over their quotas (latest started first, the least work lost) until it fits, with the
+    /// policy's grace; jobs that (re)started less than the minimum run time ago are spared.
+    fn try_reclaim(&mut self, head: JobId) -> bool {
+        if !self.policy.quotas.any() {
+            return false;
+        }
+        let head_tenant = self.jobs[&head].spec.tenant;
+        if !matches!(self.quota_verdict(head), QuotaVerdict::Within) || self.policy.quotas.cap(head_tenant).is_none() {
+            return false;
+        }
+        let mut candidates: Vec<(Reverse<Time>, JobId)> = self
+            .holding
+            .iter()
+            .map(|j| (j, &self.jobs[j]))
+            .filter(|(_, e)| e.borrowed && matches!(e.state, JobState::Running | JobState::Launching) && e.spec.tenant != head_tenant)
+            .filter(|(_, e)| self.over_quota(e.spec.tenant).is_some())
+            .map(|(&j, e)| (Reverse(e.run_started), j))
+            .collect();
+        candidates.sort_unstable();
+        let candidates: Vec<(Time, JobId)> = candidates.into_iter().map(|(Reverse(t), j)| (t, j)).collect();
+        self.evict_for(head, candidates, "borrowed jobs ran less than the minimum run time", &|s: &Scheduler, victim: JobId| {
+            let tenant = s.jobs[&victim].spec.tenant;
+            let (used, quota) = s.over_quota(tenant).unwrap_or((0.0, 0.0));
+            PreemptReason::QuotaReclaim { for_job: head, tenant, used, quota, for_tenant: head_tenant }
+        })
     }
 
     /// The profile backfilling reasons on: every job holding resources, expected to end at its
@@ -806,15 +942,21 @@ impl Scheduler {
     /// `backfill_depth` queued jobs in queue order; each that fits now starts if it delays no
     /// reservation (EASY: the head's; conservative: of every job before it, each of which
     /// reserves in turn). See `policy::backfill`.
-    fn backfill_behind(&mut self, head: JobId) {
+    fn backfill_behind(&mut self, head: JobId, head_slot: (QueueKey, u64)) {
         let mut bf = self.backfiller();
         let head_start = self.reserve(&mut bf, head).flatten();
         let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
-        let candidates: Vec<JobId> = self.queue.values().skip(1).take(self.policy.backfill.depth).copied().collect();
+        let candidates: Vec<JobId> =
+            self.queue.range((Bound::Excluded(head_slot), Bound::Unbounded)).map(|(_, &j)| j).take(self.policy.backfill.depth).collect();
         for job in candidates {
             let entry = &self.jobs[&job];
             let end = backfill::expected_end(&entry.spec, self.now, self.now);
             let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
+            if let QuotaVerdict::Held(reason) = self.quota_verdict(job) {
+                self.note_waiting(job, reason);
+                continue;
+            }
+            let entry = &self.jobs[&job];
             let d = entry.spec.devices;
             if d.count > 0 && !d.is_fractional() && self.cluster.whole_free_total(ModelKey::for_set(d.models)) < d.count {
                 // Cannot fit now whatever the reservations: it keeps the reason it had.
@@ -883,6 +1025,15 @@ impl Scheduler {
         }
         entry.allocation = Some(placed.allocation.clone());
         entry.last_reserved = None;
+        if let Some(cap) = self.policy.quotas.cap(entry.spec.tenant) {
+            let t = entry.spec.tenant.index();
+            if self.quota_used.len() <= t {
+                self.quota_used.resize(t + 1, 0.0);
+            }
+            let demand = entry.spec.devices.device_equivalents();
+            entry.borrowed = self.quota_used[t] + demand > cap + 1e-9;
+            self.quota_used[t] += demand;
+        }
         self.holding.insert(job);
         if self.policy.backfill.enabled() {
             self.device_ends.hold(&placed.allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
@@ -962,12 +1113,23 @@ impl Scheduler {
         let head_entry = &self.jobs[&head];
         let head_tier = head_entry.spec.priority;
         let head_rank = self.policy.queue.rank(&head_entry.spec, &Self::view(head_entry), self.attained_now(head_entry));
+        let candidates: Vec<(Time, JobId)> = self.preemption_candidates(head_rank).into_iter().map(|(_, Reverse(t), j)| (t, j)).collect();
+        let rule = self.policy.preemption.victim;
+        self.evict_for(head, candidates, "lower-tier jobs ran less than the minimum run time", &|s: &Scheduler, victim: JobId| {
+            PreemptReason::HigherTier { for_job: head, victim_tier: s.jobs[&victim].spec.priority, for_tier: head_tier, victim_rule: rule }
+        })
+    }
+
+    /// Releases `candidates` (each with its (re)start time) tentatively, in order, until the
+    /// head fits; then evicts those on the nodes the head would use. A candidate that
+    /// (re)started less than the minimum run time ago is passed over; if the head fits only
+    /// with such, a timer retries when the first becomes eligible.
+    fn evict_for(&mut self, head: JobId, candidates: Vec<(Time, JobId)>, deferred_why: &str, reason: &dyn Fn(&Scheduler, JobId) -> PreemptReason) -> bool {
         let min_runtime = self.policy.preemption.min_runtime;
         let mut released: Vec<(JobId, Allocation)> = Vec::new();
         let mut earliest_eligible: Option<Time> = None;
         let mut placed = None;
-        let candidates = self.preemption_candidates(head_rank);
-        for (_, Reverse(started), victim) in candidates {
+        for (started, victim) in candidates {
             let eligible_at = started + min_runtime;
             if eligible_at > self.now {
                 earliest_eligible = Some(earliest_eligible.map_or(eligible_at, |t: Time| t.min(eligible_at)));
@@ -988,7 +1150,7 @@ impl Scheduler {
         let Some(placed) = placed else {
             if let Some(t) = earliest_eligible {
                 self.timers.insert((t, TimerKind::RetryPreemption, head, 0));
-                let why = format!("lower-tier jobs ran less than the minimum run time of {:.0} s", min_runtime.as_secs_f64());
+                let why = format!("{deferred_why} of {:.0} s", min_runtime.as_secs_f64());
                 self.notices.push_back(Notice::PreemptionDeferred { job: head, until_s: t.as_secs_f64(), why });
             }
             return false;
@@ -998,14 +1160,21 @@ impl Scheduler {
         let mut victims = Vec::new();
         for (victim, alloc) in released {
             if alloc.node_ids().any(|n| target_nodes.contains(&n)) {
-                let victim_tier = self.jobs[&victim].spec.priority;
+                let why = reason(self, victim);
                 self.jobs.get_mut(&victim).expect("victim is known").preempted_for = Some(head);
-                let reason = PreemptReason::HigherTier { for_job: head, victim_tier, for_tier: head_tier, victim_rule: self.policy.preemption.victim };
-                self.begin_preempt(victim, reason, grace);
+                self.begin_preempt(victim, why, grace);
                 victims.push(victim);
             }
         }
         self.jobs.get_mut(&head).expect("head is known").pending_victims = victims;
         true
     }
+}
+
+/// What a tenant's quota says of a job.
+enum QuotaVerdict {
+    Within,
+    /// Over the quota, but borrowing is on: it may take idle devices (else it waits so).
+    Borrow(WaitReason),
+    Held(WaitReason),
 }

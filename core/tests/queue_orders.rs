@@ -17,6 +17,7 @@ fn policy(queue: Box<dyn tessera_core::policy::QueueOrder>, preempt: bool) -> Po
         placement: Box::new(FirstFit),
         preemption: PreemptionRule { enabled: preempt, grace: Time::ZERO, min_runtime: Time::ZERO, victim: Default::default() },
         backfill: BackfillRule::none(),
+        quotas: Default::default(),
     }
 }
 

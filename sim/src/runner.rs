@@ -252,8 +252,8 @@ fn run_one(
     out_dir: Option<&Path>,
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
-    let policy = Policy::from_spec(policy_spec)
-        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?
+    let policy = Policy::from_spec_with_tenants(policy_spec, &rep.workload.tenants)
+        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), format!("policy `{}`: {}", policy_spec.label(), e.message)))?
         .with_speeds(rep.speed.to_table());
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
     let world = World { workload: &rep.workload, speed: &rep.speed, models: &rep.models, seed: rep.seed, limits: RunLimits { horizon: scenario.horizon() } };
@@ -395,6 +395,40 @@ mod tests {
         })
         .unwrap();
         ran_on.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn tenant_names_in_a_policy_are_resolved_against_the_workload() {
+        let text = |tenant: &str| {
+            format!(
+                "name = \"t\"\n\
+                 [[cluster.nodes]]\ndevices = {{ model = \"V100-32GB\", count = 4 }}\n\
+                 [workload]\nsynthetic = {{ jobs = 20, tenants = 2, interarrival = {{ dist = \"constant\", value = 1 }}, \
+                 duration = {{ dist = \"constant\", value = 100 }} }}\n\
+                 [[policies]]\nname = \"drf\"\ntenant_weights = {{ \"{tenant}\" = 2.0 }}\nquota_devices = {{ \"{tenant}\" = 1 }}\nborrow = false\n"
+            )
+        };
+        let good = Scenario::from_toml_str(&text("tenant-1"), Path::new("t.toml")).unwrap();
+        let (_, ran) = run_scenario_with(&good, &RunOptions { threads: 1, ..RunOptions::default() }, &|c: &RunContext<'_>| {
+            // tenant-1 is capped at one GPU without borrowing: never two of its jobs at once.
+            let mut spans: Vec<(Time, i32)> = Vec::new();
+            for r in c.output.records.iter().filter(|r| r.tenant == tessera_core::TenantId(1)) {
+                if let (Some(s), Some(e)) = (r.first_start, r.end) {
+                    spans.push((s, 1));
+                    spans.push((e, -1));
+                }
+            }
+            spans.sort();
+            let mut at_once = 0;
+            spans.iter().map(|&(_, d)| { at_once += d; at_once }).max().unwrap_or(0)
+        })
+        .unwrap();
+        assert_eq!(ran, vec![1]);
+        // An unknown name passes the scenario's own checks (the workload is not built yet) but
+        // fails the run, naming the key and the workload's tenants.
+        let bad = Scenario::from_toml_str(&text("tenant-9"), Path::new("t.toml")).unwrap();
+        let err = run_scenario(&bad, &RunOptions { threads: 1, ..RunOptions::default() }).unwrap_err().to_string();
+        assert!(err.contains("tenant-9") && err.contains("tenant-0, tenant-1") && err.contains("policies."), "{err}");
     }
 
     #[test]
