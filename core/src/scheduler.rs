@@ -133,6 +133,18 @@ pub struct Scheduler {
     device_ends: DeviceEnds,
     /// Devices each tenant holds, by tenant id, when the policy has quotas.
     quota_used: Vec<f64>,
+    /// Counts changes to the cluster (allocations, releases, health, nodes).
+    cluster_version: u64,
+    /// EASY's state after the last pass, reused for submissions behind the blocked head.
+    easy_cache: Option<EasyCache>,
+}
+
+struct EasyCache {
+    backfiller: Backfiller,
+    head: JobId,
+    head_slot: (QueueKey, u64),
+    head_start: Option<Time>,
+    cluster_version: u64,
 }
 
 impl Scheduler {
@@ -160,6 +172,8 @@ impl Scheduler {
             holding: BTreeSet::new(),
             device_ends: DeviceEnds::default(),
             quota_used: Vec::new(),
+            cluster_version: 0,
+            easy_cache: None,
         }
     }
 
@@ -174,6 +188,7 @@ impl Scheduler {
             Event::JobFinished { job, outcome } => self.on_finished(job, outcome),
             Event::JobEvicted { job } => self.on_evicted(job),
             Event::NodeAdded { spec } => {
+                self.cluster_version += 1;
                 self.cluster.add_node(spec);
                 self.capacity = Self::capacity_of(&self.cluster);
                 self.needs_pass = true;
@@ -359,7 +374,9 @@ impl Scheduler {
                 self.note_waiting(id, WaitReason::BehindHead { head: head_job });
                 // Behind a blocked head a job may still start by backfilling, and with quotas
                 // the job at the front may be one held by its quota, which does not block.
-                self.needs_pass |= self.policy.backfill.enabled() || self.policy.quotas.any();
+                if self.policy.backfill.enabled() || self.policy.quotas.any() {
+                    self.needs_pass = !self.backfill_new_job(id, slot);
+                }
             }
             _ => self.needs_pass = true,
         }
@@ -443,6 +460,7 @@ impl Scheduler {
             self.notices.push_back(Notice::Ignored { event: format!("node event {node}"), why: "unknown node".into() });
             return;
         }
+        self.cluster_version += 1;
         self.cluster.set_node_up(node, up);
         if up {
             self.needs_pass = true;
@@ -459,6 +477,7 @@ impl Scheduler {
             self.notices.push_back(Notice::Ignored { event: format!("node event {node}"), why: "unknown node".into() });
             return;
         }
+        self.cluster_version += 1;
         self.cluster.set_node_up(node, false);
         let affected = self.jobs_where(|a| a.nodes.iter().any(|n| n.node == node));
         let grace = self.policy.preemption.grace;
@@ -472,6 +491,7 @@ impl Scheduler {
             self.notices.push_back(Notice::Ignored { event: format!("device event {device}"), why: "unknown device".into() });
             return;
         }
+        self.cluster_version += 1;
         self.cluster.set_device_healthy(device, healthy);
         if healthy {
             self.needs_pass = true;
@@ -507,6 +527,8 @@ impl Scheduler {
         let key = Self::victim_key(entry, job);
         // The job runs on through its grace period; its attained service is booked at eviction.
         entry.state = JobState::Preempting;
+        // A preemption plans where a head goes: no backfill may be judged on an older plan.
+        self.easy_cache = None;
         self.victims.remove(&key);
         self.decisions.push_back(Decision::Preempt { job, reason, grace });
     }
@@ -524,6 +546,7 @@ impl Scheduler {
         let alloc = entry.allocation.take();
         self.holding.remove(&job);
         if let Some(alloc) = alloc {
+            self.cluster_version += 1;
             self.cluster.release(&alloc);
             if self.policy.backfill.enabled() {
                 let (jobs, holding) = (&self.jobs, &self.holding);
@@ -945,60 +968,91 @@ impl Scheduler {
     fn backfill_behind(&mut self, head: JobId, head_slot: (QueueKey, u64)) {
         let mut bf = self.backfiller();
         let head_start = self.reserve(&mut bf, head).flatten();
-        let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
         let candidates: Vec<JobId> =
             self.queue.range((Bound::Excluded(head_slot), Bound::Unbounded)).map(|(_, &j)| j).take(self.policy.backfill.depth).collect();
         for job in candidates {
-            let entry = &self.jobs[&job];
-            let end = backfill::expected_end(&entry.spec, self.now, self.now);
-            let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
-            if let QuotaVerdict::Held(reason) = self.quota_verdict(job) {
-                self.note_waiting(job, reason);
-                continue;
+            self.backfill_candidate(&mut bf, job, head, head_start);
+        }
+        // EASY's profile and reservation stay valid while the cluster does not change (time
+        // passing only makes them more cautious): a job submitted behind the head meanwhile
+        // is checked against them alone, without a pass.
+        self.easy_cache = (self.policy.backfill.mode == BackfillMode::Easy && !self.policy.quotas.any())
+            .then(|| EasyCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version });
+    }
+
+    /// A job submitted behind the blocked head, when nothing else changed since the last pass:
+    /// the one candidate that is new, if it is within the scan depth.
+    fn backfill_new_job(&mut self, job: JobId, slot: (QueueKey, u64)) -> bool {
+        let Some(cache) = self.easy_cache.take() else { return false };
+        let head_now = self.queue.first_key_value().map(|(_, &j)| j);
+        if cache.cluster_version != self.cluster_version || head_now != Some(cache.head) {
+            return false;
+        }
+        let depth = self.policy.backfill.depth;
+        let within_depth = self.queue.len() - 1 <= depth
+            || self.queue.range((Bound::Excluded(cache.head_slot), Bound::Excluded(slot))).take(depth).count() < depth;
+        let EasyCache { mut backfiller, head, head_slot, head_start, .. } = cache;
+        if within_depth {
+            self.backfill_candidate(&mut backfiller, job, head, head_start);
+        }
+        self.easy_cache = Some(EasyCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version });
+        true
+    }
+
+    /// One job behind the blocked `head`: it starts if it fits now and `bf` admits it (it
+    /// delays no reservation); otherwise it is told why it waits (and, under conservative,
+    /// reserves in turn).
+    fn backfill_candidate(&mut self, bf: &mut Backfiller, job: JobId, head: JobId, head_start: Option<Time>) {
+        let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
+        let entry = &self.jobs[&job];
+        let end = backfill::expected_end(&entry.spec, self.now, self.now);
+        let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
+        if let QuotaVerdict::Held(reason) = self.quota_verdict(job) {
+            self.note_waiting(job, reason);
+            return;
+        }
+        let entry = &self.jobs[&job];
+        let d = entry.spec.devices;
+        if d.count > 0 && !d.is_fractional() && self.cluster.whole_free_total(ModelKey::for_set(d.models)) < d.count {
+            // Cannot fit now whatever the reservations: it keeps the reason it had.
+            if conservative {
+                self.reserve(bf, job);
             }
-            let entry = &self.jobs[&job];
-            let d = entry.spec.devices;
-            if d.count > 0 && !d.is_fractional() && self.cluster.whole_free_total(ModelKey::for_set(d.models)) < d.count {
-                // Cannot fit now whatever the reservations: it keeps the reason it had.
-                if conservative {
-                    self.reserve(&mut bf, job);
+            return;
+        }
+        if let Some(held) = bf.surely_held(&entry.spec, end) {
+            let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+            self.wait_for(job, reason);
+            return;
+        }
+        let placed = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since));
+        match placed {
+            Ok(placed) => match bf.admit(&placed.allocation, end) {
+                Ok(()) => {
+                    self.launch(job, placed);
+                    let info = Backfilled {
+                        mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
+                        head,
+                        reserved_start_s: head_start.map(Time::as_secs_f64),
+                        expected_end_s: end_s,
+                        ends_before_reservation: head_start.is_some_and(|t| end <= t),
+                    };
+                    if let Some(Decision::Launch { reason, .. }) = self.decisions.back_mut() {
+                        reason.backfill = Some(info);
+                    }
                 }
-                continue;
-            }
-            if let Some(held) = bf.surely_held(&entry.spec, end) {
-                let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
-                self.wait_for(job, reason);
-                continue;
-            }
-            let placed = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since));
-            match placed {
-                Ok(placed) => match bf.admit(&placed.allocation, end) {
-                    Ok(()) => {
-                        self.launch(job, placed);
-                        let info = Backfilled {
-                            mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
-                            head,
-                            reserved_start_s: head_start.map(Time::as_secs_f64),
-                            expected_end_s: end_s,
-                            ends_before_reservation: head_start.is_some_and(|t| end <= t),
-                        };
-                        if let Some(Decision::Launch { reason, .. }) = self.decisions.back_mut() {
-                            reason.backfill = Some(info);
-                        }
-                    }
-                    Err(held) => {
-                        let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
-                        self.wait_for(job, reason);
-                        if conservative {
-                            self.reserve(&mut bf, job);
-                        }
-                    }
-                },
-                Err(reason) => {
+                Err(held) => {
+                    let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
                     self.wait_for(job, reason);
                     if conservative {
-                        self.reserve(&mut bf, job);
+                        self.reserve(bf, job);
                     }
+                }
+            },
+            Err(reason) => {
+                self.wait_for(job, reason);
+                if conservative {
+                    self.reserve(bf, job);
                 }
             }
         }
@@ -1014,6 +1068,7 @@ impl Scheduler {
         self.add_usage(tenant, devices, cpu, mem);
         let entry = self.jobs.get_mut(&job).expect("queued job is known");
         self.cluster.allocate(&placed.allocation);
+        self.cluster_version += 1;
         entry.state = JobState::Launching;
         entry.run_started = self.now;
         entry.last_wait = None;

@@ -209,11 +209,12 @@ fn at_or(v: &Value, key: &str, none: &str) -> String {
     f(v, key).map_or(none.to_string(), |t| format!("t={} s", secs(t)))
 }
 
-fn victim_rule(rule: &str) -> &'static str {
+/// The victim rule that chose a preempted job, unless it is the default (`lowest-tier`).
+fn victim_rule(rule: &str) -> Option<&'static str> {
     match rule {
-        "least-progress" => "victim rule least-progress: the job that loses the least work since its last checkpoint",
-        "most-attained" => "victim rule most-attained: the job with the most attained service",
-        _ => "victim rule lowest-tier: the lowest tier first, then the latest started",
+        "least-progress" => Some("victim rule least-progress: the job that loses the least work since its last checkpoint"),
+        "most-attained" => Some("victim rule most-attained: the job with the most attained service"),
+        _ => None,
     }
 }
 
@@ -410,11 +411,12 @@ fn backfill_reason(b: &Value) -> String {
 fn preempt_reason(r: &Value, names: &Names) -> String {
     match s(r, "kind") {
         "higher_tier" => format!(
-            "for job {} of a higher tier ({} over this job's tier {}), chosen by the {}",
+            "for job {} of a higher tier ({} over this job's tier {}){}",
             u(r, "for_job").map_or("?".into(), |x| x.to_string()),
             r.get("for_tier").map_or("?".into(), |x| x.to_string()),
             r.get("victim_tier").map_or("?".into(), |x| x.to_string()),
-            victim_rule(s(r, "victim_rule")),
+            // The default rule (lowest tier, then latest started) goes without saying.
+            victim_rule(s(r, "victim_rule")).map_or(String::new(), |rule| format!(", chosen by the {rule}")),
         ),
         "quota_reclaim" => format!(
             "to reclaim devices its {} borrowed beyond its quota ({} held, quota {}) for job {} of {}, which is within its own quota",
@@ -790,7 +792,7 @@ mod tests {
         let preempts = [
             (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::LeastProgress }, "least work"),
             (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::MostAttained }, "most attained"),
-            (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::LowestTier }, "lowest tier"),
+            (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::LowestTier }, "for job 2 of a higher tier (5 over this job's tier 0)"),
             (PreemptReason::QuotaReclaim { for_job: JobId(4), tenant: TenantId(0), used: 6.0, quota: 4.0, for_tenant: TenantId(1) }, "borrowed beyond its quota (6 held, quota 4) for job 4 of tenant 1"),
         ];
         for (p, word) in preempts {

@@ -37,6 +37,12 @@
 //! it. Cost: O(devices x distinct expected end times) per reserved job, at most `depth` per
 //! pass; EASY costs O(devices + held shares) per pass.
 //!
+//! Passes: the profile and reservations are rebuilt at every scheduling pass (each finish,
+//! eviction, health change, ...). Under EASY, a job submitted behind the blocked head when
+//! the cluster has not changed since the last pass is judged against that pass's profile
+//! alone; time having passed only makes that profile more cautious (an overdue job counts as
+//! ending at the earlier "now"), so the guarantee is kept.
+//!
 //! Jobs that ask for no device (CPU-only) get no reservation: when such a job heads the
 //! queue blocked (by CPU or memory), nothing backfills past it.
 

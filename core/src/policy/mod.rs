@@ -1,6 +1,9 @@
 //! Policies as composable parts chosen by registry name, in the manner of the Kubernetes
-//! scheduler framework: a queue order (who goes first), a placement (where), and a
-//! preemption rule (whom to evict for whom).
+//! scheduler framework: a queue order (who goes first), a placement (where), a preemption
+//! rule (whom to evict for whom, `victim`), backfilling (who may pass a blocked head), and
+//! tenant quotas with borrowing and reclaim. Keys that name tenants (`quota_devices`,
+//! `tenant_weights`) are resolved by the driver, which knows the tenants' names
+//! ([`Policy::from_spec_with_tenants`]).
 
 pub mod backfill;
 pub mod placement;
@@ -38,7 +41,8 @@ pub struct PolicySpec {
     /// Distinguishes two entries that share a name; defaults to `name`.
     #[serde(default)]
     pub label: Option<String>,
-    /// Evict lower tiers for a blocked higher-tier head. Default: on for `priority`, off otherwise.
+    /// Evict lower tiers (ranks) for a blocked higher-tier head. Default: on for `priority` and
+    /// `las`, off otherwise.
     #[serde(default)]
     pub preempt: Option<bool>,
     /// `las`: queue thresholds in device-seconds (default one threshold at 3,200, Tiresias').
