@@ -2,7 +2,7 @@
 //! (commands the driver must carry out), notices out (explanations for logs and reports).
 
 use crate::cluster::{Allocation, Limit, NodeSpec};
-use crate::ids::{DeviceId, JobId, ModelId, NodeId};
+use crate::ids::{DeviceId, JobId, ModelId, NodeId, TenantId};
 use crate::job::{JobSpec, Outcome};
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
@@ -62,6 +62,32 @@ pub struct LaunchReason {
     pub placement: PlacementReason,
     /// Jobs still queued after this launch.
     pub queued_after: u32,
+    /// Set when the job started ahead of a blocked queue head by backfilling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Backfilled>,
+}
+
+/// A launch ahead of the blocked head: which reservation it respected, and how.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Backfilled {
+    /// `easy` or `conservative`.
+    pub mode: BackfillKind,
+    /// The blocked queue head it started ahead of.
+    pub head: JobId,
+    /// The head's reserved start (`None`: no finite time on the stated durations).
+    pub reserved_start_s: Option<f64>,
+    /// When this job is expected to end, from its stated duration (`None`: states none).
+    pub expected_end_s: Option<f64>,
+    /// It is expected to end by the head's reserved start; otherwise it uses only devices
+    /// the reservations do not need.
+    pub ends_before_reservation: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackfillKind {
+    Easy,
+    Conservative,
 }
 
 /// The queue order's rule, with the value it ranked the job by.
@@ -144,8 +170,16 @@ pub enum PlacedHow {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PreemptReason {
-    /// Evicted so that a job of a higher priority tier can start.
-    HigherTier { for_job: JobId, victim_tier: i32, for_tier: i32 },
+    /// Evicted so that a job of a higher priority tier (or, under orders that rank running
+    /// jobs, a higher rank) can start; `victim_rule` is the policy's rule that chose it among
+    /// the lower-ranked jobs.
+    HigherTier {
+        for_job: JobId,
+        victim_tier: i32,
+        for_tier: i32,
+        #[serde(default)]
+        victim_rule: crate::policy::VictimRule,
+    },
     /// A device the job ran on failed; its work must restart elsewhere.
     DeviceFailed { device: DeviceId },
     NodeDown { node: NodeId },
@@ -158,6 +192,10 @@ pub enum PreemptReason {
     /// active time, and jobs of higher priority (share / received; `None`: it had not run
     /// yet) took the devices. It returns to the queue for a later round.
     RoundEnd { round: u64, share: f64, received: f64, priority: Option<f64>, moved_to: Option<ModelId> },
+    /// The job ran on devices its tenant borrowed beyond its quota (`tenant` holds `used`
+    /// devices over a quota of `quota`); they are reclaimed for `for_job` of `for_tenant`,
+    /// which is under its own quota.
+    QuotaReclaim { for_job: JobId, tenant: TenantId, used: f64, quota: f64, for_tenant: TenantId },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -191,6 +229,15 @@ pub enum WaitReason {
     Locality { waited_s: f64, limit_s: f64, spread_nodes: u32 },
     /// A round-based policy starts jobs only at its rounds: the next, `round`, is at `at_s`.
     NextRound { round: u64, at_s: f64 },
+    /// Backfilling: the job could start now, but it would delay the reservation of `head`
+    /// (the blocked queue head under EASY; under conservative, any job queued before it),
+    /// which is reserved to start at `reserved_start_s` (`None`: no finite time on the stated
+    /// durations); this job is expected to run until `expected_end_s` (`None`: states no
+    /// duration).
+    Reservation { head: JobId, reserved_start_s: Option<f64>, expected_end_s: Option<f64> },
+    /// The job's tenant holds `used` devices of its `quota`, and the job would take it over;
+    /// it waits for the tenant's own jobs to end (or, with borrowing on, for idle devices).
+    Quota { tenant: TenantId, used: f64, quota: f64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -198,6 +245,10 @@ pub enum WaitReason {
 pub enum Notice {
     /// The job waits; sent when it starts waiting and whenever the reason changes.
     Waiting { job: JobId, reason: WaitReason },
+    /// Backfilling reserved devices for a blocked job: `devices` whole devices of its models
+    /// from `start_s` (`None`: no finite time, as it needs devices held by jobs that state no
+    /// duration). Sent when the reserved start changes.
+    Reserved { job: JobId, start_s: Option<f64>, devices: u32 },
     /// A preempted job is back in the queue.
     Requeued { job: JobId, attained_s: f64 },
     /// Preemption was considered for the queue head but no victims may be taken yet.

@@ -12,16 +12,18 @@
 //! blocked. That invariant lets a submission behind a blocked head skip the pass entirely.
 
 use crate::cluster::{Allocation, ClusterState};
-use crate::event::{Decision, Event, LaunchReason, Notice, PlacementReason, PreemptReason, RejectReason, WaitReason};
+use crate::event::{Backfilled, BackfillKind, Decision, Event, LaunchReason, Notice, PlacementReason, PreemptReason, RejectReason, WaitReason};
+use crate::policy::backfill::{self, Backfiller, BackfillMode, DeviceEnds};
 use crate::cluster::{Limit, ModelKey};
 use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
 use crate::ids::TenantId;
 use crate::policy::queue::{Capacity, TenantUsage};
-use crate::policy::{OrderView, Placed, Policy, QueueKey};
+use crate::policy::{OrderView, PlaceContext, Placed, Policy, QueueKey, VictimRule};
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::ops::Bound;
 use std::hash::{BuildHasherDefault, Hasher};
 
 mod rounds;
@@ -44,6 +46,9 @@ struct JobEntry {
     /// Submission sequence: breaks queue-key ties, so the order is total.
     seq: u64,
     submitted: Time,
+    /// When the job last entered the queue (submission or requeue): placements that wait
+    /// for locality measure their wait from here.
+    queued_since: Time,
     queue_key: QueueKey,
     /// Device-seconds over completed runs (LAS's service).
     attained_device_s: f64,
@@ -55,11 +60,15 @@ struct JobEntry {
     run_started: Time,
     attained: Time,
     last_wait: Option<(u8, u64)>,
+    /// The last reserved start announced for this job (backfilling), to announce changes only.
+    last_reserved: Option<Option<Time>>,
     /// For a queue head: the victims being evicted for it.
     pending_victims: Vec<JobId>,
     /// For a victim: the job it is being evicted for.
     preempted_for: Option<JobId>,
     cancel_requested: bool,
+    /// Launched beyond its tenant's quota, on borrowed devices: reclaimable.
+    borrowed: bool,
 }
 
 /// Multiplicative hashing for integer ids: fast, and deterministic across runs.
@@ -93,6 +102,8 @@ enum TimerKind {
     Rerank,
     /// A round boundary of a round-based policy (`rounds.rs`).
     Round,
+    /// A queued job's locality wait (`topology`) expires: try it again, now willing to span.
+    LocalityExpired,
 }
 
 pub struct Scheduler {
@@ -119,8 +130,27 @@ pub struct Scheduler {
     /// Pending timers: (when, what, job, the job's timer epoch when set).
     timers: BTreeSet<(Time, TimerKind, JobId, u32)>,
     needs_pass: bool,
+    /// Jobs holding resources (launching, running or being preempted).
+    holding: BTreeSet<JobId>,
+    /// Per device, the expected end of its holders: backfilling's profile, kept up to date
+    /// only when the policy backfills.
+    device_ends: DeviceEnds,
+    /// Devices each tenant holds, by tenant id, when the policy has quotas.
+    quota_used: Vec<f64>,
+    /// Counts changes to the cluster (allocations, releases, health, nodes).
+    cluster_version: u64,
+    /// EASY's state after the last pass, reused for submissions behind the blocked head.
+    easy_cache: Option<EasyCache>,
     /// Round-based policies only (`rounds.rs`).
     rounds: Option<rounds::RoundState>,
+}
+
+struct EasyCache {
+    backfiller: Backfiller,
+    head: JobId,
+    head_slot: (QueueKey, u64),
+    head_start: Option<Time>,
+    cluster_version: u64,
 }
 
 impl Scheduler {
@@ -146,6 +176,11 @@ impl Scheduler {
             next_seq: 0,
             timers: BTreeSet::new(),
             needs_pass: false,
+            holding: BTreeSet::new(),
+            device_ends: DeviceEnds::default(),
+            quota_used: Vec::new(),
+            cluster_version: 0,
+            easy_cache: None,
             rounds,
         };
         scheduler.arm_round_timer();
@@ -163,6 +198,7 @@ impl Scheduler {
             Event::JobFinished { job, outcome } => self.on_finished(job, outcome),
             Event::JobEvicted { job } => self.on_evicted(job),
             Event::NodeAdded { spec } => {
+                self.cluster_version += 1;
                 self.cluster.add_node(spec);
                 self.capacity = Self::capacity_of(&self.cluster);
                 self.needs_pass = true;
@@ -287,6 +323,7 @@ impl Scheduler {
             self.decisions.push_back(Decision::Reject { job: spec.id, reason });
             return;
         }
+        self.policy.placement.observe(&spec);
         let seq = self.next_seq;
         self.next_seq += 1;
         let view = OrderView { submitted: self.now, ..OrderView::default() };
@@ -299,6 +336,7 @@ impl Scheduler {
                 state: JobState::Queued,
                 seq,
                 submitted: self.now,
+                queued_since: self.now,
                 queue_key,
                 attained_device_s: 0.0,
                 promoted: false,
@@ -307,9 +345,11 @@ impl Scheduler {
                 run_started: Time::ZERO,
                 attained: Time::ZERO,
                 last_wait: None,
+                last_reserved: None,
                 pending_victims: Vec::new(),
                 preempted_for: None,
                 cancel_requested: false,
+                borrowed: false,
             },
         );
         self.enqueue(id);
@@ -320,6 +360,7 @@ impl Scheduler {
     fn enqueue(&mut self, id: JobId) {
         let entry = self.jobs.get_mut(&id).expect("queued job is known");
         entry.timer_epoch += 1;
+        entry.queued_since = self.now;
         if let Some(at) = self.policy.queue.rekey_at(&Self::view(entry), self.now) {
             self.timers.insert((at, TimerKind::Rekey, id, entry.timer_epoch));
         }
@@ -344,6 +385,11 @@ impl Scheduler {
         match head {
             Some((head_slot, head_job)) if head_slot < slot && !self.needs_pass => {
                 self.note_waiting(id, WaitReason::BehindHead { head: head_job });
+                // Behind a blocked head a job may still start by backfilling, and with quotas
+                // the job at the front may be one held by its quota, which does not block.
+                if self.policy.backfill.enabled() || self.policy.quotas.any() {
+                    self.needs_pass = !self.backfill_new_job(id, slot);
+                }
             }
             _ => self.needs_pass = true,
         }
@@ -377,6 +423,11 @@ impl Scheduler {
             Some(entry) if entry.state == JobState::Launching => {
                 entry.state = JobState::Running;
                 entry.run_started = self.now;
+                if self.policy.backfill.enabled() {
+                    if let Some(alloc) = &entry.allocation {
+                        self.device_ends.extend(alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+                    }
+                }
             }
             // A preemption can overtake the acknowledgement of a launch.
             Some(entry) if entry.state == JobState::Preempting => entry.run_started = self.now,
@@ -422,6 +473,7 @@ impl Scheduler {
             self.notices.push_back(Notice::Ignored { event: format!("node event {node}"), why: "unknown node".into() });
             return;
         }
+        self.cluster_version += 1;
         self.cluster.set_node_up(node, up);
         if up {
             self.needs_pass = true;
@@ -438,6 +490,7 @@ impl Scheduler {
             self.notices.push_back(Notice::Ignored { event: format!("node event {node}"), why: "unknown node".into() });
             return;
         }
+        self.cluster_version += 1;
         self.cluster.set_node_up(node, false);
         let affected = self.jobs_where(|a| a.nodes.iter().any(|n| n.node == node));
         let grace = self.policy.preemption.grace;
@@ -451,6 +504,7 @@ impl Scheduler {
             self.notices.push_back(Notice::Ignored { event: format!("device event {device}"), why: "unknown device".into() });
             return;
         }
+        self.cluster_version += 1;
         self.cluster.set_device_healthy(device, healthy);
         if healthy {
             self.needs_pass = true;
@@ -486,6 +540,8 @@ impl Scheduler {
         let key = Self::victim_key(entry, job);
         // The job runs on through its grace period; its attained service is booked at eviction.
         entry.state = JobState::Preempting;
+        // A preemption plans where a head goes: no backfill may be judged on an older plan.
+        self.easy_cache = None;
         self.victims.remove(&key);
         self.decisions.push_back(Decision::Preempt { job, reason, grace });
     }
@@ -500,8 +556,32 @@ impl Scheduler {
             entry.attained_device_s += entry.spec.devices.device_equivalents() * ran.as_secs_f64();
         }
         let held = entry.allocation.is_some();
-        if let Some(alloc) = entry.allocation.take() {
+        let alloc = entry.allocation.take();
+        self.holding.remove(&job);
+        if let Some(alloc) = alloc {
+            self.cluster_version += 1;
             self.cluster.release(&alloc);
+            if self.policy.backfill.enabled() {
+                let (jobs, holding) = (&self.jobs, &self.holding);
+                self.device_ends.release(&alloc, |device| {
+                    holding
+                        .iter()
+                        .filter_map(|j| {
+                            let e = &jobs[j];
+                            let holds = e.allocation.as_ref()?.devices.iter().any(|s| s.device == device);
+                            holds.then(|| backfill::expected_end(&e.spec, e.run_started, Time::ZERO))
+                        })
+                        .max()
+                        .unwrap_or(Time::ZERO)
+                });
+            }
+        }
+        let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
+        if held && self.policy.quotas.cap(entry.spec.tenant).is_some() {
+            if let Some(used) = self.quota_used.get_mut(entry.spec.tenant.index()) {
+                *used = (*used - entry.spec.devices.device_equivalents()).max(0.0);
+            }
+            entry.borrowed = false;
         }
         if held {
             let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
@@ -575,21 +655,97 @@ impl Scheduler {
                     heads.push((rank, seq, tenant, job));
                 }
             }
-            heads.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            // Heads within their quota first; heads that would borrow only when no head
+            // within its quota is blocked (borrowing takes idle devices only).
+            let borrowing: BTreeSet<JobId> = heads.iter().filter(|h| matches!(self.quota_verdict(h.3), QuotaVerdict::Borrow(_))).map(|h| h.3).collect();
+            heads.sort_by(|a, b| borrowing.contains(&a.3).cmp(&borrowing.contains(&b.3)).then(a.0.total_cmp(&b.0)).then(a.1.cmp(&b.1)));
+            let mut blocked_within = false;
             let mut launched = false;
+            // The first head that cannot start reserves (backfilling); the heads after it
+            // start only if they delay no reservation.
+            let mut backfiller: Option<(Backfiller, JobId, Option<Time>)> = None;
+            let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
             for (_, _, tenant, head) in heads {
-                let spec = &self.jobs[&head].spec;
-                match self.policy.placement.place(&self.cluster, spec, &crate::policy::PlaceContext::immediate(self.now)) {
+                let entry = &self.jobs[&head];
+                if !entry.pending_victims.is_empty() {
+                    let victims = entry.pending_victims.clone();
+                    self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                    continue;
+                }
+                let quota = self.quota_verdict(head);
+                match &quota {
+                    QuotaVerdict::Held(reason) => {
+                        self.note_waiting(head, reason.clone());
+                        continue;
+                    }
+                    QuotaVerdict::Borrow(reason) if blocked_within => {
+                        self.note_waiting(head, reason.clone());
+                        continue;
+                    }
+                    _ => {}
+                }
+                let entry = &self.jobs[&head];
+                let end = backfill::expected_end(&entry.spec, self.now, self.now);
+                let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
+                match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
                     Ok(placed) => {
+                        let mut info = None;
+                        if let Some((bf, first, first_start)) = &mut backfiller {
+                            if let Err(held) = bf.admit(&placed.allocation, end) {
+                                let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+                                self.wait_for(head, reason);
+                                if conservative {
+                                    let mut bf = backfiller.take().expect("present");
+                                    self.reserve(&mut bf.0, head);
+                                    backfiller = Some(bf);
+                                }
+                                continue;
+                            }
+                            info = Some(Backfilled {
+                                mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
+                                head: *first,
+                                reserved_start_s: first_start.map(Time::as_secs_f64),
+                                expected_end_s: end_s,
+                                ends_before_reservation: first_start.is_some_and(|t| end <= t),
+                            });
+                        }
                         let reason = order.explain(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
                         self.launch(head, placed);
                         if let Some(Decision::Launch { reason: r, .. }) = self.decisions.back_mut() {
                             r.order = reason;
+                            r.backfill = info;
                         }
                         launched = true;
                         break;
                     }
-                    Err(reason) => self.note_waiting(head, reason),
+                    Err(reason) => {
+                        if let QuotaVerdict::Borrow(reason) = quota {
+                            self.note_waiting(head, reason);
+                            continue;
+                        }
+                        blocked_within = true;
+                        if self.try_reclaim(head) {
+                            let victims = self.jobs[&head].pending_victims.clone();
+                            self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                            continue;
+                        }
+                        self.wait_for(head, reason);
+                        if self.policy.backfill.enabled() {
+                            match backfiller.take() {
+                                None => {
+                                    let mut bf = self.backfiller();
+                                    let start = self.reserve(&mut bf, head).flatten();
+                                    backfiller = Some((bf, head, start));
+                                }
+                                Some(mut bf) => {
+                                    if conservative {
+                                        self.reserve(&mut bf.0, head);
+                                    }
+                                    backfiller = Some(bf);
+                                }
+                            }
+                        }
+                    }
                 }
             }
             if !launched {
@@ -638,6 +794,7 @@ impl Scheduler {
                 self.queue.insert((entry.queue_key, entry.seq), job);
                 self.needs_pass = true;
             }
+            TimerKind::LocalityExpired if entry.state == JobState::Queued => self.needs_pass = true,
             TimerKind::Rerank if matches!(entry.state, JobState::Running | JobState::Launching) => {
                 // Its rank dropped: a waiting head may now preempt it.
                 self.needs_pass = true;
@@ -654,6 +811,17 @@ impl Scheduler {
         }
     }
 
+    /// A job that cannot start now waits for `reason`; a locality wait also sets the timer
+    /// that retries the job when its wait runs out (then the placement accepts a spread).
+    fn wait_for(&mut self, job: JobId, reason: WaitReason) {
+        if let WaitReason::Locality { limit_s, .. } = reason {
+            let entry = &self.jobs[&job];
+            let at = (entry.queued_since + Time::from_secs_f64(limit_s)).max(self.now + Time::from_micros(1));
+            self.timers.insert((at, TimerKind::LocalityExpired, job, entry.timer_epoch));
+        }
+        self.note_waiting(job, reason);
+    }
+
     /// Emits a `Waiting` notice unless the job already waits for the same kind of reason.
     fn note_waiting(&mut self, job: JobId, reason: WaitReason) {
         let kind = match &reason {
@@ -662,7 +830,9 @@ impl Scheduler {
             WaitReason::BehindHead { head } => (3, head.0),
             WaitReason::AwaitingPreemption { .. } => (4, 0),
             WaitReason::Locality { .. } => (5, 0),
-            WaitReason::NextRound { .. } => (6, 0),
+            WaitReason::Reservation { head, .. } => (6, head.0),
+            WaitReason::Quota { .. } => (7, 0),
+            WaitReason::NextRound { .. } => (8, 0),
         };
         let entry = self.jobs.get_mut(&job).expect("waiting job is known");
         if entry.last_wait != Some(kind) {
@@ -684,23 +854,229 @@ impl Scheduler {
         if self.policy.tenant_order.is_some() {
             return self.run_tenant_pass();
         }
-        while let Some((_, &head)) = self.queue.first_key_value() {
+        // Jobs held by their tenant's quota are passed over: a cap limits its tenant only.
+        // Jobs that could start only by borrowing wait until no job within its quota is
+        // blocked: borrowing takes idle devices, not devices someone is entitled to.
+        let mut after: Option<(QueueKey, u64)> = None;
+        let mut borrowers: Vec<(JobId, WaitReason)> = Vec::new();
+        loop {
+            let next = match after {
+                None => self.queue.iter().next(),
+                Some(slot) => self.queue.range((Bound::Excluded(slot), Bound::Unbounded)).next(),
+            };
+            let Some((&slot, &head)) = next else { break };
             let entry = &self.jobs[&head];
             if !entry.pending_victims.is_empty() {
                 let victims = entry.pending_victims.clone();
                 self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
-                return;
+                return self.borrowers_wait(borrowers);
             }
-            match self.policy.placement.place(&self.cluster, &entry.spec, &crate::policy::PlaceContext::immediate(self.now)) {
+            match self.quota_verdict(head) {
+                QuotaVerdict::Within => {}
+                QuotaVerdict::Held(reason) => {
+                    self.note_waiting(head, reason);
+                    after = Some(slot);
+                    continue;
+                }
+                QuotaVerdict::Borrow(reason) => {
+                    borrowers.push((head, reason));
+                    after = Some(slot);
+                    continue;
+                }
+            }
+            let entry = &self.jobs[&head];
+            match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
                 Ok(placed) => self.launch(head, placed),
                 Err(reason) => {
-                    if self.policy.preemption.enabled && self.try_preempt(head) {
+                    if self.try_reclaim(head) || (self.policy.preemption.enabled && self.try_preempt(head)) {
                         let victims = self.jobs[&head].pending_victims.clone();
                         self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
                     } else {
-                        self.note_waiting(head, reason);
+                        self.wait_for(head, reason);
+                        if self.policy.backfill.enabled() {
+                            self.backfill_behind(head, slot);
+                        }
                     }
-                    return;
+                    return self.borrowers_wait(borrowers);
+                }
+            }
+        }
+        // Nobody within a quota is blocked: jobs over theirs borrow what is idle, in order.
+        for (job, reason) in borrowers {
+            let entry = &self.jobs[&job];
+            match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
+                Ok(placed) => self.launch(job, placed),
+                Err(_) => self.note_waiting(job, reason),
+            }
+        }
+    }
+
+    fn borrowers_wait(&mut self, borrowers: Vec<(JobId, WaitReason)>) {
+        for (job, reason) in borrowers {
+            self.note_waiting(job, reason);
+        }
+    }
+
+    /// Whether a job's tenant quota lets it start: within the quota, only by borrowing idle
+    /// devices (the reason it waits if there are none), or not at all.
+    fn quota_verdict(&self, job: JobId) -> QuotaVerdict {
+        let spec = &self.jobs[&job].spec;
+        let Some(quota) = self.policy.quotas.cap(spec.tenant) else { return QuotaVerdict::Within };
+        let used = self.quota_used.get(spec.tenant.index()).copied().unwrap_or(0.0);
+        if used + spec.devices.device_equivalents() <= quota + 1e-9 {
+            return QuotaVerdict::Within;
+        }
+        let reason = WaitReason::Quota { tenant: spec.tenant, used, quota };
+        if self.policy.quotas.borrow {
+            QuotaVerdict::Borrow(reason)
+        } else {
+            QuotaVerdict::Held(reason)
+        }
+    }
+
+    fn over_quota(&self, tenant: TenantId) -> Option<(f64, f64)> {
+        let quota = self.policy.quotas.cap(tenant)?;
+        let used = self.quota_used.get(tenant.index()).copied().unwrap_or(0.0);
+        (used > quota + 1e-9).then_some((used, quota))
+    }
+
+    /// For a blocked job whose tenant is within its quota: evicts borrowed jobs of tenants
+    /// over their quotas (latest started first, the least work lost) until it fits, with the
+    /// policy's grace; jobs that (re)started less than the minimum run time ago are spared.
+    fn try_reclaim(&mut self, head: JobId) -> bool {
+        if !self.policy.quotas.any() {
+            return false;
+        }
+        let head_tenant = self.jobs[&head].spec.tenant;
+        if !matches!(self.quota_verdict(head), QuotaVerdict::Within) || self.policy.quotas.cap(head_tenant).is_none() {
+            return false;
+        }
+        let mut candidates: Vec<(Reverse<Time>, JobId)> = self
+            .holding
+            .iter()
+            .map(|j| (j, &self.jobs[j]))
+            .filter(|(_, e)| e.borrowed && matches!(e.state, JobState::Running | JobState::Launching) && e.spec.tenant != head_tenant)
+            .filter(|(_, e)| self.over_quota(e.spec.tenant).is_some())
+            .map(|(&j, e)| (Reverse(e.run_started), j))
+            .collect();
+        candidates.sort_unstable();
+        let candidates: Vec<(Time, JobId)> = candidates.into_iter().map(|(Reverse(t), j)| (t, j)).collect();
+        self.evict_for(head, candidates, "borrowed jobs ran less than the minimum run time", &|s: &Scheduler, victim: JobId| {
+            let tenant = s.jobs[&victim].spec.tenant;
+            let (used, quota) = s.over_quota(tenant).unwrap_or((0.0, 0.0));
+            PreemptReason::QuotaReclaim { for_job: head, tenant, used, quota, for_tenant: head_tenant }
+        })
+    }
+
+    /// The profile backfilling reasons on: every job holding resources, expected to end at its
+    /// start plus its stated duration (now if overdue, never if it states none).
+    fn backfiller(&self) -> Backfiller {
+        Backfiller::new(self.policy.backfill.mode, &self.cluster, self.now, &self.device_ends)
+    }
+
+    /// Reserves for a blocked job and announces the reservation when its start changed.
+    fn reserve(&mut self, bf: &mut Backfiller, job: JobId) -> Option<Option<Time>> {
+        let r = bf.reserve(&self.cluster, &self.jobs[&job].spec)?;
+        let entry = self.jobs.get_mut(&job).expect("reserved job is known");
+        if entry.last_reserved != Some(r.start) {
+            entry.last_reserved = Some(r.start);
+            self.notices.push_back(Notice::Reserved { job, start_s: r.start.map(Time::as_secs_f64), devices: r.devices });
+        }
+        Some(r.start)
+    }
+
+    /// Backfilling behind the blocked `head`: reserve for it, then try the next
+    /// `backfill_depth` queued jobs in queue order; each that fits now starts if it delays no
+    /// reservation (EASY: the head's; conservative: of every job before it, each of which
+    /// reserves in turn). See `policy::backfill`.
+    fn backfill_behind(&mut self, head: JobId, head_slot: (QueueKey, u64)) {
+        let mut bf = self.backfiller();
+        let head_start = self.reserve(&mut bf, head).flatten();
+        let candidates: Vec<JobId> =
+            self.queue.range((Bound::Excluded(head_slot), Bound::Unbounded)).map(|(_, &j)| j).take(self.policy.backfill.depth).collect();
+        for job in candidates {
+            self.backfill_candidate(&mut bf, job, head, head_start);
+        }
+        // EASY's profile and reservation stay valid while the cluster does not change (time
+        // passing only makes them more cautious): a job submitted behind the head meanwhile
+        // is checked against them alone, without a pass.
+        self.easy_cache = (self.policy.backfill.mode == BackfillMode::Easy && !self.policy.quotas.any())
+            .then(|| EasyCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version });
+    }
+
+    /// A job submitted behind the blocked head, when nothing else changed since the last pass:
+    /// the one candidate that is new, if it is within the scan depth.
+    fn backfill_new_job(&mut self, job: JobId, slot: (QueueKey, u64)) -> bool {
+        let Some(cache) = self.easy_cache.take() else { return false };
+        let head_now = self.queue.first_key_value().map(|(_, &j)| j);
+        if cache.cluster_version != self.cluster_version || head_now != Some(cache.head) {
+            return false;
+        }
+        let depth = self.policy.backfill.depth;
+        let within_depth = self.queue.len() - 1 <= depth
+            || self.queue.range((Bound::Excluded(cache.head_slot), Bound::Excluded(slot))).take(depth).count() < depth;
+        let EasyCache { mut backfiller, head, head_slot, head_start, .. } = cache;
+        if within_depth {
+            self.backfill_candidate(&mut backfiller, job, head, head_start);
+        }
+        self.easy_cache = Some(EasyCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version });
+        true
+    }
+
+    /// One job behind the blocked `head`: it starts if it fits now and `bf` admits it (it
+    /// delays no reservation); otherwise it is told why it waits (and, under conservative,
+    /// reserves in turn).
+    fn backfill_candidate(&mut self, bf: &mut Backfiller, job: JobId, head: JobId, head_start: Option<Time>) {
+        let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
+        let entry = &self.jobs[&job];
+        let end = backfill::expected_end(&entry.spec, self.now, self.now);
+        let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
+        if let QuotaVerdict::Held(reason) = self.quota_verdict(job) {
+            self.note_waiting(job, reason);
+            return;
+        }
+        let entry = &self.jobs[&job];
+        let d = entry.spec.devices;
+        if d.count > 0 && !d.is_fractional() && self.cluster.whole_free_total(ModelKey::for_set(d.models)) < d.count {
+            // Cannot fit now whatever the reservations: it keeps the reason it had.
+            if conservative {
+                self.reserve(bf, job);
+            }
+            return;
+        }
+        if let Some(held) = bf.surely_held(&entry.spec, end) {
+            let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+            self.wait_for(job, reason);
+            return;
+        }
+        let placed = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since));
+        match placed {
+            Ok(placed) => match bf.admit(&placed.allocation, end) {
+                Ok(()) => {
+                    self.launch(job, placed);
+                    let info = Backfilled {
+                        mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
+                        head,
+                        reserved_start_s: head_start.map(Time::as_secs_f64),
+                        expected_end_s: end_s,
+                        ends_before_reservation: head_start.is_some_and(|t| end <= t),
+                    };
+                    if let Some(Decision::Launch { reason, .. }) = self.decisions.back_mut() {
+                        reason.backfill = Some(info);
+                    }
+                }
+                Err(held) => {
+                    let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+                    self.wait_for(job, reason);
+                    if conservative {
+                        self.reserve(bf, job);
+                    }
+                }
+            },
+            Err(reason) => {
+                self.wait_for(job, reason);
+                if conservative {
+                    self.reserve(bf, job);
                 }
             }
         }
@@ -716,6 +1092,7 @@ impl Scheduler {
         self.add_usage(tenant, devices, cpu, mem);
         let entry = self.jobs.get_mut(&job).expect("queued job is known");
         self.cluster.allocate(&placed.allocation);
+        self.cluster_version += 1;
         entry.state = JobState::Launching;
         entry.run_started = self.now;
         entry.last_wait = None;
@@ -726,6 +1103,20 @@ impl Scheduler {
             }
         }
         entry.allocation = Some(placed.allocation.clone());
+        entry.last_reserved = None;
+        if let Some(cap) = self.policy.quotas.cap(entry.spec.tenant) {
+            let t = entry.spec.tenant.index();
+            if self.quota_used.len() <= t {
+                self.quota_used.resize(t + 1, 0.0);
+            }
+            let demand = entry.spec.devices.device_equivalents();
+            entry.borrowed = self.quota_used[t] + demand > cap + 1e-9;
+            self.quota_used[t] += demand;
+        }
+        self.holding.insert(job);
+        if self.policy.backfill.enabled() {
+            self.device_ends.hold(&placed.allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+        }
         if self.policy.preemption.enabled {
             self.victims.insert(Self::victim_key(entry, job));
         }
@@ -734,33 +1125,64 @@ impl Scheduler {
             order: self.policy.queue.explain(&entry.spec, &Self::view(entry)),
             placement: PlacementReason { rule: self.policy.placement.name().into(), how: placed.how },
             queued_after: self.queue.len() as u32,
+            backfill: None,
         };
         self.decisions.push_back(Decision::Launch { job, allocation: placed.allocation, reason });
     }
 
-    /// Running jobs of lower rank than the head, least important first, then latest started
-    /// (the least work lost). Tiers never change while a job runs, so for `priority` the
-    /// sorted victim set is the answer; other orders rank running jobs now.
+    /// Running jobs of lower rank than the head (strictly: an equal or higher tier or rank is
+    /// never a candidate), in the order the policy's victim rule takes them:
+    /// - `lowest-tier`: least important first, then latest started (the least work lost);
+    /// - `least-progress`: the least work lost since the last checkpoint first (time since the
+    ///   (re)start modulo the checkpoint interval; all of it without checkpoints), then rank;
+    /// - `most-attained`: the most attained device-seconds first (LAS's service), then rank.
+    ///
+    /// Tiers never change while a job runs, so for `priority` the sorted victim set is the
+    /// candidate set; other orders rank running jobs now.
     fn preemption_candidates(&self, head_rank: i64) -> Vec<(i64, Reverse<Time>, JobId)> {
-        if self.policy.queue.name() == "priority" {
-            return self
-                .victims
+        let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = if self.policy.queue.name() == "priority" {
+            self.victims
                 .iter()
                 .take_while(|&&(tier, _, _)| (tier as i64) < head_rank)
                 .map(|&(tier, started, job)| (tier as i64, started, job))
+                .collect()
+        } else {
+            let mut c: Vec<(i64, Reverse<Time>, JobId)> = self
+                .victims
+                .iter()
+                .map(|&(_, started, job)| {
+                    let e = &self.jobs[&job];
+                    (self.policy.queue.rank(&e.spec, &Self::view(e), self.attained_now(e)), started, job)
+                })
+                .filter(|&(rank, _, _)| rank < head_rank)
                 .collect();
+            c.sort_unstable();
+            c
+        };
+        match self.policy.preemption.victim {
+            VictimRule::LowestTier => {}
+            VictimRule::LeastProgress => {
+                candidates.sort_by_cached_key(|&(rank, started, job)| (self.work_at_risk(job), rank, started, job));
+            }
+            VictimRule::MostAttained => {
+                candidates.sort_by(|a, b| {
+                    let (ea, eb) = (&self.jobs[&a.2], &self.jobs[&b.2]);
+                    self.attained_now(eb).total_cmp(&self.attained_now(ea)).then(a.cmp(b))
+                });
+            }
         }
-        let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = self
-            .victims
-            .iter()
-            .map(|&(_, started, job)| {
-                let e = &self.jobs[&job];
-                (self.policy.queue.rank(&e.spec, &Self::view(e), self.attained_now(e)), started, job)
-            })
-            .filter(|&(rank, _, _)| rank < head_rank)
-            .collect();
-        candidates.sort_unstable();
         candidates
+    }
+
+    /// Running time a job would lose if stopped now: since its last checkpoint (its
+    /// checkpoint interval, counted from its (re)start), or since its (re)start without one.
+    fn work_at_risk(&self, job: JobId) -> Time {
+        let e = &self.jobs[&job];
+        let ran = self.now.saturating_sub(e.run_started);
+        match e.spec.checkpoint_interval {
+            Some(every) if every > Time::ZERO => Time(ran.0 % every.0),
+            _ => ran,
+        }
     }
 
     /// Looks for lower-tier running jobs whose eviction lets the blocked head start. Victims
@@ -770,12 +1192,23 @@ impl Scheduler {
         let head_entry = &self.jobs[&head];
         let head_tier = head_entry.spec.priority;
         let head_rank = self.policy.queue.rank(&head_entry.spec, &Self::view(head_entry), self.attained_now(head_entry));
+        let candidates: Vec<(Time, JobId)> = self.preemption_candidates(head_rank).into_iter().map(|(_, Reverse(t), j)| (t, j)).collect();
+        let rule = self.policy.preemption.victim;
+        self.evict_for(head, candidates, "lower-tier jobs ran less than the minimum run time", &|s: &Scheduler, victim: JobId| {
+            PreemptReason::HigherTier { for_job: head, victim_tier: s.jobs[&victim].spec.priority, for_tier: head_tier, victim_rule: rule }
+        })
+    }
+
+    /// Releases `candidates` (each with its (re)start time) tentatively, in order, until the
+    /// head fits; then evicts those on the nodes the head would use. A candidate that
+    /// (re)started less than the minimum run time ago is passed over; if the head fits only
+    /// with such, a timer retries when the first becomes eligible.
+    fn evict_for(&mut self, head: JobId, candidates: Vec<(Time, JobId)>, deferred_why: &str, reason: &dyn Fn(&Scheduler, JobId) -> PreemptReason) -> bool {
         let min_runtime = self.policy.preemption.min_runtime;
         let mut released: Vec<(JobId, Allocation)> = Vec::new();
         let mut earliest_eligible: Option<Time> = None;
         let mut placed = None;
-        let candidates = self.preemption_candidates(head_rank);
-        for (_, Reverse(started), victim) in candidates {
+        for (started, victim) in candidates {
             let eligible_at = started + min_runtime;
             if eligible_at > self.now {
                 earliest_eligible = Some(earliest_eligible.map_or(eligible_at, |t: Time| t.min(eligible_at)));
@@ -784,7 +1217,8 @@ impl Scheduler {
             let alloc = self.jobs[&victim].allocation.clone().expect("a victim holds resources");
             self.cluster.release(&alloc);
             released.push((victim, alloc));
-            if let Ok(p) = self.policy.placement.place(&self.cluster, &self.jobs[&head].spec, &crate::policy::PlaceContext::immediate(self.now)) {
+            let head_entry = &self.jobs[&head];
+            if let Ok(p) = self.policy.placement.place(&self.cluster, &head_entry.spec, &PlaceContext::new(self.now, head_entry.queued_since)) {
                 placed = Some(p);
                 break;
             }
@@ -795,7 +1229,7 @@ impl Scheduler {
         let Some(placed) = placed else {
             if let Some(t) = earliest_eligible {
                 self.timers.insert((t, TimerKind::RetryPreemption, head, 0));
-                let why = format!("lower-tier jobs ran less than the minimum run time of {:.0} s", min_runtime.as_secs_f64());
+                let why = format!("{deferred_why} of {:.0} s", min_runtime.as_secs_f64());
                 self.notices.push_back(Notice::PreemptionDeferred { job: head, until_s: t.as_secs_f64(), why });
             }
             return false;
@@ -805,14 +1239,21 @@ impl Scheduler {
         let mut victims = Vec::new();
         for (victim, alloc) in released {
             if alloc.node_ids().any(|n| target_nodes.contains(&n)) {
-                let victim_tier = self.jobs[&victim].spec.priority;
+                let why = reason(self, victim);
                 self.jobs.get_mut(&victim).expect("victim is known").preempted_for = Some(head);
-                let reason = PreemptReason::HigherTier { for_job: head, victim_tier, for_tier: head_tier };
-                self.begin_preempt(victim, reason, grace);
+                self.begin_preempt(victim, why, grace);
                 victims.push(victim);
             }
         }
         self.jobs.get_mut(&head).expect("head is known").pending_victims = victims;
         true
     }
+}
+
+/// What a tenant's quota says of a job.
+enum QuotaVerdict {
+    Within,
+    /// Over the quota, but borrowing is on: it may take idle devices (else it waits so).
+    Borrow(WaitReason),
+    Held(WaitReason),
 }

@@ -1,6 +1,6 @@
 //! The defining properties of the queue orders, on cases small enough to follow by hand.
 
-use tessera_core::policy::{FirstFit, LeastAttained, PreemptionRule, ShortestRemaining};
+use tessera_core::policy::{BackfillRule, FirstFit, LeastAttained, PreemptionRule, ShortestRemaining};
 use tessera_core::*;
 
 fn one_gpu_cluster(gpus: usize) -> ClusterState {
@@ -15,7 +15,9 @@ fn policy(queue: Box<dyn tessera_core::policy::QueueOrder>, preempt: bool) -> Po
         queue,
         tenant_order: None,
         placement: Box::new(FirstFit),
-        preemption: PreemptionRule { enabled: preempt, grace: Time::ZERO, min_runtime: Time::ZERO },
+        preemption: PreemptionRule { enabled: preempt, grace: Time::ZERO, min_runtime: Time::ZERO, victim: Default::default() },
+        backfill: BackfillRule::none(),
+        quotas: Default::default(),
         rounds: None,
     }
 }

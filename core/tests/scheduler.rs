@@ -85,7 +85,7 @@ fn priority_preempts_the_lowest_tier_newest_job_and_waits_for_its_eviction() {
     let ds = submit(&mut s, 10, job(3, 1, 2, 100)); // tier 2 needs one GPU
     assert_eq!(ds.len(), 1, "{ds:?}");
     match &ds[0] {
-        Decision::Preempt { job, reason: PreemptReason::HigherTier { for_job, victim_tier, for_tier }, grace } => {
+        Decision::Preempt { job, reason: PreemptReason::HigherTier { for_job, victim_tier, for_tier, .. }, grace } => {
             assert_eq!((*job, *for_job, *victim_tier, *for_tier), (JobId(1), JobId(3), 0, 2));
             assert_eq!(*grace, Time::from_secs(30), "the default grace");
         }
@@ -171,4 +171,88 @@ fn events_for_unknown_jobs_are_reported_not_applied() {
     s.handle_event(Time::from_secs(1), Event::JobFinished { job: JobId(77), outcome: Outcome::Completed });
     assert!(matches!(notices(&mut s).as_slice(), [Notice::Ignored { .. }]));
     assert_eq!(s.live_jobs(), 0);
+}
+
+#[test]
+fn topology_waits_for_locality_then_spreads_when_the_wait_runs_out() {
+    let mut spec = PolicySpec::named("fifo");
+    spec.placement = Some("topology".into());
+    spec.locality_wait_s = Some(100.0);
+    let mut s = sched(spec, 2, 4);
+    // Two 3-GPU jobs leave one free GPU on each node.
+    assert_eq!(launched(&submit(&mut s, 0, job(1, 3, 0, 1000))), vec![1]);
+    assert_eq!(launched(&submit(&mut s, 0, job(2, 3, 0, 1000))), vec![2]);
+    // A 2-GPU gang could start now only across both nodes: it waits for locality.
+    assert!(launched(&submit(&mut s, 10, job(3, 2, 0, 1000))).is_empty());
+    let ns = notices(&mut s);
+    assert!(
+        ns.iter().any(|n| matches!(n, Notice::Waiting { job: JobId(3), reason: WaitReason::Locality { waited_s, limit_s, spread_nodes: 2 } } if *waited_s == 0.0 && *limit_s == 100.0)),
+        "{ns:?}"
+    );
+    // The scheduler asks to be woken when the wait runs out: 100 s after the job queued.
+    assert_eq!(s.poll_timeout(), Some(Time::from_secs(110)));
+    // Nothing happens before the deadline.
+    s.handle_timeout(Time::from_secs(60));
+    assert!(decisions(&mut s).is_empty());
+    s.handle_timeout(Time::from_secs(110));
+    let ds = decisions(&mut s);
+    match ds.as_slice() {
+        [Decision::Launch { job: JobId(3), allocation, reason }] => {
+            assert_eq!(allocation.nodes.len(), 2);
+            assert_eq!(reason.placement.how, PlacedHow::SpreadAfterWait { nodes: 2, waited_s: 100.0 });
+        }
+        other => panic!("expected job 3 to spread at its deadline, got {other:?}"),
+    }
+}
+
+#[test]
+fn topology_takes_a_node_that_frees_up_before_the_wait_runs_out() {
+    let mut spec = PolicySpec::named("fifo");
+    spec.placement = Some("topology".into());
+    spec.locality_wait_s = Some(100.0);
+    let mut s = sched(spec, 2, 4);
+    submit(&mut s, 0, job(1, 3, 0, 1000));
+    submit(&mut s, 0, job(2, 3, 0, 1000));
+    assert!(launched(&submit(&mut s, 10, job(3, 2, 0, 1000))).is_empty());
+    s.handle_event(Time::from_secs(50), Event::JobFinished { job: JobId(2), outcome: Outcome::Completed });
+    let ds = decisions(&mut s);
+    match ds.as_slice() {
+        [Decision::Launch { job: JobId(3), allocation, reason }] => {
+            assert_eq!(allocation.nodes.len(), 1);
+            assert!(matches!(reason.placement.how, PlacedHow::Local { .. }), "{:?}", reason.placement.how);
+        }
+        other => panic!("expected job 3 to start on one node, got {other:?}"),
+    }
+    // The stale locality timer wakes the scheduler once and changes nothing.
+    s.handle_timeout(Time::from_secs(110));
+    assert!(decisions(&mut s).is_empty());
+}
+
+#[test]
+fn a_requeued_job_measures_its_locality_wait_from_the_requeue() {
+    let mut spec = PolicySpec::named("priority");
+    spec.placement = Some("topology".into());
+    spec.locality_wait_s = Some(100.0);
+    spec.grace_s = Some(0.0);
+    let mut s = sched(spec, 2, 4);
+    submit(&mut s, 0, job(1, 2, 0, 1000)); // tier 0 on node 0
+    submit(&mut s, 0, job(2, 3, 1, 1000)); // node 1
+    submit(&mut s, 0, job(3, 1, 1, 1000)); // node 1, now full
+    // A tier-2 gang of 3 evicts job 1 and takes node 0, which keeps 1 free.
+    let ds = submit(&mut s, 500, job(4, 3, 2, 1000));
+    assert!(matches!(ds.as_slice(), [Decision::Preempt { job: JobId(1), .. }]), "{ds:?}");
+    s.handle_event(Time::from_secs(500), Event::JobEvicted { job: JobId(1) });
+    assert_eq!(launched(&decisions(&mut s)), vec![4]);
+    // One GPU frees on node 1: job 1 could now span both nodes. It was submitted at 0 but
+    // requeued at 500, so it has waited 50 s of its 100, not 550.
+    s.handle_event(Time::from_secs(550), Event::JobFinished { job: JobId(3), outcome: Outcome::Completed });
+    assert!(decisions(&mut s).is_empty());
+    let ns = notices(&mut s);
+    assert!(
+        ns.iter().any(|n| matches!(n, Notice::Waiting { job: JobId(1), reason: WaitReason::Locality { waited_s, .. } } if *waited_s == 50.0)),
+        "{ns:?}"
+    );
+    assert_eq!(s.poll_timeout(), Some(Time::from_secs(600)));
+    s.handle_timeout(Time::from_secs(600));
+    assert_eq!(launched(&decisions(&mut s)), vec![1]);
 }

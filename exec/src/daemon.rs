@@ -573,6 +573,9 @@ impl Daemon {
             Notice::PreemptionDeferred { job, until_s, why } => {
                 self.journal.event(now.0, "preemption_deferred", Some(job.0), json!({"until_s": until_s, "why": why}));
             }
+            Notice::Reserved { job, start_s, devices } => {
+                self.journal.event(now.0, "reserved", Some(job.0), json!({"start_s": start_s, "devices": devices}));
+            }
             Notice::Ignored { event, why } => {
                 tracing::warn!("the core ignored {event}: {why}");
                 self.journal.event(now.0, "core_ignored", None, json!({"event": event, "why": why}));

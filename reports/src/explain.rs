@@ -194,6 +194,30 @@ fn s<'v>(v: &'v Value, key: &str) -> &'v str {
     v.get(key).and_then(Value::as_str).unwrap_or("?")
 }
 
+/// A number for the story: up to 3 decimals, as `secs` writes them.
+fn num_text(v: &Value, key: &str) -> String {
+    f(v, key).map_or("?".into(), secs)
+}
+
+/// A tenant id as the story names it.
+fn tenant(v: &Value, key: &str) -> String {
+    u(v, key).map_or("?".into(), |t| format!("tenant {t}"))
+}
+
+/// An instant that may be absent (`null`: none on the stated durations).
+fn at_or(v: &Value, key: &str, none: &str) -> String {
+    f(v, key).map_or(none.to_string(), |t| format!("t={} s", secs(t)))
+}
+
+/// The victim rule that chose a preempted job, unless it is the default (`lowest-tier`).
+fn victim_rule(rule: &str) -> Option<&'static str> {
+    match rule {
+        "least-progress" => Some("victim rule least-progress: the job that loses the least work since its last checkpoint"),
+        "most-attained" => Some("victim rule most-attained: the job with the most attained service"),
+        _ => None,
+    }
+}
+
 fn job_list(v: Option<&Value>) -> String {
     let ids: Vec<String> = v.and_then(Value::as_array).map(|a| a.iter().map(|x| x.to_string()).collect()).unwrap_or_default();
     match ids.len() {
@@ -247,6 +271,24 @@ fn wait_reason(r: &Value, names: &Names) -> String {
         "awaiting_preemption" => {
             format!("awaiting the eviction of {}, preempted to make room for it", job_list(r.get("victims")))
         }
+        "locality" => format!(
+            "waiting for one node to hold its whole gang (placement topology): it could start now only spread over {} nodes; it has waited {} of its locality wait of {}",
+            u(r, "spread_nodes").map_or("?".into(), |x| x.to_string()),
+            f(r, "waited_s").map_or("?".into(), span),
+            f(r, "limit_s").map_or("?".into(), span),
+        ),
+        "reservation" => format!(
+            "held by backfilling: it could start now, but running until {} it would delay the reservation of job {}, reserved to start at {}",
+            at_or(r, "expected_end_s", "an unknown end (it states no duration)"),
+            u(r, "head").map_or("?".into(), |x| x.to_string()),
+            at_or(r, "reserved_start_s", "no finite time (it needs devices held by jobs that state no duration)"),
+        ),
+        "quota" => format!(
+            "its {} holds {} devices of its quota of {}: it waits for the tenant's own jobs to end, or for idle devices to borrow if borrowing is on",
+            tenant(r, "tenant"),
+            num_text(r, "used"),
+            num_text(r, "quota"),
+        ),
         other => {
             let _ = names;
             format!("{} ({})", other.replace('_', " "), other_fields(r, &["kind"]))
@@ -262,6 +304,26 @@ fn order_reason(o: &Value) -> String {
             None => "queue order sjf: the shortest stated duration first; it stated none (such jobs rank last)".into(),
         },
         "priority_tier" => format!("queue order priority: the highest tier first; it is tier {}", o.get("tier").map_or("?".into(), |t| t.to_string())),
+        "shortest_remaining" => match f(o, "remaining_s") {
+            Some(x) => format!("queue order srtf: the shortest remaining stated time first; it had {} left", span(x)),
+            None => "queue order srtf: the shortest remaining stated time first; it stated no duration (such jobs rank last)".into(),
+        },
+        "least_attained" => format!(
+            "queue order las (Tiresias' 2D-LAS): the least attained service first; it was in queue {} with {} device-seconds attained{}",
+            u(o, "queue").map_or("?".into(), |x| x.to_string()),
+            num_text(o, "attained_device_s"),
+            if o.get("promoted").and_then(Value::as_bool) == Some(true) { ", promoted to the first queue for having waited too long" } else { "" },
+        ),
+        "dominant_share" => format!(
+            "queue order drf: the tenant with the smallest weighted dominant share goes first; its tenant's was {}",
+            f(o, "tenant_share").map_or("?".into(), |x| format!("{x:.3}"))
+        ),
+        "fair_share" => format!(
+            "queue order fair-share: the tenant with the highest fair-share factor goes first; its tenant's was {} (a usage share of {} against a target share of {})",
+            f(o, "factor").map_or("?".into(), |x| format!("{x:.3}")),
+            f(o, "usage_share").map_or("?".into(), |x| format!("{x:.3}")),
+            f(o, "target_share").map_or("?".into(), |x| format!("{x:.3}")),
+        ),
         other => format!("queue order rule {other} ({})", other_fields(o, &["rule"])),
     }
 }
@@ -287,17 +349,82 @@ fn placement_reason(p: &Value, names: &Names) -> String {
             "placement {rule}: no devices; node {} has the CPU and memory",
             u(p, "node").map_or("?".into(), |n| names.node(n))
         ),
+        "pack" => format!(
+            "placement {rule}: the gang on {} node(s), the fewest possible, the last being {}, which keeps {} whole free devices{}",
+            u(p, "nodes").map_or("?".into(), |x| x.to_string()),
+            u(p, "last").map_or("?".into(), |n| names.node(n)),
+            u(p, "free_after").map_or("?".into(), |x| x.to_string()),
+            island(p),
+        ),
+        "most_free" => format!(
+            "placement {rule}: node {}, the one with the most free devices ({} before it)",
+            u(p, "node").map_or("?".into(), |n| names.node(n)),
+            u(p, "free_before").map_or("?".into(), |x| x.to_string()),
+        ),
+        "local" => format!(
+            "placement {rule}: all its devices on node {}{}, which keeps {} whole free devices",
+            u(p, "node").map_or("?".into(), |n| names.node(n)),
+            island(p),
+            u(p, "free_after").map_or("?".into(), |x| x.to_string()),
+        ),
+        "spread_after_wait" => format!(
+            "placement {rule}: no single node could hold the gang, so after waiting {} for one it spans {} nodes",
+            f(p, "waited_s").map_or("?".into(), span),
+            u(p, "nodes").map_or("?".into(), |x| x.to_string()),
+        ),
+        "fgd" => format!(
+            "placement {rule}: node {}{}, which of {} candidates grows the cluster's expected fragmentation least ({} GPUs)",
+            u(p, "node").map_or("?".into(), |n| names.node(n)),
+            u(p, "device").map_or(String::new(), |d| format!(", device {}", names.device(d))),
+            u(p, "candidates").map_or("?".into(), |x| x.to_string()),
+            f(p, "fragmentation_increase").map_or("?".into(), |x| format!("{x:+.3}")),
+        ),
+        "hetero" => format!(
+            "placement {rule}: the device model where it runs fastest relative to the workload (speed {}, {}x the workload's mean there) among those free now, on {} node(s)",
+            f(p, "speed").map_or("?".into(), |x| format!("{x:.3}")),
+            f(p, "relative_speed").map_or("?".into(), |x| format!("{x:.3}")),
+            u(p, "nodes").map_or("?".into(), |x| x.to_string()),
+        ),
         other => format!("placement {rule}: {other} ({})", other_fields(p, &["rule", "placed"])),
     }
+}
+
+fn island(p: &Value) -> String {
+    u(p, "island").map_or(String::new(), |i| format!(" (NVLink island {i})"))
+}
+
+/// How a backfilled launch respected the reservation ahead of it.
+fn backfill_reason(b: &Value) -> String {
+    let how = if b.get("ends_before_reservation").and_then(Value::as_bool) == Some(true) {
+        format!("it is expected to end at {}, by then", at_or(b, "expected_end_s", "?"))
+    } else {
+        "it takes only devices the reservations do not need".into()
+    };
+    format!(
+        "started by {} backfilling ahead of blocked job {}, reserved to start at {}: {how}",
+        s(b, "mode"),
+        u(b, "head").map_or("?".into(), |x| x.to_string()),
+        at_or(b, "reserved_start_s", "no finite time"),
+    )
 }
 
 fn preempt_reason(r: &Value, names: &Names) -> String {
     match s(r, "kind") {
         "higher_tier" => format!(
-            "for job {} of a higher tier ({} over this job's tier {})",
+            "for job {} of a higher tier ({} over this job's tier {}){}",
             u(r, "for_job").map_or("?".into(), |x| x.to_string()),
             r.get("for_tier").map_or("?".into(), |x| x.to_string()),
             r.get("victim_tier").map_or("?".into(), |x| x.to_string()),
+            // The default rule (lowest tier, then latest started) goes without saying.
+            victim_rule(s(r, "victim_rule")).map_or(String::new(), |rule| format!(", chosen by the {rule}")),
+        ),
+        "quota_reclaim" => format!(
+            "to reclaim devices its {} borrowed beyond its quota ({} held, quota {}) for job {} of {}, which is within its own quota",
+            tenant(r, "tenant"),
+            num_text(r, "used"),
+            num_text(r, "quota"),
+            u(r, "for_job").map_or("?".into(), |x| x.to_string()),
+            tenant(r, "for_tenant"),
         ),
         "device_failed" => format!("because device {} it ran on failed", u(r, "device").map_or("?".into(), |d| names.device(d))),
         "node_down" => format!("because its node {} went down", u(r, "node").map_or("?".into(), |n| names.node(n))),
@@ -323,6 +450,13 @@ fn reject_reason(r: &Value) -> String {
         "invalid_share" => format!("its fractional share is invalid ({})", other_fields(r, &["kind"])),
         "duplicate_id" => "another job already has its id".into(),
         other => format!("{} ({})", other.replace('_', " "), other_fields(r, &["kind"])),
+    }
+}
+
+fn reserved_notice(b: &Value) -> String {
+    match f(b, "start_s") {
+        Some(t) => format!("backfilling reserved {} devices for it from t={} s", u(b, "devices").map_or("?".into(), |x| x.to_string()), secs(t)),
+        None => "backfilling found no finite start for it: it needs devices held by jobs that state no duration".into(),
     }
 }
 
@@ -508,6 +642,9 @@ fn render(job: u64, policy: &str, replication: u32, row: &BTreeMap<String, Strin
                     if let Some(p) = r.get("placement") {
                         let _ = write!(t, "; {}", placement_reason(p, names));
                     }
+                    if let Some(bf) = r.get("backfill").filter(|b| !b.is_null()) {
+                        let _ = write!(t, "; {}", backfill_reason(bf));
+                    }
                     if let Some(q) = u(r, "queued_after") {
                         let _ = write!(t, "; {q} job{} still queued after it", if q == 1 { "" } else { "s" });
                     }
@@ -537,6 +674,7 @@ fn render(job: u64, policy: &str, replication: u32, row: &BTreeMap<String, Strin
                 s(b, "why")
             ),
             ("notice", "cancelled") => "cancelled by its submitter".into(),
+            ("notice", "reserved") => reserved_notice(b),
             (tag, kind) => format!("{tag} {kind}: {}", other_fields(b, &["t_s", tag, "job"])),
         };
         lines.push((e.t_s, text));
@@ -600,9 +738,75 @@ mod tests {
     #[test]
     fn unknown_reason_kinds_are_shown_with_their_fields() {
         let names = Names { nodes: BTreeMap::new(), devices: BTreeMap::new() };
-        let r: Value = serde_json::from_str(r#"{"kind":"quota","tenant_cap":8}"#).unwrap();
-        assert_eq!(wait_reason(&r, &names), "quota (tenant_cap=8)");
-        let o: Value = serde_json::from_str(r#"{"rule":"least_attained","queue":1}"#).unwrap();
-        assert_eq!(order_reason(&o), "queue order rule least_attained (queue=1)");
+        let r: Value = serde_json::from_str(r#"{"kind":"tenant_cap","cap":8}"#).unwrap();
+        assert_eq!(wait_reason(&r, &names), "tenant cap (cap=8)");
+        let o: Value = serde_json::from_str(r#"{"rule":"lottery","tickets":1}"#).unwrap();
+        assert_eq!(order_reason(&o), "queue order rule lottery (tickets=1)");
+    }
+
+    /// Every reason the core writes, serialized as the decision log has it, reads as a
+    /// sentence: no raw `key=value` fields, and the values that decided are in it.
+    #[test]
+    fn every_reason_of_the_core_reads_as_a_sentence() {
+        use tessera_core::policy::VictimRule;
+        use tessera_core::{BackfillKind, Backfilled, DeviceId, JobId, ModelId, NodeId, OrderReason, PlacedHow, PreemptReason, TenantId, WaitReason};
+        let names = Names { nodes: BTreeMap::new(), devices: BTreeMap::new() };
+        let v = |x: serde_json::Result<Value>| x.unwrap();
+        let raw = |text: &str| text.contains('=') && !text.contains("t=");
+        let waits = [
+            (WaitReason::Locality { waited_s: 30.0, limit_s: 120.0, spread_nodes: 2 }, vec!["spread over 2 nodes", "30 s", "120 s"]),
+            (WaitReason::Reservation { head: JobId(7), reserved_start_s: Some(500.0), expected_end_s: Some(900.0) }, vec!["job 7", "t=500 s", "t=900 s"]),
+            (WaitReason::Reservation { head: JobId(7), reserved_start_s: None, expected_end_s: None }, vec!["no finite time", "states no duration"]),
+            (WaitReason::Quota { tenant: TenantId(3), used: 8.0, quota: 8.0 }, vec!["tenant 3", "8 devices of its quota of 8"]),
+        ];
+        for (w, words) in waits {
+            let text = wait_reason(&v(serde_json::to_value(&w)), &names);
+            assert!(!raw(&text), "{text}");
+            for word in words {
+                assert!(text.contains(word), "{text} lacks {word}");
+            }
+        }
+        let orders = [
+            (OrderReason::ShortestRemaining { remaining_s: Some(90.0) }, "srtf"),
+            (OrderReason::LeastAttained { queue: 1, attained_device_s: 4000.0, promoted: true }, "promoted"),
+            (OrderReason::DominantShare { tenant_share: 0.25 }, "0.250"),
+            (OrderReason::FairShare { factor: 0.5, usage_share: 0.5, target_share: 0.5 }, "fair-share factor"),
+        ];
+        for (o, word) in orders {
+            let text = order_reason(&v(serde_json::to_value(o)));
+            assert!(!raw(&text) && !text.contains("rule ") && text.contains(word), "{text}");
+        }
+        let placements = [
+            (PlacedHow::Pack { nodes: 2, last: NodeId(1), free_after: 3, island: Some(0) }, "pack", "NVLink island 0"),
+            (PlacedHow::MostFree { node: NodeId(1), free_before: 8 }, "spread", "most free devices (8"),
+            (PlacedHow::Local { node: NodeId(1), island: None, free_after: 4 }, "topology", "keeps 4"),
+            (PlacedHow::SpreadAfterWait { nodes: 3, waited_s: 60.0 }, "topology", "spans 3 nodes"),
+            (PlacedHow::Fgd { node: NodeId(0), device: Some(DeviceId(2)), fragmentation_increase: -0.5, candidates: 4 }, "fgd", "-0.500"),
+            (PlacedHow::Hetero { model: ModelId(3), speed: 2.0, relative_speed: 1.5, nodes: 1 }, "hetero", "1.500x"),
+        ];
+        for (how, rule, word) in placements {
+            let p = tessera_core::PlacementReason { rule: rule.into(), how };
+            let text = placement_reason(&v(serde_json::to_value(&p)), &names);
+            assert!(!raw(&text) && text.contains(word), "{text}");
+        }
+        let preempts = [
+            (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::LeastProgress }, "least work"),
+            (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::MostAttained }, "most attained"),
+            (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::LowestTier }, "for job 2 of a higher tier (5 over this job's tier 0)"),
+            (PreemptReason::QuotaReclaim { for_job: JobId(4), tenant: TenantId(0), used: 6.0, quota: 4.0, for_tenant: TenantId(1) }, "borrowed beyond its quota (6 held, quota 4) for job 4 of tenant 1"),
+        ];
+        for (p, word) in preempts {
+            let text = preempt_reason(&v(serde_json::to_value(&p)), &names);
+            assert!(!raw(&text) && text.contains(word), "{text}");
+        }
+        for (b, word) in [
+            (Backfilled { mode: BackfillKind::Easy, head: JobId(9), reserved_start_s: Some(100.0), expected_end_s: Some(80.0), ends_before_reservation: true }, "easy backfilling ahead of blocked job 9, reserved to start at t=100 s: it is expected to end at t=80 s"),
+            (Backfilled { mode: BackfillKind::Conservative, head: JobId(9), reserved_start_s: None, expected_end_s: None, ends_before_reservation: false }, "only devices the reservations do not need"),
+        ] {
+            let text = backfill_reason(&v(serde_json::to_value(b)));
+            assert!(text.contains(word), "{text}");
+        }
+        let reserved = tessera_core::Notice::Reserved { job: JobId(1), start_s: Some(42.0), devices: 4 };
+        assert_eq!(reserved_notice(&v(serde_json::to_value(&reserved))), "backfilling reserved 4 devices for it from t=42 s");
     }
 }

@@ -256,9 +256,10 @@ fn run_one(
     round_timing: Option<&Arc<Mutex<RoundTiming>>>,
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
-    // Policies that use the speed matrix (`hetero`, `gavel`) get the run's own.
-    let policy = Policy::from_spec(policy_spec)
-        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))?
+    // Policies that use the speed matrix (`hetero`, `gavel`) get the run's own; tenant names
+    // in the policy (quotas, weights) resolve against the workload's tenants.
+    let policy = Policy::from_spec_with_tenants(policy_spec, &rep.workload.tenants)
+        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), format!("policy `{}`: {}", policy_spec.label(), e.message)))?
         .with_speeds(rep.speed.to_table());
     let policy = match round_timing {
         Some(record) => RoundTiming::wrap(policy, record),
@@ -473,5 +474,82 @@ impl RoundTiming {
             st.lp_vars_max,
             st.lp_pivots_max,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One V100 node and one T4 node; every job is of a class that runs 4x faster on the T4.
+    fn two_model_scenario(placement: &str, t4_speed: Option<f64>) -> Scenario {
+        let speed = t4_speed.map_or(String::new(), |v| format!("[[speed]]\nclass = \"a\"\nmodel = \"T4\"\nrelative = {v}\n"));
+        let text = format!(
+            "name = \"t\"\n\
+             [[cluster.nodes]]\ndevices = {{ model = \"V100-32GB\", count = 4 }}\n\
+             [[cluster.nodes]]\ndevices = {{ model = \"T4\", count = 4 }}\n\
+             [workload]\nsynthetic = {{ jobs = 6, interarrival = {{ dist = \"constant\", value = 100 }}, \
+             duration = {{ dist = \"constant\", value = 10 }}, classes = [\"a\"] }}\n\
+             [[policies]]\nname = \"fifo\"\nplacement = \"{placement}\"\n{speed}"
+        );
+        Scenario::from_toml_str(&text, Path::new("hetero.toml")).unwrap()
+    }
+
+    fn models_ran_on(scenario: &Scenario) -> Vec<Vec<String>> {
+        let (_, ran_on) = run_scenario_with(scenario, &RunOptions { threads: 1, ..RunOptions::default() }, &|c: &RunContext<'_>| {
+            c.output
+                .records
+                .iter()
+                .map(|r| r.ran_on.iter().map(|m| c.catalogue.name(m).to_string()).collect::<Vec<_>>())
+                .collect::<Vec<_>>()
+        })
+        .unwrap();
+        ran_on.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn tenant_names_in_a_policy_are_resolved_against_the_workload() {
+        let text = |tenant: &str| {
+            format!(
+                "name = \"t\"\n\
+                 [[cluster.nodes]]\ndevices = {{ model = \"V100-32GB\", count = 4 }}\n\
+                 [workload]\nsynthetic = {{ jobs = 20, tenants = 2, interarrival = {{ dist = \"constant\", value = 1 }}, \
+                 duration = {{ dist = \"constant\", value = 100 }} }}\n\
+                 [[policies]]\nname = \"drf\"\ntenant_weights = {{ \"{tenant}\" = 2.0 }}\nquota_devices = {{ \"{tenant}\" = 1 }}\nborrow = false\n"
+            )
+        };
+        let good = Scenario::from_toml_str(&text("tenant-1"), Path::new("t.toml")).unwrap();
+        let (_, ran) = run_scenario_with(&good, &RunOptions { threads: 1, ..RunOptions::default() }, &|c: &RunContext<'_>| {
+            // tenant-1 is capped at one GPU without borrowing: never two of its jobs at once.
+            let mut spans: Vec<(Time, i32)> = Vec::new();
+            for r in c.output.records.iter().filter(|r| r.tenant == tessera_core::TenantId(1)) {
+                if let (Some(s), Some(e)) = (r.first_start, r.end) {
+                    spans.push((s, 1));
+                    spans.push((e, -1));
+                }
+            }
+            spans.sort();
+            let mut at_once = 0;
+            spans.iter().map(|&(_, d)| { at_once += d; at_once }).max().unwrap_or(0)
+        })
+        .unwrap();
+        assert_eq!(ran, vec![1]);
+        // An unknown name passes the scenario's own checks (the workload is not built yet) but
+        // fails the run, naming the key and the workload's tenants.
+        let bad = Scenario::from_toml_str(&text("tenant-9"), Path::new("t.toml")).unwrap();
+        let err = run_scenario(&bad, &RunOptions { threads: 1, ..RunOptions::default() }).unwrap_err().to_string();
+        assert!(err.contains("tenant-9") && err.contains("tenant-0, tenant-1") && err.contains("policies."), "{err}");
+    }
+
+    #[test]
+    fn hetero_in_the_simulator_uses_the_scenarios_speed_matrix() {
+        // With the scenario's speeds every job goes to the T4 (4x); without them every model
+        // scores 1.0 and the tie goes to the lower model id, the V100: so the speeds reached
+        // the placement.
+        let with = models_ran_on(&two_model_scenario("hetero", Some(4.0)));
+        assert_eq!(with.len(), 6);
+        assert!(with.iter().all(|m| m == &["T4".to_string()]), "{with:?}");
+        let without = models_ran_on(&two_model_scenario("hetero", None));
+        assert!(without.iter().all(|m| m == &["V100-32GB".to_string()]), "{without:?}");
     }
 }

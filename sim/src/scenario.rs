@@ -1043,7 +1043,8 @@ impl Scenario {
             return Err(self.err("policies", "expected at least one [[policies]] entry, e.g. name = \"fifo\""));
         }
         for (i, spec) in self.policies.iter().enumerate() {
-            Policy::from_spec(spec).map_err(|e| self.err(format!("policies[{i}].{}", e.key), e.message))?;
+            // Tenant names are resolved when the workload is built (the runner).
+            Policy::check_spec(spec).map_err(|e| self.err(format!("policies[{i}].{}", e.key), e.message))?;
             // A label names the run's output directory, so it must be a safe, plain name.
             let label = spec.label();
             let safe = !label.is_empty()

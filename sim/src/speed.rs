@@ -5,6 +5,7 @@
 
 use crate::scenario::{Scenario, ScenarioError};
 use crate::workload::Workload;
+use tessera_core::policy::SpeedTable;
 use tessera_core::{Catalogue, ClassId, ModelId};
 
 #[derive(Clone, Debug, PartialEq)]
@@ -81,9 +82,9 @@ impl SpeedMatrix {
         self.relative.get(class.index() * self.models + model.index()).copied().unwrap_or(1.0)
     }
 
-    /// The same table as the core's policies take it (`Policy::with_speeds`).
-    pub fn to_table(&self) -> tessera_core::policy::SpeedTable {
-        tessera_core::policy::SpeedTable::from_dense(self.models, self.relative.clone())
+    /// The same matrix as the core's `SpeedTable`, for placements that weigh speeds (`hetero`).
+    pub fn to_table(&self) -> SpeedTable {
+        SpeedTable::from_dense(self.models, self.relative.clone())
     }
 
     pub fn set(&mut self, class: ClassId, model: ModelId, relative: f64) {

@@ -1,23 +1,32 @@
 //! Policies as composable parts chosen by registry name, in the manner of the Kubernetes
-//! scheduler framework: a queue order (who goes first), a placement (where), and a
-//! preemption rule (whom to evict for whom).
+//! scheduler framework: a queue order (who goes first), a placement (where), a preemption
+//! rule (whom to evict for whom, `victim`), backfilling (who may pass a blocked head), and
+//! tenant quotas with borrowing and reclaim. Keys that name tenants (`quota_devices`,
+//! `tenant_weights`) are resolved by the driver, which knows the tenants' names
+//! ([`Policy::from_spec_with_tenants`]).
 
 pub mod gavel;
+pub mod backfill;
 pub mod placement;
 pub mod queue;
 pub mod round;
 
+pub use backfill::{BackfillMode, BackfillRule, BACKFILL_MODES};
+pub use queue::{DominantResourceFairness, FairShare, TenantOrder};
+
 pub use placement::{BestFit, FirstFit, Fgd, Hetero, Pack, PlaceContext, Placed, Placement, SpeedTable, Spread, Topology};
 pub use queue::{Fifo, LeastAttained, OrderView, PriorityTiers, QueueKey, QueueOrder, ShortestJobFirst, ShortestRemaining};
 
+use crate::ids::TenantId;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A policy as a scenario or the executor's configuration names it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySpec {
-    /// Queue order: `fifo`, `sjf` or `priority`.
+    /// Queue order: `fifo`, `sjf`, `srtf`, `priority`, `las`, `drf` or `fair-share`.
     pub name: String,
     /// Placement: `first-fit` (default), `best-fit`, `pack`, `spread`, `topology`, `fgd` or
     /// `hetero`.
@@ -34,7 +43,8 @@ pub struct PolicySpec {
     /// Distinguishes two entries that share a name; defaults to `name`.
     #[serde(default)]
     pub label: Option<String>,
-    /// Evict lower tiers for a blocked higher-tier head. Default: on for `priority`, off otherwise.
+    /// Evict lower tiers (ranks) for a blocked higher-tier head. Default: on for `priority` and
+    /// `las`, off otherwise.
     #[serde(default)]
     pub preempt: Option<bool>,
     /// `las`: queue thresholds in device-seconds (default one threshold at 3,200, Tiresias').
@@ -46,6 +56,16 @@ pub struct PolicySpec {
     /// `fair-share`: half-life of past usage (default 7 days).
     #[serde(default)]
     pub half_life_s: Option<f64>,
+    /// Backfilling: `none` (default), `easy` (later jobs start ahead of the blocked head only
+    /// if they do not delay its reservation) or `conservative` (only if they delay no
+    /// reservation of a job ahead of them). Reservations come from stated durations; see
+    /// `policy::backfill` for the exact guarantee. Composes with any queue order.
+    #[serde(default)]
+    pub backfill: Option<String>,
+    /// Backfilling: most queued jobs examined behind the head per pass (default 100, as
+    /// Slurm's `bf_max_job_test`).
+    #[serde(default)]
+    pub backfill_depth: Option<u32>,
     /// Time a preempted job gets between SIGTERM and SIGKILL.
     #[serde(default)]
     pub grace_s: Option<f64>,
@@ -60,6 +80,26 @@ pub struct PolicySpec {
     /// idle devices wait for the next round, as in Gavel). Not `backfill`, which reserves.
     #[serde(default)]
     pub round_backfill: Option<bool>,
+    /// Preemption: which running jobs go first, among those of strictly lower tier (rank)
+    /// than the head: `lowest-tier` (default; then latest started), `least-progress` (least
+    /// work lost since the last checkpoint) or `most-attained` (most attained device-seconds).
+    #[serde(default)]
+    pub victim: Option<String>,
+    /// Device caps per tenant, by tenant name (`{ "alice" = 8 }`); a fractional share counts
+    /// as its fraction. A tenant at its cap waits (`WaitReason::Quota`) unless `borrow` is on
+    /// and devices are idle; its jobs beyond the cap are then borrowed, and are preempted
+    /// (`PreemptReason::QuotaReclaim`, with the policy's grace and minimum run time) when a
+    /// tenant under its cap cannot start. Tenants not named have no cap.
+    #[serde(default)]
+    pub quota_devices: Option<BTreeMap<String, u32>>,
+    /// With `quota_devices`: let a tenant at its cap use idle devices, to be given back on
+    /// demand (default true).
+    #[serde(default)]
+    pub borrow: Option<bool>,
+    /// `drf` and `fair-share`: tenant weights by name (default 1 each): a tenant of weight 2
+    /// is entitled to twice the dominant share (DRF) or twice the share of usage (fair share).
+    #[serde(default)]
+    pub tenant_weights: Option<BTreeMap<String, f64>>,
 }
 
 impl PolicySpec {
@@ -74,10 +114,16 @@ impl PolicySpec {
             thresholds_device_s: None,
             promote_after_s: None,
             half_life_s: None,
+            backfill: None,
+            backfill_depth: None,
             grace_s: None,
             min_runtime_s: None,
             round_s: None,
             round_backfill: None,
+            victim: None,
+            quota_devices: None,
+            borrow: None,
+            tenant_weights: None,
         }
     }
 
@@ -95,7 +141,27 @@ pub struct PreemptionRule {
     pub enabled: bool,
     pub grace: Time,
     pub min_runtime: Time,
+    pub victim: VictimRule,
 }
+
+/// Which running jobs are evicted first for a blocked head. Whatever the rule, only jobs of
+/// strictly lower rank than the head are candidates (a strictly lower tier under `priority`),
+/// and a job that (re)started less than `min_runtime_s` ago is passed over.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VictimRule {
+    /// Lowest tier (rank) first, then the latest started: the default.
+    #[default]
+    LowestTier,
+    /// The least work lost first: running time since the last checkpoint (the time since the
+    /// job's (re)start modulo its checkpoint interval; all of it if it does not checkpoint).
+    LeastProgress,
+    /// The most attained service first (device-seconds over all runs, the current included):
+    /// the natural rule for `las`.
+    MostAttained,
+}
+
+pub const VICTIM_RULES: &[&str] = &["lowest-tier", "least-progress", "most-attained"];
 
 /// A policy ready to run: its parts, built from a `PolicySpec` by the registry.
 pub struct Policy {
@@ -106,8 +172,28 @@ pub struct Policy {
     pub tenant_order: Option<Box<dyn queue::TenantOrder>>,
     pub placement: Box<dyn Placement>,
     pub preemption: PreemptionRule,
+    pub backfill: BackfillRule,
+    pub quotas: QuotaRule,
     /// For round-based policies (`round_s`, `gavel`): what runs in each round.
     pub rounds: Option<Box<dyn round::RoundPlanner>>,
+}
+
+/// Device caps per tenant (`quota_devices`, `borrow`), resolved to tenant ids.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QuotaRule {
+    /// Cap in devices per tenant id; `None` (or beyond the end): no cap.
+    pub caps: Vec<Option<f64>>,
+    pub borrow: bool,
+}
+
+impl QuotaRule {
+    pub fn cap(&self, tenant: TenantId) -> Option<f64> {
+        self.caps.get(tenant.index()).copied().flatten()
+    }
+
+    pub fn any(&self) -> bool {
+        self.caps.iter().any(Option::is_some)
+    }
 }
 
 impl std::fmt::Debug for Policy {
@@ -117,6 +203,8 @@ impl std::fmt::Debug for Policy {
             .field("queue", &self.queue.name())
             .field("placement", &self.placement.name())
             .field("preemption", &self.preemption)
+            .field("backfill", &self.backfill)
+            .field("quotas", &self.quotas)
             .finish()
     }
 }
@@ -146,8 +234,42 @@ fn non_negative_secs(key: &'static str, value: Option<f64>, default: f64) -> Res
 }
 
 impl Policy {
-    /// The registry: builds a policy from its spec, or says which key is wrong and what it accepts.
+    /// The registry: builds a policy from its spec, or says which key is wrong and what it
+    /// accepts. A spec that names tenants (`quota_devices`, `tenant_weights`) needs their ids:
+    /// use [`Policy::from_spec_with_tenants`].
     pub fn from_spec(spec: &PolicySpec) -> Result<Policy, PolicyError> {
+        Self::from_spec_with_tenants(spec, &[])
+    }
+
+    /// Checks every key of a spec but the tenant names, which only the workload knows (a
+    /// scenario is checked before its workload is built).
+    pub fn check_spec(spec: &PolicySpec) -> Result<(), PolicyError> {
+        Self::build(spec, 0, &|_, _| Ok(TenantId(0))).map(|_| ())
+    }
+
+    /// [`Policy::from_spec`], with tenant names resolved against `tenants` (index = tenant
+    /// id, as the workload's list). An unknown name is an error naming the key and the
+    /// known tenants.
+    pub fn from_spec_with_tenants(spec: &PolicySpec, tenants: &[String]) -> Result<Policy, PolicyError> {
+        Self::build(spec, tenants.len(), &|key: &'static str, name: &str| {
+            tenants.iter().position(|t| t == name).map(|i| TenantId(i as u32)).ok_or_else(|| {
+                let known = if tenants.is_empty() {
+                    "none (no tenant names were given)".to_string()
+                } else {
+                    let mut shown: Vec<&str> = tenants.iter().take(20).map(String::as_str).collect();
+                    if tenants.len() > 20 {
+                        shown.push("...");
+                    }
+                    shown.join(", ")
+                };
+                PolicyError { key, message: format!("no tenant `{name}` in the workload; its tenants are: {known}") }
+            })
+        })
+    }
+
+    /// `tenant_count`: tenants the workload has (weights cover them all, 1 where not named,
+    /// so shares are of the whole workload's weight).
+    fn build(spec: &PolicySpec, tenant_count: usize, resolve: &dyn Fn(&'static str, &str) -> Result<TenantId, PolicyError>) -> Result<Policy, PolicyError> {
         let queue: Box<dyn QueueOrder> = match spec.name.as_str() {
             "fifo" => Box::new(Fifo),
             "sjf" => Box::new(ShortestJobFirst),
@@ -191,20 +313,76 @@ impl Policy {
             enabled: spec.preempt.unwrap_or(spec.name == "priority" || spec.name == "las"),
             grace: non_negative_secs("grace_s", spec.grace_s, 30.0)?,
             min_runtime: non_negative_secs("min_runtime_s", spec.min_runtime_s, 0.0)?,
+            victim: match spec.victim.as_deref().unwrap_or("lowest-tier") {
+                "lowest-tier" => VictimRule::LowestTier,
+                "least-progress" => VictimRule::LeastProgress,
+                "most-attained" => VictimRule::MostAttained,
+                other => {
+                    return Err(PolicyError {
+                        key: "victim",
+                        message: format!("unknown victim rule `{other}`, expected one of: {}", VICTIM_RULES.join(", ")),
+                    })
+                }
+            },
         };
         if spec.island_size == Some(0) {
             return Err(PolicyError { key: "island_size", message: "expected at least 1 device per island, found 0".into() });
         }
+        let mut weights: Vec<f64> = Vec::new();
+        if let Some(named) = &spec.tenant_weights {
+            if spec.name != "drf" && spec.name != "fair-share" {
+                return Err(PolicyError { key: "tenant_weights", message: format!("only `drf` and `fair-share` weigh tenants, not `{}`", spec.name) });
+            }
+            weights.resize(tenant_count, 1.0);
+            for (name, &w) in named {
+                if !(w.is_finite() && w > 0.0) {
+                    return Err(PolicyError { key: "tenant_weights", message: format!("tenant `{name}`: expected a positive weight, found {w}") });
+                }
+                let t = resolve("tenant_weights", name)?.index();
+                if weights.len() <= t {
+                    weights.resize(t + 1, 1.0);
+                }
+                weights[t] = w;
+            }
+        }
         let tenant_order: Option<Box<dyn queue::TenantOrder>> = match spec.name.as_str() {
-            "drf" => Some(Box::new(queue::DominantResourceFairness { weights: Vec::new() })),
+            "drf" => Some(Box::new(queue::DominantResourceFairness { weights })),
             "fair-share" => {
                 let half_life = non_negative_secs("half_life_s", spec.half_life_s, 7.0 * 86_400.0)?;
-                Some(Box::new(queue::FairShare { weights: Vec::new(), half_life }))
+                Some(Box::new(queue::FairShare { weights, half_life }))
             }
             _ => None,
         };
+        let mut quotas = QuotaRule { caps: Vec::new(), borrow: spec.borrow.unwrap_or(true) };
+        for (name, &cap) in spec.quota_devices.iter().flatten() {
+            let t = resolve("quota_devices", name)?.index();
+            if quotas.caps.len() <= t {
+                quotas.caps.resize(t + 1, None);
+            }
+            quotas.caps[t] = Some(cap as f64);
+        }
+        if spec.borrow.is_some() && spec.quota_devices.is_none() {
+            return Err(PolicyError { key: "borrow", message: "borrowing applies to quotas: set `quota_devices` too".into() });
+        }
+        let mode = match spec.backfill.as_deref().unwrap_or("none") {
+            "none" => BackfillMode::None,
+            "easy" => BackfillMode::Easy,
+            "conservative" => BackfillMode::Conservative,
+            other => {
+                return Err(PolicyError {
+                    key: "backfill",
+                    message: format!("unknown backfill `{other}`, expected one of: {}", BACKFILL_MODES.join(", ")),
+                })
+            }
+        };
+        let depth = match spec.backfill_depth {
+            Some(0) => return Err(PolicyError { key: "backfill_depth", message: "expected at least 1 job, found 0".into() }),
+            Some(d) => d as usize,
+            None => BackfillRule::DEFAULT_DEPTH,
+        };
+        let backfill = BackfillRule { mode, depth };
         let rounds = round::planner_from_spec(spec)?;
-        Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption, rounds })
+        Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption, backfill, quotas, rounds })
     }
 
     /// Gives the placement the class x model speed table (`hetero` uses it; the others ignore
