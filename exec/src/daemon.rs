@@ -376,8 +376,10 @@ impl Daemon {
 
     /// Ends a batch: commits what it journalled, then carries out what it decided (which may
     /// journal and decide more: committed in turn before that is acted on), then answers its
-    /// callers. On a failed commit nothing of the batch is acted on, every caller gets the
-    /// error, and the error is returned (the daemon stops: its memory is ahead of its journal).
+    /// callers. On a failed commit nothing uncommitted is acted on, every caller of the batch
+    /// gets the error (a caller whose own rows were committed in an earlier round of this
+    /// batch may find its job after a restart: an error means "unknown", not "not done"), and
+    /// the error is returned: the daemon stops, its memory being ahead of its journal.
     fn flush(&mut self) -> Result<(), ExecError> {
         let result = self.commit_and_act();
         let failed = result.as_ref().err();
