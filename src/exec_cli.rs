@@ -465,7 +465,7 @@ fn bench_api(jobs: u64, concurrency: usize, target_per_s: f64) -> Result<(), Str
             let count = exposition.value(&format!("{name}_count"), &[]).unwrap_or(f64::NAN);
             (sum / count * 1e3, count)
         };
-        let server_side = [mean_ms("tessera_exec_journal_commit_latency_seconds"), mean_ms("tessera_exec_decision_latency_seconds")];
+        let server_side = [mean_ms("tessera_exec_journal_commit_latency_seconds"), mean_ms("tessera_exec_decision_latency_seconds"), mean_ms("tessera_exec_batch_inputs")];
         // The same number of requests that go through the API and the daemon actor but write
         // nothing (GET /healthz asks the daemon for its devices): the API's own ceiling here.
         let probe_started = Instant::now();
@@ -489,7 +489,7 @@ fn bench_api(jobs: u64, concurrency: usize, target_per_s: f64) -> Result<(), Str
         Ok::<_, String>((wall, latencies, listed, server_side, probe_per_s))
     });
     let _ = std::fs::remove_dir_all(&state);
-    let (wall, mut latencies, listed, [(commit_ms, commits), (decision_ms, decisions)], probe_per_s) = result?;
+    let (wall, mut latencies, listed, [(commit_ms, commits), (decision_ms, decisions), (batch_milli, batches)], probe_per_s) = result?;
     if listed != jobs {
         return Err(format!("submitted {jobs} jobs but the executor lists {listed}"));
     }
@@ -505,8 +505,9 @@ fn bench_api(jobs: u64, concurrency: usize, target_per_s: f64) -> Result<(), Str
         q(1.0)
     );
     println!(
-        "server side: {commits:.0} journal commits, mean {commit_ms:.2} ms (synchronous=FULL, one per submission); {decisions:.0} core inputs, mean {decision_ms:.3} ms; \
-         {probe_per_s:.0} requests/s through the API and the daemon without a journal write (GET /healthz)"
+        "server side: {commits:.0} journal commits, mean {commit_ms:.2} ms (synchronous=FULL, one per batch); {batches:.0} batches of {:.1} inputs on average; \
+         {decisions:.0} core inputs, mean {decision_ms:.3} ms; {probe_per_s:.0} requests/s through the API and the daemon without a journal write (GET /healthz)",
+        batch_milli / 1e3
     );
     Ok(())
 }

@@ -2,13 +2,18 @@
 //! table, and drives the core exactly as the simulator does, with the wall clock for time and
 //! real processes for the world.
 //!
-//! Every input (a command from a handle, a process exit, a timer, a health reading) is handled
-//! in three steps: record what happened in the journal and commit; feed the core and record
-//! its decisions (with their provenance) and commit; then carry the decisions out (spawn,
-//! signal). A crash between any two steps leaves a journal from which `recover` finds every
-//! job: a process whose launch was committed is found again (by pid and start time, or by the
-//! run token in its environment) and adopted; one that ended while the executor was down has
-//! its exit status in `jobs/<id>/run-<n>.exit`; one that never started is requeued.
+//! Inputs (commands from handles, process exits, timers, health readings) are taken in
+//! batches: the first one waiting, then every other one already waiting (up to `BATCH_MAX`).
+//! Each is recorded in the journal and fed to the core, whose decisions are recorded (with
+//! their provenance) beside it; nothing is acted on yet. Then one transaction commits the
+//! whole batch (group commit: one fsync for many inputs), and only then are the decisions
+//! carried out (spawn, signal) and the callers answered. What acting produces (pids, the
+//! core's reaction to a start) is committed the same way before anything acts on it in turn.
+//! A crash at any point leaves a journal from which `recover` finds every job: a process whose
+//! launch was committed is found again (by pid and start time, or by the run token in its
+//! environment) and adopted; one that ended while the executor was down has its exit status in
+//! `jobs/<id>/run-<n>.exit`; one that never started is requeued; an input whose batch was not
+//! committed was never answered, acted on or broadcast.
 //!
 //! Restoring running jobs into a fresh `Scheduler` (after a crash, or when the policy is
 //! swapped) uses the core's public surface only: the policy's placement is wrapped so that
@@ -20,12 +25,12 @@ use crate::devices::nvidia::NvidiaBackend;
 use crate::devices::{self, DeviceBackend, Discovered, ModelChoice, Reading};
 use crate::error::ExecError;
 use crate::gate;
-use crate::handle::{Command, DaemonHandle, DeviceMetrics, DeviceView, ExecEvent, Histogram, JobStatus, JobView, MetricsSnapshot};
+use crate::handle::{Command, DaemonHandle, DeviceMetrics, DeviceView, ExecEvent, Histogram, JobStatus, JobView, MetricsSnapshot, Reply};
 use crate::journal::{JobRow, Journal, Stop};
 use crate::process::{self, LaunchSpec};
 use crate::spec::JobSubmission;
 use serde_json::json;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,6 +44,10 @@ use tokio::task::JoinHandle;
 
 /// How often an adopted process (not our child) is checked for having ended.
 const ADOPTED_POLL: Duration = Duration::from_millis(100);
+
+/// Most inputs taken into one batch (one journal transaction). Bounded so that a flood of
+/// submissions still lets the batch's callers hear back promptly.
+const BATCH_MAX: usize = 512;
 
 /// Allocations the placement must return for jobs being restored.
 type Forced = Arc<Mutex<HashMap<JobId, Allocation>>>;
@@ -93,6 +102,16 @@ impl FleetDevice {
     }
 }
 
+/// One input to the daemon.
+enum Input {
+    Command(Command),
+    Internal(Internal),
+    /// The core's timer is due.
+    Timeout,
+    /// Every handle is gone.
+    Closed,
+}
+
 /// Messages the daemon sends itself (process exits, timers, health readings).
 enum Internal {
     Exited { job: u64, run: u32 },
@@ -100,6 +119,33 @@ enum Internal {
     TimeLimit { job: u64, run: u32 },
     RetryLaunch { job: u64, run: u32 },
     Health { readings: Vec<Reading> },
+}
+
+/// What the daemon does to the world once the rows that justify it are committed.
+enum Action {
+    /// Start the current run of a job in state `Launching`.
+    Launch(u64),
+    /// SIGTERM the job's group, SIGKILL after the grace.
+    Stop { job: u64, grace: Time },
+}
+
+/// An answer owed to a caller, sent once everything its batch caused is committed (a read is
+/// deferred too, so that it never shows a change that could still be lost).
+enum Answer {
+    /// The job's view is taken when answering, so it shows what its batch did (launched).
+    Job(Reply<JobView>, Result<u64, ExecError>),
+    Jobs(Reply<Vec<JobView>>),
+    Show(Reply<Option<JobView>>, u64),
+    Devices(Reply<Vec<DeviceView>>),
+    Done(Reply<()>, Result<(), ExecError>),
+}
+
+/// The error a caller gets when its batch could not be committed (or the daemon failed).
+fn batch_failed(e: &ExecError) -> ExecError {
+    match e {
+        ExecError::Journal(m) => ExecError::Journal(m.clone()),
+        other => ExecError::Journal(format!("the daemon stopped before committing this request: {other}")),
+    }
 }
 
 struct Daemon {
@@ -123,6 +169,12 @@ struct Daemon {
     metrics: Arc<Mutex<MetricsSnapshot>>,
     launch_decided: HashMap<u64, Instant>,
     metrics_refreshed: Instant,
+    /// Decided and journalled, not yet committed: carried out by `flush`.
+    actions: Vec<Action>,
+    /// Owed to callers of this batch: sent by `flush`.
+    answers: Vec<Answer>,
+    /// Jobs whose row changed since the last commit.
+    dirty: BTreeSet<u64>,
 }
 
 fn unix_now_us() -> u64 {
@@ -199,6 +251,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     let metrics = Arc::new(Mutex::new(MetricsSnapshot {
         decision_latency: Histogram::latency(),
         journal_commit_latency: Histogram::latency(),
+        batch_inputs: Histogram::sizes(),
         launch_overhead: Histogram::latency(),
         policy_label: config.policy.label().to_string(),
         ..MetricsSnapshot::default()
@@ -225,6 +278,9 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
         metrics: metrics.clone(),
         launch_decided: HashMap::new(),
         metrics_refreshed: Instant::now(),
+        actions: Vec::new(),
+        answers: Vec::new(),
+        dirty: BTreeSet::new(),
     };
     let now = daemon.now();
     let devices: Vec<_> = daemon.fleet.iter().map(|d| json!({"name": d.found.name, "model": d.model_name, "uuid": d.found.uuid, "cores": d.found.cores})).collect();
@@ -233,6 +289,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     daemon.journal.set_meta("policy", &serde_json::to_string(&daemon.policy_spec).unwrap_or_default());
     daemon.commit()?;
     daemon.recover()?;
+    daemon.flush()?;
     daemon.refresh_metrics();
 
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -298,6 +355,11 @@ impl Daemon {
 
     /// Commits what is pending, then tells subscribers.
     fn commit(&mut self) -> Result<(), ExecError> {
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(row) = self.jobs.get(&id) {
+                self.journal.row(row);
+            }
+        }
         if !self.journal.has_pending() {
             return Ok(());
         }
@@ -312,10 +374,66 @@ impl Daemon {
         Ok(())
     }
 
-    fn save(&mut self, id: u64) {
-        if let Some(row) = self.jobs.get(&id) {
-            self.journal.row(row);
+    /// Ends a batch: commits what it journalled, then carries out what it decided (which may
+    /// journal and decide more: committed in turn before that is acted on), then answers its
+    /// callers. On a failed commit nothing uncommitted is acted on, every caller of the batch
+    /// gets the error (a caller whose own rows were committed in an earlier round of this
+    /// batch may find its job after a restart: an error means "unknown", not "not done"), and
+    /// the error is returned: the daemon stops, its memory being ahead of its journal.
+    fn flush(&mut self) -> Result<(), ExecError> {
+        let result = self.commit_and_act();
+        let failed = result.as_ref().err();
+        if failed.is_some() {
+            self.actions.clear();
         }
+        for answer in std::mem::take(&mut self.answers) {
+            self.answer(answer, failed);
+        }
+        result
+    }
+
+    fn commit_and_act(&mut self) -> Result<(), ExecError> {
+        loop {
+            self.commit()?;
+            if self.actions.is_empty() {
+                return Ok(());
+            }
+            for action in std::mem::take(&mut self.actions) {
+                match action {
+                    Action::Launch(job) => self.launch(job)?,
+                    Action::Stop { job, grace } => self.signal_stop(job, grace),
+                }
+            }
+        }
+    }
+
+    fn answer(&self, answer: Answer, failed: Option<&ExecError>) {
+        let fail = || failed.map(batch_failed);
+        match answer {
+            Answer::Job(reply, result) => {
+                let _ = reply.send(match fail() {
+                    Some(e) => Err(e),
+                    None => result.and_then(|id| self.jobs.get(&id).map(|r| self.view(r)).ok_or_else(|| ExecError::NotFound(format!("job {id}")))),
+                });
+            }
+            Answer::Jobs(reply) => {
+                let _ = reply.send(fail().map_or_else(|| Ok(self.jobs.values().map(|r| self.view(r)).collect()), Err));
+            }
+            Answer::Show(reply, job) => {
+                let _ = reply.send(fail().map_or_else(|| Ok(self.jobs.get(&job).map(|r| self.view(r))), Err));
+            }
+            Answer::Devices(reply) => {
+                let _ = reply.send(fail().map_or_else(|| Ok(self.device_views()), Err));
+            }
+            Answer::Done(reply, result) => {
+                let _ = reply.send(fail().map_or(result, Err));
+            }
+        }
+    }
+
+    /// Marks a job's row for writing at the next commit (once, however often it changed).
+    fn save(&mut self, id: u64) {
+        self.dirty.insert(id);
     }
 
     fn refresh_metrics(&mut self) {
@@ -474,7 +592,7 @@ impl Daemon {
         (decisions, notices)
     }
 
-    /// Records the core's notices and decisions, commits, then acts on the decisions.
+    /// Records the core's notices and decisions; what they ask for is done once committed (`flush`).
     fn apply(&mut self, now: Time, decisions: Vec<Decision>, notices: Vec<Notice>) -> Result<(), ExecError> {
         for notice in notices {
             self.record_notice(now, notice);
@@ -526,17 +644,16 @@ impl Daemon {
             }
             self.save(job);
         }
-        self.commit()?;
         for decision in actions {
             match decision {
-                Decision::Launch { job, .. } => self.launch(job.0)?,
+                Decision::Launch { job, .. } => self.actions.push(Action::Launch(job.0)),
                 Decision::Preempt { job, grace, reason } => {
                     // A drain is planned work: the job gets the policy's grace, not a failure's zero.
                     let grace = match reason {
                         PreemptReason::DeviceFailed { device } if self.fleet.get(device.index()).is_some_and(|d| d.unhealthy.is_none()) => self.sched.policy().preemption.grace,
                         _ => grace,
                     };
-                    self.signal_stop(job.0, grace)?
+                    self.actions.push(Action::Stop { job: job.0, grace })
                 }
                 Decision::Reject { .. } => {}
             }
@@ -669,7 +786,6 @@ impl Daemon {
                 let limit = row.submission.time_limit_s;
                 self.journal.event(now.0, "launched", Some(id), json!({"run": run, "pid": launched.pid, "pgid": launched.pgid, "start_ticks": launched.start_ticks, "devices": row.devices}));
                 self.save(id);
-                self.commit()?;
                 self.watch(id, run, Some(launched.child), launched.pid, launched.start_ticks);
                 if let Some(limit) = limit {
                     self.after(Duration::from_secs_f64(limit), Internal::TimeLimit { job: id, run });
@@ -687,13 +803,11 @@ impl Daemon {
                     row.error = Some(format!("failed to start after {attempt} attempts: {error}"));
                     row.allocation = None;
                     self.save(id);
-                    self.commit()?;
                     self.launch_decided.remove(&id);
                     return self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Failed });
                 }
                 row.error = Some(format!("start attempt {attempt} failed: {error}"));
                 self.save(id);
-                self.commit()?;
                 let backoff = self.cfg.retry_backoff_s * 2f64.powi(attempt as i32 - 1);
                 self.after(Duration::from_secs_f64(backoff), Internal::RetryLaunch { job: id, run });
                 Ok(())
@@ -725,22 +839,20 @@ impl Daemon {
     }
 
     /// SIGTERM to the job's group, SIGKILL after `grace`; a job with no process is stopped at once.
-    fn signal_stop(&mut self, id: u64, grace: Time) -> Result<(), ExecError> {
+    fn signal_stop(&mut self, id: u64, grace: Time) {
         let now = self.now();
-        let Some(row) = self.jobs.get(&id) else { return Ok(()) };
+        let Some(row) = self.jobs.get(&id) else { return };
         let run = row.runs;
         match (row.pgid, row.pid, row.start_ticks) {
             (Some(pgid), Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => {
                 process::signal_group(pgid, libc::SIGTERM);
                 self.journal.event(now.0, "signalled", Some(id), json!({"signal": "TERM", "grace_s": grace.as_secs_f64(), "stop": row.stop}));
-                self.commit()?;
                 self.after(Duration::from_micros(grace.0), Internal::GraceOver { job: id, run });
             }
             _ => {
                 let _ = self.internal.send(Internal::Exited { job: id, run });
             }
         }
-        Ok(())
     }
 
     /// A run's process ended: learn how, journal it, tell the core.
@@ -772,7 +884,6 @@ impl Daemon {
                 }
                 self.journal.event(now.0, "evicted", Some(id), json!({"run": run}));
                 self.save(id);
-                self.commit()?;
                 self.feed(Event::JobEvicted { job: JobId(id) })
             }
             Some(Stop::Requeue) => {
@@ -784,7 +895,6 @@ impl Daemon {
                 row.stop = None;
                 self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": "stopped while the scheduler was rebuilt"}));
                 self.save(id);
-                self.commit()?;
                 self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Killed })?;
                 let submission = self.jobs[&id].submission.clone();
                 let spec = self.core_spec(id, &submission)?;
@@ -796,7 +906,6 @@ impl Daemon {
                 row.allocation = None;
                 self.journal.event(now.0, "cancelled", Some(id), json!({"run": run}));
                 self.save(id);
-                self.commit()?;
                 self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Killed })
             }
             Some(Stop::TimeLimit) => {
@@ -806,7 +915,6 @@ impl Daemon {
                 row.error = Some(format!("time limit of {} s reached", row.submission.time_limit_s.unwrap_or(0.0)));
                 self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": "killed", "exit_status": status}));
                 self.save(id);
-                self.commit()?;
                 self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Killed })
             }
             None => {
@@ -822,7 +930,6 @@ impl Daemon {
                 row.allocation = None;
                 self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": outcome, "exit_status": status}));
                 self.save(id);
-                self.commit()?;
                 self.feed(Event::JobFinished { job: JobId(id), outcome })
             }
         }
@@ -839,7 +946,6 @@ impl Daemon {
                                 process::signal_group(pgid, libc::SIGKILL);
                                 let now = self.now();
                                 self.journal.event(now.0, "signalled", Some(job), json!({"signal": "KILL"}));
-                                self.commit()?;
                             }
                         }
                     }
@@ -855,13 +961,15 @@ impl Daemon {
                 row.stop = Some(Stop::TimeLimit);
                 self.journal.event(now.0, "time_limit", Some(job), json!({"run": run, "limit_s": row.submission.time_limit_s}));
                 self.save(job);
-                self.commit()?;
-                self.signal_stop(job, Time::from_secs_f64(self.cfg.grace_s))
+                self.actions.push(Action::Stop { job, grace: Time::from_secs_f64(self.cfg.grace_s) });
+                Ok(())
             }
-            Internal::RetryLaunch { job, run } => match self.jobs.get(&job) {
-                Some(row) if row.runs == run && row.state == JobStatus::Launching => self.launch(job),
-                _ => Ok(()),
-            },
+            Internal::RetryLaunch { job, run } => {
+                if self.jobs.get(&job).is_some_and(|row| row.runs == run && row.state == JobStatus::Launching) {
+                    self.actions.push(Action::Launch(job));
+                }
+                Ok(())
+            }
             Internal::Health { readings } => self.on_health(readings),
         }
     }
@@ -900,7 +1008,6 @@ impl Daemon {
                 tracing::warn!("device {} cordoned: {why}", self.fleet[i].found.name);
             }
             self.fleet[i].unhealthy = breach;
-            self.commit()?;
             self.set_out_of_service(i, was_out)?;
         }
         Ok(())
@@ -915,7 +1022,6 @@ impl Daemon {
             self.node_drained = drain;
             self.journal.set_meta("node_drained", if drain { "true" } else { "false" });
             self.journal.event(now.0, if drain { "node_drained" } else { "node_undrained" }, None, json!({"node": target}));
-            self.commit()?;
             return self.feed(if drain { Event::NodeDrain { node: NodeId(0) } } else { Event::NodeUp { node: NodeId(0) } });
         }
         let i = self
@@ -931,13 +1037,12 @@ impl Daemon {
         let name = self.fleet[i].found.name.clone();
         self.journal.set_drained(&name, drain);
         self.journal.event(now.0, if drain { "device_drained" } else { "device_undrained" }, None, json!({"device": name}));
-        self.commit()?;
         self.set_out_of_service(i, was_out)
     }
 
     // ---- commands --------------------------------------------------------------------------
 
-    fn submit(&mut self, submission: JobSubmission, owner: String) -> Result<JobView, ExecError> {
+    fn submit(&mut self, submission: JobSubmission, owner: String) -> Result<u64, ExecError> {
         submission.validate()?;
         let id = self.next_id;
         let spec = self.core_spec(id, &submission)?;
@@ -971,12 +1076,11 @@ impl Daemon {
         self.journal.set_meta("next_job_id", &self.next_id.to_string());
         self.jobs.insert(id, row);
         self.save(id);
-        self.commit()?;
         self.feed(Event::JobSubmitted { spec })?;
-        Ok(self.view(&self.jobs[&id]))
+        Ok(id)
     }
 
-    fn cancel(&mut self, id: u64) -> Result<JobView, ExecError> {
+    fn cancel(&mut self, id: u64) -> Result<u64, ExecError> {
         let now = self.now();
         let row = self.jobs.get_mut(&id).ok_or_else(|| ExecError::NotFound(format!("job {id}")))?;
         if !row.state.is_live() {
@@ -987,65 +1091,96 @@ impl Daemon {
         }
         self.journal.event(now.0, "cancel_requested", Some(id), json!({}));
         self.save(id);
-        self.commit()?;
         self.feed(Event::JobCancelled { job: JobId(id) })?;
-        Ok(self.view(&self.jobs[&id]))
+        Ok(id)
     }
 
     fn set_policy(&mut self, spec: PolicySpec, record: Option<&tessera_core::validation::ValidationRecord>, allow_unvalidated: bool) -> Result<(), ExecError> {
         let admission = gate::admit(&spec, record, allow_unvalidated)?;
+        // Built before anything is journalled, so a spec the registry refuses changes nothing.
+        let policy = build_policy(&spec, &self.forced)?;
         let now = self.now();
         self.journal.event(now.0, "policy", None, json!({"spec": spec, "previous": self.policy_spec, "admission": admission}));
         self.journal.set_meta("policy", &serde_json::to_string(&spec).unwrap_or_default());
-        self.commit()?;
-        self.policy_spec = spec.clone();
-        self.rebuild(&spec)?;
+        self.policy_spec = spec;
+        self.rebuild(policy)?;
         self.refresh_metrics();
         Ok(())
     }
 
+    /// Takes one command into the batch; its answer waits for the batch's commit. Returns
+    /// whether the daemon stops after this batch.
     fn command(&mut self, cmd: Command) -> Result<bool, ExecError> {
         match cmd {
             Command::Submit { spec, owner, reply } => {
                 let r = self.submit(*spec, owner);
-                let fatal = matches!(r, Err(ExecError::Journal(_)));
-                let _ = reply.send(r);
-                if fatal {
-                    return Err(ExecError::Journal("a commit failed; the daemon stops".into()));
-                }
+                self.answers.push(Answer::Job(reply, r));
             }
-            Command::List { reply } => {
-                let _ = reply.send(Ok(self.jobs.values().map(|r| self.view(r)).collect()));
-            }
-            Command::Show { job, reply } => {
-                let _ = reply.send(Ok(self.jobs.get(&job).map(|r| self.view(r))));
-            }
+            Command::List { reply } => self.answers.push(Answer::Jobs(reply)),
+            Command::Show { job, reply } => self.answers.push(Answer::Show(reply, job)),
             Command::Cancel { job, reply } => {
-                let _ = reply.send(self.cancel(job));
+                let r = self.cancel(job);
+                self.answers.push(Answer::Job(reply, r));
             }
             Command::Drain { target, drain, reply } => {
-                let _ = reply.send(self.drain(&target, drain));
+                let r = self.drain(&target, drain);
+                self.answers.push(Answer::Done(reply, r));
             }
-            Command::Devices { reply } => {
-                let _ = reply.send(Ok(self.device_views()));
-            }
+            Command::Devices { reply } => self.answers.push(Answer::Devices(reply)),
             Command::SetPolicy { spec, record, allow_unvalidated, reply } => {
-                let _ = reply.send(self.set_policy(*spec, record.as_deref(), allow_unvalidated));
+                let r = self.set_policy(*spec, record.as_deref(), allow_unvalidated);
+                self.answers.push(Answer::Done(reply, r));
             }
             Command::SetHealth { health, reply } => {
                 let now = self.now();
                 self.journal.event(now.0, "health_thresholds", None, json!({"health": health}));
                 self.health = health;
-                let r = self.commit().and_then(|_| self.evaluate_health());
-                let _ = reply.send(r);
+                let r = self.evaluate_health();
+                self.answers.push(Answer::Done(reply, r));
             }
             Command::Shutdown { reply } => {
                 let now = self.now();
                 self.journal.event(now.0, "daemon_stopped", None, json!({"running_jobs_left": self.jobs.values().filter(|r| r.pid.is_some()).count()}));
-                let r = self.commit();
-                let _ = reply.send(r);
+                self.answers.push(Answer::Done(reply, Ok(())));
                 return Ok(true);
             }
+        }
+        Ok(false)
+    }
+
+    fn take(&mut self, input: Input) -> Result<bool, ExecError> {
+        match input {
+            Input::Command(cmd) => self.command(cmd),
+            Input::Internal(msg) => self.on_internal(msg).map(|_| false),
+            Input::Timeout => self.on_timeout().map(|_| false),
+            Input::Closed => Ok(true),
+        }
+    }
+
+    /// Takes `first` and every input already waiting behind it (up to `BATCH_MAX`) into one
+    /// batch. A policy swap or a shutdown ends the batch it is in.
+    fn take_batch(&mut self, first: Input, commands: &mut mpsc::Receiver<Command>, internal: &mut mpsc::UnboundedReceiver<Internal>) -> Result<bool, ExecError> {
+        let mut taken = 1;
+        let mut ends_batch = matches!(first, Input::Command(Command::SetPolicy { .. }));
+        if self.take(first)? {
+            return Ok(true);
+        }
+        while taken < BATCH_MAX && !ends_batch {
+            let next = match commands.try_recv() {
+                Ok(cmd) => Input::Command(cmd),
+                Err(_) => match internal.try_recv() {
+                    Ok(msg) => Input::Internal(msg),
+                    Err(_) => break,
+                },
+            };
+            taken += 1;
+            ends_batch = matches!(next, Input::Command(Command::SetPolicy { .. }));
+            if self.take(next)? {
+                return Ok(true);
+            }
+        }
+        if let Ok(mut m) = self.metrics.lock() {
+            m.batch_inputs.observe(taken as f64);
         }
         Ok(false)
     }
@@ -1056,20 +1191,25 @@ impl Daemon {
                 let wait_us = t.0.saturating_sub(self.now().0);
                 tokio::time::Instant::now() + Duration::from_micros(wait_us)
             });
-            let stop = tokio::select! {
-                cmd = commands.recv() => match cmd {
-                    Some(cmd) => self.command(cmd)?,
-                    None => true,
-                },
-                Some(msg) = internal.recv() => {
-                    self.on_internal(msg)?;
-                    false
-                }
-                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
-                    self.on_timeout()?;
-                    false
+            let first = tokio::select! {
+                cmd = commands.recv() => cmd.map_or(Input::Closed, Input::Command),
+                Some(msg) = internal.recv() => Input::Internal(msg),
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => Input::Timeout,
+            };
+            let stop = match self.take_batch(first, &mut commands, &mut internal) {
+                Ok(stop) => stop,
+                Err(e) => {
+                    // Nothing of this batch is committed, acted on, or answered with success.
+                    self.journal.discard_pending();
+                    self.dirty.clear();
+                    self.actions.clear();
+                    for answer in std::mem::take(&mut self.answers) {
+                        self.answer(answer, Some(&e));
+                    }
+                    return Err(e);
                 }
             };
+            self.flush()?;
             // Cheap while the job table is small; rate-limited when it is not.
             if self.jobs.len() < 1000 || self.metrics_refreshed.elapsed() > Duration::from_millis(50) || stop {
                 self.refresh_metrics();
@@ -1156,18 +1296,17 @@ impl Daemon {
             self.jobs.insert(id, row);
         }
         self.commit()?;
-        let spec = self.policy_spec.clone();
-        self.rebuild(&spec)?;
+        let policy = build_policy(&self.policy_spec, &self.forced)?;
+        self.rebuild(policy)?;
         for (id, run) in ended {
             let _ = self.internal.send(Internal::Exited { job: id, run });
         }
         Ok(())
     }
 
-    /// A fresh `Scheduler` with `spec`'s policy holding every live job as it is: running jobs
+    /// A fresh `Scheduler` with `policy` holding every live job as it is: running jobs
     /// on the devices they hold, queued jobs in the policy's order.
-    fn rebuild(&mut self, spec: &PolicySpec) -> Result<(), ExecError> {
-        let policy = build_policy(spec, &self.forced)?;
+    fn rebuild(&mut self, policy: Policy) -> Result<(), ExecError> {
         let mut sched = Scheduler::new(policy, ClusterState::new(self.catalogue.clone(), [self.node.clone()]));
         let now = self.now();
         for (i, d) in self.fleet.iter().enumerate() {

@@ -144,6 +144,13 @@ impl Histogram {
         Histogram { bounds_s, cumulative: vec![0; n], count: 0, sum_s: 0.0, recent_s: Default::default() }
     }
 
+    /// For counts rather than seconds (the fields keep their `_s` names): 1 to 1024 by powers of two.
+    pub fn sizes() -> Histogram {
+        let bounds_s: Vec<f64> = (0..=10).map(|p| f64::from(1u32 << p)).collect();
+        let n = bounds_s.len();
+        Histogram { bounds_s, cumulative: vec![0; n], count: 0, sum_s: 0.0, recent_s: Default::default() }
+    }
+
     pub fn observe(&mut self, s: f64) {
         for (b, c) in self.bounds_s.iter().zip(self.cumulative.iter_mut()) {
             if s <= *b {
@@ -193,6 +200,9 @@ pub struct MetricsSnapshot {
     pub decision_latency: Histogram,
     /// Per journal commit (fsync included).
     pub journal_commit_latency: Histogram,
+    /// Inputs (commands, exits, timers) taken into each batch, whose journal rows share one
+    /// commit (group commit). A count, not seconds.
+    pub batch_inputs: Histogram,
     /// Per launch: from the core's `Launch` to the process running (the launch's journal commit
     /// and the spawn included).
     pub launch_overhead: Histogram,

@@ -3,9 +3,10 @@
 //!
 //! `synchronous = FULL`: in WAL mode, NORMAL survives a crash of the executor but may lose the
 //! last transactions on a power loss, which could forget that a job finished and run it again.
-//! FULL syncs the WAL at every commit; the daemon commits once per input (a group commit of
-//! everything that input caused), so the cost is one fsync per input, measured by the
-//! `journal_commit_latency` histogram.
+//! FULL syncs the WAL at every commit; the daemon commits once per batch of inputs (a group
+//! commit of every input waiting when the batch began and of everything they caused), so the
+//! cost is one fsync per batch, not per input: measured by the `journal_commit_latency`
+//! histogram, the batch sizes by `batch_inputs`.
 //!
 //! Tables: `meta` (the time epoch, the next job id, the policy), `jobs` (each job's current
 //! row, as JSON, with its state for queries), `events` (the append-only log: every state

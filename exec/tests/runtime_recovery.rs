@@ -95,3 +95,67 @@ fn the_timeline_continues_across_restarts_and_ids_are_not_reused() {
         assert!(v.submit_unix_s >= end1);
     });
 }
+
+/// Group commit: submissions that arrive together are journalled in one transaction, each
+/// answered only once it is committed. A hard stop right after the answers, and a restart on
+/// the same state dir, must find every one of them, each once, and run each once.
+#[test]
+fn a_batch_of_concurrent_submissions_is_all_journalled_and_none_twice() {
+    const N: usize = 48;
+    let dir = tempfile::tempdir().unwrap();
+    let ran = dir.path().join("ran.log");
+    // One thread: every submission below is in the daemon's channel before the daemon runs
+    // again, so they form one batch whatever the machine's speed.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (ids, commits) = rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 2, PolicySpec::named("fifo"))).await.unwrap();
+        // Nothing runs before the crash: every job must come back from the journal alone.
+        h.drain("cpu0").await.unwrap();
+        h.drain("cpu1").await.unwrap();
+        let commits_before = h.metrics().journal_commit_latency.count;
+        let submits = (0..N).map(|i| {
+            let mut s = sh(&format!("echo \"$TESSERA_JOB_ID\" >> {}", ran.display()));
+            s.name = format!("batch-{i}");
+            h.submit(s, "u")
+        });
+        let views = futures_util::future::join_all(submits).await;
+        let ids: Vec<u64> = views.into_iter().map(|v| v.unwrap().id).collect();
+        let m = h.metrics();
+        (ids, m.journal_commit_latency.count - commits_before)
+    });
+    assert_eq!(commits, 1, "{N} submissions waiting together share one commit");
+    let mut sorted = ids.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), N, "distinct ids: {ids:?}");
+    // The crash: no shutdown, no last commit.
+    drop(rt);
+
+    let rt = runtime();
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 2, PolicySpec::named("fifo"))).await.unwrap();
+        let jobs = h.list().await.unwrap();
+        assert_eq!(jobs.len(), N, "{jobs:#?}");
+        for (i, &id) in ids.iter().enumerate() {
+            let v = jobs.iter().find(|v| v.id == id).unwrap_or_else(|| panic!("job {id} lost"));
+            assert_eq!(v.name, format!("batch-{i}"));
+            assert_eq!(v.state, JobStatus::Queued);
+        }
+        let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
+        let mut submitted: Vec<u64> = journal.events(Some("submitted")).unwrap().into_iter().filter_map(|e| e.job).collect();
+        submitted.sort_unstable();
+        assert_eq!(submitted, sorted, "one `submitted` event per job");
+        h.undrain("cpu0").await.unwrap();
+        h.undrain("cpu1").await.unwrap();
+        for &id in &ids {
+            let v = wait_done(&h, id).await;
+            assert_eq!((v.state, v.restarts), (JobStatus::Finished, 0), "{v:#?}");
+        }
+        let next = h.submit(sh("true"), "u").await.unwrap().id;
+        assert!(next > *sorted.last().unwrap(), "ids are not reused: {next}");
+        h.shutdown().await.unwrap();
+    });
+    let mut ran: Vec<u64> = std::fs::read_to_string(&ran).unwrap().lines().map(|l| l.parse().unwrap()).collect();
+    ran.sort_unstable();
+    assert_eq!(ran, sorted, "each job ran exactly once");
+}

@@ -496,6 +496,7 @@ pub fn render_metrics(m: &MetricsSnapshot, counters: &ApiCounters) -> String {
     w.gauge("tessera_exec_device_drained", "1 when an operator drained the device.", &per_device(&|d| Some(if d.drained { 1.0 } else { 0.0 })));
     histogram(&mut w, "tessera_exec_decision_latency_seconds", "Time the scheduling core took per input, decisions drained.", &m.decision_latency);
     histogram(&mut w, "tessera_exec_journal_commit_latency_seconds", "Time per journal commit, fsync included.", &m.journal_commit_latency);
+    histogram(&mut w, "tessera_exec_batch_inputs", "Inputs (commands, exits, timers) taken into one batch, committed to the journal together.", &m.batch_inputs);
     histogram(&mut w, "tessera_exec_launch_overhead_seconds", "From the core's launch decision to the process running.", &m.launch_overhead);
     w.gauge("tessera_exec_policy_info", "The policy in force (label).", &[(&[("policy", m.policy_label.as_str())], 1.0)]);
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed) as f64;
