@@ -117,6 +117,80 @@ pub enum ExecCommand {
         #[arg(long, default_value_t = 1000.0)]
         target_per_s: f64,
     },
+    /// Write what the executor ran as a trace in the native schema, with the observed
+    /// `start_s, end_s, wait_s, restarts, exec_state` columns (times in seconds since the first
+    /// submission), for `tessera sim` to replay and `tessera fidelity` to compare. Reads the
+    /// journal directly (read-only), so it works with the executor running or stopped.
+    ExportTrace {
+        #[command(flatten)]
+        journal: JournalSource,
+        /// Where to write the CSV [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Write every scheduling decision the executor journalled, with its provenance (decision,
+    /// reason, policy, devices), as JSON lines. Reads the journal directly (read-only).
+    ExportDecisions {
+        #[command(flatten)]
+        journal: JournalSource,
+        /// Where to write the JSON lines [default: standard output].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// Where the executor's journal is: its state dir, or the exec.toml naming it.
+#[derive(Args, Clone)]
+#[group(required = true, multiple = false)]
+pub struct JournalSource {
+    /// The executor's state dir (holding journal.sqlite).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// The executor's exec.toml: its `daemon.state_dir`.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl JournalSource {
+    /// The journal's path; an error when there is none there.
+    fn journal_path(&self) -> Result<PathBuf, String> {
+        let (state_dir, from) = match (&self.state_dir, &self.config) {
+            (Some(dir), _) => (dir.clone(), format!("state dir {}", dir.display())),
+            (None, Some(config)) => {
+                let loaded = ServeConfig::load(config).map_err(|e| e.to_string())?;
+                (loaded.daemon.state_dir.clone(), format!("state dir {} (daemon.state_dir of {})", loaded.daemon.state_dir.display(), config.display()))
+            }
+            (None, None) => return Err("give --state-dir DIR or --config exec.toml".into()),
+        };
+        let journal = state_dir.join("journal.sqlite");
+        if !journal.is_file() {
+            return Err(format!("{}: no journal in the {from}; has `tessera exec serve` run with it?", journal.display()));
+        }
+        Ok(journal)
+    }
+}
+
+/// Writes `text` to `out` (through a temporary file renamed into place, so a reader never
+/// sees half an export), or to standard output.
+fn write_export(text: &str, out: Option<&Path>, what: &str) -> Result<(), String> {
+    match out {
+        None => {
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| format!("standard output: {e}"))
+        }
+        Some(path) => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let mut tmp = path.as_os_str().to_owned();
+            tmp.push(".tmp");
+            let tmp = PathBuf::from(tmp);
+            std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path)).map_err(|e| format!("{}: {e}", path.display()))?;
+            eprintln!("wrote {what} to {}", path.display());
+            Ok(())
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -392,6 +466,18 @@ pub fn run(command: ExecCommand) -> Result<(), String> {
                 .map_err(client_error)
         }
         ExecCommand::BenchApi { jobs, concurrency, target_per_s } => bench_api(jobs, concurrency.max(1), target_per_s),
+        ExecCommand::ExportTrace { journal, out } => {
+            let path = journal.journal_path()?;
+            let csv = tessera_exec::export::export_trace(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let jobs = csv.lines().count().saturating_sub(1);
+            write_export(&csv, out.as_deref(), &format!("{jobs} job(s)"))
+        }
+        ExecCommand::ExportDecisions { journal, out } => {
+            let path = journal.journal_path()?;
+            let lines = tessera_exec::export::export_decisions(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let decisions = lines.lines().count();
+            write_export(&lines, out.as_deref(), &format!("{decisions} decision(s)"))
+        }
     }
 }
 
