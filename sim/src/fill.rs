@@ -9,7 +9,8 @@
 //! Draws come from the scenario's seed (replication k uses seed + k, stream 3), so one seed
 //! reproduces a run exactly, and every placement sees the same task sequence in a replication.
 
-use crate::runner::{selected_policies, RunError};
+use crate::runner::{build_policy, selected_policies, RunError};
+use crate::speed::SpeedMatrix;
 use crate::scenario::Scenario;
 use crate::workload::{build_cluster, build_workload};
 use rand::{Rng, SeedableRng};
@@ -17,7 +18,7 @@ use rand_chacha::ChaCha8Rng;
 use std::fmt::Write as _;
 use std::io::Write;
 use tessera_core::policy::PlaceContext;
-use tessera_core::{ClusterState, Policy, Time, WHOLE_DEVICE_MILLI};
+use tessera_core::{ClusterState, Time, WHOLE_DEVICE_MILLI};
 use tessera_reports::compare::mean_ci;
 
 /// Stream 3 of a replication's seed: the fill-up's task draws.
@@ -78,13 +79,12 @@ pub fn fill_scenario(scenario: &Scenario, options: &FillOptions) -> Result<Vec<F
     for replication in 0..replications {
         let seed = base_seed.wrapping_add(replication as u64);
         let workload = build_workload(scenario, &catalogue, seed)?;
+        let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
         if workload.jobs.is_empty() {
             return Err(RunError::Scenario(crate::scenario::ScenarioError::invalid(&scenario.path, "workload", "the fill-up needs at least one job")));
         }
         for spec in &policies {
-            let mut policy = Policy::from_spec(spec).map_err(|e| {
-                RunError::Scenario(crate::scenario::ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), e.message))
-            })?;
+            let mut policy = build_policy(scenario, spec, &workload, &speed)?;
             // The placement learns the target workload (fgd's task distribution) from the trace
             // itself, as the paper's scheduler does.
             for job in &workload.jobs {

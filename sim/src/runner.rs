@@ -246,6 +246,15 @@ fn describe_filter(scenario: &Scenario) -> String {
     parts.join(", ")
 }
 
+/// A scenario's policy as one run needs it: policies that use the speed matrix (`hetero`,
+/// `gavel`) get the run's own, and tenant names in the policy (quotas, weights) resolve against
+/// the workload's tenants.
+pub(crate) fn build_policy(scenario: &Scenario, spec: &PolicySpec, workload: &Workload, speed: &SpeedMatrix) -> Result<Policy, ScenarioError> {
+    Policy::from_spec_with_tenants(spec, &workload.tenants)
+        .map(|p| p.with_speeds(speed.to_table()))
+        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), format!("policy `{}`: {}", spec.label(), e.message)))
+}
+
 fn run_one(
     policy_spec: &PolicySpec,
     rep: &Replication,
@@ -256,11 +265,7 @@ fn run_one(
     round_timing: Option<&Arc<Mutex<RoundTiming>>>,
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
-    // Policies that use the speed matrix (`hetero`, `gavel`) get the run's own; tenant names
-    // in the policy (quotas, weights) resolve against the workload's tenants.
-    let policy = Policy::from_spec_with_tenants(policy_spec, &rep.workload.tenants)
-        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), format!("policy `{}`: {}", policy_spec.label(), e.message)))?
-        .with_speeds(rep.speed.to_table());
+    let policy = build_policy(scenario, policy_spec, &rep.workload, &rep.speed)?;
     let policy = match round_timing {
         Some(record) => RoundTiming::wrap(policy, record),
         None => policy,

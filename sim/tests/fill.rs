@@ -83,3 +83,22 @@ fn fill_refuses_bad_options_and_unknown_policies() {
     let err = fill_scenario(&s, &FillOptions { policy: Some("nope".into()), ..FillOptions::default() }).unwrap_err().to_string();
     assert!(err.contains("nope") && err.contains("best-fit"), "{err}");
 }
+
+#[test]
+fn fill_builds_policies_as_the_simulator_does_with_tenant_names_resolved() {
+    let dir = tempfile::tempdir().unwrap();
+    scenario(dir.path()); // writes fill.toml and jobs.csv
+    let text = std::fs::read_to_string(dir.path().join("fill.toml")).unwrap()
+        + "\n[[policies]]\nname = \"drf\"\nplacement = \"fgd\"\ntenant_weights = { \"a\" = 2.0 }\nlabel = \"drf-fgd\"\n";
+    std::fs::write(dir.path().join("fill.toml"), text).unwrap();
+    let s2 = Scenario::load(&dir.path().join("fill.toml")).unwrap();
+    let options = FillOptions { max_arrived: 1.0, step: 0.5, policy: Some("drf-fgd".into()), ..FillOptions::default() };
+    let points = fill_scenario(&s2, &options).unwrap();
+    assert_eq!(points.len(), 4 * 2);
+    // A tenant the workload does not have is refused, naming it.
+    let text = std::fs::read_to_string(dir.path().join("fill.toml")).unwrap().replace("\"a\" = 2.0", "\"nobody\" = 2.0");
+    std::fs::write(dir.path().join("fill.toml"), text).unwrap();
+    let s3 = Scenario::load(&dir.path().join("fill.toml")).unwrap();
+    let err = fill_scenario(&s3, &options).unwrap_err().to_string();
+    assert!(err.contains("nobody"), "{err}");
+}
