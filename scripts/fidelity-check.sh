@@ -75,7 +75,7 @@ fi
 
 if [ -z "$bin" ]; then
   echo "== building the release binary"
-  cargo build --release --locked --bin tessera
+  cargo build --release --locked --features exec --bin tessera
   bin="${CARGO_TARGET_DIR:-target}/release/tessera"
 fi
 bin=$(realpath "$bin")

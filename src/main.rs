@@ -1,5 +1,6 @@
 //! The `tessera` command: thin glue between the command line and the crates.
 
+#[cfg(feature = "exec")]
 mod exec_cli;
 mod validate_cli;
 
@@ -133,9 +134,17 @@ enum Command {
         command: TraceCommand,
     },
     /// The live executor: serve it, submit and follow jobs, drain devices, change the policy.
+    #[cfg(feature = "exec")]
     Exec {
         #[command(subcommand)]
         command: exec_cli::ExecCommand,
+    },
+    /// The live executor: not in this build (rebuild with `--features exec`).
+    #[cfg(not(feature = "exec"))]
+    #[command(disable_help_flag = true)]
+    Exec {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
 }
 
@@ -279,7 +288,12 @@ fn main() -> ExitCode {
         Command::Validate(args) => return validate_cli::validate(args),
         Command::Fidelity(args) => validate_cli::fidelity(args),
         Command::Trace { command } => trace_command(command),
+        #[cfg(feature = "exec")]
         Command::Exec { command } => exec_cli::run(command),
+        #[cfg(not(feature = "exec"))]
+        Command::Exec { .. } => Err("this tessera was built without the live executor; build it with \
+             `cargo build --release --features exec` (or `cargo run --release --features exec -- exec ...`)"
+            .to_string()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
