@@ -419,8 +419,14 @@ impl Scheduler {
     fn on_started(&mut self, job: JobId) {
         match self.jobs.get_mut(&job) {
             Some(entry) if entry.state == JobState::Launching => {
+                // The victim key holds the start time: re-key it, or the stale key outlives the
+                // run (a queued or finished job offered as a victim).
+                let launched_key = Self::victim_key(entry, job);
                 entry.state = JobState::Running;
                 entry.run_started = self.now;
+                if self.victims.remove(&launched_key) {
+                    self.victims.insert(Self::victim_key(entry, job));
+                }
                 if self.policy.backfill.enabled() {
                     if let Some(alloc) = &entry.allocation {
                         self.device_ends.extend(alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
