@@ -135,14 +135,14 @@ fn workload(seed: u64, world: &mut World, jobs: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut t = 0.0;
     for id in 1..=jobs {
-        t += rng.gen_range(0.0..40.0);
-        let mut spec = JobSpec::simple(id, *[1, 1, 1, 2, 4].get(rng.gen_range(0..5)).unwrap());
-        spec.tenant = TenantId(rng.gen_range(0..3));
-        spec.class = ClassId(rng.gen_range(0..2));
-        spec.priority = rng.gen_range(0..2);
+        t += rng.random_range(0.0..40.0);
+        let mut spec = JobSpec::simple(id, *[1, 1, 1, 2, 4].get(rng.random_range(0..5)).unwrap());
+        spec.tenant = TenantId(rng.random_range(0..3));
+        spec.class = ClassId(rng.random_range(0..2));
+        spec.priority = rng.random_range(0..2);
         spec.cpu_milli = 1000 * spec.devices.count;
         spec.mem_mib = 1024;
-        let work_s: f64 = rng.gen_range(20.0..600.0);
+        let work_s: f64 = rng.random_range(20.0..600.0);
         world.left_us.insert(JobId(id), Time::from_secs_f64(work_s).0);
         world.push(Time::from_secs_f64(t), Input::Submit(spec));
     }
@@ -374,7 +374,7 @@ fn a_late_start_does_not_leave_a_stale_victim() {
     step(&mut s, 1.7, Some(Event::JobStarted { job: JobId(2) }));
     let d = step(&mut s, 1.8, Some(Event::JobSubmitted { spec: JobSpec::simple(3, 1) }));
     assert!(d.is_empty(), "job 3 waits for job 2 (equal rank); job 1 is queued, no victim: {d:?}");
-    let preempts: Vec<JobId> = log.iter().filter_map(|d| matches!(d, Decision::Preempt { .. }).then(|| d.job())).collect();
+    let preempts: Vec<JobId> = log.iter().filter(|&d| matches!(d, Decision::Preempt { .. })).map(|d| d.job()).collect();
     assert_eq!(preempts, vec![JobId(1)], "{log:?}");
     assert_eq!(s.job_state(JobId(1)), Some(JobState::Queued));
 }
