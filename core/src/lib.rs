@@ -22,5 +22,5 @@ pub use event::{BackfillKind, Backfilled, Decision, Event, LaunchReason, Notice,
 pub use ids::{ClassId, DeviceId, JobId, ModelId, NodeId, TenantId};
 pub use job::{DeviceRequest, JobRecord, JobSpec, Outcome, RecordOutcome, WHOLE_DEVICE_MILLI};
 pub use policy::{Policy, PolicyError, PolicySpec};
-pub use scheduler::{JobState, Scheduler};
+pub use scheduler::{JobSnapshot, JobState, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler};
 pub use time::Time;

@@ -26,7 +26,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::hash::{BuildHasherDefault, Hasher};
 
+mod restore;
 mod rounds;
+
+pub use restore::{JobSnapshot, PlannedLaunch, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage};
 
 /// Where a job stands in the scheduler's eyes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -358,12 +361,7 @@ impl Scheduler {
     /// Puts a job in the queue. Behind a blocked head nothing can change, so the pass is
     /// skipped and the job is told why it waits.
     fn enqueue(&mut self, id: JobId) {
-        let entry = self.jobs.get_mut(&id).expect("queued job is known");
-        entry.timer_epoch += 1;
-        entry.queued_since = self.now;
-        if let Some(at) = self.policy.queue.rekey_at(&Self::view(entry), self.now) {
-            self.timers.insert((at, TimerKind::Rekey, id, entry.timer_epoch));
-        }
+        self.enter_queue(id, self.now);
         let entry = &self.jobs[&id];
         let slot = (entry.queue_key, entry.seq);
         if self.rounds.is_some() {
@@ -421,8 +419,14 @@ impl Scheduler {
     fn on_started(&mut self, job: JobId) {
         match self.jobs.get_mut(&job) {
             Some(entry) if entry.state == JobState::Launching => {
+                // The victim key holds the start time: re-key it, or the stale key outlives the
+                // run (a queued or finished job offered as a victim).
+                let launched_key = Self::victim_key(entry, job);
                 entry.state = JobState::Running;
                 entry.run_started = self.now;
+                if self.victims.remove(&launched_key) {
+                    self.victims.insert(Self::victim_key(entry, job));
+                }
                 if self.policy.backfill.enabled() {
                     if let Some(alloc) = &entry.allocation {
                         self.device_ends.extend(alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
@@ -1088,38 +1092,8 @@ impl Scheduler {
         if let Some(q) = self.tenant_queues.get_mut(&entry.spec.tenant) {
             q.remove(&(entry.queue_key, entry.seq));
         }
-        let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
-        self.add_usage(tenant, devices, cpu, mem);
-        let entry = self.jobs.get_mut(&job).expect("queued job is known");
-        self.cluster.allocate(&placed.allocation);
-        self.cluster_version += 1;
-        entry.state = JobState::Launching;
-        entry.run_started = self.now;
-        entry.last_wait = None;
-        entry.timer_epoch += 1;
-        if self.policy.preemption.enabled && self.policy.queue.dynamic_rank() {
-            if let Some(at) = self.policy.queue.rank_changes_at(&entry.spec, entry.attained_device_s, self.now) {
-                self.timers.insert((at, TimerKind::Rerank, job, entry.timer_epoch));
-            }
-        }
-        entry.allocation = Some(placed.allocation.clone());
-        entry.last_reserved = None;
-        if let Some(cap) = self.policy.quotas.cap(entry.spec.tenant) {
-            let t = entry.spec.tenant.index();
-            if self.quota_used.len() <= t {
-                self.quota_used.resize(t + 1, 0.0);
-            }
-            let demand = entry.spec.devices.device_equivalents();
-            entry.borrowed = self.quota_used[t] + demand > cap + 1e-9;
-            self.quota_used[t] += demand;
-        }
-        self.holding.insert(job);
-        if self.policy.backfill.enabled() {
-            self.device_ends.hold(&placed.allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
-        }
-        if self.policy.preemption.enabled {
-            self.victims.insert(Self::victim_key(entry, job));
-        }
+        self.take_resources(job, &placed.allocation, self.now);
+        let entry = &self.jobs[&job];
         let reason = LaunchReason {
             policy: self.policy.label.clone(),
             order: self.policy.queue.explain(&entry.spec, &Self::view(entry)),
@@ -1247,6 +1221,68 @@ impl Scheduler {
         }
         self.jobs.get_mut(&head).expect("head is known").pending_victims = victims;
         true
+    }
+
+    // ---- shared by submission/launch and restoring (`restore.rs`) ---------------------------
+
+    /// A job (re)enters the queue at `since`: a new timer epoch, and the order's rekey timer.
+    fn enter_queue(&mut self, id: JobId, since: Time) {
+        let entry = self.jobs.get_mut(&id).expect("queued job is known");
+        entry.timer_epoch += 1;
+        entry.queued_since = since;
+        if let Some(at) = self.policy.queue.rekey_at(&Self::view(entry), since) {
+            self.timers.insert((at, TimerKind::Rekey, id, entry.timer_epoch));
+        }
+    }
+
+    /// A job takes `allocation`, its run started at `run_started` (state `Launching`): the
+    /// cluster, tenant usage, quotas, the backfill profile, the victims and the rank timer
+    /// account for it. The caller has taken it out of the queue.
+    fn take_resources(&mut self, job: JobId, allocation: &Allocation, run_started: Time) {
+        let entry = &self.jobs[&job];
+        let (tenant, devices, cpu, mem) = (entry.spec.tenant, entry.spec.devices.device_equivalents(), entry.spec.cpu_milli as f64, entry.spec.mem_mib as f64);
+        self.add_usage(tenant, devices, cpu, mem);
+        let entry = self.jobs.get_mut(&job).expect("launched job is known");
+        self.cluster.allocate(allocation);
+        self.cluster_version += 1;
+        entry.state = JobState::Launching;
+        entry.run_started = run_started;
+        entry.last_wait = None;
+        entry.timer_epoch += 1;
+        if self.policy.preemption.enabled && self.policy.queue.dynamic_rank() {
+            if let Some(mut at) = self.policy.queue.rank_changes_at(&entry.spec, entry.attained_device_s, run_started) {
+                // A run restored after it started: the changes already past were handled by the
+                // scheduler that launched it; re-arm as its `Rerank` timers did (`on_timer`).
+                while at < self.now {
+                    let ran = entry.spec.devices.device_equivalents() * (at - run_started).as_secs_f64();
+                    match self.policy.queue.rank_changes_at(&entry.spec, entry.attained_device_s + ran + 1e-9, at) {
+                        Some(next) => at = next.max(at + Time(1)),
+                        None => break,
+                    }
+                }
+                if at >= self.now {
+                    self.timers.insert((at, TimerKind::Rerank, job, entry.timer_epoch));
+                }
+            }
+        }
+        entry.allocation = Some(allocation.clone());
+        entry.last_reserved = None;
+        if let Some(cap) = self.policy.quotas.cap(entry.spec.tenant) {
+            let t = entry.spec.tenant.index();
+            if self.quota_used.len() <= t {
+                self.quota_used.resize(t + 1, 0.0);
+            }
+            let demand = entry.spec.devices.device_equivalents();
+            entry.borrowed = self.quota_used[t] + demand > cap + 1e-9;
+            self.quota_used[t] += demand;
+        }
+        self.holding.insert(job);
+        if self.policy.backfill.enabled() {
+            self.device_ends.hold(allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+        }
+        if self.policy.preemption.enabled {
+            self.victims.insert(Self::victim_key(entry, job));
+        }
     }
 }
 

@@ -15,9 +15,12 @@
 //! `jobs/<id>/run-<n>.exit`; one that never started is requeued; an input whose batch was not
 //! committed was never answered, acted on or broadcast.
 //!
-//! Restoring running jobs into a fresh `Scheduler` (after a crash, or when the policy is
-//! swapped) uses the core's public surface only: the policy's placement is wrapped so that
-//! a job being restored is "placed" exactly on the devices it holds.
+//! After a crash, or when the policy is swapped, a fresh `Scheduler` is given every live job
+//! back with the core's restore API (`Scheduler::restore_job`): running jobs on the devices
+//! they hold, queued jobs with their submission time, attained service and LAS promotion, and
+//! the tenants' decayed usage and a round planner's state, so the new scheduler orders jobs as
+//! the old one would have. That state is journalled at every commit (table `job_state`, meta
+//! keys `tenant_usage` and `rounds`).
 
 use crate::config::{CpuDevices, DaemonConfig, GpuEnabled, HealthConfig};
 use crate::devices::cpu::CpuBackend;
@@ -34,10 +37,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tessera_core::policy::{OrderView, PlaceContext, Placed, Placement, SpeedTable};
 use tessera_core::{
     Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobState, ModelId, ModelSet, NodeId, NodeSpec, Notice,
-    Outcome, PlacedHow, Policy, PolicySpec, PreemptReason, Scheduler, TenantId, Time, WaitReason,
+    Outcome, Policy, PolicySpec, PreemptReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -49,39 +51,25 @@ const ADOPTED_POLL: Duration = Duration::from_millis(100);
 /// submissions still lets the batch's callers hear back promptly.
 const BATCH_MAX: usize = 512;
 
-/// Allocations the placement must return for jobs being restored.
-type Forced = Arc<Mutex<HashMap<JobId, Allocation>>>;
-
-/// The policy's placement, except for jobs being restored, which get what they hold.
-struct Restoring {
-    inner: Box<dyn Placement>,
-    forced: Forced,
+fn build_policy(spec: &PolicySpec) -> Result<Policy, ExecError> {
+    Policy::from_spec(spec).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))
 }
 
-impl Placement for Restoring {
-    fn name(&self) -> &'static str {
-        self.inner.name()
-    }
-    fn place(&self, cluster: &ClusterState, job: &JobSpec, ctx: &PlaceContext) -> Result<Placed, WaitReason> {
-        if let Some(allocation) = self.forced.lock().expect("forced map").get(&job.id) {
-            let node = allocation.nodes.first().map(|n| n.node).unwrap_or(NodeId(0));
-            return Ok(Placed { allocation: allocation.clone(), how: PlacedHow::CpuOnly { node } });
-        }
-        self.inner.place(cluster, job, ctx)
-    }
-    fn observe(&mut self, job: &JobSpec) {
-        self.inner.observe(job)
-    }
-    fn set_speeds(&mut self, speeds: Arc<SpeedTable>) {
-        self.inner.set_speeds(speeds)
-    }
+/// What a rebuilt `Scheduler` is given back besides the jobs' rows.
+struct Saved {
+    /// Each live job's scheduler state, by job id.
+    jobs: BTreeMap<u64, RestoredJob>,
+    /// Tenants' remembered usage (fair share), by tenant id in this daemon.
+    usage: Vec<(TenantId, SavedUsage)>,
+    /// A round-based policy's state, when the policy is the one that saved it.
+    rounds: Option<RoundSnapshot>,
 }
 
-fn build_policy(spec: &PolicySpec, forced: &Forced) -> Result<Policy, ExecError> {
-    let mut policy = Policy::from_spec(spec).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
-    let inner = std::mem::replace(&mut policy.placement, Box::new(tessera_core::policy::FirstFit));
-    policy.placement = Box::new(Restoring { inner, forced: forced.clone() });
-    Ok(policy)
+/// The round state as journalled, with the policy it belongs to.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SavedRounds {
+    policy: PolicySpec,
+    snapshot: RoundSnapshot,
 }
 
 /// One device of the fleet, as discovered and as the daemon tracks it.
@@ -154,7 +142,11 @@ struct Daemon {
     journal: Journal,
     sched: Scheduler,
     policy_spec: PolicySpec,
-    forced: Forced,
+    /// The scheduler holds the live jobs (after `recover`): its state may be journalled.
+    sched_restored: bool,
+    /// The tenant usage and round state last journalled, to write them only when they change.
+    saved_usage: String,
+    saved_rounds: String,
     catalogue: Catalogue,
     node: NodeSpec,
     node_drained: bool,
@@ -243,8 +235,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     let record = config.validation_record.as_deref().map(gate::read_record).transpose()?;
     let admission = gate::admit(&config.policy, record.as_ref(), config.allow_unvalidated)?;
 
-    let forced: Forced = Arc::default();
-    let policy = build_policy(&config.policy, &forced)?;
+    let policy = build_policy(&config.policy)?;
     let sched = Scheduler::new(policy, ClusterState::new(catalogue.clone(), [node.clone()]));
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
     let (events, _) = broadcast::channel(4096);
@@ -264,7 +255,9 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
         cfg: config,
         journal,
         sched,
-        forced,
+        sched_restored: false,
+        saved_usage: String::new(),
+        saved_rounds: String::new(),
         catalogue,
         node,
         fleet,
@@ -358,7 +351,15 @@ impl Daemon {
         for id in std::mem::take(&mut self.dirty) {
             if let Some(row) = self.jobs.get(&id) {
                 self.journal.row(row);
+                if !row.state.is_live() {
+                    self.journal.set_job_state(id, None)?;
+                } else if let Some(view) = self.sched_restored.then(|| self.sched.job_view(JobId(id))).flatten() {
+                    self.journal.set_job_state(id, Some(&view.restored))?;
+                }
             }
+        }
+        if self.sched_restored && self.journal.has_pending() {
+            self.save_scheduler_state();
         }
         if !self.journal.has_pending() {
             return Ok(());
@@ -428,6 +429,23 @@ impl Daemon {
             Answer::Done(reply, result) => {
                 let _ = reply.send(fail().map_or(result, Err));
             }
+        }
+    }
+
+    /// Journals the tenants' usage (by name) and the round state when they changed.
+    fn save_scheduler_state(&mut self) {
+        let names: HashMap<TenantId, &str> = self.tenants.iter().map(|(n, &t)| (t, n.as_str())).collect();
+        let usage: BTreeMap<&str, SavedUsage> = self.sched.tenant_usage().into_iter().filter_map(|(t, u)| Some((*names.get(&t)?, u))).collect();
+        let usage = serde_json::to_string(&usage).unwrap_or_default();
+        if usage != self.saved_usage {
+            self.journal.set_meta("tenant_usage", &usage);
+            self.saved_usage = usage;
+        }
+        let rounds = self.sched.round_snapshot().map(|snapshot| SavedRounds { policy: self.policy_spec.clone(), snapshot });
+        let rounds = rounds.map(|r| serde_json::to_string(&r).unwrap_or_default()).unwrap_or_default();
+        if rounds != self.saved_rounds {
+            self.journal.set_meta("rounds", &rounds);
+            self.saved_rounds = rounds;
         }
     }
 
@@ -1098,12 +1116,15 @@ impl Daemon {
     fn set_policy(&mut self, spec: PolicySpec, record: Option<&tessera_core::validation::ValidationRecord>, allow_unvalidated: bool) -> Result<(), ExecError> {
         let admission = gate::admit(&spec, record, allow_unvalidated)?;
         // Built before anything is journalled, so a spec the registry refuses changes nothing.
-        let policy = build_policy(&spec, &self.forced)?;
+        let policy = build_policy(&spec)?;
         let now = self.now();
         self.journal.event(now.0, "policy", None, json!({"spec": spec, "previous": self.policy_spec, "admission": admission}));
         self.journal.set_meta("policy", &serde_json::to_string(&spec).unwrap_or_default());
         self.policy_spec = spec;
-        self.rebuild(policy)?;
+        // The jobs keep their ordering state; the new policy's rounds start afresh.
+        let jobs = self.sched.job_views().into_iter().map(|v| (v.spec.id.0, v.restored)).collect();
+        let saved = Saved { jobs, usage: self.sched.tenant_usage(), rounds: None };
+        self.rebuild(policy, saved)?;
         self.refresh_metrics();
         Ok(())
     }
@@ -1296,17 +1317,40 @@ impl Daemon {
             self.jobs.insert(id, row);
         }
         self.commit()?;
-        let policy = build_policy(&self.policy_spec, &self.forced)?;
-        self.rebuild(policy)?;
+        let policy = build_policy(&self.policy_spec)?;
+        let saved = self.saved_state()?;
+        self.rebuild(policy, saved)?;
+        self.sched_restored = true;
         for (id, run) in ended {
             let _ = self.internal.send(Internal::Exited { job: id, run });
         }
         Ok(())
     }
 
-    /// A fresh `Scheduler` with `policy` holding every live job as it is: running jobs
-    /// on the devices they hold, queued jobs in the policy's order.
-    fn rebuild(&mut self, policy: Policy) -> Result<(), ExecError> {
+    /// The scheduler state the journal holds. A row that does not parse is an error naming it.
+    fn saved_state(&mut self) -> Result<Saved, ExecError> {
+        let jobs = self.journal.job_states()?;
+        let mut usage = Vec::new();
+        if let Some(text) = self.journal.meta("tenant_usage")?.filter(|t| !t.is_empty()) {
+            let by_name: BTreeMap<String, SavedUsage> =
+                serde_json::from_str(&text).map_err(|e| ExecError::Journal(format!("table meta, key tenant_usage: {e}")))?;
+            for (name, u) in by_name {
+                usage.push((self.tenant(&name), u));
+            }
+        }
+        let mut rounds = None;
+        if let Some(text) = self.journal.meta("rounds")?.filter(|t| !t.is_empty()) {
+            let saved: SavedRounds = serde_json::from_str(&text).map_err(|e| ExecError::Journal(format!("table meta, key rounds: {e}")))?;
+            // Rounds of another policy (the configuration changed) start afresh.
+            rounds = (saved.policy == self.policy_spec).then_some(saved.snapshot);
+        }
+        Ok(Saved { jobs, usage, rounds })
+    }
+
+    /// A fresh `Scheduler` with `policy` holding every live job as it is, with the ordering
+    /// state in `saved`: running jobs on the devices they hold, queued jobs in their place.
+    /// Restoring decides nothing; then one pass runs, whose decisions are applied.
+    fn rebuild(&mut self, policy: Policy, saved: Saved) -> Result<(), ExecError> {
         let mut sched = Scheduler::new(policy, ClusterState::new(self.catalogue.clone(), [self.node.clone()]));
         let now = self.now();
         for (i, d) in self.fleet.iter().enumerate() {
@@ -1317,57 +1361,102 @@ impl Daemon {
         if self.node_drained {
             sched.handle_event(now, Event::NodeDrain { node: NodeId(0) });
         }
-        let mut kept: Vec<Decision> = Vec::new();
-        let mut holding: Vec<(u64, u64)> = self
-            .jobs
-            .values()
-            .filter(|r| matches!(r.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) && r.allocation.is_some())
-            .map(|r| (r.run_start_us.unwrap_or(u64::MAX), r.id))
-            .collect();
-        holding.sort_unstable();
-        let mut specs = HashMap::new();
-        for &(_, id) in holding.iter() {
+        let mut decisions: Vec<Decision> = std::iter::from_fn(|| sched.poll_decision()).collect();
+        // Job ids follow submission order, which is the order the scheduler numbered them in.
+        let live: Vec<u64> = self.jobs.values().filter(|r| r.state.is_live()).map(|r| r.id).collect();
+        for id in live {
             let submission = self.jobs[&id].submission.clone();
-            specs.insert(id, self.core_spec(id, &submission)?);
-        }
-        for (_, id) in holding {
-            let row = &self.jobs[&id];
-            let alloc = row.allocation.clone().expect("filtered on allocation");
-            let started = row.pid.is_some();
-            self.forced.lock().expect("forced map").insert(JobId(id), alloc);
-            sched.handle_event(now, Event::JobSubmitted { spec: specs.remove(&id).expect("built above") });
-            self.forced.lock().expect("forced map").remove(&JobId(id));
-            while let Some(d) = sched.poll_decision() {
-                match d {
-                    Decision::Launch { job, .. } if job.0 == id => {}
-                    other => kept.push(other),
+            let spec = self.core_spec(id, &submission)?;
+            let restored = self.restored_job(id, &spec, saved.jobs.get(&id), now);
+            let holding = restored.running.is_some();
+            match sched.restore_job(now, spec.clone(), restored.clone()) {
+                Ok(()) => {}
+                Err(RestoreError::Rejected { job, reason }) => decisions.push(Decision::Reject { job, reason }),
+                Err(e) if holding => {
+                    // It cannot hold what it holds here: stop it and queue it again.
+                    let row = self.jobs.get_mut(&id).expect("live job");
+                    if let Some(pgid) = row.pgid.or(row.pid) {
+                        process::signal_group(pgid, libc::SIGKILL);
+                    }
+                    let run = row.runs;
+                    row.state = JobStatus::Queued;
+                    row.allocation = None;
+                    row.pid = None;
+                    row.pgid = None;
+                    row.stop = None;
+                    if let Some(start) = row.run_start_us.take() {
+                        row.run_us += now.0.saturating_sub(start);
+                    }
+                    self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": format!("restoring it failed: {e}")}));
+                    let queued = RestoredJob { running: None, queued_since: now, ..restored };
+                    match sched.restore_job(now, spec, queued) {
+                        Ok(()) => {}
+                        Err(RestoreError::Rejected { job, reason }) => decisions.push(Decision::Reject { job, reason }),
+                        Err(e) => return Err(ExecError::Refused(format!("job {id}: {e}"))),
+                    }
                 }
+                Err(e) => return Err(ExecError::Refused(format!("job {id}: {e}"))),
             }
-            if started {
-                sched.handle_event(now, Event::JobStarted { job: JobId(id) });
+            self.save(id);
+        }
+        sched.restore_tenant_usage(now, &saved.usage);
+        if let Some(rounds) = &saved.rounds {
+            if let Err(e) = sched.restore_rounds(now, rounds) {
+                self.journal.event(now.0, "rounds_not_restored", None, json!({"why": e.to_string()}));
             }
         }
         while sched.poll_notice().is_some() {}
-        // Queued jobs in the new policy's order, so each submission's pass launches exactly
-        // what one pass over the whole queue would.
-        let mut queued = Vec::new();
-        for row in self.jobs.values().filter(|r| r.state == JobStatus::Queued) {
-            queued.push((row.id, row.submission.clone()));
-        }
-        let mut keyed = Vec::new();
-        for (id, submission) in queued {
-            let spec = self.core_spec(id, &submission)?;
-            let view = OrderView { submitted: now, ..OrderView::default() };
-            keyed.push((sched.policy().queue.key(&spec, &view), id, spec));
-        }
-        keyed.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
         self.sched = sched;
-        let mut notices = Vec::new();
-        for (_, _, spec) in keyed {
-            self.sched.handle_event(now, Event::JobSubmitted { spec });
-            kept.extend(std::iter::from_fn(|| self.sched.poll_decision()));
-            notices.extend(std::iter::from_fn(|| self.sched.poll_notice()));
+        // What a pass over the restored state decides (jobs that fit now, preemptions).
+        self.sched.handle_timeout(now);
+        let (more, notices) = self.drain_core();
+        decisions.extend(more);
+        self.apply(now, decisions, notices)
+    }
+
+    /// A live job's state for the core: as saved (exact), or derived from its row (a journal
+    /// written before states were saved), with its current run as the row says.
+    fn restored_job(&self, id: u64, spec: &JobSpec, saved: Option<&RestoredJob>, now: Time) -> RestoredJob {
+        let row = &self.jobs[&id];
+        let devices = spec.devices.device_equivalents();
+        let mut r = saved.cloned().unwrap_or_else(|| {
+            let attained = Time(row.run_us);
+            RestoredJob {
+                submitted: Time(row.submit_us),
+                queued_since: now,
+                attained,
+                attained_device_s: devices * attained.as_secs_f64(),
+                promoted: false,
+                running: None,
+                round_service: None,
+            }
+        });
+        let holding = matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting);
+        match (holding, row.allocation.clone(), r.running.take()) {
+            (true, Some(allocation), saved_run) => {
+                let run_started = saved_run.as_ref().map(|s| s.run_started).or(row.run_start_us.map(Time)).unwrap_or(now);
+                let state = match row.state {
+                    JobStatus::Preempting if matches!(row.stop, Some(Stop::Requeue | Stop::Cancel)) => RunState::Preempting,
+                    JobStatus::Launching if row.pid.is_none() => RunState::Launching,
+                    _ => match saved_run.as_ref().map(|s| s.state) {
+                        Some(RunState::Preempting) if row.stop.is_some() => RunState::Preempting,
+                        _ => RunState::Running,
+                    },
+                };
+                let preempted_for = saved_run.and_then(|s| s.preempted_for);
+                r.running = Some(RestoredRun { allocation, run_started, state, cancel_requested: row.stop == Some(Stop::Cancel), preempted_for });
+            }
+            (_, _, Some(lost)) => {
+                // Its run ended while the executor was down and it was queued again: the run
+                // was service all the same.
+                let ran = now - lost.run_started;
+                r.attained += ran;
+                r.attained_device_s += devices * ran.as_secs_f64();
+                r.queued_since = now;
+                r.promoted = false;
+            }
+            _ => {}
         }
-        self.apply(now, kept, notices)
+        r
     }
 }

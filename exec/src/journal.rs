@@ -10,7 +10,8 @@
 //!
 //! Tables: `meta` (the time epoch, the next job id, the policy), `jobs` (each job's current
 //! row, as JSON, with its state for queries), `events` (the append-only log: every state
-//! change and every core decision with its provenance), `devices` (drained devices).
+//! change and every core decision with its provenance), `devices` (drained devices),
+//! `job_state` (each live job's scheduler state, restored after a restart: see `daemon.rs`).
 
 use crate::error::ExecError;
 use crate::handle::{ExecEvent, JobStatus};
@@ -18,7 +19,7 @@ use crate::spec::JobSubmission;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tessera_core::Allocation;
+use tessera_core::{Allocation, RestoredJob};
 
 /// Why the executor is stopping a running job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -67,6 +68,8 @@ enum Pending {
     Row(Box<JobRow>),
     Meta(String, String),
     Device(String, bool),
+    /// A job's scheduler state (`None`: delete it, the job is no longer live).
+    SchedState(u64, Option<String>),
 }
 
 pub struct Journal {
@@ -98,7 +101,8 @@ impl Journal {
              CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, t_us INTEGER NOT NULL,
                  kind TEXT NOT NULL, job INTEGER, detail TEXT NOT NULL);
              CREATE INDEX IF NOT EXISTS events_job ON events(job);
-             CREATE TABLE IF NOT EXISTS devices (name TEXT PRIMARY KEY, drained INTEGER NOT NULL);",
+             CREATE TABLE IF NOT EXISTS devices (name TEXT PRIMARY KEY, drained INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS job_state (id INTEGER PRIMARY KEY, state TEXT NOT NULL);",
         )?;
         let epoch: Option<String> = conn.query_row("SELECT value FROM meta WHERE key='epoch_unix_us'", [], |r| r.get(0)).optional()?;
         let epoch_unix_us = match epoch {
@@ -182,6 +186,12 @@ impl Journal {
                     Pending::Device(name, drained) => {
                         tx.execute("INSERT INTO devices(name, drained) VALUES (?1, ?2) ON CONFLICT(name) DO UPDATE SET drained=excluded.drained", params![name, drained as i64])?;
                     }
+                    Pending::SchedState(id, Some(state)) => {
+                        tx.execute("INSERT INTO job_state(id, state) VALUES (?1, ?2) ON CONFLICT(id) DO UPDATE SET state=excluded.state", params![id as i64, state])?;
+                    }
+                    Pending::SchedState(id, None) => {
+                        tx.execute("DELETE FROM job_state WHERE id=?1", params![id as i64])?;
+                    }
                 }
             }
         }
@@ -206,6 +216,28 @@ impl Journal {
         for row in rows {
             let (id, text) = row?;
             out.push(serde_json::from_str(&text).map_err(|e| jerr(&format!("job {id}'s row"), e))?);
+        }
+        Ok(out)
+    }
+
+    /// Records a live job's scheduler state (its submission time, attained service, LAS
+    /// promotion, current run), so that a restarted daemon restores it rather than
+    /// re-submitting the job; `None` forgets it (the job ended).
+    pub fn set_job_state(&mut self, id: u64, state: Option<&RestoredJob>) -> Result<(), ExecError> {
+        let text = state.map(serde_json::to_string).transpose().map_err(|e| jerr(&format!("job {id}'s scheduler state"), e))?;
+        self.pending.push(Pending::SchedState(id, text));
+        Ok(())
+    }
+
+    /// Every saved scheduler state, by job id. A row that does not parse is an error naming it.
+    pub fn job_states(&self) -> Result<std::collections::BTreeMap<u64, RestoredJob>, ExecError> {
+        let mut stmt = self.conn.prepare("SELECT id, state FROM job_state ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = std::collections::BTreeMap::new();
+        for row in rows {
+            let (id, text) = row?;
+            let state = serde_json::from_str(&text).map_err(|e| jerr(&format!("table job_state, job {id}, column state"), e))?;
+            out.insert(id as u64, state);
         }
         Ok(out)
     }

@@ -41,7 +41,7 @@ use crate::catalogue::ModelSet;
 use crate::ids::{ClassId, JobId, ModelId};
 use crate::lp::{LinearProgram, LpError, Relation};
 use crate::policy::placement::SpeedTable;
-use crate::policy::round::{RoundInput, RoundJob, RoundPlan, RoundPlanner, RoundStats, Standing};
+use crate::policy::round::{RoundInput, RoundJob, RoundPlan, RoundPlanner, RoundService, RoundStats, Standing};
 use crate::scheduler::IdHasher;
 use crate::time::Time;
 use std::collections::{BTreeMap, HashMap};
@@ -334,6 +334,26 @@ impl RoundPlanner for Gavel {
 
     fn last_program(&self) -> Option<(&[TypeDemand], &[f64])> {
         self.solved_now.as_ref().map(|(d, m)| (d.as_slice(), m.as_slice()))
+    }
+
+    fn service(&self, job: JobId) -> Option<RoundService> {
+        self.history.get(&job).map(|h| RoundService { active_s: h.active_s, received_s: h.received_s.clone() })
+    }
+
+    fn restore_service(&mut self, job: JobId, service: RoundService) {
+        // `seen` is set to the current round by `restore_last_tick`, which comes after the jobs.
+        self.history.insert(job, History { active_s: service.active_s, received_s: service.received_s, seen: u64::MAX });
+    }
+
+    fn last_tick(&self) -> Option<Time> {
+        self.last_tick
+    }
+
+    fn restore_last_tick(&mut self, last_tick: Option<Time>, round: u64) {
+        self.last_tick = last_tick;
+        for h in self.history.values_mut() {
+            h.seen = round;
+        }
     }
 
     fn plan(&mut self, input: &RoundInput<'_>) -> RoundPlan {

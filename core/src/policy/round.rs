@@ -128,6 +128,26 @@ pub trait RoundPlanner: Send {
     fn last_program(&self) -> Option<(&[TypeDemand], &[f64])> {
         None
     }
+    /// What the planner remembers of a job's service, to be saved and restored (a restarted
+    /// driver's planner then ranks the job as before). Default: nothing.
+    fn service(&self, _job: JobId) -> Option<RoundService> {
+        None
+    }
+    fn restore_service(&mut self, _job: JobId, _service: RoundService) {}
+    /// When the planner last ticked, to be saved and restored with `round` (the round then).
+    fn last_tick(&self) -> Option<Time> {
+        None
+    }
+    fn restore_last_tick(&mut self, _last_tick: Option<Time>, _round: u64) {}
+}
+
+/// A job's service as a round planner records it (gavel): time active, and time run on each
+/// model, in seconds.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundService {
+    pub active_s: f64,
+    pub received_s: Vec<(ModelId, f64)>,
 }
 
 /// What a planner did over a run, for measurements.

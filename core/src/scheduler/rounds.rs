@@ -14,19 +14,19 @@ use crate::time::Time;
 /// What the scheduler keeps for a round-based policy.
 #[derive(Debug)]
 pub(super) struct RoundState {
-    interval: Time,
-    backfill: bool,
+    pub(super) interval: Time,
+    pub(super) backfill: bool,
     /// The planner assigns jobs (`gavel`); otherwise a tick runs the queue order's pass.
-    assigns: bool,
+    pub(super) assigns: bool,
     /// The current round (`now / interval` at its tick); 0 before the first tick.
-    round: u64,
+    pub(super) round: u64,
     /// Launches the current round planned that have not happened yet, highest priority
     /// first: the job, the model it must run on (`None`: a CPU-only job), its order reason.
-    pending: Vec<(JobId, Option<ModelId>, Option<OrderReason>)>,
+    pub(super) pending: Vec<(JobId, Option<ModelId>, Option<OrderReason>)>,
     /// Jobs preempted at this round's boundary: backfill leaves them for a later round.
-    preempted: IdMap<JobId, ()>,
+    pub(super) preempted: IdMap<JobId, ()>,
     /// A tick asked for the queue order's ordinary pass.
-    queue_pass_due: bool,
+    pub(super) queue_pass_due: bool,
 }
 
 impl RoundState {
