@@ -191,7 +191,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     config.validate()?;
     std::fs::create_dir_all(config.state_dir.join("jobs"))?;
     std::fs::create_dir_all(config.state_dir.join("checkpoints"))?;
-    let journal = Journal::open(&config.journal_path())?;
+    let journal = Journal::open_with(&config.journal_path(), config.journal.sync)?;
 
     // Devices: every backend's, each mapped to a catalogue model.
     let mut backends: Vec<Box<dyn DeviceBackend>> = Vec::new();
@@ -290,6 +290,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     daemon.commit()?;
     daemon.recover()?;
     daemon.flush()?;
+    daemon.compact_journal();
     daemon.refresh_metrics();
 
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -1210,6 +1211,7 @@ impl Daemon {
                 }
             };
             self.flush()?;
+            self.compact_journal();
             // Cheap while the job table is small; rate-limited when it is not.
             if self.jobs.len() < 1000 || self.metrics_refreshed.elapsed() > Duration::from_millis(50) || stop {
                 self.refresh_metrics();
@@ -1369,5 +1371,30 @@ impl Daemon {
             notices.extend(std::iter::from_fn(|| self.sched.poll_notice()));
         }
         self.apply(now, kept, notices)
+    }
+}
+
+// ---- journal retention (H5) ---------------------------------------------------------------------
+
+impl Daemon {
+    /// Compacts the journal when due (at start-up, then every `journal.compact_interval_s`),
+    /// right after a flush so nothing is pending, and forgets the ended jobs it deleted. A
+    /// failed compaction is logged and changes nothing: retention is not worth stopping for.
+    fn compact_journal(&mut self) {
+        let now = self.now();
+        match self.journal.compact_if_due(now.0, &self.cfg.journal) {
+            Ok(Some((report, event))) => {
+                for id in &report.jobs_deleted {
+                    if self.jobs.get(id).is_some_and(|row| !row.state.is_live()) {
+                        self.jobs.remove(id);
+                    }
+                }
+                if let Some(event) = event {
+                    let _ = self.events.send(event);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("journal compaction failed (nothing deleted): {e}"),
+        }
     }
 }
