@@ -988,6 +988,7 @@ impl Daemon {
 
     fn on_health(&mut self, readings: Vec<Reading>) -> Result<(), ExecError> {
         for (i, r) in readings.into_iter().enumerate().take(self.fleet.len()) {
+            self.journal_xids(i, &r);
             self.fleet[i].reading = Some(r);
         }
         self.evaluate_health()
@@ -1395,6 +1396,20 @@ impl Daemon {
             }
             Ok(None) => {}
             Err(e) => tracing::warn!("journal compaction failed (nothing deleted): {e}"),
+        }
+    }
+
+    /// Journals each Xid a device's reading brings (whether it cordons is `evaluate_health`'s
+    /// business, through `devices::breach`).
+    fn journal_xids(&mut self, i: usize, reading: &Reading) {
+        if reading.xids_new.is_empty() {
+            return;
+        }
+        let now = self.now();
+        for &xid in &reading.xids_new {
+            let verdict = crate::devices::nvidia::xid_verdict(xid, &self.health.fatal_xids);
+            tracing::warn!("device {}: {}", self.fleet[i].found.name, verdict.message);
+            self.journal.event(now.0, "device_xid", None, json!({"device": self.fleet[i].found.name, "xid": xid, "fatal": verdict.cordon, "message": verdict.message}));
         }
     }
 }

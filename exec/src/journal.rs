@@ -109,6 +109,11 @@ pub struct CompactReport {
     pub unfinished: bool,
 }
 
+/// Microseconds since the Unix epoch, by the system clock.
+pub fn unix_now_us() -> u64 {
+    now_unix_us()
+}
+
 fn now_unix_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
