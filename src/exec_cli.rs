@@ -134,7 +134,8 @@ pub enum ExecCommand {
     },
     /// Apply the journal's retention now (`journal.keep_finished_jobs`, `keep_events_days`:
     /// from --config's `[daemon.journal]`, else the defaults, either overridden by the flags),
-    /// then give the freed space back. The daemon does this itself at start-up and every
+    /// then give the freed space back (a journal from before incremental auto-vacuum is
+    /// rewritten once with `VACUUM`). The daemon does this itself at start-up and every
     /// `compact_interval_s`; this verb is for a stopped executor (it refuses while the
     /// journal's daemon runs).
     Compact {
@@ -680,6 +681,9 @@ fn compact(source: &JournalSource, keep_finished_jobs: Option<&str>, keep_events
         }
     }
     journal.shrink().map_err(at)?;
+    if journal.enable_incremental_vacuum().map_err(at)? {
+        println!("{}: rewritten with incremental auto-vacuum (VACUUM), so the daemon's compactions give freed space back from now on", path.display());
+    }
     let (jobs_after, events_after) = journal.counts().map_err(at)?;
     drop(journal);
     println!(
