@@ -116,6 +116,10 @@ pub enum ExecCommand {
         /// The rate to compare against.
         #[arg(long, default_value_t = 1000.0)]
         target_per_s: f64,
+        /// The journal's durability (`journal.sync`): `full` (fsync at every commit) or
+        /// `normal` (no fsync at commit: survives an executor crash, not a power loss).
+        #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+        sync: String,
     },
     /// Write what the executor ran as a trace in the native schema, with the observed
     /// `start_s, end_s, wait_s, restarts, exec_state` columns (times in seconds since the first
@@ -127,6 +131,25 @@ pub enum ExecCommand {
         /// Where to write the CSV [default: standard output].
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+    /// Apply the journal's retention now (`journal.keep_finished_jobs`, `keep_events_days`:
+    /// from --config's `[daemon.journal]`, else the defaults, either overridden by the flags),
+    /// then give the freed space back (a journal from before incremental auto-vacuum is
+    /// rewritten once with `VACUUM`). The daemon does this itself at start-up and every
+    /// `compact_interval_s`; this verb is for a stopped executor (it refuses while the
+    /// journal's daemon runs).
+    Compact {
+        #[command(flatten)]
+        journal: JournalSource,
+        /// Ended jobs to keep (a number, or `forever`).
+        #[arg(long)]
+        keep_finished_jobs: Option<String>,
+        /// Days of events to keep (a number, or `forever`).
+        #[arg(long)]
+        keep_events_days: Option<String>,
+        /// Compact even though the journal's last daemon looks alive (its pid is in use).
+        #[arg(long)]
+        force: bool,
     },
     /// Write every scheduling decision the executor journalled, with its provenance (decision,
     /// reason, policy, devices), as JSON lines. Reads the journal directly (read-only).
@@ -465,13 +488,17 @@ pub fn run(command: ExecCommand) -> Result<(), String> {
                 }))
                 .map_err(client_error)
         }
-        ExecCommand::BenchApi { jobs, concurrency, target_per_s } => bench_api(jobs, concurrency.max(1), target_per_s),
+        ExecCommand::BenchApi { jobs, concurrency, target_per_s, sync } => {
+            let sync = if sync == "normal" { tessera_exec::config::JournalSync::Normal } else { tessera_exec::config::JournalSync::Full };
+            bench_api(jobs, concurrency.max(1), target_per_s, sync)
+        }
         ExecCommand::ExportTrace { journal, out } => {
             let path = journal.journal_path()?;
             let csv = tessera_exec::export::export_trace(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let jobs = csv.lines().count().saturating_sub(1);
             write_export(&csv, out.as_deref(), &format!("{jobs} job(s)"))
         }
+        ExecCommand::Compact { journal, keep_finished_jobs, keep_events_days, force } => compact(&journal, keep_finished_jobs.as_deref(), keep_events_days.as_deref(), force),
         ExecCommand::ExportDecisions { journal, out } => {
             let path = journal.journal_path()?;
             let lines = tessera_exec::export::export_decisions(&path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -492,13 +519,14 @@ fn drain(device: &str, drain: bool, conn: &Connection) -> Result<(), String> {
     }
 }
 
-fn bench_api(jobs: u64, concurrency: usize, target_per_s: f64) -> Result<(), String> {
+fn bench_api(jobs: u64, concurrency: usize, target_per_s: f64, sync: tessera_exec::config::JournalSync) -> Result<(), String> {
     let state = tempfile_dir()?;
     let token = auth::generate_token().map_err(|e| e.to_string())?;
     let mut daemon = tessera_exec::config::DaemonConfig::new(state.join("state"));
     daemon.allow_unvalidated = true;
     daemon.cpu.devices = tessera_exec::config::CpuDevices::Count(2);
     daemon.gpu.enabled = tessera_exec::config::GpuEnabled::Off;
+    daemon.journal.sync = sync;
     let api = ApiConfig {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
         tokens: vec![auth::TokenEntry { name: "bench".into(), role: Role::Operate, sha256: auth::sha256_hex(&token) }],
@@ -591,9 +619,77 @@ fn bench_api(jobs: u64, concurrency: usize, target_per_s: f64) -> Result<(), Str
         q(1.0)
     );
     println!(
-        "server side: {commits:.0} journal commits, mean {commit_ms:.2} ms (synchronous=FULL, one per batch); {batches:.0} batches of {:.1} inputs on average; \
+        "server side: {commits:.0} journal commits, mean {commit_ms:.2} ms (journal.sync = {sync:?}, one per batch); {batches:.0} batches of {:.1} inputs on average; \
          {decisions:.0} core inputs, mean {decision_ms:.3} ms; {probe_per_s:.0} requests/s through the API and the daemon without a journal write (GET /healthz)",
         batch_milli / 1e3
+    );
+    Ok(())
+}
+
+/// `forever` or a number, for a retention flag.
+fn parse_limit<T: std::str::FromStr>(flag: &str, text: &str) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    if text == "forever" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|e| format!("--{flag}: expected a number or `forever`, found `{text}` ({e})"))
+}
+
+fn compact(source: &JournalSource, keep_finished_jobs: Option<&str>, keep_events_days: Option<&str>, force: bool) -> Result<(), String> {
+    let path = source.journal_path()?;
+    let mut retention = match &source.config {
+        Some(config) => ServeConfig::load(config).map_err(|e| e.to_string())?.daemon.journal,
+        None => tessera_exec::config::JournalConfig::default(),
+    };
+    if let Some(text) = keep_finished_jobs {
+        retention.keep_finished_jobs = parse_limit("keep-finished-jobs", text)?;
+    }
+    if let Some(text) = keep_events_days {
+        retention.keep_events_days = parse_limit::<f64>("keep-events-days", text)?;
+    }
+    retention.validate().map_err(|e| e.to_string())?;
+    let at = |e: tessera_exec::ExecError| format!("{}: {e}", path.display());
+    let mut journal = tessera_exec::journal::Journal::open(&path).map_err(at)?;
+    // The daemon that last started on this journal, unless it said it stopped.
+    let started = journal.events(Some("daemon_started")).map_err(at)?.pop();
+    let stopped = journal.events(Some("daemon_stopped")).map_err(at)?.pop();
+    if let Some(started) = started.filter(|s| stopped.as_ref().is_none_or(|t| t.seq < s.seq)) {
+        let pid = started.detail.get("pid").and_then(|p| p.as_u64());
+        if let Some(pid) = pid.filter(|&p| p != std::process::id() as u64 && Path::new(&format!("/proc/{p}")).exists()) {
+            if !force {
+                return Err(format!(
+                    "{}: the executor that started on this journal (pid {pid}) looks alive; it compacts its journal itself every `journal.compact_interval_s`. Stop it first, or give --force if pid {pid} is another process",
+                    path.display()
+                ));
+            }
+        }
+    }
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let wal = path.with_file_name("journal.sqlite-wal");
+    let before = size(&path) + size(&wal);
+    let (jobs_before, events_before) = journal.counts().map_err(at)?;
+    let now_us = tessera_exec::journal::unix_now_us().saturating_sub(journal.epoch_unix_us()).max(journal.last_t_us().map_err(at)?);
+    let (mut jobs_deleted, mut events_deleted) = (0usize, 0u64);
+    loop {
+        let (report, _) = journal.compact(now_us, &retention, tessera_exec::journal::COMPACT_MAX_ROWS_PER_PASS).map_err(at)?;
+        jobs_deleted += report.jobs_deleted.len();
+        events_deleted += report.events_deleted;
+        if !report.unfinished {
+            break;
+        }
+    }
+    journal.shrink().map_err(at)?;
+    if journal.enable_incremental_vacuum().map_err(at)? {
+        println!("{}: rewritten with incremental auto-vacuum (VACUUM), so the daemon's compactions give freed space back from now on", path.display());
+    }
+    let (jobs_after, events_after) = journal.counts().map_err(at)?;
+    drop(journal);
+    println!(
+        "{}: deleted {jobs_deleted} ended job(s) and {events_deleted} event(s); {jobs_before} -> {jobs_after} jobs, {events_before} -> {events_after} events, {before} -> {} bytes (database and WAL)",
+        path.display(),
+        size(&path) + size(&wal)
     );
     Ok(())
 }

@@ -25,6 +25,9 @@ pub struct DaemonConfig {
     pub gpu: GpuConfig,
     #[serde(default)]
     pub health: HealthConfig,
+    /// Durability and retention of the journal (`journal.sqlite`).
+    #[serde(default)]
+    pub journal: JournalConfig,
     /// Grace between SIGTERM and SIGKILL for time limits and shutdown (preemption and
     /// cancellation use the policy's grace).
     #[serde(default = "default_grace_s")]
@@ -143,12 +146,23 @@ impl Default for GpuConfig {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum GpuEnabled {
     #[default]
     Auto,
     On,
     Off,
+}
+
+/// Written as it is read: `"auto"`, `true` or `false`.
+impl Serialize for GpuEnabled {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            GpuEnabled::Auto => s.serialize_str("auto"),
+            GpuEnabled::On => s.serialize_bool(true),
+            GpuEnabled::Off => s.serialize_bool(false),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for GpuEnabled {
@@ -192,6 +206,26 @@ pub struct HealthConfig {
     /// One-minute load average per online core (CPU devices).
     #[serde(default)]
     pub max_load_per_core: Option<f64>,
+    /// NVIDIA Xid codes after which the GPU needs a reset: the device is cordoned
+    /// (`DeviceFailed`) until the executor restarts. Every Xid is journalled; only these
+    /// cordon. Default: [`DEFAULT_FATAL_XIDS`].
+    #[serde(default = "default_fatal_xids")]
+    pub fatal_xids: Vec<u64>,
+}
+
+/// Xids that mean the GPU is not to be trusted until it is reset (NVIDIA's Xid catalogue,
+/// "Xid errors" and its Xid catalogue): 48 double-bit ECC error; 64 ECC page retirement or
+/// row-remapping recording failure; 74 NVLink error; 79 GPU has fallen off the bus; 94
+/// contained ECC error (the process using the memory is killed; the row is remapped at the
+/// next reset); 95 uncontained ECC error; 119 GSP RPC timeout; 120 GSP error. Not in the list
+/// (journalled only): application faults such as 13 (graphics engine exception), 31 (memory
+/// page fault), 43 (GPU stopped processing) and 45 (preemptive cleanup), which end one
+/// process and leave the GPU usable, and 63/92 (a page retired, a high single-bit ECC rate),
+/// which are warnings.
+pub const DEFAULT_FATAL_XIDS: &[u64] = &[48, 64, 74, 79, 94, 95, 119, 120];
+
+fn default_fatal_xids() -> Vec<u64> {
+    DEFAULT_FATAL_XIDS.to_vec()
 }
 
 fn default_health_interval_s() -> f64 {
@@ -200,7 +234,7 @@ fn default_health_interval_s() -> f64 {
 
 impl Default for HealthConfig {
     fn default() -> Self {
-        HealthConfig { interval_s: default_health_interval_s(), max_temp_c: None, max_mem_used_fraction: None, max_ecc_uncorrected: None, max_load_per_core: None }
+        HealthConfig { interval_s: default_health_interval_s(), max_temp_c: None, max_mem_used_fraction: None, max_ecc_uncorrected: None, max_load_per_core: None, fatal_xids: default_fatal_xids() }
     }
 }
 
@@ -225,6 +259,111 @@ impl HealthConfig {
     }
 }
 
+/// When a commit is on disk.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalSync {
+    /// `PRAGMA synchronous=FULL`: the WAL is fsynced at every commit, so a committed
+    /// submission, start or end is on disk before anyone hears of it; it survives a crash of
+    /// the executor, of the kernel, and a power loss. One fsync per batch of inputs.
+    #[default]
+    Full,
+    /// `PRAGMA synchronous=NORMAL` (WAL): no fsync at commit, only at checkpoints. Survives a
+    /// crash of the executor (the WAL is in the kernel's page cache), but a kernel crash or a
+    /// power loss may lose the last transactions acknowledged before it: a submission the
+    /// caller was told was accepted may be gone, and a job whose end was lost is run again.
+    /// The journal itself stays consistent (never corrupt).
+    Normal,
+}
+
+/// The journal's durability and retention. Recovery reads only the `jobs` rows, `meta` and
+/// `devices` (and the latest event's time, so the clock never goes back); `events` are the
+/// audit log and the source of `export-trace`'s decision provenance.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// `"full"` (default) or `"normal"`: see [`JournalSync`].
+    #[serde(default)]
+    pub sync: JournalSync,
+    /// Events older than this many days are deleted, except those of live jobs (queued,
+    /// launching, running, preempting) and the latest event. Unset: events are kept forever.
+    /// Default 30; `"forever"`: never deleted for their age.
+    #[serde(default = "default_keep_events_days", deserialize_with = "number_or_forever", serialize_with = "ser_forever")]
+    pub keep_events_days: Option<f64>,
+    /// Ended jobs (finished, failed, killed, cancelled, rejected) kept: the rows of older
+    /// ended jobs and all their events are deleted; live jobs are never deleted. Unset: kept
+    /// forever. Default 100000; `"forever"`: ended jobs are never deleted.
+    #[serde(default = "default_keep_finished_jobs", deserialize_with = "number_or_forever", serialize_with = "ser_forever")]
+    pub keep_finished_jobs: Option<u64>,
+    /// Seconds between compactions while the daemon runs (one also runs at start-up).
+    /// Default 600.
+    #[serde(default = "default_compact_interval_s")]
+    pub compact_interval_s: f64,
+}
+
+/// A number, or `"forever"` for no limit.
+fn number_or_forever<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(d: D) -> Result<Option<T>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Limit<T> {
+        Number(T),
+        Word(String),
+    }
+    match Limit::<T>::deserialize(d) {
+        Ok(Limit::Number(n)) => Ok(Some(n)),
+        Ok(Limit::Word(w)) if w == "forever" => Ok(None),
+        Ok(Limit::Word(w)) => Err(serde::de::Error::custom(format!("expected a number or \"forever\", found \"{w}\""))),
+        Err(_) => Err(serde::de::Error::custom("expected a number >= 0 or \"forever\"")),
+    }
+}
+
+fn ser_forever<S: serde::Serializer, T: Serialize>(v: &Option<T>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(n) => n.serialize(s),
+        None => s.serialize_str("forever"),
+    }
+}
+
+fn default_keep_events_days() -> Option<f64> {
+    Some(30.0)
+}
+fn default_keep_finished_jobs() -> Option<u64> {
+    Some(100_000)
+}
+fn default_compact_interval_s() -> f64 {
+    600.0
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            sync: JournalSync::Full,
+            keep_events_days: default_keep_events_days(),
+            keep_finished_jobs: default_keep_finished_jobs(),
+            compact_interval_s: default_compact_interval_s(),
+        }
+    }
+}
+
+impl JournalConfig {
+    pub fn validate(&self) -> Result<(), ExecError> {
+        if let Some(d) = self.keep_events_days {
+            if !d.is_finite() || d < 0.0 {
+                return Err(ExecError::invalid("journal.keep_events_days", format!("expected a finite number of days >= 0, found {d}")));
+            }
+        }
+        if !(self.compact_interval_s.is_finite() && self.compact_interval_s > 0.0) {
+            return Err(ExecError::invalid("journal.compact_interval_s", format!("expected seconds > 0, found {}", self.compact_interval_s)));
+        }
+        Ok(())
+    }
+
+    /// Events older than this (µs) are compacted away; `None`: kept forever.
+    pub fn keep_events_us(&self) -> Option<u64> {
+        self.keep_events_days.map(|d| (d * 86_400e6) as u64)
+    }
+}
+
 impl DaemonConfig {
     /// A configuration with every default, for tests and examples.
     pub fn new(state_dir: impl Into<PathBuf>) -> DaemonConfig {
@@ -236,6 +375,7 @@ impl DaemonConfig {
             cpu: CpuConfig::default(),
             gpu: GpuConfig::default(),
             health: HealthConfig::default(),
+            journal: JournalConfig::default(),
             grace_s: default_grace_s(),
             launch_retries: default_launch_retries(),
             retry_backoff_s: default_retry_backoff_s(),
@@ -257,6 +397,7 @@ impl DaemonConfig {
             }
         }
         self.health.validate()?;
+        self.journal.validate()?;
         tessera_core::Policy::from_spec(&self.policy).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
         Ok(())
     }
@@ -309,6 +450,27 @@ mod tests {
     }
 
     #[test]
+    fn journal_keys_parse_and_default_to_durable() {
+        let c = DaemonConfig::parse_toml("state_dir = 's'\n", "e").unwrap();
+        assert_eq!(c.journal, JournalConfig::default());
+        assert_eq!(c.journal.sync, JournalSync::Full);
+        assert_eq!(c.health.fatal_xids, DEFAULT_FATAL_XIDS);
+        let c = DaemonConfig::parse_toml(
+            "state_dir = 's'\n[journal]\nsync = 'normal'\nkeep_events_days = 7\nkeep_finished_jobs = 500\ncompact_interval_s = 60\n[health]\nfatal_xids = [79]\n",
+            "e",
+        )
+        .unwrap();
+        assert_eq!(c.journal.sync, JournalSync::Normal);
+        assert_eq!(c.journal.keep_events_us(), Some(7 * 86_400_000_000));
+        assert_eq!((c.journal.keep_finished_jobs, c.journal.compact_interval_s), (Some(500), 60.0));
+        assert_eq!(c.health.fatal_xids, vec![79]);
+        let c = DaemonConfig::parse_toml("state_dir = 's'\n[journal]\nkeep_events_days = 'forever'\nkeep_finished_jobs = 'forever'\n", "e").unwrap();
+        assert_eq!((c.journal.keep_events_days, c.journal.keep_finished_jobs), (None, None));
+        let again: DaemonConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
     fn broken_configs_name_the_key() {
         let cases = [
             ("state_dir = 's'\nbogus = 1\n", "bogus", "unknown field `bogus`"),
@@ -320,6 +482,13 @@ mod tests {
             ("state_dir = 's'\n[policy]\nname = 'nope'\n", "policy.name", "unknown queue order"),
             ("state_dir = 's'\ngrace_s = -1\n", "grace_s", "-1"),
             ("allow_unvalidated = true\n", "", "missing field `state_dir`"),
+            ("state_dir = 's'\n[journal]\nsync = 'sometimes'\n", "journal.sync", "sometimes"),
+            ("state_dir = 's'\n[journal]\nkeep_events_days = -3\n", "journal.keep_events_days", "-3"),
+            ("state_dir = 's'\n[journal]\nkeep_finished_jobs = 'never'\n", "journal.keep_finished_jobs", "\"never\""),
+            ("state_dir = 's'\n[journal]\nkeep_finished_jobs = -1\n", "journal.keep_finished_jobs", "\"forever\""),
+            ("state_dir = 's'\n[journal]\ncompact_interval_s = 0\n", "journal.compact_interval_s", "0"),
+            ("state_dir = 's'\n[journal]\nkeep_jobs = 5\n", "journal", "unknown field `keep_jobs`"),
+            ("state_dir = 's'\n[health]\nfatal_xids = [79, -1]\n", "health.fatal_xids", "-1"),
         ];
         for (text, key, needle) in cases {
             match DaemonConfig::parse_toml(text, "exec.toml") {

@@ -183,7 +183,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     config.validate()?;
     std::fs::create_dir_all(config.state_dir.join("jobs"))?;
     std::fs::create_dir_all(config.state_dir.join("checkpoints"))?;
-    let journal = Journal::open(&config.journal_path())?;
+    let journal = Journal::open_with(&config.journal_path(), config.journal.sync)?;
 
     // Devices: every backend's, each mapped to a catalogue model.
     let mut backends: Vec<Box<dyn DeviceBackend>> = Vec::new();
@@ -283,6 +283,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     daemon.commit()?;
     daemon.recover()?;
     daemon.flush()?;
+    daemon.compact_journal();
     daemon.refresh_metrics();
 
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
@@ -1005,6 +1006,7 @@ impl Daemon {
 
     fn on_health(&mut self, readings: Vec<Reading>) -> Result<(), ExecError> {
         for (i, r) in readings.into_iter().enumerate().take(self.fleet.len()) {
+            self.journal_xids(i, &r);
             self.fleet[i].reading = Some(r);
         }
         self.evaluate_health()
@@ -1231,6 +1233,7 @@ impl Daemon {
                 }
             };
             self.flush()?;
+            self.compact_journal();
             // Cheap while the job table is small; rate-limited when it is not.
             if self.jobs.len() < 1000 || self.metrics_refreshed.elapsed() > Duration::from_millis(50) || stop {
                 self.refresh_metrics();
@@ -1458,5 +1461,44 @@ impl Daemon {
             _ => {}
         }
         r
+    }
+}
+
+// ---- journal retention (H5) ---------------------------------------------------------------------
+
+impl Daemon {
+    /// Compacts the journal when due (at start-up, then every `journal.compact_interval_s`),
+    /// right after a flush so nothing is pending, and forgets the ended jobs it deleted. A
+    /// failed compaction is logged and changes nothing: retention is not worth stopping for.
+    fn compact_journal(&mut self) {
+        let now = self.now();
+        match self.journal.compact_if_due(now.0, &self.cfg.journal) {
+            Ok(Some((report, event))) => {
+                for id in &report.jobs_deleted {
+                    if self.jobs.get(id).is_some_and(|row| !row.state.is_live()) {
+                        self.jobs.remove(id);
+                    }
+                }
+                if let Some(event) = event {
+                    let _ = self.events.send(event);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("journal compaction failed (nothing deleted): {e}"),
+        }
+    }
+
+    /// Journals each Xid a device's reading brings (whether it cordons is `evaluate_health`'s
+    /// business, through `devices::breach`).
+    fn journal_xids(&mut self, i: usize, reading: &Reading) {
+        if reading.xids_new.is_empty() {
+            return;
+        }
+        let now = self.now();
+        for &xid in &reading.xids_new {
+            let verdict = crate::devices::nvidia::xid_verdict(xid, &self.health.fatal_xids);
+            tracing::warn!("device {}: {}", self.fleet[i].found.name, verdict.message);
+            self.journal.event(now.0, "device_xid", None, json!({"device": self.fleet[i].found.name, "xid": xid, "fatal": verdict.cordon, "message": verdict.message}));
+        }
     }
 }

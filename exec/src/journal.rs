@@ -1,7 +1,7 @@
 //! The durable journal: one SQLite file (WAL) holding every state change, committed before
 //! the daemon acts on it.
 //!
-//! `synchronous = FULL`: in WAL mode, NORMAL survives a crash of the executor but may lose the
+//! `synchronous = FULL` (the default, `journal.sync = "full"`): in WAL mode, NORMAL survives a crash of the executor but may lose the
 //! last transactions on a power loss, which could forget that a job finished and run it again.
 //! FULL syncs the WAL at every commit; the daemon commits once per batch of inputs (a group
 //! commit of every input waiting when the batch began and of everything they caused), so the
@@ -12,7 +12,20 @@
 //! row, as JSON, with its state for queries), `events` (the append-only log: every state
 //! change and every core decision with its provenance), `devices` (drained devices),
 //! `job_state` (each live job's scheduler state, restored after a restart: see `daemon.rs`).
+//!
+//! `journal.sync = "normal"` trades that for throughput: no fsync at commit (only at
+//! checkpoints), so a commit survives a crash of the executor but the last ones acknowledged
+//! before a kernel crash or power loss may be lost (see `config::JournalSync`).
+//!
+//! Retention (`Journal::compact`): recovery reads only `jobs`, `job_state` (live jobs'),
+//! `meta`, `devices` and the latest event's time; `events` is the audit log. Compaction
+//! deletes the rows of the oldest ended jobs beyond `journal.keep_finished_jobs` with all their
+//! events and `job_state` rows, and events older than `journal.keep_events_days`, never
+//! touching a live job's rows or events, `meta`, `devices`, or the latest event. New journals
+//! use `auto_vacuum = INCREMENTAL`, so the pages freed are given back to the file system; the
+//! WAL is truncated after a compaction that deleted rows.
 
+use crate::config::{JournalConfig, JournalSync};
 use crate::error::ExecError;
 use crate::handle::{ExecEvent, JobStatus};
 use crate::spec::JobSubmission;
@@ -76,6 +89,33 @@ pub struct Journal {
     conn: Connection,
     pending: Vec<Pending>,
     epoch_unix_us: u64,
+    /// When `compact_if_due` last ran; `None`: not yet.
+    last_compaction: Option<std::time::Instant>,
+    /// The last compaction stopped at its row limit: run again at the next chance.
+    compaction_unfinished: bool,
+}
+
+/// Job states whose rows and events compaction never deletes (`JobStatus::is_live`).
+const LIVE_STATES_SQL: &str = "('queued', 'launching', 'running', 'preempting')";
+
+/// Most rows one compaction pass deletes, so a first compaction of a large journal does not
+/// stall the daemon; the rest goes in the next passes.
+pub const COMPACT_MAX_ROWS_PER_PASS: u64 = 50_000;
+
+/// What one compaction did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompactReport {
+    /// Ended jobs whose rows were deleted (with their events), in id order.
+    pub jobs_deleted: Vec<u64>,
+    /// Events deleted: those of the deleted jobs and those older than the retention.
+    pub events_deleted: u64,
+    /// Stopped at the per-pass limit: more remains to delete.
+    pub unfinished: bool,
+}
+
+/// Microseconds since the Unix epoch, by the system clock.
+pub fn unix_now_us() -> u64 {
+    now_unix_us()
 }
 
 fn now_unix_us() -> u64 {
@@ -89,14 +129,25 @@ fn jerr(context: &str, e: impl std::fmt::Display) -> ExecError {
 impl Journal {
     /// Opens (creating if needed) the journal at `path`.
     pub fn open(path: &Path) -> Result<Journal, ExecError> {
+        Self::open_with(path, JournalSync::Full)
+    }
+
+    /// Opens (creating if needed) the journal at `path` with the given durability.
+    pub fn open_with(path: &Path, sync: JournalSync) -> Result<Journal, ExecError> {
         let conn = Connection::open(path).map_err(|e| jerr(&path.display().to_string(), e))?;
+        // Takes effect only on a new, empty file (an existing one keeps its mode): freed pages
+        // can then be returned to the file system after a compaction.
+        conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL").map_err(|e| jerr(&path.display().to_string(), e))?;
         let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(ExecError::Journal(format!("{}: WAL mode refused (got {mode})", path.display())));
         }
+        conn.execute_batch(match sync {
+            JournalSync::Full => "PRAGMA synchronous=FULL",
+            JournalSync::Normal => "PRAGMA synchronous=NORMAL",
+        })?;
         conn.execute_batch(
-            "PRAGMA synchronous=FULL;
-             CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, state TEXT NOT NULL, row TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, t_us INTEGER NOT NULL,
                  kind TEXT NOT NULL, job INTEGER, detail TEXT NOT NULL);
@@ -113,7 +164,7 @@ impl Journal {
                 e
             }
         };
-        Ok(Journal { conn, pending: Vec::new(), epoch_unix_us })
+        Ok(Journal { conn, pending: Vec::new(), epoch_unix_us, last_compaction: None, compaction_unfinished: false })
     }
 
     /// Opens an existing journal to read (export), without taking part in writes.
@@ -123,7 +174,7 @@ impl Journal {
             .query_row("SELECT value FROM meta WHERE key='epoch_unix_us'", [], |r| r.get(0))
             .map_err(|e| jerr(&format!("{}: not a tessera journal", path.display()), e))?;
         let epoch_unix_us = epoch.parse().map_err(|e| jerr("meta epoch_unix_us", e))?;
-        Ok(Journal { conn, pending: Vec::new(), epoch_unix_us })
+        Ok(Journal { conn, pending: Vec::new(), epoch_unix_us, last_compaction: None, compaction_unfinished: false })
     }
 
     /// Unix time (µs) of the timeline's zero.
@@ -261,6 +312,139 @@ impl Journal {
             out.push(ExecEvent { seq: seq as u64, at_unix_s: (self.epoch_unix_us + t_us as u64) as f64 / 1e6, kind, job: job.map(|j| j as u64), detail });
         }
         Ok(out)
+    }
+}
+
+// ---- retention -----------------------------------------------------------------------------
+
+impl Journal {
+    /// Deletes what retention allows (see the module's documentation), at most
+    /// `max_rows` job rows and `max_rows` events in this pass, in one transaction. `now_us`
+    /// is on the journal's timeline. When anything was deleted, a `journal_compacted` event
+    /// is written (and returned, for broadcasting), the WAL is checkpointed and truncated and
+    /// free pages are returned to the file system (journals created with incremental
+    /// auto-vacuum). Nothing pending is committed or dropped.
+    pub fn compact(&mut self, now_us: u64, config: &JournalConfig, max_rows: u64) -> Result<(CompactReport, Option<ExecEvent>), ExecError> {
+        let max_rows = max_rows.max(1) as i64;
+        let mut report = CompactReport::default();
+        let tx = self.conn.transaction()?;
+        // 1. Ended jobs beyond the newest `keep_finished_jobs` (by id), and all their events.
+        if let Some(keep) = config.keep_finished_jobs {
+            let ended_sql = format!("SELECT id FROM jobs WHERE state NOT IN {LIVE_STATES_SQL} ORDER BY id DESC LIMIT -1 OFFSET ?1");
+            let mut ids: Vec<u64> = {
+                let mut stmt = tx.prepare(&ended_sql)?;
+                let rows = stmt.query_map(params![keep.min(i64::MAX as u64) as i64], |r| r.get::<_, i64>(0))?;
+                rows.map(|r| r.map(|id| id as u64)).collect::<Result<_, _>>()?
+            };
+            ids.reverse();
+            if ids.len() as i64 > max_rows {
+                ids.truncate(max_rows as usize);
+                report.unfinished = true;
+            }
+            let mut del_job = tx.prepare_cached("DELETE FROM jobs WHERE id=?1")?;
+            let mut del_events = tx.prepare_cached("DELETE FROM events WHERE job=?1")?;
+            // An ended job's state row is deleted when it ends; this catches one left by a
+            // crash between the end and that write.
+            let mut del_state = tx.prepare_cached("DELETE FROM job_state WHERE id=?1")?;
+            for &id in &ids {
+                del_job.execute(params![id as i64])?;
+                del_state.execute(params![id as i64])?;
+                report.events_deleted += del_events.execute(params![id as i64])? as u64;
+            }
+            report.jobs_deleted = ids;
+        }
+        // 2. Events older than `keep_events_days`, except live jobs' and the latest event
+        // (its time keeps a restarted daemon's clock from going back). Times grow with `seq`,
+        // so the events to delete are a prefix: found by scanning only that prefix.
+        if let Some(keep_us) = config.keep_events_us() {
+            let cutoff_us = now_us.saturating_sub(keep_us);
+            let (first_seq, last_seq): (Option<i64>, Option<i64>) = tx.query_row("SELECT MIN(seq), MAX(seq) FROM events", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if let (Some(first_seq), Some(last_seq)) = (first_seq, last_seq) {
+                let first_kept: i64 = tx
+                    .query_row("SELECT seq FROM events WHERE t_us >= ?1 ORDER BY seq LIMIT 1", params![cutoff_us.min(i64::MAX as u64) as i64], |r| r.get(0))
+                    .optional()?
+                    .unwrap_or(last_seq)
+                    .min(last_seq);
+                let end = first_kept.min(first_seq.saturating_add(max_rows));
+                report.unfinished |= end < first_kept;
+                let sql = format!("DELETE FROM events WHERE seq >= ?1 AND seq < ?2 AND (job IS NULL OR job NOT IN (SELECT id FROM jobs WHERE state IN {LIVE_STATES_SQL}))");
+                report.events_deleted += tx.execute(&sql, params![first_seq, end])? as u64;
+            }
+        }
+        let mut event = None;
+        if !report.jobs_deleted.is_empty() || report.events_deleted > 0 {
+            let last_t: i64 = tx.query_row("SELECT COALESCE(MAX(t_us), 0) FROM events", [], |r| r.get(0))?;
+            let t_us = now_us.max(last_t as u64);
+            let detail = serde_json::json!({
+                "jobs_deleted": report.jobs_deleted.len(),
+                "first_job_deleted": report.jobs_deleted.first(),
+                "last_job_deleted": report.jobs_deleted.last(),
+                "events_deleted": report.events_deleted,
+                "unfinished": report.unfinished,
+                "keep_finished_jobs": config.keep_finished_jobs,
+                "keep_events_days": config.keep_events_days,
+            });
+            tx.execute("INSERT INTO events(t_us, kind, job, detail) VALUES (?1, 'journal_compacted', NULL, ?2)", params![t_us as i64, detail.to_string()])?;
+            let seq = tx.last_insert_rowid() as u64;
+            event = Some(ExecEvent { seq, at_unix_s: (self.epoch_unix_us + t_us) as f64 / 1e6, kind: "journal_compacted".into(), job: None, detail });
+        }
+        tx.commit()?;
+        if event.is_some() {
+            self.shrink()?;
+        }
+        Ok((report, event))
+    }
+
+    /// Checkpoints the WAL into the database and truncates it, then returns free pages to the
+    /// file system (a no-op for a journal created before incremental auto-vacuum). A reader
+    /// holding the WAL (an export running) makes the checkpoint partial, which is harmless.
+    pub fn shrink(&mut self) -> Result<(), ExecError> {
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        // Each step of this pragma frees some pages: step it to the end.
+        let mut vacuum = self.conn.prepare("PRAGMA incremental_vacuum")?;
+        let mut rows = vacuum.query([])?;
+        while rows.next()?.is_some() {}
+        drop(rows);
+        drop(vacuum);
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(())
+    }
+
+    /// Rewrites the whole file (`VACUUM`) with incremental auto-vacuum when it does not have
+    /// it yet (a journal created before this version), so later compactions give freed pages
+    /// back. Takes as long as copying the file and needs as much free space: for a stopped
+    /// executor (`tessera exec compact`). Returns whether it rewrote the file.
+    pub fn enable_incremental_vacuum(&mut self) -> Result<bool, ExecError> {
+        let mode: i64 = self.conn.query_row("PRAGMA auto_vacuum", [], |r| r.get(0))?;
+        if mode == 2 {
+            return Ok(false);
+        }
+        self.conn.execute_batch("PRAGMA auto_vacuum=INCREMENTAL; VACUUM;")?;
+        self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        Ok(true)
+    }
+
+    /// Runs `compact` when `config.compact_interval_s` has passed since the last one (or at
+    /// once the first time, or when the last one stopped at its row limit).
+    pub fn compact_if_due(&mut self, now_us: u64, config: &JournalConfig) -> Result<Option<(CompactReport, Option<ExecEvent>)>, ExecError> {
+        let due = match self.last_compaction {
+            None => true,
+            Some(at) => self.compaction_unfinished || at.elapsed().as_secs_f64() >= config.compact_interval_s,
+        };
+        if !due {
+            return Ok(None);
+        }
+        self.last_compaction = Some(std::time::Instant::now());
+        let (report, event) = self.compact(now_us, config, COMPACT_MAX_ROWS_PER_PASS)?;
+        self.compaction_unfinished = report.unfinished;
+        Ok(Some((report, event)))
+    }
+
+    /// (rows in `jobs`, rows in `events`), for reports and tests.
+    pub fn counts(&self) -> Result<(u64, u64), ExecError> {
+        let jobs: i64 = self.conn.query_row("SELECT COUNT(*) FROM jobs", [], |r| r.get(0))?;
+        let events: i64 = self.conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+        Ok((jobs as u64, events as u64))
     }
 }
 

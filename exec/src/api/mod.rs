@@ -281,7 +281,17 @@ pub async fn bind(config: &ApiConfig) -> std::io::Result<tokio::net::TcpListener
 }
 
 /// Serves `router` on `listener` until `stop` resolves, then finishes open requests.
+///
+/// Connections get `TCP_NODELAY`: a response is written as soon as it is ready rather than
+/// held by Nagle's algorithm until the client acknowledges the previous segment (which,
+/// against a client's delayed ACK, can cost up to 40 ms on a keep-alive connection).
 pub async fn serve_until(listener: tokio::net::TcpListener, router: Router, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!("TCP_NODELAY refused on an API connection: {e}");
+        }
+    });
     axum::serve(listener, router).with_graceful_shutdown(stop).await
 }
 

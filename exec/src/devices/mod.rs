@@ -59,6 +59,13 @@ pub struct Reading {
     pub ecc_uncorrected: Option<u64>,
     /// One-minute load average per online core (CPU devices).
     pub load_per_core: Option<f64>,
+    /// NVIDIA Xid codes reported since the previous reading, in order (each is journalled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xids_new: Vec<u64>,
+    /// Every distinct Xid code seen since the executor started: a fatal one keeps the device
+    /// cordoned (a reset is needed, and NVML does not say when one happened).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub xids_seen: Vec<u64>,
     /// Why nothing could be read (the device vanished, the driver failed).
     pub error: Option<String>,
 }
@@ -76,6 +83,9 @@ pub trait DeviceBackend: Send + Sync {
 
 /// Why a reading breaks the thresholds, or `None` when it is within them.
 pub fn breach(reading: &Reading, t: &crate::config::HealthConfig) -> Option<String> {
+    if let Some(fatal) = reading.xids_seen.iter().map(|&x| nvidia::xid_verdict(x, &t.fatal_xids)).find(|v| v.cordon) {
+        return Some(fatal.message);
+    }
     if let Some(e) = &reading.error {
         return Some(format!("no reading: {e}"));
     }
@@ -100,4 +110,25 @@ pub fn breach(reading: &Reading, t: &crate::config::HealthConfig) -> Option<Stri
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HealthConfig;
+
+    #[test]
+    fn a_fatal_xid_seen_cordons_until_restart_and_others_do_not() {
+        let t = HealthConfig::default();
+        let app_fault = Reading { xids_new: vec![13], xids_seen: vec![13], ..Reading::default() };
+        assert_eq!(breach(&app_fault, &t), None);
+        let fell_off = Reading { xids_new: vec![79], xids_seen: vec![13, 79], ..Reading::default() };
+        let why = breach(&fell_off, &t).expect("Xid 79 cordons");
+        assert!(why.contains("Xid 79") && why.contains("fallen off the bus"), "{why}");
+        // Later readings bring no new Xid but still carry the one seen: still cordoned.
+        let later = Reading { xids_new: vec![], xids_seen: vec![13, 79], temp_c: Some(40.0), ..Reading::default() };
+        assert_eq!(breach(&later, &t), Some(why));
+        let lenient = HealthConfig { fatal_xids: vec![], ..HealthConfig::default() };
+        assert_eq!(breach(&later, &lenient), None);
+    }
 }

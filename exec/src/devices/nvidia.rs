@@ -1,10 +1,23 @@
 //! NVIDIA GPUs through NVML. The library is loaded at run time (`libnvidia-ml.so.1`): on a
 //! machine without the driver, discovery finds no GPU and says so once. A job is bound with
 //! `CUDA_VISIBLE_DEVICES=<UUID>[,<UUID>...]` (MIG instances by their `MIG-` UUIDs).
+//!
+//! Xid errors (NVML's critical Xid events) are read by a thread of their own, blocked in
+//! `nvmlEventSetWait` on every GPU that supports them; each health reading carries the Xids
+//! that arrived since the previous one (journalled one by one) and every distinct Xid seen
+//! since the executor started. [`xid_verdict`] says which cordon the device
+//! (`health.fatal_xids`): a GPU that needs a reset stays out of service until the executor is
+//! restarted after the reset, since NVML does not say that a reset happened.
 
 use super::{Binding, DeviceBackend, Discovered, ModelChoice, Reading};
+use nvml_wrapper::bitmasks::event::EventTypes;
 use nvml_wrapper::enum_wrappers::device::{EccCounter, MemoryError, TemperatureSensor};
+use nvml_wrapper::enums::event::XidError;
+use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use tessera_core::{DeviceKind, DeviceModel};
 
 pub struct NvidiaBackend {
@@ -12,6 +25,142 @@ pub struct NvidiaBackend {
     /// A second handle on the library for the MIG calls `nvml-wrapper` does not wrap.
     raw: Option<nvml_wrapper_sys::bindings::NvmlLib>,
     mig: bool,
+    /// Xids per GPU UUID, filled by the watcher thread.
+    xids: Arc<Mutex<HashMap<String, XidLog>>>,
+    /// MIG instance UUID -> its GPU's UUID (Xids are reported per GPU).
+    parents: Mutex<HashMap<String, String>>,
+    /// Tells the watcher thread to end (checked at least every `XID_WAIT_MS`).
+    stop_watch: Arc<AtomicBool>,
+}
+
+impl Drop for NvidiaBackend {
+    fn drop(&mut self) {
+        self.stop_watch.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How long the watcher blocks in one `nvmlEventSetWait`, so it notices it should stop.
+const XID_WAIT_MS: u32 = 500;
+/// Xids kept per GPU between two readings (a storm of one code repeats it).
+const XID_NEW_KEPT: usize = 64;
+
+#[derive(Clone, Debug, Default)]
+struct XidLog {
+    /// Since the previous reading, in order (at most `XID_NEW_KEPT`).
+    new: Vec<u64>,
+    /// Every distinct code since the executor started.
+    seen: BTreeSet<u64>,
+}
+
+impl XidLog {
+    fn record(&mut self, xid: u64) {
+        if self.new.len() < XID_NEW_KEPT {
+            self.new.push(xid);
+        }
+        self.seen.insert(xid);
+    }
+}
+
+/// What NVIDIA's Xid catalogue says an Xid means, for the common ones.
+pub fn xid_meaning(xid: u64) -> &'static str {
+    match xid {
+        13 => "graphics engine exception (usually the application)",
+        31 => "GPU memory page fault (usually the application)",
+        43 => "GPU stopped processing (the application was reset)",
+        45 => "preemptive cleanup after an earlier error",
+        48 => "double-bit ECC error",
+        61 | 62 => "internal micro-controller error",
+        63 => "ECC page retirement or row remapping recorded",
+        64 => "ECC page retirement or row remapping recording failure",
+        68 => "video processor exception",
+        69 => "graphics engine class error",
+        74 => "NVLink error",
+        79 => "GPU has fallen off the bus",
+        92 => "high single-bit ECC error rate",
+        94 => "contained ECC error",
+        95 => "uncontained ECC error",
+        109 => "context switch timeout",
+        119 => "GSP RPC timeout",
+        120 => "GSP error",
+        _ => "see NVIDIA's Xid catalogue",
+    }
+}
+
+/// What the executor does about one Xid.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct XidVerdict {
+    /// Take the device out of service (`DeviceFailed`): it needs a reset.
+    pub cordon: bool,
+    pub message: String,
+}
+
+/// Whether Xid `xid` cordons its GPU, given `health.fatal_xids`, and what to say about it.
+pub fn xid_verdict(xid: u64, fatal_xids: &[u64]) -> XidVerdict {
+    let meaning = xid_meaning(xid);
+    if fatal_xids.contains(&xid) {
+        XidVerdict { cordon: true, message: format!("Xid {xid} ({meaning}): the GPU needs a reset (health.fatal_xids)") }
+    } else {
+        XidVerdict { cordon: false, message: format!("Xid {xid} ({meaning}): not in health.fatal_xids, the GPU stays in service") }
+    }
+}
+
+/// One event set with critical Xid events registered for the GPUs of these indices.
+fn register_xid_events<'n>(nvml: &'n Nvml, indices: &[u32]) -> Result<nvml_wrapper::EventSet<'n>, String> {
+    let mut set = nvml.create_event_set().map_err(|e| format!("event set: {e}"))?;
+    for &i in indices {
+        let dev = nvml.device_by_index(i).map_err(|e| format!("GPU {i}: {e}"))?;
+        set = dev.register_events(EventTypes::CRITICAL_XID_ERROR, set).map_err(|e| format!("GPU {i}: {}", e.error))?;
+    }
+    Ok(set)
+}
+
+/// Blocks in NVML's event wait for critical Xids on every GPU that reports them, recording
+/// each in `log` by GPU UUID, until `stop`. Runs on a thread of its own with its own NVML
+/// handle (NVML counts its initialisations), as an event set borrows the handle it came from.
+fn watch_xids(log: Arc<Mutex<HashMap<String, XidLog>>>, stop: Arc<AtomicBool>) {
+    let nvml = match Nvml::init() {
+        Ok(n) => n,
+        Err(e) => return tracing::warn!("Xid errors are not watched: NVML: {e}"),
+    };
+    let Ok(count) = nvml.device_count() else { return tracing::warn!("Xid errors are not watched: no device count") };
+    let register = |indices: &[u32]| register_xid_events(&nvml, indices);
+    // Each GPU on its own first (a failed registration frees the set), then all together.
+    let mut watched = Vec::new();
+    for i in 0..count {
+        let supported = nvml.device_by_index(i).and_then(|d| d.supported_event_types()).is_ok_and(|t| t.contains(EventTypes::CRITICAL_XID_ERROR));
+        match (supported, register(&[i])) {
+            (true, Ok(_)) => watched.push(i),
+            (true, Err(e)) => tracing::warn!("Xid errors of GPU {i} are not watched: {e}"),
+            (false, _) => tracing::info!("GPU {i} does not report Xid events"),
+        }
+    }
+    if watched.is_empty() {
+        return;
+    }
+    let set = match register(&watched) {
+        Ok(set) => set,
+        Err(e) => return tracing::warn!("Xid errors are not watched: {e}"),
+    };
+    while !stop.load(Ordering::Relaxed) {
+        match set.wait(XID_WAIT_MS) {
+            Ok(event) => {
+                let xid = match event.event_data {
+                    Some(XidError::Value(x)) => x,
+                    Some(XidError::Unknown) | None => continue,
+                };
+                match event.device.uuid() {
+                    Ok(uuid) => log.lock().unwrap_or_else(|p| p.into_inner()).entry(uuid).or_default().record(xid),
+                    Err(e) => tracing::warn!("Xid {xid} on a GPU whose UUID NVML cannot give ({e})"),
+                }
+            }
+            Err(NvmlError::Timeout) => {}
+            Err(e) => {
+                // A lost GPU shows in its health reading; do not spin on the error.
+                tracing::debug!("NVML event wait: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(XID_WAIT_MS as u64));
+            }
+        }
+    }
 }
 
 impl NvidiaBackend {
@@ -21,7 +170,13 @@ impl NvidiaBackend {
         // SAFETY: loading the same shared library NVML::init just loaded; its symbols are only
         // called with handles NVML gave us.
         let raw = unsafe { nvml_wrapper_sys::bindings::NvmlLib::new("libnvidia-ml.so.1") }.ok();
-        Ok(NvidiaBackend { nvml, raw, mig })
+        let xids: Arc<Mutex<HashMap<String, XidLog>>> = Arc::default();
+        let stop_watch = Arc::new(AtomicBool::new(false));
+        let (log, stop) = (xids.clone(), stop_watch.clone());
+        if let Err(e) = std::thread::Builder::new().name("tessera-xid".into()).spawn(move || watch_xids(log, stop)) {
+            tracing::warn!("Xid errors are not watched: no thread ({e})");
+        }
+        Ok(NvidiaBackend { nvml, raw, mig, xids, parents: Mutex::default(), stop_watch })
     }
 
     fn mig_children(&self, parent: &nvml_wrapper::Device) -> Vec<nvml_wrapper::Device<'_>> {
@@ -116,6 +271,7 @@ impl DeviceBackend for NvidiaBackend {
             }
             for (j, mig) in children.iter().enumerate() {
                 let mig_uuid = mig.uuid().map_err(|e| format!("NVML MIG {i}/{j} uuid: {e}"))?;
+                self.parents.lock().unwrap_or_else(|p| p.into_inner()).insert(mig_uuid.clone(), uuid.clone());
                 let mig_mem = mig.memory_info().map(|m| m.total as f64 / (1u64 << 30) as f64).ok();
                 let base = catalogue_name(&name, mem_gib).map(str::to_string).unwrap_or_else(|| name.replace(' ', "-"));
                 let mig_name = format!("{base}-MIG-{:.0}gb", mig_mem.unwrap_or(0.0));
@@ -136,13 +292,25 @@ impl DeviceBackend for NvidiaBackend {
     }
 
     fn health(&self, devices: &[&Discovered]) -> Vec<Reading> {
+        // The Xids that arrived since the last poll, taken once per GPU and given to each of
+        // its devices (a GPU's MIG instances share its Xids).
+        let parents = self.parents.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut xids: HashMap<String, XidLog> = HashMap::new();
+        {
+            let mut log = self.xids.lock().unwrap_or_else(|p| p.into_inner());
+            for (gpu, entry) in log.iter_mut() {
+                xids.insert(gpu.clone(), XidLog { new: std::mem::take(&mut entry.new), seen: entry.seen.clone() });
+            }
+        }
         devices
             .iter()
             .map(|d| {
                 let Some(uuid) = &d.uuid else { return Reading { error: Some("no UUID".into()), ..Reading::default() } };
+                let gpu_xids = xids.get(parents.get(uuid).unwrap_or(uuid)).cloned().unwrap_or_default();
+                let (xids_new, xids_seen) = (gpu_xids.new, gpu_xids.seen.into_iter().collect::<Vec<u64>>());
                 let dev = match self.nvml.device_by_uuid(uuid.as_str()) {
                     Ok(dev) => dev,
-                    Err(e) => return Reading { error: Some(format!("{uuid} not found: {e}")), ..Reading::default() },
+                    Err(e) => return Reading { error: Some(format!("{uuid} not found: {e}")), xids_new, xids_seen, ..Reading::default() },
                 };
                 let mem = dev.memory_info().ok();
                 Reading {
@@ -153,6 +321,8 @@ impl DeviceBackend for NvidiaBackend {
                     utilization: dev.utilization_rates().ok().map(|u| u.gpu as f64 / 100.0),
                     ecc_uncorrected: dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile).ok(),
                     load_per_core: None,
+                    xids_new,
+                    xids_seen,
                     error: None,
                 }
             })
@@ -186,6 +356,41 @@ mod tests {
         let m = unknown_gpu_model("NVIDIA GeForce RTX 4090", Some(24.0));
         assert!(m.undisclosed && m.fp16_tflops.is_none());
         assert_eq!(m.name, "NVIDIA-GeForce-RTX-4090");
+    }
+
+    #[test]
+    fn fatal_xids_cordon_and_others_are_only_journalled() {
+        let fatal = crate::config::DEFAULT_FATAL_XIDS;
+        for xid in [48, 64, 74, 79, 94, 95, 119, 120] {
+            let v = xid_verdict(xid, fatal);
+            assert!(v.cordon, "Xid {xid}: {v:?}");
+            assert!(v.message.starts_with(&format!("Xid {xid} (")) && v.message.contains("needs a reset"), "{}", v.message);
+        }
+        for xid in [13, 31, 43, 45, 63, 92, 999] {
+            let v = xid_verdict(xid, fatal);
+            assert!(!v.cordon, "Xid {xid}: {v:?}");
+            assert!(v.message.contains("stays in service"), "{}", v.message);
+        }
+        assert!(xid_verdict(79, fatal).message.contains("fallen off the bus"));
+        assert!(xid_verdict(48, fatal).message.contains("double-bit ECC"));
+        // The list is the configuration's: an operator can add an application Xid or drop one.
+        assert!(xid_verdict(13, &[13]).cordon);
+        assert!(!xid_verdict(79, &[]).cordon);
+    }
+
+    #[test]
+    fn a_xid_log_keeps_order_and_distinct_codes_and_is_bounded() {
+        let mut log = XidLog::default();
+        for x in [79, 13, 79] {
+            log.record(x);
+        }
+        assert_eq!(log.new, vec![79, 13, 79]);
+        assert_eq!(log.seen.iter().copied().collect::<Vec<_>>(), vec![13, 79]);
+        for _ in 0..1000 {
+            log.record(31);
+        }
+        assert_eq!(log.new.len(), XID_NEW_KEPT);
+        assert_eq!(log.seen.len(), 3);
     }
 
     #[test]
