@@ -283,6 +283,11 @@ fn wait_reason(r: &Value, names: &Names) -> String {
             u(r, "head").map_or("?".into(), |x| x.to_string()),
             at_or(r, "reserved_start_s", "no finite time (it needs devices held by jobs that state no duration)"),
         ),
+        "next_round" => format!(
+            "for the next round: its policy starts jobs only at round boundaries, and round {} begins at t={} s",
+            u(r, "round").map_or("?".into(), |x| x.to_string()),
+            f(r, "at_s").map_or("?".into(), secs),
+        ),
         "quota" => format!(
             "its {} holds {} devices of its quota of {}: it waits for the tenant's own jobs to end, or for idle devices to borrow if borrowing is on",
             tenant(r, "tenant"),
@@ -296,8 +301,47 @@ fn wait_reason(r: &Value, names: &Names) -> String {
     }
 }
 
-fn order_reason(o: &Value) -> String {
+/// A fraction of time as a percentage: `share` and `received` of the round reasons.
+fn percent(v: &Value, key: &str) -> String {
+    f(v, key).map_or("?".into(), |x| format!("{:.1}%", 100.0 * x))
+}
+
+/// A device model of the round reasons: its name where the caller knows it (the model of the
+/// launch's devices), else its index in the cluster's catalogue.
+fn model_name(v: &Value, key: &str, known: Option<&str>) -> String {
+    match (known.filter(|k| !k.is_empty()), u(v, key)) {
+        (Some(name), _) => name.to_string(),
+        (None, Some(id)) => format!("device model #{id}"),
+        (None, None) => "its device model".into(),
+    }
+}
+
+/// The launch reason's order part. `model` names the model of the launch's devices, for the
+/// round reasons, which carry only its id.
+fn order_reason(o: &Value, model: Option<&str>) -> String {
     match s(o, "rule") {
+        "round_share" => {
+            let rank = match f(o, "priority") {
+                Some(p) => format!("its priority (share over received) of {p:.3} ranked it among the jobs that got devices"),
+                None => "it had not run there yet, so it ranked first (priority infinite)".into(),
+            };
+            format!(
+                "round {} (Gavel's max-min allocation) chose it on {}: its share of the round's time there is {}, it had run there {} of its active time, and {rank}",
+                u(o, "round").map_or("?".into(), |x| x.to_string()),
+                model_name(o, "model", model),
+                percent(o, "share"),
+                percent(o, "received"),
+            )
+        }
+        "round_fill" => format!(
+            "round {}'s allocation gave it no share of {}, but those devices would have stayed idle for the round otherwise, so it fills them (the oldest job left that fits, on its fastest model with room)",
+            u(o, "round").map_or("?".into(), |x| x.to_string()),
+            model_name(o, "model", model),
+        ),
+        "between_rounds" => format!(
+            "started between rounds (round_backfill) on devices idle during round {}: every launch the round planned had happened, and it was next in queue order among the jobs that fit and were not preempted at the round's start",
+            u(o, "round").map_or("?".into(), |x| x.to_string()),
+        ),
         "fifo" => "queue order fifo: the oldest submission first".into(),
         "shortest_stated" => match f(o, "stated_s") {
             Some(x) => format!("queue order sjf: the shortest stated duration first; it stated {}", span(x)),
@@ -430,6 +474,27 @@ fn preempt_reason(r: &Value, names: &Names) -> String {
         "node_down" => format!("because its node {} went down", u(r, "node").map_or("?".into(), |n| names.node(n))),
         "maintenance" => format!("because its node {} is drained for maintenance", u(r, "node").map_or("?".into(), |n| names.node(n))),
         "cancelled" => "because its submitter cancelled it".into(),
+        "round_end" => {
+            let round = u(r, "round").map_or("?".into(), |x| x.to_string());
+            if r.get("moved_to").is_some_and(|m| !m.is_null()) {
+                format!(
+                    "at the start of round {round}: the max-min allocation moved it to {}, where its share of the round's time is {} and it had run {} of its active time; it restarts there",
+                    model_name(r, "moved_to", None),
+                    percent(r, "share"),
+                    percent(r, "received"),
+                )
+            } else {
+                let rank = match f(r, "priority") {
+                    Some(p) => format!("its priority (share over received) was {p:.3}"),
+                    None => "it had received no service yet, so it ranked first too".into(),
+                };
+                format!(
+                    "at the start of round {round}: the round did not choose it: its max-min share of the round's time was {} and it had run {} of its active time; {rank}, and the jobs ranked ahead of it took the devices; it returns to the queue for a later round",
+                    percent(r, "share"),
+                    percent(r, "received"),
+                )
+            }
+        }
         other => format!("({} {})", other.replace('_', " "), other_fields(r, &["kind"])),
     }
 }
@@ -637,7 +702,16 @@ fn render(job: u64, policy: &str, replication: u32, row: &BTreeMap<String, Strin
                 }
                 if let Some(r) = reason {
                     if let Some(o) = r.get("order") {
-                        let _ = write!(t, "; why: {}", order_reason(o));
+                        // The round reasons name the model by id: the launch's devices say its name.
+                        let model = alloc
+                            .and_then(|a| a.get("devices"))
+                            .and_then(Value::as_array)
+                            .and_then(|a| a.first())
+                            .and_then(|d| u(d, "device"))
+                            .and_then(|id| names.devices.get(&id))
+                            .and_then(|r| r.get(2))
+                            .map(String::as_str);
+                        let _ = write!(t, "; why: {}", order_reason(o, model));
                     }
                     if let Some(p) = r.get("placement") {
                         let _ = write!(t, "; {}", placement_reason(p, names));
@@ -741,7 +815,7 @@ mod tests {
         let r: Value = serde_json::from_str(r#"{"kind":"tenant_cap","cap":8}"#).unwrap();
         assert_eq!(wait_reason(&r, &names), "tenant cap (cap=8)");
         let o: Value = serde_json::from_str(r#"{"rule":"lottery","tickets":1}"#).unwrap();
-        assert_eq!(order_reason(&o), "queue order rule lottery (tickets=1)");
+        assert_eq!(order_reason(&o, None), "queue order rule lottery (tickets=1)");
     }
 
     /// Every reason the core writes, serialized as the decision log has it, reads as a
@@ -758,6 +832,7 @@ mod tests {
             (WaitReason::Reservation { head: JobId(7), reserved_start_s: Some(500.0), expected_end_s: Some(900.0) }, vec!["job 7", "t=500 s", "t=900 s"]),
             (WaitReason::Reservation { head: JobId(7), reserved_start_s: None, expected_end_s: None }, vec!["no finite time", "states no duration"]),
             (WaitReason::Quota { tenant: TenantId(3), used: 8.0, quota: 8.0 }, vec!["tenant 3", "8 devices of its quota of 8"]),
+            (WaitReason::NextRound { round: 4, at_s: 1440.0 }, vec!["only at round boundaries", "round 4 begins at t=1440 s"]),
         ];
         for (w, words) in waits {
             let text = wait_reason(&v(serde_json::to_value(&w)), &names);
@@ -773,8 +848,29 @@ mod tests {
             (OrderReason::FairShare { factor: 0.5, usage_share: 0.5, target_share: 0.5 }, "fair-share factor"),
         ];
         for (o, word) in orders {
-            let text = order_reason(&v(serde_json::to_value(o)));
+            let text = order_reason(&v(serde_json::to_value(o)), None);
             assert!(!raw(&text) && !text.contains("rule ") && text.contains(word), "{text}");
+        }
+        let rounds = [
+            (
+                OrderReason::RoundShare { round: 3, model: ModelId(1), share: 0.25, received: 0.125, priority: Some(2.0) },
+                Some("P100"),
+                vec!["round 3", "chose it on P100", "share of the round's time there is 25.0%", "run there 12.5% of its active time", "priority (share over received) of 2.000"],
+            ),
+            (
+                OrderReason::RoundShare { round: 3, model: ModelId(1), share: 0.5, received: 0.0, priority: None },
+                None,
+                vec!["chose it on device model #1", "50.0%", "had not run there yet, so it ranked first"],
+            ),
+            (OrderReason::RoundFill { round: 7, model: ModelId(0) }, Some("K80"), vec!["round 7's allocation gave it no share of K80", "would have stayed idle"]),
+            (OrderReason::BetweenRounds { round: 9 }, None, vec!["between rounds", "idle during round 9", "not preempted at the round's start"]),
+        ];
+        for (o, model, words) in rounds {
+            let text = order_reason(&v(serde_json::to_value(o)), model);
+            assert!(!raw(&text) && !text.contains("rule "), "{text}");
+            for word in words {
+                assert!(text.contains(word), "{text} lacks {word}");
+            }
         }
         let placements = [
             (PlacedHow::Pack { nodes: 2, last: NodeId(1), free_after: 3, island: Some(0) }, "pack", "NVLink island 0"),
@@ -798,6 +894,27 @@ mod tests {
         for (p, word) in preempts {
             let text = preempt_reason(&v(serde_json::to_value(&p)), &names);
             assert!(!raw(&text) && text.contains(word), "{text}");
+        }
+        let round_ends = [
+            (
+                PreemptReason::RoundEnd { round: 5, share: 0.4, received: 0.5, priority: Some(0.8), moved_to: None },
+                vec!["start of round 5", "did not choose it", "share of the round's time was 40.0%", "run 50.0% of its active time", "priority (share over received) was 0.800", "returns to the queue"],
+            ),
+            (
+                PreemptReason::RoundEnd { round: 5, share: 0.4, received: 0.0, priority: None, moved_to: None },
+                vec!["no service yet, so it ranked first too", "ranked ahead of it took the devices"],
+            ),
+            (
+                PreemptReason::RoundEnd { round: 6, share: 1.0, received: 0.25, priority: Some(4.0), moved_to: Some(ModelId(2)) },
+                vec!["start of round 6", "moved it to device model #2", "100.0%", "restarts there"],
+            ),
+        ];
+        for (p, words) in round_ends {
+            let text = preempt_reason(&v(serde_json::to_value(&p)), &names);
+            assert!(!raw(&text), "{text}");
+            for word in words {
+                assert!(text.contains(word), "{text} lacks {word}");
+            }
         }
         for (b, word) in [
             (Backfilled { mode: BackfillKind::Easy, head: JobId(9), reserved_start_s: Some(100.0), expected_end_s: Some(80.0), ends_before_reservation: true }, "easy backfilling ahead of blocked job 9, reserved to start at t=100 s: it is expected to end at t=80 s"),

@@ -11,7 +11,6 @@ use crate::workload::Workload;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::BuildHasherDefault;
 use tessera_core::scheduler::IdHasher;
@@ -148,7 +147,47 @@ pub struct RunOutput {
     pub failures: u64,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// An event in the queue, keyed by its time and then the order it was pushed (`seq` is
+/// unique, so the order is total and the payload never needs comparing). The ordering is
+/// reversed so that `BinaryHeap`, a max-heap, pops the earliest first; one integer compare per
+/// sift step keeps the queue cheap at millions of events.
+#[derive(Clone, Copy, Debug)]
+struct Queued {
+    key: u128,
+    event: SimEvent,
+}
+
+impl Queued {
+    fn new(at: Time, seq: u64, event: SimEvent) -> Queued {
+        Queued { key: (u128::from(at.as_micros()) << 64) | u128::from(seq), event }
+    }
+    fn at(&self) -> Time {
+        Time::from_micros((self.key >> 64) as u64)
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        other.key.cmp(&self.key)
+    }
+}
+
+/// The queue is compacted (stale phase ends and eviction deadlines dropped) once it holds
+/// this many events and twice as many as after the last compaction.
+const COMPACT_MIN: usize = 4096;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum SimEvent {
     Arrival { idx: u32 },
     /// The end of the job's current phase; stale if `epoch` moved on.
@@ -258,8 +297,10 @@ struct Engine<'a, S: DecisionSink> {
     scheduler: Scheduler,
     sink: &'a mut S,
     rng: ChaCha8Rng,
-    heap: BinaryHeap<Reverse<(Time, u64, SimEvent)>>,
+    heap: BinaryHeap<Queued>,
     next_seq: u64,
+    /// The queue's length that triggers the next compaction.
+    compact_at: usize,
     index_of: IdMap<JobId, u32>,
     jobs: Vec<WorldJob>,
     records: Vec<JobRecord>,
@@ -291,6 +332,7 @@ pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Po
         rng,
         heap: BinaryHeap::new(),
         next_seq: 0,
+        compact_at: COMPACT_MIN,
         index_of: IdMap::with_capacity_and_hasher(n, Default::default()),
         jobs: Vec::with_capacity(n),
         records: Vec::with_capacity(n),
@@ -316,7 +358,8 @@ pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Po
         engine.push(f.at, SimEvent::Fleet { index: i as u32 });
     }
     let mut now = Time::ZERO;
-    while let Some(Reverse((t, _, event))) = engine.heap.pop() {
+    while let Some(queued) = engine.heap.pop() {
+        let (t, event) = (queued.at(), queued.event);
         if world.limits.horizon.is_some_and(|h| t > h) {
             now = world.limits.horizon.unwrap_or(t);
             break;
@@ -334,8 +377,25 @@ pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Po
 
 impl<S: DecisionSink> Engine<'_, S> {
     fn push(&mut self, at: Time, event: SimEvent) {
-        self.heap.push(Reverse((at, self.next_seq, event)));
+        self.heap.push(Queued::new(at, self.next_seq, event));
         self.next_seq += 1;
+        if self.heap.len() >= self.compact_at {
+            self.compact();
+        }
+    }
+
+    /// Drops the events that can only be ignored when they come up: a phase end whose job has
+    /// moved to another phase since (every preemption leaves its run's planned end behind,
+    /// often days ahead) and an eviction deadline of a run that is over. Both guards only
+    /// grow, so such events stay stale; the rest keep their keys, so the order is unchanged.
+    fn compact(&mut self) {
+        let jobs = &self.jobs;
+        self.heap.retain(|q| match q.event {
+            SimEvent::PhaseEnd { idx, epoch } => jobs[idx as usize].epoch == epoch,
+            SimEvent::EvictionDue { idx, run } => jobs[idx as usize].run == run,
+            _ => true,
+        });
+        self.compact_at = (2 * self.heap.len()).max(COMPACT_MIN);
     }
 
     fn all_done(&self) -> bool {

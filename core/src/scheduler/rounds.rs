@@ -27,6 +27,10 @@ pub(super) struct RoundState {
     pub(super) preempted: IdMap<JobId, ()>,
     /// A tick asked for the queue order's ordinary pass.
     pub(super) queue_pass_due: bool,
+    /// Buffers kept between ticks and passes, so a round allocates nothing once warm: the
+    /// tick's active jobs, and the launches a pass leaves pending.
+    jobs_buf: Vec<RoundJob>,
+    pending_buf: Vec<(JobId, Option<ModelId>, Option<OrderReason>)>,
 }
 
 impl RoundState {
@@ -40,6 +44,8 @@ impl RoundState {
             pending: Vec::new(),
             preempted: IdMap::default(),
             queue_pass_due: false,
+            jobs_buf: Vec::new(),
+            pending_buf: Vec::new(),
         })
     }
 
@@ -92,14 +98,12 @@ impl Scheduler {
         state.pending.clear();
         state.preempted.clear();
         let assigns = state.assigns;
+        let mut jobs = std::mem::take(&mut state.jobs_buf);
         let (_, next) = state.next_tick(self.now);
         self.timers.insert((next, TimerKind::Round, JobId(0), 0));
 
-        let mut jobs: Vec<RoundJob> = self
-            .jobs
-            .iter()
-            .filter(|(_, e)| e.state != JobState::Preempting)
-            .map(|(&id, e)| {
+        jobs.clear();
+        jobs.extend(self.jobs.iter().filter(|(_, e)| e.state != JobState::Preempting).map(|(&id, e)| {
                 let running = matches!(e.state, JobState::Launching | JobState::Running);
                 let running_on = e.allocation.as_ref().and_then(|a| {
                     let mut models = a.devices.iter().map(|d| self.cluster.device(d.device).model);
@@ -116,8 +120,7 @@ impl Scheduler {
                     running_on,
                     run_started: e.run_started,
                 }
-            })
-            .collect();
+            }));
         jobs.sort_unstable_by_key(|j| j.seq);
         let mut devices_by_model = vec![0u32; self.cluster.catalogue().len()];
         for d in self.cluster.devices() {
@@ -133,6 +136,7 @@ impl Scheduler {
             RoundPlan::QueuePass => {
                 if let Some(state) = &mut self.rounds {
                     state.queue_pass_due = true;
+                    state.jobs_buf = jobs;
                 }
                 self.needs_pass = true;
                 return;
@@ -145,7 +149,9 @@ impl Scheduler {
         let mut others_by_job: IdMap<JobId, Standing> = IdMap::default();
         others_by_job.extend(others.iter().map(|s| (s.job, *s)));
         let grace = self.policy.preemption.grace;
-        let mut pending: Vec<(JobId, Option<ModelId>, Option<OrderReason>)> = Vec::new();
+        let state = self.rounds.as_mut().expect("checked above");
+        let mut pending = std::mem::take(&mut state.pending);
+        pending.clear();
         let mut preempted: Vec<JobId> = Vec::new();
         // Running jobs first, in submission order, so the decisions come out in a fixed order.
         for job in jobs.iter().filter(|j| j.running && j.devices.count > 0 && !keep_running) {
@@ -180,6 +186,7 @@ impl Scheduler {
         let state = self.rounds.as_mut().expect("checked above");
         state.pending = pending;
         state.preempted.extend(preempted.into_iter().map(|j| (j, ())));
+        state.jobs_buf = jobs;
         self.needs_pass = true;
     }
 
@@ -193,9 +200,10 @@ impl Scheduler {
         }
         let round = state.round;
         let backfill = state.backfill;
-        let pending = std::mem::take(&mut state.pending);
-        let mut still: Vec<(JobId, Option<ModelId>, Option<OrderReason>)> = Vec::with_capacity(pending.len());
-        for (job, model, order) in pending {
+        let mut pending = std::mem::take(&mut state.pending);
+        let mut still = std::mem::take(&mut state.pending_buf);
+        still.clear();
+        for (job, model, order) in pending.drain(..) {
             let Some(entry) = self.jobs.get(&job) else { continue };
             match entry.state {
                 JobState::Queued => {}
@@ -237,6 +245,7 @@ impl Scheduler {
         let planned_all = still.is_empty();
         if let Some(state) = &mut self.rounds {
             state.pending = still;
+            state.pending_buf = pending;
         }
         if backfill && planned_all {
             self.backfill_between_rounds(round);
