@@ -3,8 +3,11 @@
 //! one state their work, and `[models.estimate_error]` applies only to those.
 
 use std::path::Path;
-use tessera_core::{JobId, Time};
+use tessera_core::{ClusterState, JobId, Policy, Time};
+use tessera_sim::engine::{run, NullSink, RunLimits, World};
+use tessera_sim::models::WorldModels;
 use tessera_sim::scenario::Scenario;
+use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload, Workload};
 
 const TRACE: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,stated_duration_s\n\
@@ -78,4 +81,38 @@ fn estimate_error_applies_only_to_jobs_the_trace_states_nothing_for() {
         }
     }
     assert!(factors[0] != factors[1] && factors[1] != factors[2], "{factors:?}");
+}
+
+/// The ids in the order they first started, under `policy` on one device.
+fn start_order(trace: &str, policy: &str) -> Vec<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trace.csv"), trace).unwrap();
+    let toml = format!(
+        "name = \"order\"\n[[cluster.nodes]]\ndevices = {{ model = \"CPU\", count = 1 }}\ncpu_cores = 1\n\
+         [workload]\ntrace = {{ format = \"native\", path = \"trace.csv\" }}\n[[policies]]\nname = \"{policy}\"\n"
+    );
+    let s = Scenario::from_toml_str(&toml, &dir.path().join("scenario.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let (catalogue, nodes) = build_cluster(&s).unwrap();
+    let workload = build_workload(&s, &catalogue, 0).unwrap();
+    let speed = SpeedMatrix::build(&s, &workload, &catalogue).unwrap();
+    let models = WorldModels::build(&s, &catalogue, &nodes, &workload.classes).unwrap();
+    let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
+    let world = World { workload: &workload, speed: &speed, models: &models, seed: 0, limits: RunLimits { horizon: s.horizon() } };
+    let out = run(&world, cluster, Policy::from_spec(&s.policies[0]).unwrap(), &mut NullSink).unwrap();
+    let mut records: Vec<_> = out.records.iter().collect();
+    records.sort_by_key(|r| r.first_start.unwrap());
+    records.iter().map(|r| r.id.0).collect()
+}
+
+#[test]
+fn sjf_ranks_by_the_stated_duration_not_the_run_time() {
+    // Job 1 holds the device; 2, 3 and 4 queue. Their run times say 2, 3, 4; what they stated
+    // says 4 (40 s), 3 (none: its run time, 30 s), 2 (20 s), as an executor's SJF ranked them.
+    let trace = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,stated_duration_s\n\
+                 1,0,a,0,1,,100,x,\n2,1,a,0,1,,10,x,40\n3,2,a,0,1,,30,x,\n4,3,a,0,1,,40,x,20\n";
+    assert_eq!(start_order(trace, "sjf"), [1, 4, 3, 2]);
+    // Without the column the run times rank them; fifo never reads either.
+    let unstated = trace.replace(",40\n", ",\n").replace(",20\n", ",\n");
+    assert_eq!(start_order(&unstated, "sjf"), [1, 2, 3, 4]);
+    assert_eq!(start_order(trace, "fifo"), [1, 2, 3, 4]);
 }
