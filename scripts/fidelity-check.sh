@@ -3,16 +3,18 @@
 # same policy on the same machine, and compare each job's predicted waiting and completion time
 # with the observed one (`tessera fidelity`).
 #
-#   scripts/fidelity-check.sh [--jobs N] [--seed S] [--policy fifo|sjf] [--tolerance-s T]
-#                             [--startup-tolerance-s T2] [--startup-s S] [--min-within F]
-#                             [--mean-gap-s G] [--out DIR] [--bin PATH]
+#   scripts/fidelity-check.sh [--jobs N] [--seed S] [--policy fifo|sjf] [--stated exact|independent]
+#                             [--tolerance-s T] [--startup-tolerance-s T2] [--startup-s S]
+#                             [--min-within F] [--mean-gap-s G] [--out DIR] [--bin PATH]
 #
 # 1. builds the release binary (or uses --bin);
-# 2. writes the planned workload: N `sleep` jobs of 1.000-5.000 s (1 ms steps, so that SJF
-#    sees no ties: the executor ranks by the stated duration and breaks ties by submission,
-#    the replay ranks by the exported run time, a few ms longer), arrivals spaced 0-2 s apart
-#    (mean G = 1 s), from a seeded LCG: on 2 CPU devices that is an offered load of about
-#    3 s / (2 x 1 s) = 1.5, so the devices are oversubscribed and jobs queue;
+# 2. writes the planned workload: N `sleep` jobs of 1.000-5.000 s (1 ms steps), arrivals spaced
+#    0-2 s apart (mean G = 1 s), from a seeded LCG: on 2 CPU devices that is an offered load of
+#    about 3 s / (2 x 1 s) = 1.5, so the devices are oversubscribed and jobs queue. Each job
+#    states a duration (`stated_duration_s`, what sjf ranks by): with `--stated exact` (the
+#    default) its sleep time; with `--stated independent` a second draw from 1.000-5.000 s,
+#    unrelated to the time it runs, so that ranking by run time and by stated duration differ
+#    and a replay is right only if the export carries what was stated;
 # 3. validates the policy on that plan in the simulator (`tessera validate`, same machine), and
 #    starts `tessera exec serve` with the record it wrote: the validated-policy gate runs for real;
 # 4. submits each job at its arrival time, waits until every job has ended, exports the trace
@@ -29,11 +31,15 @@
 # - the plain replay is optimistic by the sum of the launch gaps along each device's busy
 #   period (2 to 17 ms a launch measured, growing with the machine's load: mostly the two
 #   synchronous=FULL journal commits), so its error grows with the chain length;
-# - under sjf a replay can swap two jobs whose stated durations are a few ms apart: the
-#   export carries the run time, not the stated duration the live policy ranked by, and the
-#   replay ranks by the run time (which includes a few ms of launch and exit overhead). A job
-#   that arrives within a launch gap of a device freeing can also be picked live but not in
-#   the replay. Either costs the two jobs a whole run time of error.
+# - under sjf the plain replay swaps jobs: a job that arrives after a device frees in the
+#   replay but before it frees live (the live device frees later by the launch gaps summed
+#   along its busy period, 0.1-0.3 s after 10-20 launches) is in the live queue but not in the
+#   replay's; live it can be the shortest and run at once, in the replay a longer one already
+#   took the device. Each such swap costs the jobs involved a whole run time of error
+#   (62-100% of JCTs within 0.5 s in 5 sjf runs). The startup replay, which models the launch
+#   gap, had none in those runs (100% within 0.1 s each). (The export carries each
+#   job's stated duration, so the replay ranks by what the live policy ranked by; ties in the
+#   stated duration break by submission time in both, which the export keeps to the µs.)
 #
 # Wall time: the build, then about N x 3 s / 2 + 10 s (some 85 s for 50 jobs).
 set -euo pipefail
@@ -42,6 +48,7 @@ cd "$(dirname "$0")/.."
 jobs=50
 seed=1
 policy=fifo
+stated=exact
 tolerance_s=0.5
 startup_tolerance_s=0.1
 startup_s=
@@ -54,6 +61,7 @@ while [ $# -gt 0 ]; do
     --jobs) jobs=$2; shift 2 ;;
     --seed) seed=$2; shift 2 ;;
     --policy) policy=$2; shift 2 ;;
+    --stated) stated=$2; shift 2 ;;
     --tolerance-s) tolerance_s=$2; shift 2 ;;
     --startup-tolerance-s) startup_tolerance_s=$2; shift 2 ;;
     --startup-s) startup_s=$2; shift 2 ;;
@@ -61,11 +69,12 @@ while [ $# -gt 0 ]; do
     --mean-gap-s) mean_gap_s=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --bin) bin=$2; shift 2 ;;
-    -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "fidelity-check: unknown argument \`$1\` (see --help)" >&2; exit 2 ;;
   esac
 done
 case "$policy" in fifo|sjf) ;; *) echo "fidelity-check: --policy must be fifo or sjf, not \`$policy\`" >&2; exit 2 ;; esac
+case "$stated" in exact|independent) ;; *) echo "fidelity-check: --stated must be exact or independent, not \`$stated\`" >&2; exit 2 ;; esac
 [[ "$jobs" =~ ^[1-9][0-9]*$ ]] || { echo "fidelity-check: --jobs must be a positive integer, not \`$jobs\`" >&2; exit 2; }
 [[ "$seed" =~ ^[0-9]+$ ]] || { echo "fidelity-check: --seed must be a non-negative integer, not \`$seed\`" >&2; exit 2; }
 if [ "$(nproc)" -lt 2 ]; then
@@ -97,26 +106,31 @@ rng_state=$(( seed % 2147483648 ))
 next_random() { rng_state=$(( (rng_state * 1103515245 + 12345) % 2147483648 )); random=$(( rng_state >> 8 )); }
 gap_steps=$(awk -v g="$mean_gap_s" 'BEGIN { printf "%d", g * 200 + 0.5 }')   # gaps 0..2G in 0.01 s
 plan="$out/plan.csv"
-echo "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class" > "$plan"
+echo "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,stated_duration_s" > "$plan"
 arrival_cs=0
 for i in $(seq 1 "$jobs"); do
   if [ "$i" -gt 1 ]; then next_random; arrival_cs=$(( arrival_cs + random % (gap_steps + 1) )); fi
   next_random; duration_ms=$(( 1000 + random % 4001 ))
   arrival_s=$(printf '%d.%02d' $(( arrival_cs / 100 )) $(( arrival_cs % 100 )))
   duration_s=$(printf '%d.%03d' $(( duration_ms / 1000 )) $(( duration_ms % 1000 )))
-  echo "$i,$arrival_s,fidelity,0,1,,$duration_s,sleep" >> "$plan"
+  stated_s=$duration_s
+  if [ "$stated" = independent ]; then
+    next_random; stated_ms=$(( 1000 + random % 4001 ))
+    stated_s=$(printf '%d.%03d' $(( stated_ms / 1000 )) $(( stated_ms % 1000 )))
+  fi
+  echo "$i,$arrival_s,fidelity,0,1,,$duration_s,sleep,$stated_s" >> "$plan"
   cat > "$out/jobs/$i.toml" <<EOF
 name = "fid-$i"
 command = "sleep"
 args = ["$duration_s"]
 tenant = "fidelity"
-stated_duration_s = $duration_s
+stated_duration_s = $stated_s
 time_limit_s = 60
 [devices]
 count = 1
 EOF
 done
-echo "== plan: $jobs sleep jobs, $(awk -F, 'NR>1 { s += $7 } END { printf "%.1f", s }' "$plan") s of work over $(tail -1 "$plan" | cut -d, -f2) s of arrivals on 2 CPU devices (seed $seed, policy $policy)"
+echo "== plan: $jobs sleep jobs, $(awk -F, 'NR>1 { s += $7 } END { printf "%.1f", s }' "$plan") s of work over $(tail -1 "$plan" | cut -d, -f2) s of arrivals on 2 CPU devices (seed $seed, policy $policy, stated durations $stated)"
 
 # The machine, as the simulator sees it: the executor's 2 CPU device slots on one node.
 machine='[[cluster.nodes]]
@@ -289,7 +303,7 @@ check() { # check NAME TOLERANCE
   if awk -v w="$within" -v m="$min_within" 'BEGIN { exit !(w < m) }'; then status=1; fi
 }
 echo
-echo "fidelity-check: $jobs jobs, policy $policy, seed $seed; launch gap measured $launch_gap_s s; files under $out"
+echo "fidelity-check: $jobs jobs, policy $policy, stated durations $stated, seed $seed; launch gap measured $launch_gap_s s; files under $out"
 check plain "$tolerance_s"
 [ -n "$startup_s" ] && check startup "$startup_tolerance_s"
 if [ "$status" -ne 0 ]; then

@@ -5,9 +5,13 @@
 //! duration_s, job_class, cpu_milli, mem_mib, outcome`) and, as extra columns the native loader
 //! ignores but the fidelity report compares, what was observed: `start_s` (first start),
 //! `end_s`, `wait_s` (time not running between submission and end), `restarts` and
-//! `exec_state`. Times are seconds since the first submission. `duration_s` is the time the
-//! job ran over all its runs; `outcome` is `completed`, `failed`, `killed` (time limit,
-//! cancelled, rejected) or `censored` (still queued or running: `duration_s` is a lower bound).
+//! `exec_state`; then the native column `stated_duration_s`, last so that the observed
+//! columns keep their positions. Times are seconds since the first submission. `duration_s`
+//! is the time the job ran over all its runs; `stated_duration_s` is what the submission
+//! declared (empty if it declared nothing), which is what `sjf`, `srtf` and backfilling ranked
+//! it by here and what a replay must rank it by; `outcome` is `completed`, `failed`, `killed`
+//! (time limit, cancelled, rejected) or `censored` (still queued or running: `duration_s` is a
+//! lower bound).
 
 use crate::error::ExecError;
 use crate::handle::JobStatus;
@@ -15,7 +19,7 @@ use crate::journal::Journal;
 use std::fmt::Write;
 use std::path::Path;
 
-pub const EXPORT_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome,start_s,end_s,wait_s,restarts,exec_state";
+pub const EXPORT_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome,start_s,end_s,wait_s,restarts,exec_state,stated_duration_s";
 
 fn quote(field: &str) -> String {
     if field.contains([',', '"', '\n', '\r']) || field != field.trim() {
@@ -53,7 +57,7 @@ pub fn export_trace(journal_path: &Path) -> Result<String, ExecError> {
         let rel = |t: u64| secs(t.saturating_sub(origin));
         writeln!(
             out,
-            "{},{},{},{},{},{},{},,{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},,{},{},{},{},{},{},{},{},{}",
             r.id,
             rel(r.submit_us),
             quote(&s.tenant),
@@ -69,6 +73,9 @@ pub fn export_trace(journal_path: &Path) -> Result<String, ExecError> {
             wait.map(secs).unwrap_or_default(),
             r.runs.saturating_sub(1),
             r.state.as_str(),
+            // The shortest form that reads back as the same f64, so the replay's stated
+            // duration converts to the same microseconds as the daemon's did.
+            s.stated_duration_s.map(|d| d.to_string()).unwrap_or_default(),
         )
         .expect("writing to a String");
     }

@@ -38,7 +38,8 @@
 //! warm = { dist = "constant", value = 15 }    # on a node that ran the same class recently
 //! warm_window_s = 3600
 //!
-//! [models.estimate_error]         # stated duration = true work x factor (used by SJF)
+//! [models.estimate_error]         # stated duration = true work x factor (used by SJF); not for
+//!                                 # trace jobs with a `stated_duration_s`, which keep theirs
 //! factor = { dist = "lognormal", mean = 1.0, sigma = 0.5 }
 //!
 //! [[models.fleet]]                # nodes added or removed at given times

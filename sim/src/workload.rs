@@ -22,6 +22,10 @@ pub struct SimJob {
     /// Duration on the reference device (speed 1.0); the true work, which the scheduler only
     /// sees as `spec.stated_duration`.
     pub work: Time,
+    /// Whether `spec.stated_duration` is what the trace says the job declared (the native
+    /// `stated_duration_s` column) rather than derived from `work`; `[models.estimate_error]`
+    /// leaves such a job's stated duration as it is.
+    pub stated_by_trace: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -156,7 +160,10 @@ pub fn build_workload(s: &Scenario, catalogue: &Catalogue, seed: u64) -> Result<
 const ESTIMATE_STREAM: u64 = 2;
 
 /// Each job's stated duration (what SJF and backfilling see) becomes its true work times a
-/// draw from the scenario's error factor.
+/// draw from the scenario's error factor, except where the trace gives the duration the job
+/// declared: that is already a real estimate, with its real error, and a second error on top
+/// of it would model nothing. Every job takes its draw all the same, so whether one job has a
+/// stated duration in the trace does not change the factors the others get.
 fn apply_estimate_error(s: &Scenario, w: &mut Workload, seed: u64) -> Result<(), ScenarioError> {
     let Some(error) = &s.models.estimate_error else { return Ok(()) };
     let factor = error.factor.build().map_err(|m| ScenarioError::invalid(&s.path, "models.estimate_error.factor", m))?;
@@ -164,7 +171,9 @@ fn apply_estimate_error(s: &Scenario, w: &mut Workload, seed: u64) -> Result<(),
     rng.set_stream(ESTIMATE_STREAM);
     for job in &mut w.jobs {
         let stated = job.work.as_secs_f64() * factor.sample(&mut rng);
-        job.spec.stated_duration = Some(Time::from_secs_f64(stated).max(Time(1)));
+        if !job.stated_by_trace {
+            job.spec.stated_duration = Some(Time::from_secs_f64(stated).max(Time(1)));
+        }
     }
     Ok(())
 }
@@ -256,6 +265,7 @@ fn synthetic(s: &Scenario, spec: &SyntheticSpec, seed: u64) -> Result<Workload, 
             },
             submit,
             work,
+            stated_by_trace: false,
         });
     }
     // Cumulative arrivals are already in order: no sort needed.
@@ -330,11 +340,13 @@ fn from_trace(s: &Scenario, trace: &TraceSpec, catalogue: &Catalogue) -> Result<
                 cpu_milli: row.cpu_milli,
                 mem_mib: row.mem_mib,
                 class: ClassId(classes.intern(&row.job_class)),
-                stated_duration: Some(work),
+                // As the executor converts a submission's `stated_duration_s` (a stated 0 stays 0).
+                stated_duration: Some(row.stated_duration_s.map_or(work, Time::from_secs_f64)),
                 checkpoint_interval: None,
             },
             submit: Time::from_secs_f64(row.submit_s),
             work,
+            stated_by_trace: row.stated_duration_s.is_some(),
         });
     }
     // Stable: jobs submitted at the same instant keep the trace's order.

@@ -24,6 +24,7 @@
 //! | `cpu_milli` | integer >= 0   | 0       | CPU over the whole job, in thousandths of a core       |
 //! | `mem_mib`   | integer >= 0   | 0       | memory over the whole job, in MiB                      |
 //! | `outcome`   | text           | unknown | how the job ended in the recorded system: `completed`, `failed`, `killed`, or `censored` (still running when the trace ended, so `duration_s` is a lower bound) |
+//! | `stated_duration_s` | seconds >= 0 | none | the run time the job declared when it was submitted (what `sjf`, `srtf` and backfilling rank by), as opposed to `duration_s`, the time it actually ran; none stated: the simulator uses `duration_s` (times `[models] estimate_error` where set) |
 //!
 //! ```text
 //! job_id,submit_s,tenant,priority,devices,models,duration_s,job_class
@@ -84,6 +85,9 @@ pub struct TraceJob {
     pub mem_mib: u64,
     /// How the job ended in the recorded system, where the trace says.
     pub outcome: Option<TraceOutcome>,
+    /// The run time in seconds the job declared at submission, where the trace says; what
+    /// duration-ranking policies saw in the recorded system, not the time it ran.
+    pub stated_duration_s: Option<f64>,
     /// The 1-based line of the file the job was read from (0 for a job built in code).
     pub line: u64,
 }
@@ -131,6 +135,7 @@ impl TraceJob {
             cpu_milli: 0,
             mem_mib: 0,
             outcome: None,
+            stated_duration_s: None,
             line: 0,
         }
     }
@@ -140,7 +145,7 @@ impl TraceJob {
 pub const NATIVE_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
 
 /// The required columns, then the optional ones.
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 12] = [
     "job_id",
     "submit_s",
     "tenant",
@@ -152,8 +157,9 @@ const COLUMNS: [&str; 11] = [
     "cpu_milli",
     "mem_mib",
     "outcome",
+    "stated_duration_s",
 ];
-const REQUIRED: [bool; 11] = [true, true, true, true, true, true, true, true, false, false, false];
+const REQUIRED: [bool; 12] = [true, true, true, true, true, true, true, true, false, false, false, false];
 const JOB_ID: usize = 0;
 const SUBMIT_S: usize = 1;
 const TENANT: usize = 2;
@@ -166,9 +172,11 @@ const JOB_CLASS: usize = 7;
 const CPU_MILLI: usize = 8;
 const MEM_MIB: usize = 9;
 const OUTCOME: usize = 10;
+const STATED_DURATION_S: usize = 11;
 
 /// The header [`write_native_csv`] writes: the required columns, then the optional ones.
-pub const NATIVE_HEADER_FULL: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome";
+pub const NATIVE_HEADER_FULL: &str =
+    "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome,stated_duration_s";
 
 pub(crate) const EXPECT_JOB_ID: &str = "a non-negative integer job id";
 pub(crate) use crate::csv::EXPECT_SECONDS;
@@ -225,6 +233,10 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
             "" => None,
             text => Some(TraceOutcome::parse(text).ok_or_else(|| bad(OUTCOME, EXPECT_OUTCOME))?),
         };
+        let stated_duration_s = match field(STATED_DURATION_S) {
+            "" => None,
+            text => Some(csv::seconds(text).ok_or_else(|| bad(STATED_DURATION_S, EXPECT_SECONDS))?),
+        };
 
         let increasing = jobs.last().is_none_or(|last| job_id > last.job_id);
         if !increasing && first_line_of.is_none() {
@@ -257,6 +269,7 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
             cpu_milli,
             mem_mib,
             outcome,
+            stated_duration_s,
             line,
         });
     }
@@ -299,7 +312,10 @@ pub fn write_native_csv(w: impl Write, jobs: &[TraceJob]) -> io::Result<()> {
         write_text(&mut out, &models)?;
         write!(out, ",{},", job.duration_s + 0.0)?;
         write_text(&mut out, &job.job_class)?;
-        write!(out, ",{},{},{}", job.cpu_milli, job.mem_mib, job.outcome.map_or("", TraceOutcome::as_str))?;
+        write!(out, ",{},{},{},", job.cpu_milli, job.mem_mib, job.outcome.map_or("", TraceOutcome::as_str))?;
+        if let Some(stated) = job.stated_duration_s {
+            write!(out, "{}", stated + 0.0)?;
+        }
         out.write_all(b"\n")?;
     }
     out.flush()
@@ -317,6 +333,9 @@ fn check_writable(job: &TraceJob) -> io::Result<()> {
     }
     if !(job.duration_s.is_finite() && job.duration_s >= 0.0) {
         return refuse(format!("duration_s {} is not a number of seconds >= 0", job.duration_s));
+    }
+    if let Some(stated) = job.stated_duration_s.filter(|s| !(s.is_finite() && *s >= 0.0)) {
+        return refuse(format!("stated_duration_s {stated} is not a number of seconds >= 0"));
     }
     if !valid_devices(job.devices) {
         return refuse(format!("devices {} is not {EXPECT_DEVICES}", job.devices));

@@ -3,7 +3,9 @@
 //!
 //! Columns: `job_id` INT64, `submit_s` DOUBLE, `tenant` UTF8, `priority` INT32, `devices`
 //! DOUBLE, `models` UTF8 (`|`-separated, empty = any), `duration_s` DOUBLE, `job_class` UTF8,
-//! and the optional `cpu_milli` INT64, `mem_mib` INT64, `outcome` UTF8. Integer columns may be
+//! and the optional `cpu_milli` INT64, `mem_mib` INT64, `outcome` UTF8, `stated_duration_s`
+//! DOUBLE (null = none stated; files written before it existed lack it, which reads the same).
+//! Integer columns may be
 //! INT32 or INT64 and float columns FLOAT or DOUBLE in files written by other tools; nulls are
 //! accepted only in optional columns. Errors name the file, the row (1-based, as "line") and the
 //! column. Rows are returned sorted stably by `submit_s`, as the CSV loader does.
@@ -37,6 +39,7 @@ const SCHEMA: &str = "message tessera_job {
     REQUIRED INT64 cpu_milli;
     REQUIRED INT64 mem_mib;
     OPTIONAL BYTE_ARRAY outcome (UTF8);
+    OPTIONAL DOUBLE stated_duration_s;
 }";
 
 /// Rows per row group: large enough for good compression, small enough to bound memory.
@@ -68,11 +71,16 @@ pub fn write_native_parquet(path: &Path, jobs: &[TraceJob]) -> Result<(), TraceE
                 7 => col.typed::<ByteArrayType>().write_batch(&texts(chunk, |j| j.job_class.clone()), None, None),
                 8 => col.typed::<Int64Type>().write_batch(&chunk.iter().map(|j| j.cpu_milli as i64).collect::<Vec<_>>(), None, None),
                 9 => col.typed::<Int64Type>().write_batch(&chunk.iter().map(|j| j.mem_mib as i64).collect::<Vec<_>>(), None, None),
-                _ => {
+                10 => {
                     let present: Vec<ByteArray> =
                         chunk.iter().filter_map(|j| j.outcome.map(|o| ByteArray::from(o.as_str()))).collect();
                     let levels: Vec<i16> = chunk.iter().map(|j| i16::from(j.outcome.is_some())).collect();
                     col.typed::<ByteArrayType>().write_batch(&present, Some(&levels), None)
+                }
+                _ => {
+                    let present: Vec<f64> = chunk.iter().filter_map(|j| j.stated_duration_s).collect();
+                    let levels: Vec<i16> = chunk.iter().map(|j| i16::from(j.stated_duration_s.is_some())).collect();
+                    col.typed::<DoubleType>().write_batch(&present, Some(&levels), None)
                 }
             };
             written.map_err(|e| parquet_error(path, e))?;
@@ -102,6 +110,7 @@ pub fn load_native_parquet(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
         col[i] = index(name).ok_or(TraceError::MissingColumn { path: path.to_path_buf(), line: 0, column: name })?;
     }
     let (cpu_col, mem_col, outcome_col) = (index("cpu_milli"), index("mem_mib"), index("outcome"));
+    let stated_col = index("stated_duration_s");
     let total = reader.metadata().file_metadata().num_rows().max(0) as usize;
     if total == 0 {
         return Err(TraceError::NoJobs { path: path.to_path_buf() });
@@ -153,10 +162,14 @@ pub fn load_native_parquet(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
             }
             _ => None,
         };
+        let stated_duration_s = match stated_col {
+            Some(c) if !cell.is_null(c) => Some(cell.seconds(c, "stated_duration_s")?),
+            _ => None,
+        };
         if let Some(first_line) = first_row_of.insert(job_id, line) {
             return Err(TraceError::DuplicateJobId { path: path.to_path_buf(), line, column: "job_id", job_id, first_line });
         }
-        jobs.push(TraceJob { job_id, submit_s, tenant, priority, devices, models, duration_s, job_class, cpu_milli, mem_mib, outcome, line });
+        jobs.push(TraceJob { job_id, submit_s, tenant, priority, devices, models, duration_s, job_class, cpu_milli, mem_mib, outcome, stated_duration_s, line });
     }
     if !jobs.windows(2).all(|w| w[0].submit_s <= w[1].submit_s) {
         jobs.sort_by(|a, b| a.submit_s.total_cmp(&b.submit_s));

@@ -39,6 +39,7 @@ fn job(id: u64, submit_s: f64) -> TraceJob {
         cpu_milli: 0,
         mem_mib: 0,
         outcome: None,
+        stated_duration_s: None,
         line: 0,
     }
 }
@@ -69,6 +70,7 @@ fn loads_a_well_formed_file() {
             cpu_milli: 0,
             mem_mib: 0,
             outcome: None,
+            stated_duration_s: None,
             line: 2,
         }
     );
@@ -319,10 +321,12 @@ fn write_then_load_round_trips() {
             cpu_milli: 12_500,
             mem_mib: 1 << 20,
             outcome: Some(TraceOutcome::Censored),
+            stated_duration_s: Some(0.1 + 0.7),
             line: 0,
         },
         TraceJob {
             tenant: "line\nbreak".into(),
+            stated_duration_s: Some(0.0),
             job_class: String::new(),
             ..job(2, 1234567.891)
         },
@@ -336,7 +340,8 @@ fn write_then_load_round_trips() {
     let mut buf = Vec::new();
     write_native_csv(&mut buf, &jobs).unwrap();
     let text = String::from_utf8(buf.clone()).unwrap();
-    assert!(text.starts_with(&format!("{HEADER},cpu_milli,mem_mib,outcome\n")));
+    assert!(text.starts_with(&format!("{HEADER},cpu_milli,mem_mib,outcome,stated_duration_s\n")));
+    assert!(text.ends_with(",0,0,,\n"), "no outcome and no stated duration are empty fields: {text}");
     let back = parse_native_csv(&buf, Path::new("mem.csv")).unwrap();
     for j in &mut jobs {
         j.line = 0;
@@ -374,6 +379,14 @@ fn writer_refuses_what_the_loader_would_refuse() {
         },
         TraceJob {
             models: vec![String::new()],
+            ..job(1, 0.0)
+        },
+        TraceJob {
+            stated_duration_s: Some(-0.5),
+            ..job(1, 0.0)
+        },
+        TraceJob {
+            stated_duration_s: Some(f64::INFINITY),
             ..job(1, 0.0)
         },
     ];
@@ -473,4 +486,35 @@ fn optional_columns_are_read_and_checked() {
     let bad = csv.replace("6000", "-6");
     let err = parse_native_csv(bad.as_bytes(), Path::new("opt.csv")).unwrap_err().to_string();
     assert!(err.contains("line 2, column `cpu_milli`"), "{err}");
+}
+
+#[test]
+fn stated_duration_is_read_apart_from_the_run_time() {
+    let csv = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,stated_duration_s\n\
+               1,0,a,0,1,,10,x,25.5\n2,1,a,0,1,,10,x,\n3,2,a,0,1,,10,x,0\n";
+    let jobs = parse_native_csv(csv.as_bytes(), Path::new("stated.csv")).unwrap();
+    let stated: Vec<Option<f64>> = jobs.iter().map(|j| j.stated_duration_s).collect();
+    assert_eq!(stated, [Some(25.5), None, Some(0.0)]);
+    assert!(jobs.iter().all(|j| j.duration_s == 10.0), "the run time stays the run time");
+    // Without the column, nothing is stated.
+    let jobs = parse_native_csv(format!("{HEADER}\n1,0,a,0,1,,10,x\n").as_bytes(), Path::new("plain.csv")).unwrap();
+    assert_eq!(jobs[0].stated_duration_s, None);
+}
+
+#[test]
+fn a_broken_stated_duration_names_file_line_and_column() {
+    for broken in ["-1", "NaN", "inf", "soon", "1e400", "-0.001"] {
+        let csv = format!("job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,stated_duration_s\n\
+                           1,0,a,0,1,,10,x,3\n2,1,a,0,1,,10,x,{broken}\n");
+        let err = parse_native_csv(csv.as_bytes(), Path::new("stated.csv")).unwrap_err();
+        assert!(
+            matches!(&err, TraceError::BadField { line: 3, column: "stated_duration_s", .. }),
+            "{broken}: {err:?}"
+        );
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("stated.csv: line 3, column `stated_duration_s`: expected a number of seconds >= 0"),
+            "{broken}: {msg}"
+        );
+    }
 }

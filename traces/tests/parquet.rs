@@ -23,6 +23,7 @@ fn write_then_load_round_trips_and_sorts_by_submission() {
     late.outcome = Some(TraceOutcome::Censored);
     late.cpu_milli = 6000;
     late.mem_mib = 12288;
+    late.stated_duration_s = Some(7200.5);
     let mut share = job(2, 10.0);
     share.devices = 0.25;
     share.priority = -3;
@@ -75,6 +76,8 @@ fn full_file(path: &Path, broken: &str) {
         "duplicate" => jobs[1].job_id = 1,
         "negative duration" => jobs[1].duration_s = -1.0,
         "bad devices" => jobs[1].devices = 1.5,
+        "negative stated" => jobs[1].stated_duration_s = Some(-2.0),
+        "NaN stated" => jobs[1].stated_duration_s = Some(f64::NAN),
         _ => {}
     }
     // The writer refuses nothing, so the loader must.
@@ -88,6 +91,8 @@ fn bad_values_are_named_by_row_and_column() {
         ("duplicate", "line 2, column `job_id`: job id 1 was already used on line 1"),
         ("negative duration", "line 2, column `duration_s`: expected a number of seconds >= 0"),
         ("bad devices", "line 2, column `devices`: expected a whole device count"),
+        ("negative stated", "line 2, column `stated_duration_s`: expected a number of seconds >= 0"),
+        ("NaN stated", "line 2, column `stated_duration_s`: expected a number of seconds >= 0"),
     ] {
         let path = dir.path().join("broken.parquet");
         full_file(&path, broken);
