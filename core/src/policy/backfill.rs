@@ -183,6 +183,9 @@ pub struct Backfiller {
     /// (start, end, index into `reservations`).
     reservations: Vec<Reservation>,
     reserved_on: Vec<Vec<(Time, Time, usize)>>,
+    /// Conservative: per model set asked for, its usable devices sorted by (`busy_until`, id);
+    /// dropped whenever `busy_until` changes.
+    sorted: Vec<(crate::catalogue::ModelSet, Vec<(Time, DeviceId)>)>,
     /// A blocked job got no reservation (it asks for no device): nothing may pass it.
     wall: Option<JobId>,
 }
@@ -214,21 +217,96 @@ impl Backfiller {
             easy: None,
             reservations: Vec::new(),
             reserved_on: if mode == BackfillMode::Conservative { vec![Vec::new(); devices.len()] } else { Vec::new() },
+            sorted: Vec::new(),
             wall: None,
         }
     }
 
-    /// Devices of `job`'s models, usable, sorted by when they are expected free (then id).
-    fn candidates(&self, cluster: &ClusterState, job: &JobSpec) -> Vec<(Time, DeviceId)> {
+    /// Devices of `job`'s models, usable, sorted by when they are expected free (then id);
+    /// kept per model set until the profile changes.
+    fn candidates(&mut self, cluster: &ClusterState, job: &JobSpec) -> Vec<(Time, DeviceId)> {
+        let models = job.devices.models;
+        if let Some(i) = self.sorted.iter().position(|(m, _)| *m == models) {
+            return std::mem::take(&mut self.sorted[i].1);
+        }
         let mut c: Vec<(Time, DeviceId)> = cluster
             .devices()
             .iter()
             .enumerate()
-            .filter(|(i, d)| job.devices.models.allows(d.model) && self.busy_until[*i] != Time::MAX)
+            .filter(|(i, d)| models.allows(d.model) && self.busy_until[*i] != Time::MAX)
             .map(|(i, _)| (self.busy_until[i], DeviceId(i as u32)))
             .collect();
         c.sort_unstable();
+        self.sorted.push((models, Vec::new()));
         c
+    }
+
+    /// Gives back what `candidates` lent.
+    fn return_candidates(&mut self, job: &JobSpec, c: Vec<(Time, DeviceId)>) {
+        if let Some(slot) = self.sorted.iter_mut().find(|(m, _)| *m == job.devices.models) {
+            slot.1 = c;
+        }
+    }
+
+    /// The earliest time t (at or after each device's `busy_until`) at which `needed` of the
+    /// devices `c` are free of every reservation throughout [t, t + duration): a sweep over
+    /// each device's free intervals, in O((devices + reserved intervals) log) rather than one
+    /// check of every device at every candidate time.
+    fn earliest_start(&self, c: &[(Time, DeviceId)], needed: usize, duration: Option<Time>) -> Option<Time> {
+        // Devices with no reservation are free from `busy_until` on; `c` is sorted by it.
+        let mut plain: Vec<Time> = Vec::with_capacity(c.len());
+        // (time, +1 | -1) for the free intervals of devices that hold reservations.
+        let mut edges: Vec<(Time, i32)> = Vec::new();
+        let mut blocked: Vec<(Time, Time)> = Vec::new();
+        for &(b, d) in c {
+            let reserved = &self.reserved_on[d.index()];
+            if reserved.is_empty() {
+                plain.push(b);
+                continue;
+            }
+            // A start t is blocked by a reservation [s, e) when t < e and t + duration > s.
+            blocked.clear();
+            blocked.extend(reserved.iter().filter(|r| r.1 > b).filter_map(|&(s, e, _)| {
+                let from = match duration {
+                    Some(d) if s.0 >= d.0 => Time(s.0 - d.0 + 1),
+                    _ => Time::ZERO,
+                };
+                (from < e).then_some((from, e))
+            }));
+            blocked.sort_unstable();
+            let mut free_from = b;
+            for &(from, e) in &blocked {
+                if from > free_from {
+                    edges.push((free_from, 1));
+                    edges.push((from, -1));
+                }
+                free_from = free_from.max(e);
+            }
+            if free_from != Time::MAX {
+                edges.push((free_from, 1));
+            }
+        }
+        edges.sort_unstable();
+        let (mut free, mut p, mut e) = (0i64, 0, 0);
+        loop {
+            let t = match (plain.get(p), edges.get(e)) {
+                (None, None) => return None,
+                (Some(&a), None) => a,
+                (None, Some(&(b, _))) => b,
+                (Some(&a), Some(&(b, _))) => a.min(b),
+            };
+            while p < plain.len() && plain[p] == t {
+                free += 1;
+                p += 1;
+            }
+            while e < edges.len() && edges[e].0 == t {
+                free += edges[e].1 as i64;
+                e += 1;
+            }
+            if free >= needed as i64 {
+                return Some(t);
+            }
+        }
     }
 
     /// Reserves for a blocked job: under EASY only the first job reserved (later calls do
@@ -263,43 +341,39 @@ impl Backfiller {
             BackfillMode::Conservative => {
                 let duration = job.stated_duration;
                 let c = self.candidates(cluster, job);
-                let mut times: Vec<Time> = c.iter().map(|&(t, _)| t).collect();
-                for r in self.reserved_on.iter().flatten() {
-                    if r.1 > self.now && r.1 != Time::MAX {
-                        times.push(r.1);
-                    }
-                }
-                times.push(self.now);
-                times.sort_unstable();
-                times.dedup();
                 let index = self.reservations.len();
-                for t in times {
-                    let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
-                    // The devices freed latest (but by t) first, so that devices free now stay
-                    // free for jobs that can start now.
-                    let eligible: Vec<DeviceId> = c
-                        .iter()
-                        .take_while(|&&(b, _)| b <= t)
-                        .filter(|&&(_, d)| self.reserved_on[d.index()].iter().all(|&(s, e, _)| e <= t || s >= end))
-                        .map(|&(_, d)| d)
-                        .collect();
-                    let free: Vec<DeviceId> = eligible.iter().rev().take(needed as usize).copied().collect();
-                    if free.len() == needed as usize {
+                let r = match self.earliest_start(&c, needed as usize, duration) {
+                    Some(t) => {
+                        let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
+                        // The devices freed latest (but by t) first, so that devices free now
+                        // stay free for jobs that can start now.
+                        let free: Vec<DeviceId> = c
+                            .iter()
+                            .take_while(|&&(b, _)| b <= t)
+                            .filter(|&&(_, d)| self.reserved_on[d.index()].iter().all(|&(s, e, _)| e <= t || s >= end))
+                            .map(|&(_, d)| d)
+                            .collect::<Vec<_>>()
+                            .into_iter()
+                            .rev()
+                            .take(needed as usize)
+                            .collect();
+                        debug_assert_eq!(free.len(), needed as usize, "the sweep found {needed} free devices at {t:?}");
                         for &d in &free {
                             self.reserved_on[d.index()].push((t, end, index));
                         }
-                        let r = Reservation { job: job.id, start: Some(t), devices: needed };
-                        self.reservations.push(r.clone());
-                        return Some(r);
+                        Reservation { job: job.id, start: Some(t), devices: needed }
                     }
-                }
-                // Never, on the jobs' stated durations: it needs devices held by jobs that state
-                // none. It reserves every device of its models it could ever get, from when each
-                // is expected free, so no later job takes them for ever.
-                let r = Reservation { job: job.id, start: None, devices: needed };
-                for &(b, d) in &c {
-                    self.reserved_on[d.index()].push((b, Time::MAX, index));
-                }
+                    None => {
+                        // Never, on the jobs' stated durations: it needs devices held by jobs
+                        // that state none. It reserves every device of its models it could ever
+                        // get, from when each is expected free, so no later job takes them for ever.
+                        for &(b, d) in &c {
+                            self.reserved_on[d.index()].push((b, Time::MAX, index));
+                        }
+                        Reservation { job: job.id, start: None, devices: needed }
+                    }
+                };
+                self.return_candidates(job, c);
                 self.reservations.push(r.clone());
                 Some(r)
             }
@@ -365,6 +439,7 @@ impl Backfiller {
             let b = &mut self.busy_until[share.device.index()];
             *b = (*b).max(end);
         }
+        self.sorted.clear();
         Ok(())
     }
 
