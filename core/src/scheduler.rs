@@ -139,18 +139,21 @@ pub struct Scheduler {
     quota_used: Vec<f64>,
     /// Counts changes to the cluster (allocations, releases, health, nodes).
     cluster_version: u64,
-    /// EASY's state after the last pass, reused for submissions behind the blocked head.
-    easy_cache: Option<EasyCache>,
+    /// Backfilling's state after the last pass, reused for submissions behind the blocked head.
+    backfill_cache: Option<BackfillCache>,
     /// Round-based policies only (`rounds.rs`).
     rounds: Option<rounds::RoundState>,
 }
 
-struct EasyCache {
+struct BackfillCache {
     backfiller: Backfiller,
     head: JobId,
     head_slot: (QueueKey, u64),
     head_start: Option<Time>,
     cluster_version: u64,
+    /// Conservative: the jobs examined whose reservations were put off (none of them could
+    /// start and no job after them could either), in queue order.
+    deferred: Vec<JobId>,
 }
 
 impl Scheduler {
@@ -180,7 +183,7 @@ impl Scheduler {
             device_ends: DeviceEnds::default(),
             quota_used: Vec::new(),
             cluster_version: 0,
-            easy_cache: None,
+            backfill_cache: None,
             rounds,
         };
         scheduler.arm_round_timer();
@@ -541,7 +544,7 @@ impl Scheduler {
         // The job runs on through its grace period; its attained service is booked at eviction.
         entry.state = JobState::Preempting;
         // A preemption plans where a head goes: no backfill may be judged on an older plan.
-        self.easy_cache = None;
+        self.backfill_cache = None;
         self.victims.remove(&key);
         self.decisions.push_back(Decision::Preempt { job, reason, grace });
     }
@@ -990,43 +993,91 @@ impl Scheduler {
     /// reservation (EASY: the head's; conservative: of every job before it, each of which
     /// reserves in turn). See `policy::backfill`.
     fn backfill_behind(&mut self, head: JobId, head_slot: (QueueKey, u64)) {
+        let version_before = self.cluster_version;
         let mut bf = self.backfiller();
         let head_start = self.reserve(&mut bf, head).flatten();
         let candidates: Vec<JobId> =
             self.queue.range((Bound::Excluded(head_slot), Bound::Unbounded)).map(|(_, &j)| j).take(self.policy.backfill.depth).collect();
+        let mut deferred = Vec::new();
         for job in candidates {
-            self.backfill_candidate(&mut bf, job, head, head_start);
+            self.backfill_candidate(&mut bf, job, head, head_start, &mut deferred);
         }
         // EASY's profile and reservation stay valid while the cluster does not change (time
         // passing only makes them more cautious): a job submitted behind the head meanwhile
-        // is checked against them alone, without a pass.
-        self.easy_cache = (self.policy.backfill.mode == BackfillMode::Easy && !self.policy.quotas.any())
-            .then(|| EasyCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version });
+        // is checked against them alone, without a pass. Conservative's plan is reused only
+        // when it is exactly what a pass would rebuild: the pass started nobody (a start
+        // changes the profile the earlier reservations were made on).
+        let reusable = match self.policy.backfill.mode {
+            BackfillMode::Easy => true,
+            BackfillMode::Conservative => version_before == self.cluster_version && !bf.walled(),
+            BackfillMode::None => false,
+        };
+        self.backfill_cache = (reusable && !self.policy.quotas.any())
+            .then(|| BackfillCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version, deferred });
     }
 
     /// A job submitted behind the blocked head, when nothing else changed since the last pass:
-    /// the one candidate that is new, if it is within the scan depth.
+    /// the one candidate that is new, if it is within the scan depth (conservative: with the
+    /// jobs queued after it, re-examined on the plan of the jobs before it).
     fn backfill_new_job(&mut self, job: JobId, slot: (QueueKey, u64)) -> bool {
-        let Some(cache) = self.easy_cache.take() else { return false };
+        let Some(cache) = self.backfill_cache.take() else { return false };
         let head_now = self.queue.first_key_value().map(|(_, &j)| j);
         if cache.cluster_version != self.cluster_version || head_now != Some(cache.head) {
             return false;
         }
+        if self.policy.backfill.mode == BackfillMode::Conservative {
+            return self.conservative_new_job(cache, slot);
+        }
         let depth = self.policy.backfill.depth;
         let within_depth = self.queue.len() - 1 <= depth
             || self.queue.range((Bound::Excluded(cache.head_slot), Bound::Excluded(slot))).take(depth).count() < depth;
-        let EasyCache { mut backfiller, head, head_slot, head_start, .. } = cache;
+        let BackfillCache { mut backfiller, head, head_slot, head_start, deferred, .. } = cache;
         if within_depth {
-            self.backfill_candidate(&mut backfiller, job, head, head_start);
+            self.backfill_candidate(&mut backfiller, job, head, head_start, &mut Vec::new());
         }
-        self.easy_cache = Some(EasyCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version });
+        self.backfill_cache = Some(BackfillCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version, deferred });
+        true
+    }
+
+    /// Conservative, a job submitted at `slot` behind the blocked head with the cluster as the
+    /// last pass left it: that pass's reservations for the jobs before `slot` are the ones a
+    /// new pass would make (`Backfiller::advance` checks that time passing changed nothing),
+    /// so only the jobs from `slot` on are examined again. False when a full pass is needed.
+    fn conservative_new_job(&mut self, cache: BackfillCache, slot: (QueueKey, u64)) -> bool {
+        let BackfillCache { mut backfiller, head, head_slot, head_start, mut deferred, .. } = cache;
+        // Time may change placements (locality waits) as well as the profile.
+        let time_moved = backfiller.now() != self.now;
+        if (time_moved && self.policy.placement.name() == "topology") || !backfiller.advance(self.now) {
+            return false;
+        }
+        let window: Vec<((QueueKey, u64), JobId)> =
+            self.queue.range((Bound::Excluded(head_slot), Bound::Unbounded)).take(self.policy.backfill.depth).map(|(&s, &j)| (s, j)).collect();
+        if let Some(from) = window.iter().position(|&(s, _)| s == slot) {
+            // Forget what was decided for the jobs from `slot` on (the head's reservation is first).
+            let slot_of = |job: &JobId| self.jobs.get(job).map(|e| (e.queue_key, e.seq));
+            let keep = backfiller.reservations().iter().skip(1).take_while(|r| slot_of(&r.job).is_some_and(|s| s < slot)).count() + 1;
+            backfiller.truncate(keep);
+            deferred.retain(|j| slot_of(j).is_some_and(|s| s < slot));
+            let version_before = self.cluster_version;
+            for &(_, job) in &window[from..] {
+                self.backfill_candidate(&mut backfiller, job, head, head_start, &mut deferred);
+            }
+            if version_before != self.cluster_version || backfiller.walled() {
+                return true;
+            }
+        }
+        self.backfill_cache = Some(BackfillCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version, deferred });
         true
     }
 
     /// One job behind the blocked `head`: it starts if it fits now and `bf` admits it (it
     /// delays no reservation); otherwise it is told why it waits (and, under conservative,
     /// reserves in turn).
-    fn backfill_candidate(&mut self, bf: &mut Backfiller, job: JobId, head: JobId, head_start: Option<Time>) {
+    ///
+    /// Conservative: a job that cannot fit now whatever the reservations has its reservation
+    /// put off (`deferred`) until a later job that might start needs it: jobs after the last
+    /// one that might start constrain nobody in this pass.
+    fn backfill_candidate(&mut self, bf: &mut Backfiller, job: JobId, head: JobId, head_start: Option<Time>, deferred: &mut Vec<JobId>) {
         let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
         let entry = &self.jobs[&job];
         let end = backfill::expected_end(&entry.spec, self.now, self.now);
@@ -1040,10 +1091,14 @@ impl Scheduler {
         if d.count > 0 && !d.is_fractional() && self.cluster.whole_free_total(ModelKey::for_set(d.models)) < d.count {
             // Cannot fit now whatever the reservations: it keeps the reason it had.
             if conservative {
-                self.reserve(bf, job);
+                deferred.push(job);
             }
             return;
         }
+        for earlier in std::mem::take(deferred) {
+            self.reserve(bf, earlier);
+        }
+        let entry = &self.jobs[&job];
         if let Some(held) = bf.surely_held(&entry.spec, end) {
             let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
             self.wait_for(job, reason);

@@ -443,6 +443,68 @@ impl Backfiller {
         Ok(())
     }
 
+    /// The time the profile is for.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// The reservations made so far, in the order they were made (queue order).
+    pub fn reservations(&self) -> &[Reservation] {
+        &self.reservations
+    }
+
+    /// Whether a blocked job that asks for no device stops all backfilling.
+    pub fn walled(&self) -> bool {
+        self.wall.is_some()
+    }
+
+    /// Conservative: forgets every reservation after the first `keep`, as if the jobs that
+    /// made them had not been examined yet (the pass admitted nobody: launches change the
+    /// profile itself).
+    pub fn truncate(&mut self, keep: usize) {
+        if keep >= self.reservations.len() {
+            return;
+        }
+        self.reservations.truncate(keep);
+        for list in &mut self.reserved_on {
+            list.retain(|r| r.2 < keep);
+        }
+    }
+
+    /// Moves the profile to a later `now`, when it is then exactly the profile that would be
+    /// built afresh, with the same reservations: every reservation starts after `now`, and no
+    /// device is expected free in (old now, `now`] (such a device would change its place
+    /// among those free now). Devices free (or overdue) at the old now are free at the new.
+    /// Returns false, changing nothing, when that does not hold.
+    pub fn advance(&mut self, now: Time) -> bool {
+        let old = self.now;
+        if now == old {
+            return true;
+        }
+        if now < old || self.wall.is_some() || self.reservations.iter().any(|r| r.start.is_some_and(|s| s <= now)) {
+            return false;
+        }
+        if self.busy_until.iter().any(|&b| b > old && b <= now && b != Time::MAX) {
+            return false;
+        }
+        for b in &mut self.busy_until {
+            if *b == old {
+                *b = now;
+            }
+        }
+        // Only "never" reservations start at a device's `busy_until`, which may be the old now.
+        for list in &mut self.reserved_on {
+            for r in list.iter_mut() {
+                if r.0 == old {
+                    r.0 = now;
+                }
+            }
+        }
+        self.sorted.clear();
+        self.now = now;
+        true
+    }
+
     fn model_of(&self, device: DeviceId) -> ModelId {
         self.models[device.index()]
     }
