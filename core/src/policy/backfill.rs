@@ -248,11 +248,25 @@ impl Backfiller {
         }
     }
 
+    /// The devices of `c` (sorted by `busy_until`) free from `t` for `duration`: expected free
+    /// by t and reserved by no one in [t, t + duration).
+    fn eligible_at<'a>(&'a self, c: &'a [(Time, DeviceId)], t: Time, duration: Option<Time>) -> impl DoubleEndedIterator<Item = DeviceId> + 'a {
+        let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
+        c.iter()
+            .filter(move |&&(b, d)| b <= t && self.reserved_on[d.index()].iter().all(|&(s, e, _)| e <= t || s >= end))
+            .map(|&(_, d)| d)
+    }
+
     /// The earliest time t (at or after each device's `busy_until`) at which `needed` of the
     /// devices `c` are free of every reservation throughout [t, t + duration): a sweep over
     /// each device's free intervals, in O((devices + reserved intervals) log) rather than one
     /// check of every device at every candidate time.
     fn earliest_start(&self, c: &[(Time, DeviceId)], needed: usize, duration: Option<Time>) -> Option<Time> {
+        // No start before the `needed`-th device is expected free; most often that one works.
+        let first = c.get(needed.checked_sub(1)?)?.0;
+        if self.eligible_at(c, first, duration).nth(needed - 1).is_some() {
+            return Some(first);
+        }
         // Devices with no reservation are free from `busy_until` on; `c` is sorted by it.
         let mut plain: Vec<Time> = Vec::with_capacity(c.len());
         // (time, +1 | -1) for the free intervals of devices that hold reservations.
@@ -347,16 +361,8 @@ impl Backfiller {
                         let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
                         // The devices freed latest (but by t) first, so that devices free now
                         // stay free for jobs that can start now.
-                        let free: Vec<DeviceId> = c
-                            .iter()
-                            .take_while(|&&(b, _)| b <= t)
-                            .filter(|&&(_, d)| self.reserved_on[d.index()].iter().all(|&(s, e, _)| e <= t || s >= end))
-                            .map(|&(_, d)| d)
-                            .collect::<Vec<_>>()
-                            .into_iter()
-                            .rev()
-                            .take(needed as usize)
-                            .collect();
+                        let by_t = c.partition_point(|&(b, _)| b <= t);
+                        let free: Vec<DeviceId> = self.eligible_at(&c[..by_t], t, duration).rev().take(needed as usize).collect();
                         debug_assert_eq!(free.len(), needed as usize, "the sweep found {needed} free devices at {t:?}");
                         for &d in &free {
                             self.reserved_on[d.index()].push((t, end, index));
@@ -425,13 +431,8 @@ impl Backfiller {
                 }
             }
             BackfillMode::Conservative => {
-                for share in &allocation.devices {
-                    for &(s, e, r) in &self.reserved_on[share.device.index()] {
-                        if s < end && e > self.now {
-                            let r = &self.reservations[r];
-                            return Err(Held { by: r.job, reserved_start: r.start });
-                        }
-                    }
+                if let Some(held) = self.blocker(allocation, end, usize::MAX) {
+                    return Err(held);
                 }
             }
         }
@@ -441,6 +442,20 @@ impl Backfiller {
         }
         self.sorted.clear();
         Ok(())
+    }
+
+    /// Conservative: the first of the first `made` reservations that a job on `allocation`
+    /// until `end` would delay.
+    pub fn blocker(&self, allocation: &Allocation, end: Time, made: usize) -> Option<Held> {
+        for share in &allocation.devices {
+            for &(s, e, r) in &self.reserved_on[share.device.index()] {
+                if s < end && e > self.now && r < made {
+                    let r = &self.reservations[r];
+                    return Some(Held { by: r.job, reserved_start: r.start });
+                }
+            }
+        }
+        None
     }
 
     /// The time the profile is for.
