@@ -34,14 +34,26 @@
 //! running jobs and the reservations of the jobs before it. A job starts now only if it fits
 //! now and its devices are free of every earlier reservation for as long as it is expected
 //! to run, so, with exact stated durations, no job delays the reservation of a job ahead of
-//! it. Cost: O(devices x distinct expected end times) per reserved job, at most `depth` per
-//! pass; EASY costs O(devices + held shares) per pass.
+//! it. A job that cannot fit now whatever the reservations (fewer whole devices of its models
+//! free than it asks for) has its reservation put off until a later job that might start
+//! needs it; reservations behind the last such job constrain nobody in the pass and are not
+//! made (nor announced) then. The decisions are those of reserving for every examined job.
 //!
-//! Passes: the profile and reservations are rebuilt at every scheduling pass (each finish,
-//! eviction, health change, ...). Under EASY, a job submitted behind the blocked head when
-//! the cluster has not changed since the last pass is judged against that pass's profile
-//! alone; time having passed only makes that profile more cautious (an overdue job counts as
-//! ending at the earlier "now"), so the guarantee is kept.
+//! Cost: a reservation is a sweep over each device's free intervals, O((devices + reserved
+//! intervals) log) (most often a single check at the earliest time enough devices are
+//! expected free), at most `depth` per pass; EASY costs O(devices + held shares) per pass.
+//!
+//! Passes: a pass (each finish, eviction, health change, ...) builds the profile afresh.
+//! Under EASY, a job submitted behind the blocked head when the cluster has not changed since
+//! the last pass is judged against that pass's profile alone; time having passed only makes
+//! that profile more cautious (an overdue job counts as ending at the earlier "now"), so the
+//! guarantee is kept. Under conservative, the same submission reuses the last pass's plan
+//! only when it is exactly the plan a new pass would build (`Backfiller::advance`: the last
+//! pass started nobody, every reservation starts after now, and no device became expected
+//! free in between); the jobs queued from the new job on are then examined again on the
+//! reservations of those before it, and held jobs before it have their blocker re-checked.
+//! Decisions and notices are the same as with every pass rebuilt (tested in
+//! `core/tests/backfill_reuse.rs`).
 //!
 //! Jobs that ask for no device (CPU-only) get no reservation: when such a job heads the
 //! queue blocked (by CPU or memory), nothing backfills past it.
