@@ -34,14 +34,26 @@
 //! running jobs and the reservations of the jobs before it. A job starts now only if it fits
 //! now and its devices are free of every earlier reservation for as long as it is expected
 //! to run, so, with exact stated durations, no job delays the reservation of a job ahead of
-//! it. Cost: O(devices x distinct expected end times) per reserved job, at most `depth` per
-//! pass; EASY costs O(devices + held shares) per pass.
+//! it. A job that cannot fit now whatever the reservations (fewer whole devices of its models
+//! free than it asks for) has its reservation put off until a later job that might start
+//! needs it; reservations behind the last such job constrain nobody in the pass and are not
+//! made (nor announced) then. The decisions are those of reserving for every examined job.
 //!
-//! Passes: the profile and reservations are rebuilt at every scheduling pass (each finish,
-//! eviction, health change, ...). Under EASY, a job submitted behind the blocked head when
-//! the cluster has not changed since the last pass is judged against that pass's profile
-//! alone; time having passed only makes that profile more cautious (an overdue job counts as
-//! ending at the earlier "now"), so the guarantee is kept.
+//! Cost: a reservation is a sweep over each device's free intervals, O((devices + reserved
+//! intervals) log) (most often a single check at the earliest time enough devices are
+//! expected free), at most `depth` per pass; EASY costs O(devices + held shares) per pass.
+//!
+//! Passes: a pass (each finish, eviction, health change, ...) builds the profile afresh.
+//! Under EASY, a job submitted behind the blocked head when the cluster has not changed since
+//! the last pass is judged against that pass's profile alone; time having passed only makes
+//! that profile more cautious (an overdue job counts as ending at the earlier "now"), so the
+//! guarantee is kept. Under conservative, the same submission reuses the last pass's plan
+//! only when it is exactly the plan a new pass would build (`Backfiller::advance`: the last
+//! pass started nobody, every reservation starts after now, and no device became expected
+//! free in between); the jobs queued from the new job on are then examined again on the
+//! reservations of those before it, and held jobs before it have their blocker re-checked.
+//! Decisions and notices are the same as with every pass rebuilt (tested in
+//! `core/tests/backfill_reuse.rs`).
 //!
 //! Jobs that ask for no device (CPU-only) get no reservation: when such a job heads the
 //! queue blocked (by CPU or memory), nothing backfills past it.
@@ -183,6 +195,9 @@ pub struct Backfiller {
     /// (start, end, index into `reservations`).
     reservations: Vec<Reservation>,
     reserved_on: Vec<Vec<(Time, Time, usize)>>,
+    /// Conservative: per model set asked for, its usable devices sorted by (`busy_until`, id);
+    /// dropped whenever `busy_until` changes.
+    sorted: Vec<(crate::catalogue::ModelSet, Vec<(Time, DeviceId)>)>,
     /// A blocked job got no reservation (it asks for no device): nothing may pass it.
     wall: Option<JobId>,
 }
@@ -214,21 +229,110 @@ impl Backfiller {
             easy: None,
             reservations: Vec::new(),
             reserved_on: if mode == BackfillMode::Conservative { vec![Vec::new(); devices.len()] } else { Vec::new() },
+            sorted: Vec::new(),
             wall: None,
         }
     }
 
-    /// Devices of `job`'s models, usable, sorted by when they are expected free (then id).
-    fn candidates(&self, cluster: &ClusterState, job: &JobSpec) -> Vec<(Time, DeviceId)> {
+    /// Devices of `job`'s models, usable, sorted by when they are expected free (then id);
+    /// kept per model set until the profile changes.
+    fn candidates(&mut self, cluster: &ClusterState, job: &JobSpec) -> Vec<(Time, DeviceId)> {
+        let models = job.devices.models;
+        if let Some(i) = self.sorted.iter().position(|(m, _)| *m == models) {
+            return std::mem::take(&mut self.sorted[i].1);
+        }
         let mut c: Vec<(Time, DeviceId)> = cluster
             .devices()
             .iter()
             .enumerate()
-            .filter(|(i, d)| job.devices.models.allows(d.model) && self.busy_until[*i] != Time::MAX)
+            .filter(|(i, d)| models.allows(d.model) && self.busy_until[*i] != Time::MAX)
             .map(|(i, _)| (self.busy_until[i], DeviceId(i as u32)))
             .collect();
         c.sort_unstable();
+        self.sorted.push((models, Vec::new()));
         c
+    }
+
+    /// Gives back what `candidates` lent.
+    fn return_candidates(&mut self, job: &JobSpec, c: Vec<(Time, DeviceId)>) {
+        if let Some(slot) = self.sorted.iter_mut().find(|(m, _)| *m == job.devices.models) {
+            slot.1 = c;
+        }
+    }
+
+    /// The devices of `c` (sorted by `busy_until`) free from `t` for `duration`: expected free
+    /// by t and reserved by no one in [t, t + duration).
+    fn eligible_at<'a>(&'a self, c: &'a [(Time, DeviceId)], t: Time, duration: Option<Time>) -> impl DoubleEndedIterator<Item = DeviceId> + 'a {
+        let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
+        c.iter()
+            .filter(move |&&(b, d)| b <= t && self.reserved_on[d.index()].iter().all(|&(s, e, _)| e <= t || s >= end))
+            .map(|&(_, d)| d)
+    }
+
+    /// The earliest time t (at or after each device's `busy_until`) at which `needed` of the
+    /// devices `c` are free of every reservation throughout [t, t + duration): a sweep over
+    /// each device's free intervals, in O((devices + reserved intervals) log) rather than one
+    /// check of every device at every candidate time.
+    fn earliest_start(&self, c: &[(Time, DeviceId)], needed: usize, duration: Option<Time>) -> Option<Time> {
+        // No start before the `needed`-th device is expected free; most often that one works.
+        let first = c.get(needed.checked_sub(1)?)?.0;
+        if self.eligible_at(c, first, duration).nth(needed - 1).is_some() {
+            return Some(first);
+        }
+        // Devices with no reservation are free from `busy_until` on; `c` is sorted by it.
+        let mut plain: Vec<Time> = Vec::with_capacity(c.len());
+        // (time, +1 | -1) for the free intervals of devices that hold reservations.
+        let mut edges: Vec<(Time, i32)> = Vec::new();
+        let mut blocked: Vec<(Time, Time)> = Vec::new();
+        for &(b, d) in c {
+            let reserved = &self.reserved_on[d.index()];
+            if reserved.is_empty() {
+                plain.push(b);
+                continue;
+            }
+            // A start t is blocked by a reservation [s, e) when t < e and t + duration > s.
+            blocked.clear();
+            blocked.extend(reserved.iter().filter(|r| r.1 > b).filter_map(|&(s, e, _)| {
+                let from = match duration {
+                    Some(d) if s.0 >= d.0 => Time(s.0 - d.0 + 1),
+                    _ => Time::ZERO,
+                };
+                (from < e).then_some((from, e))
+            }));
+            blocked.sort_unstable();
+            let mut free_from = b;
+            for &(from, e) in &blocked {
+                if from > free_from {
+                    edges.push((free_from, 1));
+                    edges.push((from, -1));
+                }
+                free_from = free_from.max(e);
+            }
+            if free_from != Time::MAX {
+                edges.push((free_from, 1));
+            }
+        }
+        edges.sort_unstable();
+        let (mut free, mut p, mut e) = (0i64, 0, 0);
+        loop {
+            let t = match (plain.get(p), edges.get(e)) {
+                (None, None) => return None,
+                (Some(&a), None) => a,
+                (None, Some(&(b, _))) => b,
+                (Some(&a), Some(&(b, _))) => a.min(b),
+            };
+            while p < plain.len() && plain[p] == t {
+                free += 1;
+                p += 1;
+            }
+            while e < edges.len() && edges[e].0 == t {
+                free += edges[e].1 as i64;
+                e += 1;
+            }
+            if free >= needed as i64 {
+                return Some(t);
+            }
+        }
     }
 
     /// Reserves for a blocked job: under EASY only the first job reserved (later calls do
@@ -263,43 +367,31 @@ impl Backfiller {
             BackfillMode::Conservative => {
                 let duration = job.stated_duration;
                 let c = self.candidates(cluster, job);
-                let mut times: Vec<Time> = c.iter().map(|&(t, _)| t).collect();
-                for r in self.reserved_on.iter().flatten() {
-                    if r.1 > self.now && r.1 != Time::MAX {
-                        times.push(r.1);
-                    }
-                }
-                times.push(self.now);
-                times.sort_unstable();
-                times.dedup();
                 let index = self.reservations.len();
-                for t in times {
-                    let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
-                    // The devices freed latest (but by t) first, so that devices free now stay
-                    // free for jobs that can start now.
-                    let eligible: Vec<DeviceId> = c
-                        .iter()
-                        .take_while(|&&(b, _)| b <= t)
-                        .filter(|&&(_, d)| self.reserved_on[d.index()].iter().all(|&(s, e, _)| e <= t || s >= end))
-                        .map(|&(_, d)| d)
-                        .collect();
-                    let free: Vec<DeviceId> = eligible.iter().rev().take(needed as usize).copied().collect();
-                    if free.len() == needed as usize {
+                let r = match self.earliest_start(&c, needed as usize, duration) {
+                    Some(t) => {
+                        let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
+                        // The devices freed latest (but by t) first, so that devices free now
+                        // stay free for jobs that can start now.
+                        let by_t = c.partition_point(|&(b, _)| b <= t);
+                        let free: Vec<DeviceId> = self.eligible_at(&c[..by_t], t, duration).rev().take(needed as usize).collect();
+                        debug_assert_eq!(free.len(), needed as usize, "the sweep found {needed} free devices at {t:?}");
                         for &d in &free {
                             self.reserved_on[d.index()].push((t, end, index));
                         }
-                        let r = Reservation { job: job.id, start: Some(t), devices: needed };
-                        self.reservations.push(r.clone());
-                        return Some(r);
+                        Reservation { job: job.id, start: Some(t), devices: needed }
                     }
-                }
-                // Never, on the jobs' stated durations: it needs devices held by jobs that state
-                // none. It reserves every device of its models it could ever get, from when each
-                // is expected free, so no later job takes them for ever.
-                let r = Reservation { job: job.id, start: None, devices: needed };
-                for &(b, d) in &c {
-                    self.reserved_on[d.index()].push((b, Time::MAX, index));
-                }
+                    None => {
+                        // Never, on the jobs' stated durations: it needs devices held by jobs
+                        // that state none. It reserves every device of its models it could ever
+                        // get, from when each is expected free, so no later job takes them for ever.
+                        for &(b, d) in &c {
+                            self.reserved_on[d.index()].push((b, Time::MAX, index));
+                        }
+                        Reservation { job: job.id, start: None, devices: needed }
+                    }
+                };
+                self.return_candidates(job, c);
                 self.reservations.push(r.clone());
                 Some(r)
             }
@@ -351,13 +443,8 @@ impl Backfiller {
                 }
             }
             BackfillMode::Conservative => {
-                for share in &allocation.devices {
-                    for &(s, e, r) in &self.reserved_on[share.device.index()] {
-                        if s < end && e > self.now {
-                            let r = &self.reservations[r];
-                            return Err(Held { by: r.job, reserved_start: r.start });
-                        }
-                    }
+                if let Some(held) = self.blocker(allocation, end, usize::MAX) {
+                    return Err(held);
                 }
             }
         }
@@ -365,7 +452,84 @@ impl Backfiller {
             let b = &mut self.busy_until[share.device.index()];
             *b = (*b).max(end);
         }
+        self.sorted.clear();
         Ok(())
+    }
+
+    /// Conservative: the first of the first `made` reservations that a job on `allocation`
+    /// until `end` would delay.
+    pub fn blocker(&self, allocation: &Allocation, end: Time, made: usize) -> Option<Held> {
+        for share in &allocation.devices {
+            for &(s, e, r) in &self.reserved_on[share.device.index()] {
+                if s < end && e > self.now && r < made {
+                    let r = &self.reservations[r];
+                    return Some(Held { by: r.job, reserved_start: r.start });
+                }
+            }
+        }
+        None
+    }
+
+    /// The time the profile is for.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// The reservations made so far, in the order they were made (queue order).
+    pub fn reservations(&self) -> &[Reservation] {
+        &self.reservations
+    }
+
+    /// Whether a blocked job that asks for no device stops all backfilling.
+    pub fn walled(&self) -> bool {
+        self.wall.is_some()
+    }
+
+    /// Conservative: forgets every reservation after the first `keep`, as if the jobs that
+    /// made them had not been examined yet (the pass admitted nobody: launches change the
+    /// profile itself).
+    pub fn truncate(&mut self, keep: usize) {
+        if keep >= self.reservations.len() {
+            return;
+        }
+        self.reservations.truncate(keep);
+        for list in &mut self.reserved_on {
+            list.retain(|r| r.2 < keep);
+        }
+    }
+
+    /// Moves the profile to a later `now`, when it is then exactly the profile that would be
+    /// built afresh, with the same reservations: every reservation starts after `now`, and no
+    /// device is expected free in (old now, `now`] (such a device would change its place
+    /// among those free now). Devices free (or overdue) at the old now are free at the new.
+    /// Returns false, changing nothing, when that does not hold.
+    pub fn advance(&mut self, now: Time) -> bool {
+        let old = self.now;
+        if now == old {
+            return true;
+        }
+        if now < old || self.wall.is_some() || self.reservations.iter().any(|r| r.start.is_some_and(|s| s <= now)) {
+            return false;
+        }
+        if self.busy_until.iter().any(|&b| b > old && b <= now && b != Time::MAX) {
+            return false;
+        }
+        for b in &mut self.busy_until {
+            if *b == old {
+                *b = now;
+            }
+        }
+        // Only "never" reservations start at a device's `busy_until`, which may be the old now.
+        for list in &mut self.reserved_on {
+            for r in list.iter_mut() {
+                if r.0 == old {
+                    r.0 = now;
+                }
+            }
+        }
+        self.sorted.clear();
+        self.now = now;
+        true
     }
 
     fn model_of(&self, device: DeviceId) -> ModelId {
