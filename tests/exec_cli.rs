@@ -97,12 +97,17 @@ fn wait_until<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Option<T>
 }
 
 fn write_config(dir: &Path, token_lines: &str) -> PathBuf {
+    write_config_with(dir, token_lines, "name = 'fifo'", 2)
+}
+
+/// `policy`: the lines of `[daemon.policy]`.
+fn write_config_with(dir: &Path, token_lines: &str, policy: &str, cpu_devices: u32) -> PathBuf {
     let config = dir.join("exec.toml");
     fs::write(
         &config,
         format!(
-            "[daemon]\nstate_dir = 'state'\nallow_unvalidated = true\ngrace_s = 1.0\n[daemon.policy]\nname = 'fifo'\n\
-             [daemon.cpu]\ndevices = 2\n[daemon.gpu]\nenabled = false\n[daemon.health]\ninterval_s = 3600\n\n\
+            "[daemon]\nstate_dir = 'state'\nallow_unvalidated = true\ngrace_s = 1.0\n[daemon.policy]\n{policy}\n\
+             [daemon.cpu]\ndevices = {cpu_devices}\n[daemon.gpu]\nenabled = false\n[daemon.health]\ninterval_s = 3600\n\n\
              [api]\nlisten = '127.0.0.1:0'\n\n{token_lines}"
         ),
     )
@@ -282,4 +287,64 @@ fn exec_bench_api_submits_and_counts_every_job() {
         c
     });
     assert!(out.contains("200 submissions over 8 connections") && out.contains("submissions/s") && out.contains("all 200 listed"), "{out}");
+}
+
+fn submit_sleep(serve: &Serve, token: &str, dir: &Path, name: &str, sleep_s: f64) -> u64 {
+    let job = dir.join(format!("{name}.toml"));
+    fs::write(&job, format!("name = '{name}'\ncommand = 'sleep'\nargs = ['{sleep_s}']\n[devices]\ncount = 1\n")).unwrap();
+    let mut c = serve.client(token);
+    c.args(["exec", "submit", "--json"]).arg(&job);
+    let view: serde_json::Value = serde_json::from_str(&run_ok(c)).unwrap();
+    view["id"].as_u64().unwrap()
+}
+
+fn state_of(serve: &Serve, token: &str, id: u64) -> String {
+    jobs(serve, token).iter().find(|j| j["id"] == id).map(|j| j["state"].as_str().unwrap().to_string()).unwrap_or_default()
+}
+
+/// The scheduler's ordering state survives a real SIGKILL of `tessera exec serve`: under LAS,
+/// a job that attained a device-second before the kill still ranks behind a later job with
+/// none after the restart (re-submitting the jobs would put the older one first).
+#[test]
+fn exec_serve_killed_under_las_keeps_each_jobs_attained_service() {
+    let dir = TempDir::new().unwrap();
+    let (token, lines) = make_token("ci", "operate");
+    let policy = "name = 'las'\nthresholds_device_s = [1.0]\ngrace_s = 0.2";
+    let config = write_config_with(dir.path(), &lines, policy, 1);
+
+    let mut serve = Serve::start(&config);
+    let a = submit_sleep(&serve, &token, dir.path(), "a", 1.5);
+    wait_until(Duration::from_secs(15), "A running", || (state_of(&serve, &token, a) == "running").then_some(()));
+    let b = submit_sleep(&serve, &token, dir.path(), "b", 1.0);
+    // After 1 s A passes the threshold and B, with no service, preempts it.
+    wait_until(Duration::from_secs(15), "B running, A requeued", || {
+        (state_of(&serve, &token, b) == "running" && state_of(&serve, &token, a) == "queued").then_some(())
+    });
+    let c = submit_sleep(&serve, &token, dir.path(), "c", 0.3);
+    assert_eq!(state_of(&serve, &token, c), "queued");
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+
+    let mut serve = Serve::start(&config);
+    wait_until(Duration::from_secs(40), "every job to end", || {
+        jobs(&serve, &token).iter().all(|j| j["state"] == "finished").then_some(())
+    });
+    serve.child.kill().unwrap();
+    serve.child.wait().unwrap();
+
+    let decisions = run_ok({
+        let mut c = tessera();
+        c.args(["exec", "export-decisions", "--state-dir"]).arg(dir.path().join("state"));
+        c
+    });
+    let launches: Vec<(u64, serde_json::Value)> = decisions
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|d| d["provenance"]["decision"]["decision"] == "launch")
+        .filter_map(|d| Some((d["job"].as_u64()?, d)))
+        .collect();
+    let order: Vec<u64> = launches.iter().map(|(j, _)| *j).collect();
+    let c_at = order.iter().position(|&j| j == c).unwrap_or_else(|| panic!("C launched: {order:?}\n{decisions}"));
+    let a_last = order.iter().rposition(|&j| j == a).unwrap();
+    assert!(c_at < a_last, "C (no service) starts before A (1 device-second) after the kill: launches {order:?}");
 }
