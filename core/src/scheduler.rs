@@ -144,6 +144,8 @@ pub struct Scheduler {
     cluster_version: u64,
     /// Backfilling's state after the last pass, reused for submissions behind the blocked head.
     backfill_cache: Option<BackfillCache>,
+    /// A backfiller no longer needed, whose buffers the next pass reuses.
+    spare_backfiller: Option<Backfiller>,
     /// Round-based policies only (`rounds.rs`).
     rounds: Option<rounds::RoundState>,
     /// Whether backfilling may reuse the last pass's plan (off only to check that reuse
@@ -199,6 +201,7 @@ impl Scheduler {
             quota_used: Vec::new(),
             cluster_version: 0,
             backfill_cache: None,
+            spare_backfiller: None,
             rounds,
             reuse_backfill_plans: true,
         };
@@ -445,7 +448,7 @@ impl Scheduler {
                 }
                 if self.policy.backfill.enabled() {
                     if let Some(alloc) = &entry.allocation {
-                        self.device_ends.extend(alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+                        self.device_ends.extend(&self.cluster, alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
                     }
                 }
             }
@@ -583,7 +586,7 @@ impl Scheduler {
             self.cluster.release(&alloc);
             if self.policy.backfill.enabled() {
                 let (jobs, holding) = (&self.jobs, &self.holding);
-                self.device_ends.release(&alloc, |device| {
+                self.device_ends.release(&self.cluster, &alloc, |device| {
                     holding
                         .iter()
                         .filter_map(|j| {
@@ -998,8 +1001,9 @@ impl Scheduler {
 
     /// The profile backfilling reasons on: every job holding resources, expected to end at its
     /// start plus its stated duration (now if overdue, never if it states none).
-    fn backfiller(&self) -> Backfiller {
-        Backfiller::new(self.policy.backfill.mode, &self.cluster, self.now, &self.device_ends)
+    fn backfiller(&mut self) -> Backfiller {
+        let old = self.backfill_cache.take().map(|c| c.backfiller).or_else(|| self.spare_backfiller.take());
+        Backfiller::renew(old, self.policy.backfill.mode, &self.cluster, self.now, &self.device_ends)
     }
 
     /// Reserves for a blocked job and announces the reservation when its start changed.
@@ -1038,8 +1042,11 @@ impl Scheduler {
             BackfillMode::None => false,
         };
         let reuse = self.reuse_backfill_plans || self.policy.backfill.mode == BackfillMode::Easy;
-        self.backfill_cache = (reusable && reuse && !self.policy.quotas.any())
-            .then(|| BackfillCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
+        if reusable && reuse && !self.policy.quotas.any() {
+            self.backfill_cache = Some(BackfillCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
+        } else {
+            self.spare_backfiller = Some(bf);
+        }
     }
 
     /// A job submitted behind the blocked head, when nothing else changed since the last pass:
@@ -1091,6 +1098,9 @@ impl Scheduler {
             // A held job would now run later: it is still held (every reservation starts
             // after now), but perhaps first by another job's reservation.
             for (job, allocation, reservations_before) in &scan.held {
+                if !backfiller.blocker_may_move(allocation) {
+                    continue;
+                }
                 let end = backfill::expected_end(&self.jobs[job].spec, self.now, self.now);
                 if let Some(held) = backfiller.blocker(allocation, end, *reservations_before) {
                     let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
@@ -1375,7 +1385,7 @@ impl Scheduler {
         }
         self.holding.insert(job);
         if self.policy.backfill.enabled() {
-            self.device_ends.hold(allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+            self.device_ends.hold(&self.cluster, allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
         }
         if self.policy.preemption.enabled {
             self.victims.insert(Self::victim_key(entry, job));

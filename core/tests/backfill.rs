@@ -217,10 +217,19 @@ fn workload() -> impl Strategy<Value = (Vec<usize>, Vec<Sub>)> {
     (nodes, subs)
 }
 
+/// What the play saw of one job.
+#[derive(Clone, Debug, Default)]
+struct Seen {
+    start: Option<u64>,
+    /// Its reservation when it was first seen at the head of the queue.
+    at_head: Option<Option<f64>>,
+    /// The first reservation announced for it.
+    first: Option<Option<f64>>,
+}
+
 /// Plays the workload with exact stated durations (jobs that state none run their true
-/// time) and returns, per job, its start and its reservation when it was first seen at the
-/// head of the queue.
-fn play(mode: &str, placement: &str, nodes: &[usize], subs: &[Sub]) -> Result<BTreeMap<u64, (Option<u64>, Option<Option<f64>>)>, TestCaseError> {
+/// time) and returns what it saw of each job.
+fn play(mode: &str, placement: &str, nodes: &[usize], subs: &[Sub]) -> Result<BTreeMap<u64, Seen>, TestCaseError> {
     let mut spec = policy(mode);
     spec.placement = Some(placement.into());
     let mut s = Scheduler::new(Policy::from_spec(&spec).unwrap(), cluster(nodes));
@@ -233,7 +242,7 @@ fn play(mode: &str, placement: &str, nodes: &[usize], subs: &[Sub]) -> Result<BT
         arrivals.push((t, id, job(id, sub.devices.min(total), sub.states_duration.then_some(sub.run_s))));
     }
     let run_s: BTreeMap<u64, u64> = subs.iter().enumerate().map(|(i, sub)| (i as u64 + 1, sub.run_s)).collect();
-    let mut seen: BTreeMap<u64, (Option<u64>, Option<Option<f64>>)> = BTreeMap::new();
+    let mut seen: BTreeMap<u64, Seen> = BTreeMap::new();
     let mut ends: BTreeMap<(u64, u64), ()> = BTreeMap::new();
     let mut next_arrival = 0;
     let mut latest: BTreeMap<u64, Option<f64>> = BTreeMap::new();
@@ -259,7 +268,7 @@ fn play(mode: &str, placement: &str, nodes: &[usize], subs: &[Sub]) -> Result<BT
             match d {
                 Decision::Launch { job, .. } => {
                     s.handle_event(Time::from_secs(now), Event::JobStarted { job });
-                    seen.entry(job.0).or_default().0 = Some(now);
+                    seen.entry(job.0).or_default().start = Some(now);
                     ends.insert((now + run_s[&job.0], job.0), ());
                 }
                 other => prop_assert!(false, "unexpected {other:?}"),
@@ -268,14 +277,15 @@ fn play(mode: &str, placement: &str, nodes: &[usize], subs: &[Sub]) -> Result<BT
         while let Some(n) = s.poll_notice() {
             if let Notice::Reserved { job, start_s, .. } = n {
                 latest.insert(job.0, start_s);
+                seen.entry(job.0).or_default().first.get_or_insert(start_s);
             }
         }
         // Reservations are announced when they change, so the latest one announced is the
         // job's reservation now; take it when the job is first seen at the head.
         if let Some(head) = s.queued().next() {
             let e = seen.entry(head.0).or_default();
-            if e.1.is_none() {
-                e.1 = latest.get(&head.0).copied();
+            if e.at_head.is_none() {
+                e.at_head = latest.get(&head.0).copied();
             }
         }
     }
@@ -293,11 +303,28 @@ proptest! {
         let mode = if conservative { "conservative" } else { "easy" };
         let placement = if best { "best-fit" } else { "first-fit" };
         let seen = play(mode, placement, &nodes, &subs)?;
-        for (job, (start, reserved)) in &seen {
-            if let (Some(Some(reserved_s)), Some(start)) = (reserved, start) {
-                prop_assert!(*start as f64 <= reserved_s + 1e-9, "job {job} reserved for {reserved_s} s but started at {start} s");
+        for (job, seen) in &seen {
+            if let (Some(Some(reserved_s)), Some(start)) = (seen.at_head, seen.start) {
+                prop_assert!(start as f64 <= reserved_s + 1e-9, "job {job} reserved for {reserved_s} s but started at {start} s");
             }
+            prop_assert!(seen.start.is_some(), "job {job} never started");
+        }
+    }
+
+    /// Conservative's own guarantee: when every job states its duration exactly and the queue
+    /// is FIFO, no job starts later than the first reservation it was given, wherever it was
+    /// in the queue: a job starts ahead of others only if it delays none of their reservations.
+    #[test]
+    fn conservative_starts_every_job_no_later_than_its_first_reservation((nodes, subs) in workload(), best in any::<bool>()) {
+        let subs: Vec<Sub> = subs.into_iter().map(|s| Sub { states_duration: true, ..s }).collect();
+        let placement = if best { "best-fit" } else { "first-fit" };
+        let seen = play("conservative", placement, &nodes, &subs)?;
+        for (job, seen) in &seen {
+            let start = seen.start;
             prop_assert!(start.is_some(), "job {job} never started");
+            if let (Some(Some(reserved_s)), Some(start)) = (seen.first, start) {
+                prop_assert!(start as f64 <= reserved_s + 1e-9, "job {job} was first reserved for {reserved_s} s but started at {start} s");
+            }
         }
     }
 }

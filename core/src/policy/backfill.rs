@@ -12,8 +12,8 @@
 //! expected to be whole and free (`busy_until`: now for a free device, the latest expected end
 //! of the jobs holding it otherwise, never for a failed device or one on a down node). A
 //! reservation is a number of whole devices of the job's allowed models (a fractional share
-//! reserves one whole device, a safe over-estimate), not a particular node: the placement
-//! chooses the nodes when the job starts. CPU and memory are not reserved.
+//! reserves one whole device, a safe over-estimate), not a particular node or device: the
+//! placement chooses them when the job starts. CPU and memory are not reserved.
 //!
 //! **The guarantee (EASY).** Let T be the head's reserved start: the earliest time at which
 //! at least N devices of its models are expected to be whole and free (N its device count).
@@ -31,17 +31,33 @@
 //! **The guarantee (conservative).** Every queued job examined (the first `depth` behind the
 //! head, and the head) gets a reservation in queue order: the earliest time t at which N
 //! devices of its models are expected free throughout [t, t + stated duration), given the
-//! running jobs and the reservations of the jobs before it. A job starts now only if it fits
-//! now and its devices are free of every earlier reservation for as long as it is expected
-//! to run, so, with exact stated durations, no job delays the reservation of a job ahead of
-//! it. A job that cannot fit now whatever the reservations (fewer whole devices of its models
-//! free than it asks for) has its reservation put off until a later job that might start
-//! needs it; reservations behind the last such job constrain nobody in the pass and are not
-//! made (nor announced) then. The decisions are those of reserving for every examined job.
+//! running jobs and the reservations of the jobs before it. Devices of one model are
+//! interchangeable, so the plan is kept as counts (`profile::FreeProfile`): per model, how many
+//! devices are expected free and unreserved over time, a step function. Taking devices for
+//! each reservation when it starts, in start order, always finds them as long as no count
+//! goes negative, since every running job and every reservation holds its devices for one
+//! unbroken interval. A job over several models takes, for the whole of its reservation, a
+//! fixed number of each (the fewest free over the window, the models with most to spare
+//! first). A job starts now only if it fits now and taking its devices until its expected end
+//! leaves no model's count negative, so, with exact stated durations, no job delays the
+//! reservation of a job ahead of it (checked from outside in `core/tests/backfill.rs`). When
+//! it would, the job named is the first, in queue order, of the reservations active at the
+//! first instant the count would go negative that no longer fit there. A job that cannot fit
+//! now whatever the reservations (fewer whole devices of its models free than it asks for)
+//! has its reservation put off until a later job that might start needs it; reservations
+//! behind the last such job constrain nobody in the pass and are not made (nor announced)
+//! then. The decisions are those of reserving for every examined job.
 //!
-//! Cost: a reservation is a sweep over each device's free intervals, O((devices + reserved
-//! intervals) log) (most often a single check at the earliest time enough devices are
-//! expected free), at most `depth` per pass; EASY costs O(devices + held shares) per pass.
+//! A job whose models' devices are held by jobs that state no duration never gets a finite
+//! reservation: it takes every device of those models it could ever get (the models are
+//! closed to later jobs in the pass), so no later job takes them for ever.
+//!
+//! Cost: a reservation is one scan of its model's profile, O(segments), a segment being a time
+//! at which a running job is expected to end or a reservation starts or ends (models summed
+//! over, for a job allowed several); at most `depth` per pass. Admitting a job scans its
+//! window of the profile. The profile is rebuilt at each pass from the expected ends kept per
+//! model as jobs start and stop (`DeviceEnds`), with no sort. EASY costs O(devices + held
+//! shares) per pass.
 //!
 //! Passes: a pass (each finish, eviction, health change, ...) builds the profile afresh.
 //! Under EASY, a job submitted behind the blocked head when the cluster has not changed since
@@ -51,8 +67,8 @@
 //! only when it is exactly the plan a new pass would build (`Backfiller::advance`: the last
 //! pass started nobody, every reservation starts after now, and no device became expected
 //! free in between); the jobs queued from the new job on are then examined again on the
-//! reservations of those before it, and held jobs before it have their blocker re-checked.
-//! Decisions and notices are the same as with every pass rebuilt (tested in
+//! reservations of those before it, and held jobs before it whose blocker may have moved
+//! with time (`Backfiller::blocker_may_move`) have it re-checked. Decisions and notices are the same as with every pass rebuilt (tested in
 //! `core/tests/backfill_reuse.rs`).
 //!
 //! Jobs that ask for no device (CPU-only) get no reservation: when such a job heads the
@@ -62,6 +78,10 @@ use crate::cluster::{Allocation, ClusterState};
 use crate::ids::{DeviceId, JobId, ModelId};
 use crate::job::JobSpec;
 use crate::time::Time;
+
+mod profile;
+
+use profile::FreeProfile;
 
 /// `backfill = "none" | "easy" | "conservative"`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,48 +129,84 @@ pub fn expected_end(spec: &JobSpec, started: Time, now: Time) -> Time {
 
 /// Per device, how many jobs hold it and the latest expected end among them (`expected_end`
 /// without the "now if overdue", which the profile applies), kept as jobs start and stop so
-/// that a pass need not visit every running job.
+/// that a pass need not visit every running job; and per model, how many held devices end
+/// when, so that conservative backfilling's profile needs no sort.
 #[derive(Clone, Debug, Default)]
 pub struct DeviceEnds {
     end: Vec<Time>,
     holders: Vec<u16>,
+    model: Vec<ModelId>,
+    /// By model index: (expected end, held devices of the model ending then), sorted by end.
+    by_model: Vec<Vec<(Time, u32)>>,
 }
 
 impl DeviceEnds {
-    fn slot(&mut self, device: DeviceId) -> usize {
+    fn slot(&mut self, cluster: &ClusterState, device: DeviceId) -> usize {
         let i = device.index();
         if self.end.len() <= i {
             self.end.resize(i + 1, Time::ZERO);
             self.holders.resize(i + 1, 0);
+            self.model.resize(i + 1, ModelId(0));
         }
+        self.model[i] = cluster.device(device).model;
         i
     }
 
+    /// Sets device `i`'s holder count and latest end, keeping `by_model` in step.
+    fn set(&mut self, i: usize, holders: u16, end: Time) {
+        let m = self.model[i].index();
+        if self.by_model.len() <= m {
+            self.by_model.resize(m + 1, Vec::new());
+        }
+        let counts = &mut self.by_model[m];
+        if self.holders[i] > 0 {
+            let at = counts.binary_search_by_key(&self.end[i], |e| e.0).expect("a held device is counted at its end");
+            counts[at].1 -= 1;
+            if counts[at].1 == 0 {
+                counts.remove(at);
+            }
+        }
+        if holders > 0 {
+            match counts.binary_search_by_key(&end, |e| e.0) {
+                Ok(at) => counts[at].1 += 1,
+                Err(at) => counts.insert(at, (end, 1)),
+            }
+        }
+        self.holders[i] = holders;
+        self.end[i] = if holders > 0 { end } else { Time::ZERO };
+    }
+
     /// A job took these devices and is expected to end at `end`.
-    pub fn hold(&mut self, allocation: &Allocation, end: Time) {
+    pub fn hold(&mut self, cluster: &ClusterState, allocation: &Allocation, end: Time) {
         for share in &allocation.devices {
-            let i = self.slot(share.device);
-            self.holders[i] += 1;
-            self.end[i] = self.end[i].max(end);
+            let i = self.slot(cluster, share.device);
+            self.set(i, self.holders[i] + 1, self.end[i].max(end));
         }
     }
 
     /// A holder's expected end moved later (its start was acknowledged after the launch).
-    pub fn extend(&mut self, allocation: &Allocation, end: Time) {
+    pub fn extend(&mut self, cluster: &ClusterState, allocation: &Allocation, end: Time) {
         for share in &allocation.devices {
-            let i = self.slot(share.device);
-            self.end[i] = self.end[i].max(end);
+            let i = self.slot(cluster, share.device);
+            if self.holders[i] > 0 {
+                self.set(i, self.holders[i], self.end[i].max(end));
+            }
         }
     }
 
     /// A job let go of these devices; `others_end(device)` is the latest expected end of the
     /// jobs still holding a shared device.
-    pub fn release(&mut self, allocation: &Allocation, others_end: impl Fn(DeviceId) -> Time) {
+    pub fn release(&mut self, cluster: &ClusterState, allocation: &Allocation, others_end: impl Fn(DeviceId) -> Time) {
         for share in &allocation.devices {
-            let i = self.slot(share.device);
-            self.holders[i] = self.holders[i].saturating_sub(1);
-            self.end[i] = if self.holders[i] == 0 { Time::ZERO } else { others_end(share.device) };
+            let i = self.slot(cluster, share.device);
+            let holders = self.holders[i].saturating_sub(1);
+            let end = if holders == 0 { Time::ZERO } else { others_end(share.device) };
+            self.set(i, holders, end);
         }
+    }
+
+    fn holders(&self, i: usize) -> u16 {
+        self.holders.get(i).copied().unwrap_or(0)
     }
 }
 
@@ -183,6 +239,55 @@ struct Easy {
     spare: i64,
 }
 
+/// Conservative: one reservation's devices of one model.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    /// Index into `Backfiller::reservations`.
+    reservation: usize,
+    model: ModelId,
+    from: Time,
+    /// `Time::MAX` when the job states no duration.
+    to: Time,
+    devices: i32,
+}
+
+/// How many devices of each model a reservation takes.
+enum Split {
+    One(ModelId, i32),
+    Several(Vec<(ModelId, i32)>),
+}
+
+impl Split {
+    fn iter(&self) -> impl Iterator<Item = (ModelId, i32)> + '_ {
+        let (one, several) = match self {
+            Split::One(m, n) => (Some((*m, *n)), &[][..]),
+            Split::Several(v) => (None, &v[..]),
+        };
+        one.into_iter().chain(several.iter().copied())
+    }
+}
+
+/// Conservative backfilling's plan: per model, devices expected free and unreserved over
+/// time, and what each reservation took from it.
+#[derive(Default)]
+struct Plan {
+    /// By model index, for the models the cluster has.
+    profiles: Vec<Option<FreeProfile>>,
+    built: bool,
+    /// Reservations' devices per model, in the order the reservations were made.
+    spans: Vec<Span>,
+    /// By model index: the reservation (with no finite start) that took every device of the
+    /// model it could ever get, so that no later job may take any for ever.
+    closed: Vec<Option<usize>>,
+    /// Models with devices, by index.
+    present: Vec<ModelId>,
+    usable_count: Vec<i32>,
+    /// Buffers reused by `reserve` and `blocker`.
+    demand: Vec<(ModelId, Time, Time)>,
+    edges: Vec<(Time, i32)>,
+    open: Vec<ModelId>,
+}
+
 /// The device profile of one scheduling pass and the reservations made in it.
 pub struct Backfiller {
     mode: BackfillMode,
@@ -191,13 +296,9 @@ pub struct Backfiller {
     /// Per device: when it is expected whole and free.
     busy_until: Vec<Time>,
     easy: Option<Easy>,
-    /// Conservative: reservations in queue order, and per device the intervals reserved on it
-    /// (start, end, index into `reservations`).
+    /// Conservative: reservations in queue order, and what they hold.
     reservations: Vec<Reservation>,
-    reserved_on: Vec<Vec<(Time, Time, usize)>>,
-    /// Conservative: per model set asked for, its usable devices sorted by (`busy_until`, id);
-    /// dropped whenever `busy_until` changes.
-    sorted: Vec<(crate::catalogue::ModelSet, Vec<(Time, DeviceId)>)>,
+    plan: Plan,
     /// A blocked job got no reservation (it asks for no device): nothing may pass it.
     wall: Option<JobId>,
 }
@@ -205,139 +306,131 @@ pub struct Backfiller {
 impl Backfiller {
     /// The profile of the cluster now, from the expected ends of the jobs holding devices.
     pub fn new(mode: BackfillMode, cluster: &ClusterState, now: Time, ends: &DeviceEnds) -> Backfiller {
+        Backfiller::renew(None, mode, cluster, now, ends)
+    }
+
+    /// `new`, reusing the buffers of an earlier pass's backfiller.
+    pub fn renew(old: Option<Backfiller>, mode: BackfillMode, cluster: &ClusterState, now: Time, ends: &DeviceEnds) -> Backfiller {
+        let (mut models, mut busy_until, mut reservations, mut plan) = match old {
+            Some(b) => (b.models, b.busy_until, b.reservations, b.plan),
+            None => Default::default(),
+        };
         let devices = cluster.devices();
         // A free device is free now; a held one when its last holder ends (now if overdue);
         // an unusable one never.
-        let busy_until: Vec<Time> = devices
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                if !(d.healthy && cluster.node(d.node).up) {
-                    Time::MAX
-                } else if ends.holders.get(i).copied().unwrap_or(0) == 0 {
-                    now
-                } else {
-                    ends.end[i].max(now)
-                }
-            })
-            .collect();
-        Backfiller {
-            mode,
-            now,
-            models: devices.iter().map(|d| d.model).collect(),
-            busy_until,
-            easy: None,
-            reservations: Vec::new(),
-            reserved_on: if mode == BackfillMode::Conservative { vec![Vec::new(); devices.len()] } else { Vec::new() },
-            sorted: Vec::new(),
-            wall: None,
+        let usable = |i: usize| devices[i].healthy && cluster.node(devices[i].node).up;
+        busy_until.clear();
+        busy_until.extend((0..devices.len()).map(|i| {
+            if !usable(i) {
+                Time::MAX
+            } else if ends.holders(i) == 0 {
+                now
+            } else {
+                ends.end[i].max(now)
+            }
+        }));
+        models.clear();
+        models.extend(devices.iter().map(|d| d.model));
+        reservations.clear();
+        plan.spans.clear();
+        plan.built = false;
+        let mut backfiller = Backfiller { mode, now, models, busy_until, easy: None, reservations, plan, wall: None };
+        if mode == BackfillMode::Conservative {
+            backfiller.build_plan(ends, &usable);
         }
+        backfiller
     }
 
-    /// Devices of `job`'s models, usable, sorted by when they are expected free (then id);
-    /// kept per model set until the profile changes.
-    fn candidates(&mut self, cluster: &ClusterState, job: &JobSpec) -> Vec<(Time, DeviceId)> {
-        let models = job.devices.models;
-        if let Some(i) = self.sorted.iter().position(|(m, _)| *m == models) {
-            return std::mem::take(&mut self.sorted[i].1);
+    /// Conservative: the per-model profiles, from the held devices' ends kept by model (no
+    /// sort), less the unusable devices among them.
+    fn build_plan(&mut self, ends: &DeviceEnds, usable: &dyn Fn(usize) -> bool) {
+        let count = self.models.iter().map(|m| m.index() + 1).max().unwrap_or(0);
+        let plan = &mut self.plan;
+        // Per model: usable devices, or -1 if the cluster has none of it.
+        let mut usable_count = std::mem::take(&mut plan.usable_count);
+        usable_count.clear();
+        usable_count.resize(count, -1);
+        // Unusable devices that are held: (model, end), taken out of the counts by end.
+        let mut unusable_held: Vec<(ModelId, Time)> = Vec::new();
+        for (i, &m) in self.models.iter().enumerate() {
+            let c = &mut usable_count[m.index()];
+            *c = (*c).max(0);
+            if usable(i) {
+                *c += 1;
+            } else if ends.holders(i) > 0 {
+                unusable_held.push((m, ends.end[i]));
+            }
         }
-        let mut c: Vec<(Time, DeviceId)> = cluster
-            .devices()
-            .iter()
-            .enumerate()
-            .filter(|(i, d)| models.allows(d.model) && self.busy_until[*i] != Time::MAX)
-            .map(|(i, _)| (self.busy_until[i], DeviceId(i as u32)))
-            .collect();
-        c.sort_unstable();
-        self.sorted.push((models, Vec::new()));
-        c
-    }
-
-    /// Gives back what `candidates` lent.
-    fn return_candidates(&mut self, job: &JobSpec, c: Vec<(Time, DeviceId)>) {
-        if let Some(slot) = self.sorted.iter_mut().find(|(m, _)| *m == job.devices.models) {
-            slot.1 = c;
-        }
-    }
-
-    /// The devices of `c` (sorted by `busy_until`) free from `t` for `duration`: expected free
-    /// by t and reserved by no one in [t, t + duration).
-    fn eligible_at<'a>(&'a self, c: &'a [(Time, DeviceId)], t: Time, duration: Option<Time>) -> impl DoubleEndedIterator<Item = DeviceId> + 'a {
-        let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
-        c.iter()
-            .filter(move |&&(b, d)| b <= t && self.reserved_on[d.index()].iter().all(|&(s, e, _)| e <= t || s >= end))
-            .map(|&(_, d)| d)
-    }
-
-    /// The earliest time t (at or after each device's `busy_until`) at which `needed` of the
-    /// devices `c` are free of every reservation throughout [t, t + duration): a sweep over
-    /// each device's free intervals, in O((devices + reserved intervals) log) rather than one
-    /// check of every device at every candidate time.
-    fn earliest_start(&self, c: &[(Time, DeviceId)], needed: usize, duration: Option<Time>) -> Option<Time> {
-        // No start before the `needed`-th device is expected free; most often that one works.
-        let first = c.get(needed.checked_sub(1)?)?.0;
-        if self.eligible_at(c, first, duration).nth(needed - 1).is_some() {
-            return Some(first);
-        }
-        // Devices with no reservation are free from `busy_until` on; `c` is sorted by it.
-        let mut plain: Vec<Time> = Vec::with_capacity(c.len());
-        // (time, +1 | -1) for the free intervals of devices that hold reservations.
-        let mut edges: Vec<(Time, i32)> = Vec::new();
-        let mut blocked: Vec<(Time, Time)> = Vec::new();
-        for &(b, d) in c {
-            let reserved = &self.reserved_on[d.index()];
-            if reserved.is_empty() {
-                plain.push(b);
+        let now = self.now;
+        plan.profiles.resize(count, None);
+        for (m, slot) in plan.profiles.iter_mut().enumerate() {
+            if usable_count[m] < 0 {
+                *slot = None;
                 continue;
             }
-            // A start t is blocked by a reservation [s, e) when t < e and t + duration > s.
-            blocked.clear();
-            blocked.extend(reserved.iter().filter(|r| r.1 > b).filter_map(|&(s, e, _)| {
-                let from = match duration {
-                    Some(d) if s.0 >= d.0 => Time(s.0 - d.0 + 1),
-                    _ => Time::ZERO,
-                };
-                (from < e).then_some((from, e))
-            }));
-            blocked.sort_unstable();
-            let mut free_from = b;
-            for &(from, e) in &blocked {
-                if from > free_from {
-                    edges.push((free_from, 1));
-                    edges.push((from, -1));
+            let held = ends.by_model.get(m).map_or(&[][..], |v| &v[..]);
+            // Devices expected free only after now (or never), usable ones only.
+            let later = &held[held.partition_point(|e| e.0 <= now)..];
+            let unusable = |t: Time| unusable_held.iter().filter(|&&(um, e)| um.index() == m && e == t).count() as u32;
+            let unusable_later = unusable_held.iter().filter(|&&(um, e)| um.index() == m && e > now).count() as u32;
+            let held_later = later.iter().map(|e| e.1).sum::<u32>() - unusable_later;
+            let free_now = usable_count[m] - held_later as i32;
+            let counts = later.iter().map(|&(t, n)| (t, if unusable_held.is_empty() { n } else { n - unusable(t) }));
+            let counts = counts.filter(|&(t, n)| t != Time::MAX && n > 0);
+            match slot {
+                Some(p) => p.reset(now, free_now, counts),
+                None => *slot = Some(FreeProfile::from_counts(now, free_now, counts)),
+            }
+        }
+        plan.closed.clear();
+        plan.closed.resize(count, None);
+        plan.present.clear();
+        plan.present.extend((0..count).filter(|&m| usable_count[m] >= 0).map(|m| ModelId(m as u16)));
+        plan.usable_count = usable_count;
+        plan.built = true;
+    }
+
+    /// Conservative: the earliest start of `needed` devices of `models` for `duration`, and how
+    /// many of each model it takes, on the profiles of the open models.
+    fn earliest_start(&self, open: &[ModelId], needed: i32, duration: Option<Time>) -> Option<(Time, Split)> {
+        let profile = |m: ModelId| self.plan.profiles[m.index()].as_ref().expect("open models have profiles");
+        if let [m] = open {
+            let t = profile(*m).earliest(needed, duration)?;
+            return Some((t, Split::One(*m, needed)));
+        }
+        // Several models: a start is feasible when the fewest free of each model over the
+        // window add up to enough; only a segment start of some model can be the first.
+        let mut candidates: Vec<Time> = vec![self.now];
+        for &m in open {
+            candidates.extend(profile(m).starts_within(self.now, Time::MAX));
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        for t in candidates {
+            let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
+            let mut mins: Vec<(i32, ModelId)> = open.iter().map(|&m| (profile(m).min_over(t, end.max(add_or_never(t, Time(1)))).max(0), m)).collect();
+            if mins.iter().map(|&(n, _)| n as i64).sum::<i64>() < needed as i64 {
+                continue;
+            }
+            // The models with most to spare give first.
+            mins.sort_unstable_by_key(|&(n, m)| (std::cmp::Reverse(n), m));
+            let mut left = needed;
+            let mut split = Vec::new();
+            for (n, m) in mins {
+                let take = n.min(left);
+                if take > 0 {
+                    split.push((m, take));
+                    left -= take;
                 }
-                free_from = free_from.max(e);
             }
-            if free_from != Time::MAX {
-                edges.push((free_from, 1));
-            }
+            return Some((t, Split::Several(split)));
         }
-        edges.sort_unstable();
-        let (mut free, mut p, mut e) = (0i64, 0, 0);
-        loop {
-            let t = match (plain.get(p), edges.get(e)) {
-                (None, None) => return None,
-                (Some(&a), None) => a,
-                (None, Some(&(b, _))) => b,
-                (Some(&a), Some(&(b, _))) => a.min(b),
-            };
-            while p < plain.len() && plain[p] == t {
-                free += 1;
-                p += 1;
-            }
-            while e < edges.len() && edges[e].0 == t {
-                free += edges[e].1 as i64;
-                e += 1;
-            }
-            if free >= needed as i64 {
-                return Some(t);
-            }
-        }
+        None
     }
 
     /// Reserves for a blocked job: under EASY only the first job reserved (later calls do
     /// nothing); under conservative every job, in the order they are called.
-    pub fn reserve(&mut self, cluster: &ClusterState, job: &JobSpec) -> Option<Reservation> {
+    pub fn reserve(&mut self, _cluster: &ClusterState, job: &JobSpec) -> Option<Reservation> {
         if self.wall.is_some() {
             return None;
         }
@@ -365,33 +458,32 @@ impl Backfiller {
                 Some(Reservation { job: job.id, start, devices: needed })
             }
             BackfillMode::Conservative => {
-                let duration = job.stated_duration;
-                let c = self.candidates(cluster, job);
                 let index = self.reservations.len();
-                let r = match self.earliest_start(&c, needed as usize, duration) {
-                    Some(t) => {
+                let mut open = std::mem::take(&mut self.plan.open);
+                open.clear();
+                open.extend(self.plan.present.iter().copied().filter(|&m| job.devices.models.allows(m) && self.plan.closed[m.index()].is_none()));
+                let duration = job.stated_duration;
+                let start = match self.earliest_start(&open, needed as i32, duration) {
+                    Some((t, split)) => {
                         let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
-                        // The devices freed latest (but by t) first, so that devices free now
-                        // stay free for jobs that can start now.
-                        let by_t = c.partition_point(|&(b, _)| b <= t);
-                        let free: Vec<DeviceId> = self.eligible_at(&c[..by_t], t, duration).rev().take(needed as usize).collect();
-                        debug_assert_eq!(free.len(), needed as usize, "the sweep found {needed} free devices at {t:?}");
-                        for &d in &free {
-                            self.reserved_on[d.index()].push((t, end, index));
+                        for (model, devices) in split.iter() {
+                            self.plan.profiles[model.index()].as_mut().expect("open").add(t, end, -devices);
+                            self.plan.spans.push(Span { reservation: index, model, from: t, to: end, devices });
                         }
-                        Reservation { job: job.id, start: Some(t), devices: needed }
+                        Some(t)
                     }
                     None => {
                         // Never, on the jobs' stated durations: it needs devices held by jobs
-                        // that state none. It reserves every device of its models it could ever
-                        // get, from when each is expected free, so no later job takes them for ever.
-                        for &(b, d) in &c {
-                            self.reserved_on[d.index()].push((b, Time::MAX, index));
+                        // that state none. It takes every device of its models it could ever
+                        // get, so no later job takes them for ever.
+                        for &m in &open {
+                            self.plan.closed[m.index()] = Some(index);
                         }
-                        Reservation { job: job.id, start: None, devices: needed }
+                        None
                     }
                 };
-                self.return_candidates(job, c);
+                self.plan.open = open;
+                let r = Reservation { job: job.id, start, devices: needed };
                 self.reservations.push(r.clone());
                 Some(r)
             }
@@ -443,8 +535,15 @@ impl Backfiller {
                 }
             }
             BackfillMode::Conservative => {
-                if let Some(held) = self.blocker(allocation, end, usize::MAX) {
+                if let Some(held) = self.blocker(allocation, end, self.reservations.len()) {
                     return Err(held);
+                }
+                for share in &allocation.devices {
+                    let i = share.device.index();
+                    let (from, to) = (self.busy_until[i], self.busy_until[i].max(end));
+                    if let Some(p) = self.plan.profiles[self.models[i].index()].as_mut() {
+                        p.add(from, to, -1);
+                    }
                 }
             }
         }
@@ -452,22 +551,69 @@ impl Backfiller {
             let b = &mut self.busy_until[share.device.index()];
             *b = (*b).max(end);
         }
-        self.sorted.clear();
         Ok(())
     }
 
-    /// Conservative: the first of the first `made` reservations that a job on `allocation`
-    /// until `end` would delay.
-    pub fn blocker(&self, allocation: &Allocation, end: Time, made: usize) -> Option<Held> {
-        for share in &allocation.devices {
-            for &(s, e, r) in &self.reserved_on[share.device.index()] {
-                if s < end && e > self.now && r < made {
-                    let r = &self.reservations[r];
-                    return Some(Held { by: r.job, reserved_start: r.start });
-                }
+    /// Conservative: which of the first `made` reservations a job on `allocation` until `end`
+    /// would delay. Per model, the job holds each of its devices from when the device is
+    /// expected free until `end`; at the first instant where that leaves fewer devices than
+    /// those reservations hold, the one named is the first (in queue order) of the
+    /// reservations then active that no longer fit. A reservation that closed one of the
+    /// job's models comes first if it was made earlier.
+    pub fn blocker(&mut self, allocation: &Allocation, end: Time, made: usize) -> Option<Held> {
+        debug_assert!(self.plan.built, "conservative only");
+        let made = made.min(self.reservations.len());
+        // Per model the job touches: when each of its devices is taken, [expected free, end).
+        let mut demand = std::mem::take(&mut self.plan.demand);
+        demand.clear();
+        demand.extend(
+            allocation
+                .devices
+                .iter()
+                .map(|s| s.device.index())
+                .filter(|&i| self.busy_until[i] != Time::MAX && end > self.busy_until[i])
+                .map(|i| (self.models[i], self.busy_until[i], end)),
+        );
+        demand.sort_unstable();
+        let mut first: Option<usize> = None;
+        for group in demand.chunk_by(|a, b| a.0 == b.0) {
+            let model = group[0].0;
+            if let Some(c) = self.plan.closed[model.index()].filter(|&c| c < made) {
+                first = Some(first.map_or(c, |f| f.min(c)));
+            }
+            let Some(profile) = self.plan.profiles[model.index()].as_ref() else { continue };
+            // What the job takes, less what reservations from the `made`-th on hold (they are
+            // not counted): the profile must have that much free wherever it is positive.
+            let later = self.plan.spans.iter().filter(|s| s.model == model && s.reservation >= made);
+            let Some((t, taken)) = first_shortfall(profile, group, later, &mut self.plan.edges) else { continue };
+            // Free at t before the counted reservations, less what the job takes; the
+            // reservations active at t, in queue order, until they no longer fit.
+            let active = || self.plan.spans.iter().filter(|s| s.model == model && s.reservation < made && s.from <= t && t < s.to);
+            let mut slack = profile.at(t) + active().map(|s| s.devices).sum::<i32>() - taken;
+            if let Some(s) = active().find(|s| {
+                slack -= s.devices;
+                slack < 0
+            }) {
+                first = Some(first.map_or(s.reservation, |f| f.min(s.reservation)));
             }
         }
-        None
+        self.plan.demand = demand;
+        first.map(|r| {
+            let r = &self.reservations[r];
+            Held { by: r.job, reserved_start: r.start }
+        })
+    }
+
+    /// Conservative: whether a held job's blocker may change when time passes with the plan
+    /// unchanged (`advance`). On one model that no reservation closed, it cannot: the job's
+    /// interval only grows at its end, and nothing changes before the first instant it fell
+    /// short, which stays the first. Over several models another may fall short first in the
+    /// part added, and on a closed model a shortfall may newly appear beside the closing
+    /// reservation and name an earlier one.
+    pub fn blocker_may_move(&self, allocation: &Allocation) -> bool {
+        let mut models = allocation.devices.iter().map(|s| self.models[s.device.index()]);
+        let Some(first) = models.next() else { return false };
+        models.any(|m| m != first) || self.plan.closed.get(first.index()).is_some_and(Option::is_some)
     }
 
     /// The time the profile is for.
@@ -493,15 +639,24 @@ impl Backfiller {
             return;
         }
         self.reservations.truncate(keep);
-        for list in &mut self.reserved_on {
-            list.retain(|r| r.2 < keep);
+        while let Some(s) = self.plan.spans.last().filter(|s| s.reservation >= keep).copied() {
+            self.plan.spans.pop();
+            self.plan.profiles[s.model.index()].as_mut().expect("spans are on models with profiles").add(s.from, s.to, s.devices);
+        }
+        for p in self.plan.profiles.iter_mut().flatten() {
+            p.coalesce();
+        }
+        for c in &mut self.plan.closed {
+            if c.is_some_and(|c| c >= keep) {
+                *c = None;
+            }
         }
     }
 
     /// Moves the profile to a later `now`, when it is then exactly the profile that would be
     /// built afresh, with the same reservations: every reservation starts after `now`, and no
-    /// device is expected free in (old now, `now`] (such a device would change its place
-    /// among those free now). Devices free (or overdue) at the old now are free at the new.
+    /// device is expected free in (old now, `now`] (such a device would change the counts
+    /// free now). Devices free (or overdue) at the old now are free at the new.
     /// Returns false, changing nothing, when that does not hold.
     pub fn advance(&mut self, now: Time) -> bool {
         let old = self.now;
@@ -519,15 +674,9 @@ impl Backfiller {
                 *b = now;
             }
         }
-        // Only "never" reservations start at a device's `busy_until`, which may be the old now.
-        for list in &mut self.reserved_on {
-            for r in list.iter_mut() {
-                if r.0 == old {
-                    r.0 = now;
-                }
-            }
+        for p in self.plan.profiles.iter_mut().flatten() {
+            p.restart_at(now);
         }
-        self.sorted.clear();
         self.now = now;
         true
     }
@@ -535,4 +684,31 @@ impl Backfiller {
     fn model_of(&self, device: DeviceId) -> ModelId {
         self.models[device.index()]
     }
+}
+
+/// The first instant at which a job taking devices of one model over the intervals of `taken`
+/// (model, from, to) would need more than `profile` has free, where the reservations `uncounted`
+/// (included in the profile) are given back; and how many it would then need.
+fn first_shortfall<'a>(profile: &FreeProfile, taken: &[(ModelId, Time, Time)], uncounted: impl Iterator<Item = &'a Span>, edges: &mut Vec<(Time, i32)>) -> Option<(Time, i32)> {
+    edges.clear();
+    edges.extend(uncounted.flat_map(|s| [(s.from, -s.devices), (s.to, s.devices)]));
+    let uniform = taken.first().filter(|&&(_, f, t)| taken.iter().all(|&(_, a, b)| (a, b) == (f, t)));
+    if let (Some(&(_, from, to)), true) = (uniform, edges.is_empty()) {
+        let need = taken.len() as i32;
+        return profile.first_below(from, to, need).map(|t| (t, need));
+    }
+    edges.extend(taken.iter().flat_map(|&(_, from, to)| [(from, 1), (to, -1)]));
+    edges.retain(|e| e.0 != Time::MAX);
+    edges.sort_unstable();
+    let mut need = 0;
+    for (i, &(t, delta)) in edges.iter().enumerate() {
+        need += delta;
+        let until = edges.get(i + 1).map_or(Time::MAX, |e| e.0);
+        if need > 0 && until > t {
+            if let Some(at) = profile.first_below(t, until, need) {
+                return Some((at, need));
+            }
+        }
+    }
+    None
 }

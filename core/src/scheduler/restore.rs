@@ -242,7 +242,7 @@ impl Scheduler {
                         entry.state = JobState::Running;
                         if self.policy.backfill.enabled() {
                             let end = crate::policy::backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO);
-                            self.device_ends.extend(&run.allocation, end);
+                            self.device_ends.extend(&self.cluster, &run.allocation, end);
                         }
                     }
                     RunState::Preempting => {
