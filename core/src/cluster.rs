@@ -11,7 +11,6 @@ use crate::catalogue::{Catalogue, ModelSet, MAX_MODELS};
 use crate::ids::{DeviceId, ModelId, NodeId};
 use crate::job::{JobSpec, WHOLE_DEVICE_MILLI};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NodeSpec {
@@ -115,7 +114,7 @@ pub struct ClusterState {
     nodes: Vec<NodeState>,
     devices: Vec<DeviceState>,
     /// `buckets[key][f]`: nodes with exactly `f` whole free devices of `key` (f >= 1).
-    buckets: Vec<Vec<BTreeSet<u32>>>,
+    buckets: Vec<Vec<NodeSet>>,
     /// Whole free devices per key over the cluster.
     free_total: Vec<u32>,
     /// All devices per key, up or down: what the cluster could ever offer.
@@ -322,13 +321,23 @@ impl ClusterState {
     /// For a multi-model set these are candidates: check `whole_free_on` for the exact count.
     pub fn nodes_in_order(&self, key: ModelKey, min_free: u32) -> impl Iterator<Item = NodeId> + '_ {
         let buckets = self.buckets[key.key].get(min_free.max(1) as usize..).unwrap_or(&[]);
-        // A cursor over node ids, asking each bucket for its first node at or after it:
-        // a few range queries per step and no allocation, where a k-way merge would allocate.
-        let mut cursor = 0u32;
+        let words = buckets.iter().map(|b| b.words.len()).max().unwrap_or(0);
+        // A cursor over node ids; each step ORs the buckets' words from the cursor's on.
+        let mut cursor = 0usize;
         std::iter::from_fn(move || {
-            let next = buckets.iter().filter_map(|b| b.range(cursor..).next().copied()).min()?;
-            cursor = next + 1;
-            Some(NodeId(next))
+            let mut w = cursor / 64;
+            let mut mask = !0u64 << (cursor % 64);
+            while w < words {
+                let bits = buckets.iter().fold(0u64, |acc, b| acc | b.words.get(w).copied().unwrap_or(0)) & mask;
+                if bits != 0 {
+                    let next = w * 64 + bits.trailing_zeros() as usize;
+                    cursor = next + 1;
+                    return Some(NodeId(next as u32));
+                }
+                w += 1;
+                mask = !0;
+            }
+            None
         })
     }
 
@@ -339,9 +348,9 @@ impl ClusterState {
         let start = (min_free.max(1) as usize).min(buckets.len());
         let range = buckets[start..].iter();
         if most_first {
-            Box::new(range.rev().flat_map(|b| b.iter().map(|&n| NodeId(n))))
+            Box::new(range.rev().flat_map(|b| b.iter().map(NodeId)))
         } else {
-            Box::new(range.flat_map(|b| b.iter().map(|&n| NodeId(n))))
+            Box::new(range.flat_map(|b| b.iter().map(NodeId)))
         }
     }
 
@@ -419,16 +428,53 @@ impl ClusterState {
     }
 }
 
-fn move_bucket(buckets: &mut Vec<BTreeSet<u32>>, total: &mut u32, node: NodeId, old: u16, new: u16) {
+/// A set of node ids as a bitset: membership changes are O(1), and a query for the first node
+/// at or after an id ORs a word of each bucket rather than searching a tree per bucket.
+#[derive(Clone, Debug, Default)]
+struct NodeSet {
+    words: Vec<u64>,
+}
+
+impl NodeSet {
+    fn insert(&mut self, node: u32) {
+        let w = node as usize / 64;
+        if self.words.len() <= w {
+            self.words.resize(w + 1, 0);
+        }
+        self.words[w] |= 1 << (node % 64);
+    }
+
+    fn remove(&mut self, node: u32) {
+        if let Some(word) = self.words.get_mut(node as usize / 64) {
+            *word &= !(1 << (node % 64));
+        }
+    }
+
+    /// Members in ascending order.
+    fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        self.words.iter().enumerate().flat_map(|(w, &word)| {
+            let mut bits = word;
+            std::iter::from_fn(move || {
+                (bits != 0).then(|| {
+                    let b = bits.trailing_zeros();
+                    bits &= bits - 1;
+                    (w * 64) as u32 + b
+                })
+            })
+        })
+    }
+}
+
+fn move_bucket(buckets: &mut Vec<NodeSet>, total: &mut u32, node: NodeId, old: u16, new: u16) {
     if old == new {
         return;
     }
     if old > 0 {
-        buckets[old as usize].remove(&node.0);
+        buckets[old as usize].remove(node.0);
     }
     if new > 0 {
         if buckets.len() <= new as usize {
-            buckets.resize_with(new as usize + 1, BTreeSet::new);
+            buckets.resize_with(new as usize + 1, NodeSet::default);
         }
         buckets[new as usize].insert(node.0);
     }
@@ -471,6 +517,28 @@ mod tests {
         let most: Vec<u32> = c.nodes_by_free(key, 1, true).map(|n| n.0).collect();
         assert_eq!(most, vec![1, 4, 2, 0, 3]);
         assert_eq!(c.whole_free_total(key), 23);
+    }
+
+    #[test]
+    fn node_orders_hold_across_bitset_words() {
+        // 200 nodes (four words) of 1 to 8 devices; some taken, so nodes change buckets.
+        let free: Vec<u32> = (0..200u32).map(|i| 1 + (i * 7 + i / 13) % 8).collect();
+        let mut c = cluster(&free);
+        let key = ModelKey::for_set(ModelSet::ANY);
+        let mut left = free.clone();
+        for node in [3u32, 64, 65, 127, 128, 199] {
+            let mut alloc = Allocation::default();
+            c.take_on_node(NodeId(node), &JobSpec::simple(1, 1), key, 1, &mut alloc);
+            c.allocate(&alloc);
+            left[node as usize] -= 1;
+        }
+        for k in 1..=8 {
+            let expected: Vec<u32> = (0..200).filter(|&i| left[i as usize] >= k).collect();
+            assert_eq!(c.nodes_in_order(key, k).map(|n| n.0).collect::<Vec<_>>(), expected, "first-fit order, k = {k}");
+            let mut fewest: Vec<u32> = expected.clone();
+            fewest.sort_by_key(|&i| (left[i as usize], i));
+            assert_eq!(c.nodes_by_free(key, k, false).map(|n| n.0).collect::<Vec<_>>(), fewest, "best-fit order, k = {k}");
+        }
     }
 
     #[test]
