@@ -2,15 +2,16 @@
 //! not at all: a placement returns a complete allocation or the reason there is none.
 //!
 //! The registry's placements, and what one placement of a whole-device gang costs (n nodes,
-//! d devices per node, b buckets of free counts, T observed task types, M device models):
+//! d devices per node, b buckets of free counts, T observed task types, M device models; a
+//! bucket is a bitset of nodes, so a query ORs b words per 64 nodes scanned, at most n/64):
 //!
 //! | name        | chooses                                                        | cost            |
 //! |-------------|----------------------------------------------------------------|-----------------|
-//! | `first-fit` | first node in node order that holds the gang                   | O(b log n)      |
-//! | `best-fit`  | node left with the fewest free devices                          | O(b log n)      |
-//! | `pack`      | fewest nodes; tightest node for the (remainder of the) gang     | O(b log n) per node used |
-//! | `spread`    | node with the most free devices                                 | O(b log n)      |
-//! | `topology`  | one node (one NVLink island), else wait `locality_wait_s`, then span | O(b log n), O(c·d) with islands |
+//! | `first-fit` | first node in node order that holds the gang                   | O(b n/64)      |
+//! | `best-fit`  | node left with the fewest free devices                          | O(b n/64)      |
+//! | `pack`      | fewest nodes; tightest node for the (remainder of the) gang     | O(b n/64) per node used |
+//! | `spread`    | node with the most free devices                                 | O(b n/64)      |
+//! | `topology`  | one node (one NVLink island), else wait `locality_wait_s`, then span | O(b n/64), O(c·d) with islands |
 //! | `fgd`       | least growth of expected fragmentation                          | O(c · d · T), c = nodes that can host |
 //! | `hetero`    | model with the highest relative speed, best-fit within it       | O(M log M + M · b log n) |
 //!
@@ -120,7 +121,7 @@ fn place(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, Wait
     for node in candidates {
         let (hostable, node_limit) = cluster.hostable_on(node, job, key);
         if hostable >= needed {
-            let mut allocation = Allocation::default();
+            let mut allocation = Allocation { devices: Vec::with_capacity(needed as usize), nodes: Vec::with_capacity(1) };
             cluster.take_on_node(node, job, key, needed, &mut allocation);
             let free_after = cluster.whole_free_on(node, key) - needed;
             return Ok(Placed { allocation, how: PlacedHow::OneNode { node, free_after } });
@@ -134,7 +135,7 @@ fn place(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, Wait
         Fit::First => Box::new(cluster.nodes_in_order(key, 1)),
         Fit::Best => cluster.nodes_by_free(key, 1, true),
     };
-    let mut allocation = Allocation::default();
+    let mut allocation = Allocation { devices: Vec::with_capacity(needed as usize), nodes: Vec::new() };
     let mut remaining = needed;
     for node in spanning {
         let (hostable, node_limit) = cluster.hostable_on(node, job, key);
