@@ -44,7 +44,7 @@ use crate::policy::placement::SpeedTable;
 use crate::policy::round::{RoundInput, RoundJob, RoundPlan, RoundPlanner, RoundService, RoundStats, Standing};
 use crate::scheduler::IdHasher;
 use crate::time::Time;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
@@ -226,6 +226,14 @@ pub struct Gavel {
     /// The program this round solved, for `last_program`.
     solved_now: Option<(Vec<TypeDemand>, Vec<f64>)>,
     stats: RoundStats,
+    /// Buffers kept between rounds, so a warm round allocates little: per job, the fraction of
+    /// its active time on each model of the round (job-major) and on any; (type, job) pairs
+    /// sorted into types; the (job, model) pairs in priority order.
+    received_frac: Vec<f64>,
+    received_any: Vec<f64>,
+    typed: Vec<u32>,
+    type_ids: HashMap<TypeKey, usize, BuildHasherDefault<IdHasher>>,
+    pairs: Vec<([u64; 3], u32)>,
 }
 
 impl Gavel {
@@ -239,12 +247,21 @@ impl Gavel {
             previous: None,
             solved_now: None,
             stats: RoundStats::default(),
+            received_frac: Vec::new(),
+            received_any: Vec::new(),
+            typed: Vec::new(),
+            type_ids: HashMap::default(),
+            pairs: Vec::new(),
         }
     }
 
-    /// Books the service of the interval since the last tick.
-    fn book_service(&mut self, input: &RoundInput<'_>) {
+    /// Books the service of the interval since the last tick, and notes for each job the
+    /// fraction of its active time it ran on each of `models` (`self.received_frac`, job-major)
+    /// and on any model (`self.received_any`).
+    fn book_service(&mut self, input: &RoundInput<'_>, models: &[ModelId]) {
         let since = self.last_tick.unwrap_or(Time::ZERO);
+        self.received_frac.clear();
+        self.received_any.clear();
         for job in input.jobs {
             let h = self.history.entry(job.id).or_default();
             h.seen = input.round;
@@ -256,6 +273,10 @@ impl Gavel {
                     None => h.received_s.push((model, ran)),
                 }
             }
+            let active = h.active_s;
+            let h = &*h;
+            self.received_frac.extend(models.iter().map(|&m| if active > 0.0 { h.received_on(m) / active } else { 0.0 }));
+            self.received_any.push(if active > 0.0 { h.received_s.iter().map(|(_, s)| s).sum::<f64>() / active } else { 0.0 });
         }
         let round = input.round;
         self.history.retain(|_, h| h.seen == round);
@@ -360,10 +381,10 @@ impl RoundPlanner for Gavel {
         self.stats.rounds += 1;
         self.stats.jobs_total += input.jobs.len() as u64;
         self.stats.jobs_max = self.stats.jobs_max.max(input.jobs.len() as u32);
-        self.book_service(input);
         // The program's models: those with devices now.
         let models: Vec<ModelId> =
             input.devices_by_model.iter().enumerate().filter(|(_, &d)| d > 0).map(|(m, _)| ModelId(m as u16)).collect();
+        self.book_service(input, &models);
         let devices: Vec<u32> = models.iter().map(|m| input.devices_by_model[m.index()]).collect();
         let device_f: Vec<f64> = devices.iter().map(|&d| d as f64).collect();
         // With one model and every job running, the round can only keep them all: each fits
@@ -373,17 +394,52 @@ impl RoundPlanner for Gavel {
             return RoundPlan::KeepRunning;
         }
 
-        // Job types, in key order, with their jobs.
-        let mut by_type: BTreeMap<TypeKey, Vec<usize>> = BTreeMap::new();
-        for (i, job) in input.jobs.iter().enumerate() {
+        // Job types, in key order, each with its jobs in input order: the distinct keys by
+        // hash, then sorted (there are few), then the jobs placed by a counting sort.
+        let jobs = input.jobs;
+        let mut type_ids = std::mem::take(&mut self.type_ids);
+        type_ids.clear();
+        let mut distinct: Vec<TypeKey> = Vec::new();
+        let mut type_of = vec![usize::MAX; jobs.len()];
+        for (j, job) in jobs.iter().enumerate() {
             if job.devices.count > 0 {
-                by_type.entry(TypeKey::of(job)).or_default().push(i);
+                let key = TypeKey::of(job);
+                let next = distinct.len();
+                type_of[j] = *type_ids.entry(key).or_insert_with(|| {
+                    distinct.push(key);
+                    next
+                });
             }
         }
-        let keys: Vec<(TypeKey, u32)> = by_type.iter().map(|(k, v)| (*k, v.len() as u32)).collect();
-        let demands: Vec<TypeDemand> = by_type
+        self.type_ids = type_ids;
+        let mut by_key: Vec<usize> = (0..distinct.len()).collect();
+        by_key.sort_unstable_by_key(|&i| distinct[i]);
+        let mut rank = vec![0usize; distinct.len()];
+        for (r, &i) in by_key.iter().enumerate() {
+            rank[i] = r;
+        }
+        let mut keys: Vec<(TypeKey, u32)> = by_key.iter().map(|&i| (distinct[i], 0)).collect();
+        for t in type_of.iter_mut().filter(|t| **t != usize::MAX) {
+            *t = rank[*t];
+            keys[*t].1 += 1;
+        }
+        let mut typed = std::mem::take(&mut self.typed);
+        typed.clear();
+        typed.resize(type_of.iter().filter(|&&t| t != usize::MAX).count(), 0);
+        let mut next_slot: Vec<usize> = keys.iter().scan(0, |acc, k| {
+            let at = *acc;
+            *acc += k.1 as usize;
+            Some(at)
+        }).collect();
+        for (j, &t) in type_of.iter().enumerate() {
+            if t != usize::MAX {
+                typed[next_slot[t]] = j as u32;
+                next_slot[t] += 1;
+            }
+        }
+        let demands: Vec<TypeDemand> = keys
             .iter()
-            .map(|(key, jobs)| {
+            .map(|&(key, count)| {
                 let scale = key.count as f64 * key.share_milli as f64 / crate::job::WHOLE_DEVICE_MILLI as f64;
                 let set = ModelSet(key.models);
                 let speeds = models
@@ -391,107 +447,82 @@ impl RoundPlanner for Gavel {
                     .zip(&devices)
                     .map(|(&m, &d)| if set.allows(m) && key.count <= d { self.speeds.speed(key.class, m).max(0.0) } else { 0.0 })
                     .collect();
-                TypeDemand { jobs: jobs.len() as u32, scale, speeds }
+                TypeDemand { jobs: count, scale, speeds }
             })
             .collect();
         let share = self.allocation(&keys, &demands, &devices, &device_f);
 
-        // Every (job, model) pair with a share, in priority order.
-        let jobs = input.jobs;
-        let history: Vec<&History> = jobs.iter().map(|j| &self.history[&j.id]).collect();
-        let received_on = |j: usize, m: ModelId| {
-            let h = history[j];
-            if h.active_s > 0.0 {
-                h.received_on(m) / h.active_s
-            } else {
-                0.0
-            }
-        };
-        struct Pair {
-            /// Sorts the pairs: priority and share descending, the job running there first,
-            /// then the oldest job, then the model.
-            key: (u64, u64, bool, u64, usize),
-            job: usize,
-            k: usize,
-            share: f64,
-            received: f64,
-            priority: Option<f64>,
-        }
-        let mut pairs: Vec<Pair> = Vec::new();
-        let mut type_of = vec![usize::MAX; jobs.len()];
-        for (t, members) in by_type.values().enumerate() {
-            for &j in members {
-                type_of[j] = t;
-                for (k, &m) in models.iter().enumerate() {
-                    let x = share[t][k];
-                    if x <= TINY {
-                        continue;
-                    }
-                    let received = received_on(j, m);
-                    let priority = (received > TINY).then(|| x / received);
-                    let key = (
-                        descending(priority.unwrap_or(f64::INFINITY)),
-                        descending(x),
-                        jobs[j].running_on != Some(m),
-                        jobs[j].seq,
-                        k,
-                    );
-                    pairs.push(Pair { key, job: j, k, share: x, received, priority });
+        // Every (job, model) pair with a share, in priority order: priority and share
+        // descending, the job running there first, then the oldest job, then the model.
+        let nm = models.len();
+        let received_on = |j: usize, k: usize| self.received_frac[j * nm + k];
+        let mut pairs = std::mem::take(&mut self.pairs);
+        pairs.clear();
+        for &j in &typed {
+            let j = j as usize;
+            let t = type_of[j];
+            for (k, &m) in models.iter().enumerate() {
+                let x = share[t][k];
+                if x <= TINY {
+                    continue;
                 }
+                let received = received_on(j, k);
+                let priority = if received > TINY { x / received } else { f64::INFINITY };
+                // The last part packs (elsewhere, seq, k): seq < 2^56 and k < 128 always hold
+                // (MAX_MODELS is 64; 2^56 submissions would take millennia).
+                debug_assert!(jobs[j].seq < 1 << 56 && k < 128);
+                let last = (((jobs[j].running_on != Some(m)) as u64) << 63) | (jobs[j].seq << 7) | k as u64;
+                pairs.push(([descending(priority), descending(x), last], j as u32));
             }
         }
-        pairs.sort_unstable_by_key(|p| p.key);
+        pairs.sort_unstable_by_key(|p| p.0);
 
         let mut free: Vec<f64> = device_f.clone();
-        let mut chosen_at: Vec<Option<usize>> = vec![None; jobs.len()];
+        let mut chosen_at: Vec<bool> = vec![false; jobs.len()];
         let mut chosen: Vec<Standing> = Vec::new();
-        for p in &pairs {
-            if chosen_at[p.job].is_some() {
+        for &([_, _, last], j) in &pairs {
+            let (j, k) = (j as usize, (last & 127) as usize);
+            if chosen_at[j] {
                 continue;
             }
-            let scale = demands[type_of[p.job]].scale;
-            if free[p.k] + TINY >= scale {
-                free[p.k] -= scale;
-                chosen_at[p.job] = Some(chosen.len());
-                chosen.push(Standing {
-                    job: jobs[p.job].id,
-                    model: Some(models[p.k]),
-                    share: p.share,
-                    received: p.received,
-                    priority: p.priority,
-                    filled: false,
-                });
+            let scale = demands[type_of[j]].scale;
+            if free[k] + TINY >= scale {
+                free[k] -= scale;
+                chosen_at[j] = true;
+                let x = share[type_of[j]][k];
+                let received = received_on(j, k);
+                let priority = (received > TINY).then(|| x / received);
+                chosen.push(Standing { job: jobs[j].id, model: Some(models[k]), share: x, received, priority, filled: false });
             }
         }
         // Devices the allocation left over: the remaining jobs, oldest first, fastest model first.
         for (j, job) in jobs.iter().enumerate() {
-            if job.devices.count == 0 || chosen_at[j].is_some() {
+            if job.devices.count == 0 || chosen_at[j] {
                 continue;
             }
             let d = &demands[type_of[j]];
-            let best = (0..models.len())
+            let best = (0..nm)
                 .filter(|&k| d.speeds[k] > 0.0 && free[k] + TINY >= d.scale)
                 .max_by(|&a, &b| d.speeds[a].total_cmp(&d.speeds[b]).then(b.cmp(&a)));
             if let Some(k) = best {
                 free[k] -= d.scale;
-                chosen_at[j] = Some(chosen.len());
-                let received = received_on(j, models[k]);
-                chosen.push(Standing { job: job.id, model: Some(models[k]), share: 0.0, received, priority: None, filled: true });
+                chosen_at[j] = true;
+                chosen.push(Standing { job: job.id, model: Some(models[k]), share: 0.0, received: received_on(j, k), priority: None, filled: true });
             }
         }
         let others: Vec<Standing> = jobs
             .iter()
             .enumerate()
-            .filter(|(j, job)| job.devices.count > 0 && chosen_at[*j].is_none())
+            .filter(|(j, job)| job.devices.count > 0 && !chosen_at[*j])
             .map(|(j, job)| {
-                let t = type_of[j];
-                let total_share: f64 = share[t].iter().sum();
-                let h = history[j];
-                let received = if h.active_s > 0.0 { h.received_s.iter().map(|(_, s)| s).sum::<f64>() / h.active_s } else { 0.0 };
+                let total_share: f64 = share[type_of[j]].iter().sum();
+                let received = self.received_any[j];
                 let priority = (received > TINY).then(|| total_share / received);
                 Standing { job: job.id, model: None, share: total_share, received, priority, filled: false }
             })
             .collect();
+        self.typed = typed;
+        self.pairs = pairs;
         RoundPlan::Assign { chosen, others }
     }
 }

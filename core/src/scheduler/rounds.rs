@@ -31,6 +31,9 @@ pub(super) struct RoundState {
     /// tick's active jobs, and the launches a pass leaves pending.
     jobs_buf: Vec<RoundJob>,
     pending_buf: Vec<(JobId, Option<ModelId>, Option<OrderReason>)>,
+    standing_buf: IdMap<JobId, (bool, Standing)>,
+    order_buf: Vec<(u64, u32)>,
+    sorted_buf: Vec<RoundJob>,
 }
 
 impl RoundState {
@@ -46,6 +49,9 @@ impl RoundState {
             queue_pass_due: false,
             jobs_buf: Vec::new(),
             pending_buf: Vec::new(),
+            standing_buf: IdMap::default(),
+            order_buf: Vec::new(),
+            sorted_buf: Vec::new(),
         })
     }
 
@@ -99,6 +105,8 @@ impl Scheduler {
         state.preempted.clear();
         let assigns = state.assigns;
         let mut jobs = std::mem::take(&mut state.jobs_buf);
+        let mut order = std::mem::take(&mut state.order_buf);
+        let mut sorted = std::mem::take(&mut state.sorted_buf);
         let (_, next) = state.next_tick(self.now);
         self.timers.insert((next, TimerKind::Round, JobId(0), 0));
 
@@ -121,7 +129,17 @@ impl Scheduler {
                     run_started: e.run_started,
                 }
             }));
-        jobs.sort_unstable_by_key(|j| j.seq);
+        // In submission order: sort small keys, then move each job once.
+        order.clear();
+        order.extend(jobs.iter().enumerate().map(|(i, j)| (j.seq, i as u32)));
+        order.sort_unstable();
+        sorted.clear();
+        sorted.extend(order.iter().map(|&(_, i)| jobs[i as usize].clone()));
+        std::mem::swap(&mut jobs, &mut sorted);
+        if let Some(state) = &mut self.rounds {
+            state.sorted_buf = sorted;
+            state.order_buf = order;
+        }
         let mut devices_by_model = vec![0u32; self.cluster.catalogue().len()];
         for d in self.cluster.devices() {
             if d.healthy && self.cluster.node(d.node).up {
@@ -144,22 +162,22 @@ impl Scheduler {
         };
         debug_assert!(assigns, "a planner that assigns says so");
 
-        let mut chosen_by_job: IdMap<JobId, Standing> = IdMap::default();
-        chosen_by_job.extend(chosen.iter().map(|s| (s.job, *s)));
-        let mut others_by_job: IdMap<JobId, Standing> = IdMap::default();
-        others_by_job.extend(others.iter().map(|s| (s.job, *s)));
-        let grace = self.policy.preemption.grace;
         let state = self.rounds.as_mut().expect("checked above");
+        // Each active job's standing, and whether it was chosen.
+        let mut standing = std::mem::take(&mut state.standing_buf);
+        standing.clear();
+        standing.extend(chosen.iter().map(|s| (s.job, (true, *s))).chain(others.iter().map(|s| (s.job, (false, *s)))));
+        let grace = self.policy.preemption.grace;
         let mut pending = std::mem::take(&mut state.pending);
         pending.clear();
         let mut preempted: Vec<JobId> = Vec::new();
         // Running jobs first, in submission order, so the decisions come out in a fixed order.
         for job in jobs.iter().filter(|j| j.running && j.devices.count > 0 && !keep_running) {
-            let reason = match chosen_by_job.get(&job.id) {
-                Some(s) if s.model.is_some() && s.model == job.running_on => continue,
-                Some(s) => PreemptReason::RoundEnd { round, share: s.share, received: s.received, priority: s.priority, moved_to: s.model },
-                None => {
-                    let s = others_by_job.get(&job.id);
+            let reason = match standing.get(&job.id) {
+                Some((true, s)) if s.model.is_some() && s.model == job.running_on => continue,
+                Some((true, s)) => PreemptReason::RoundEnd { round, share: s.share, received: s.received, priority: s.priority, moved_to: s.model },
+                other => {
+                    let s = other.map(|(_, s)| s);
                     PreemptReason::RoundEnd {
                         round,
                         share: s.map_or(0.0, |s| s.share),
@@ -184,6 +202,7 @@ impl Scheduler {
             pending.push((job.id, None, None));
         }
         let state = self.rounds.as_mut().expect("checked above");
+        state.standing_buf = standing;
         state.pending = pending;
         state.preempted.extend(preempted.into_iter().map(|j| (j, ())));
         state.jobs_buf = jobs;
