@@ -248,6 +248,23 @@ fn a_sweep_runs_the_cross_product_into_one_csv() {
 }
 
 #[test]
+fn a_sweep_over_one_policys_parameter_changes_that_policy_only() {
+    let tmp = TempDir::new().unwrap();
+    // sjf planned only at round ticks: every job waits for the next tick, so longer rounds
+    // mean longer waits; fifo, not named, runs as it is at both points.
+    let scenario = overloaded(tmp.path(), "\n[sweep.policy.sjf]\nround_s = [50, 2000]\n");
+    let out = tmp.path().join("out");
+    ok(&["compare", s(&scenario), "--out", s(&out), "--replications", "2", "--quiet"]);
+    let rows = comparison(&out);
+    let wait = |point: &str, policy: &str| rows.iter().find(|r| r.point == point && r.metric == "avg_wait_s" && r.policy == policy).unwrap().mean;
+    let (short, long) = ("policy.sjf.round_s=50", "policy.sjf.round_s=2000");
+    assert!(wait(long, "sjf") > wait(short, "sjf"), "sjf waits longer with longer rounds: {} vs {}", wait(long, "sjf"), wait(short, "sjf"));
+    assert_eq!(wait(long, "fifo"), wait(short, "fifo"), "fifo is not swept");
+    let decisions = fs::read_to_string(out.join(long).join("sjf").join("r0").join("decisions.jsonl")).unwrap();
+    assert!(decisions.contains("next_round"), "round-based sjf waits for rounds");
+}
+
+#[test]
 fn bad_sweep_and_metrics_values_name_their_key() {
     let tmp = TempDir::new().unwrap();
     let out = tmp.path().join("out");

@@ -182,25 +182,118 @@ pub struct SweepSpec {
     /// Sets `min_runtime_s` on every policy.
     #[serde(default)]
     pub min_runtime_s: Option<Vec<f64>>,
+    /// `[sweep.policy]`: a numeric policy key with a list sets it on every policy
+    /// (`backfill_depth = [10, 100]`); a table named by a policy's label sets keys on that
+    /// policy alone (`[sweep.policy.gavel] round_s = [60, 360]`). The keys are
+    /// [`POLICY_SWEEP_KEYS`]. Kept as TOML here and read by [`SweepSpec::axes`], which
+    /// `Scenario::validate` checks first, so that each mistake is named with its key.
+    #[serde(default)]
+    pub policy: Option<toml::Table>,
+}
+
+/// Policy keys a `[sweep.policy]` may vary: numeric ones (`true` for those that take whole
+/// numbers).
+pub const POLICY_SWEEP_KEYS: &[(&str, bool)] = &[
+    ("grace_s", false),
+    ("min_runtime_s", false),
+    ("locality_wait_s", false),
+    ("island_size", true),
+    ("promote_after_s", false),
+    ("half_life_s", false),
+    ("backfill_depth", true),
+    ("round_s", false),
+];
+
+/// One swept parameter: its name in point labels (`load_scale`, `policy.round_s`,
+/// `policy.gavel.round_s`) and its values.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepAxis {
+    pub name: String,
+    pub values: Vec<f64>,
 }
 
 impl SweepSpec {
-    /// The swept keys with their values, in a fixed order (the order of point labels).
-    pub fn axes(&self) -> Vec<(&'static str, &[f64])> {
-        [
+    /// The swept keys with their values, in a fixed order (the order of point labels): the
+    /// top-level keys, then `[sweep.policy]` in key order (labelled tables in label order).
+    /// Errors name the key and what was expected.
+    pub fn axes(&self) -> Result<Vec<SweepAxis>, (String, String)> {
+        let mut axes: Vec<SweepAxis> = [
             ("load_scale", &self.load_scale),
             ("nodes_scale", &self.nodes_scale),
             ("grace_s", &self.grace_s),
             ("min_runtime_s", &self.min_runtime_s),
         ]
         .into_iter()
-        .filter_map(|(k, v)| v.as_deref().map(|v| (k, v)))
-        .collect()
+        .filter_map(|(k, v)| v.as_ref().map(|v| SweepAxis { name: k.to_string(), values: v.clone() }))
+        .collect();
+        let Some(table) = &self.policy else { return Ok(axes) };
+        let numbers = |key: &str, value: &toml::Value| -> Result<Vec<f64>, (String, String)> {
+            let key = format!("sweep.{key}");
+            let list = value.as_array().ok_or_else(|| (key.clone(), format!("expected a list of numbers, found {}", value.type_str())))?;
+            list.iter()
+                .enumerate()
+                .map(|(i, v)| match v {
+                    toml::Value::Integer(n) => Ok(*n as f64),
+                    toml::Value::Float(f) => Ok(*f),
+                    other => Err((format!("{key}[{i}]"), format!("expected a number, found {}", other.type_str()))),
+                })
+                .collect()
+        };
+        let known = |key: &str, at: &str| -> Result<(), (String, String)> {
+            if POLICY_SWEEP_KEYS.iter().any(|(k, _)| *k == key) {
+                return Ok(());
+            }
+            let names: Vec<&str> = POLICY_SWEEP_KEYS.iter().map(|(k, _)| *k).collect();
+            Err((format!("sweep.{at}"), format!("not a policy key that can be swept; expected one of {}, or a table named by a policy's label", names.join(", "))))
+        };
+        for (key, value) in table {
+            match value {
+                toml::Value::Table(per_policy) => {
+                    for (k, v) in per_policy {
+                        let name = format!("policy.{key}.{k}");
+                        known(k, &name)?;
+                        axes.push(SweepAxis { values: numbers(&name, v)?, name });
+                    }
+                }
+                _ => {
+                    let name = format!("policy.{key}");
+                    known(key, &name)?;
+                    axes.push(SweepAxis { values: numbers(&name, value)?, name });
+                }
+            }
+        }
+        Ok(axes)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.axes().is_empty()
+        self.axes().map_or(false, |a| a.is_empty())
     }
+}
+
+/// Sets a swept policy key (one of [`POLICY_SWEEP_KEYS`]) on a policy spec.
+fn set_policy_key(spec: &mut PolicySpec, key: &str, v: f64) {
+    let whole = v.max(0.0).round().min(u32::MAX as f64) as u32;
+    match key {
+        "grace_s" => spec.grace_s = Some(v),
+        "min_runtime_s" => spec.min_runtime_s = Some(v),
+        "locality_wait_s" => spec.locality_wait_s = Some(v),
+        "island_size" => spec.island_size = Some(whole),
+        "promote_after_s" => spec.promote_after_s = Some(v),
+        "half_life_s" => spec.half_life_s = Some(v),
+        "backfill_depth" => spec.backfill_depth = Some(whole),
+        "round_s" => spec.round_s = Some(v),
+        other => unreachable!("`{other}` was checked against POLICY_SWEEP_KEYS"),
+    }
+}
+
+/// A swept name's policy label (if it names one) and key: `policy.round_s` -> (None,
+/// round_s), `policy.gavel.round_s` -> (Some(gavel), round_s); None for a top-level key.
+fn policy_axis(name: &str) -> Option<(Option<&str>, &str)> {
+    let rest = name.strip_prefix("policy.")?;
+    Some(match rest.rsplit_once('.') {
+        Some((label, key)) => (Some(label), key),
+        None => (None, rest),
+    })
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -584,7 +677,7 @@ fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<(&'m str, &'m str)
 /// One point of a `[sweep]`: a value for each swept key, in [`SweepSpec::axes`] order.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct SweepPoint {
-    pub values: Vec<(&'static str, f64)>,
+    pub values: Vec<(String, f64)>,
 }
 
 impl SweepPoint {
@@ -684,15 +777,16 @@ impl Scenario {
     /// varying fastest; one empty point when nothing is swept.
     pub fn sweep_points(&self) -> Vec<SweepPoint> {
         let mut points = vec![SweepPoint::default()];
-        for (key, values) in self.sweep.axes() {
+        // `validate` read the axes already: they cannot fail here.
+        for axis in self.sweep.axes().unwrap_or_default() {
             points = points
                 .into_iter()
                 .flat_map(|p| {
-                    values.iter().map(move |&v| {
+                    axis.values.iter().map(|&v| {
                         let mut p = p.clone();
-                        p.values.push((key, v));
+                        p.values.push((axis.name.clone(), v));
                         p
-                    })
+                    }).collect::<Vec<_>>()
                 })
                 .collect();
         }
@@ -701,12 +795,14 @@ impl Scenario {
 
     /// This scenario with a sweep point's values applied: `load_scale` multiplies the
     /// workload's own (1.0 when absent), `nodes_scale` multiplies every `[[cluster.nodes]]`
-    /// count (rounded, at least 1), `grace_s` and `min_runtime_s` are set on every policy.
+    /// count (rounded, at least 1), `grace_s` and `min_runtime_s` are set on every policy,
+    /// `policy.KEY` on every policy and `policy.LABEL.KEY` on that policy.
     /// The result is validated again (a scaled cluster may exceed the node limit).
     pub fn at_sweep_point(&self, point: &SweepPoint) -> Result<Scenario, ScenarioError> {
         let mut s = self.clone();
-        for &(key, v) in &point.values {
-            match key {
+        for (key, v) in &point.values {
+            let v = *v;
+            match key.as_str() {
                 "load_scale" => s.workload.load_scale = Some(s.workload.load_scale.unwrap_or(1.0) * v),
                 "nodes_scale" => {
                     for g in &mut s.cluster.nodes {
@@ -715,7 +811,14 @@ impl Scenario {
                 }
                 "grace_s" => s.policies.iter_mut().for_each(|p| p.grace_s = Some(v)),
                 "min_runtime_s" => s.policies.iter_mut().for_each(|p| p.min_runtime_s = Some(v)),
-                other => return Err(self.err(format!("sweep.{other}"), "not a sweepable key")),
+                other => match policy_axis(other) {
+                    Some((label, policy_key)) => {
+                        for p in s.policies.iter_mut().filter(|p| label.is_none_or(|l| p.label() == l)) {
+                            set_policy_key(p, policy_key, v);
+                        }
+                    }
+                    None => return Err(self.err(format!("sweep.{other}"), "not a sweepable key")),
+                },
             }
         }
         s.sweep = SweepSpec::default();
@@ -808,18 +911,27 @@ impl Scenario {
     fn validate_sweep(&self) -> Result<(), ScenarioError> {
         /// Most points a sweep may have, so a typo cannot start a week of runs.
         const MAX_POINTS: usize = 10_000;
+        let axes = self.sweep.axes().map_err(|(key, message)| self.err(key, message))?;
         let mut points = 1usize;
-        for (key, values) in self.sweep.axes() {
-            let key = format!("sweep.{key}");
+        for axis in &axes {
+            let key = format!("sweep.{}", axis.name);
+            let values = &axis.values;
             if values.is_empty() {
                 return Err(self.err(key, "expected a non-empty list of numbers; leave the key out to not sweep it"));
             }
-            // Scales must be positive; a grace period or minimum run time may be 0.
-            let zero_ok = key.ends_with("grace_s") || key.ends_with("min_runtime_s");
+            let policy = policy_axis(&axis.name);
+            let policy_key = policy.map(|(_, k)| k);
+            // Scales must be positive; a grace period, minimum run time or wait may be 0.
+            let zero_ok = policy.is_some() || key.ends_with("grace_s") || key.ends_with("min_runtime_s");
+            let whole = POLICY_SWEEP_KEYS.iter().any(|&(k, w)| w && Some(k) == policy_key);
             for (i, &v) in values.iter().enumerate() {
-                let ok = v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0));
+                let ok = v.is_finite() && (v > 0.0 || (zero_ok && v == 0.0)) && (!whole || v.fract() == 0.0);
                 if !ok {
-                    let what = if zero_ok { "a non-negative number of seconds" } else { "a positive number" };
+                    let what = match (whole, zero_ok) {
+                        (true, _) => "a whole number, 0 or more",
+                        (false, true) => "a non-negative number",
+                        (false, false) => "a positive number",
+                    };
                     return Err(self.err(format!("{key}[{i}]"), format!("expected {what}, found {v}")));
                 }
                 if values[..i].contains(&v) {
@@ -828,6 +940,25 @@ impl Scenario {
             }
             if key == "sweep.nodes_scale" && self.cluster.nodes.is_empty() {
                 return Err(self.err(key, "scales [[cluster.nodes]] groups, and this scenario has none (its nodes come from a node list)"));
+            }
+            if let Some((label, policy_key)) = policy {
+                if let Some(label) = label.filter(|l| !self.policies.iter().any(|p| p.label() == *l)) {
+                    let labels: Vec<&str> = self.policies.iter().map(|p| p.label()).collect();
+                    return Err(self.err(
+                        format!("sweep.policy.{label}"),
+                        format!("no policy is labelled `{label}`; the labels are {}", labels.join(", ")),
+                    ));
+                }
+                // Each value must make a policy the registry accepts.
+                for (i, &v) in values.iter().enumerate() {
+                    for (j, spec) in self.policies.iter().enumerate().filter(|(_, p)| label.is_none_or(|l| p.label() == l)) {
+                        let mut spec = spec.clone();
+                        set_policy_key(&mut spec, policy_key, v);
+                        if let Err(e) = Policy::check_spec(&spec) {
+                            return Err(self.err(format!("{key}[{i}]"), format!("policies[{j}] (`{}`) with {policy_key} = {v}: {}", spec.label(), e.message)));
+                        }
+                    }
+                }
             }
             points = points.saturating_mul(values.len());
         }
@@ -1152,6 +1283,47 @@ placement = "best-fit"
         assert!(e.to_string().contains("listed twice"), "{e}");
         let e = parse(&format!("{EXAMPLE}\n[metrics]\nsubmit_window_s = [5, 1]\n")).unwrap_err();
         assert_eq!(e.key(), Some("metrics.submit_window_s"), "{e}");
+    }
+
+    #[test]
+    fn policy_keys_sweep_on_every_policy_or_on_one_by_label() {
+        let text = format!("{EXAMPLE}\n[sweep.policy]\nbackfill_depth = [10, 100]\n[sweep.policy.sjf]\ngrace_s = [0, 5.5]\n");
+        let s = parse(&text).unwrap();
+        let points = s.sweep_points();
+        let labels: Vec<String> = points.iter().map(SweepPoint::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "policy.backfill_depth=10,policy.sjf.grace_s=0",
+                "policy.backfill_depth=10,policy.sjf.grace_s=5.5",
+                "policy.backfill_depth=100,policy.sjf.grace_s=0",
+                "policy.backfill_depth=100,policy.sjf.grace_s=5.5"
+            ]
+        );
+        let p = s.at_sweep_point(&points[3]).unwrap();
+        assert!(p.policies.iter().all(|x| x.backfill_depth == Some(100)), "{:?}", p.policies);
+        assert_eq!((p.policies[0].grace_s, p.policies[1].grace_s), (None, Some(5.5)), "the labelled table sets sjf's alone");
+        assert!(!s.sweep.is_empty());
+
+        let error = |sweep: &str| parse(&format!("{EXAMPLE}\n{sweep}\n")).unwrap_err();
+        let e = error("[sweep.policy]\nbackfil_depth = [1]");
+        assert_eq!(e.key(), Some("sweep.policy.backfil_depth"), "{e}");
+        assert!(e.to_string().contains("backfill_depth, round_s"), "the keys are listed: {e}");
+        let e = error("[sweep.policy.las]\nround_s = [60]");
+        assert_eq!(e.key(), Some("sweep.policy.las"), "{e}");
+        assert!(e.to_string().contains("the labels are fifo, sjf"), "{e}");
+        let e = error("[sweep.policy]\nbackfill_depth = [1.5]");
+        assert_eq!(e.key(), Some("sweep.policy.backfill_depth[0]"), "{e}");
+        assert!(e.to_string().contains("whole number"), "{e}");
+        let e = error("[sweep.policy]\nround_s = [\"60\"]");
+        assert_eq!(e.key(), Some("sweep.policy.round_s[0]"), "{e}");
+        assert!(e.to_string().contains("found string"), "{e}");
+        let e = error("[sweep.policy]\nround_s = 60");
+        assert!(e.to_string().contains("expected a list of numbers, found integer"), "{e}");
+        // A value the policy registry refuses is named with the policy it would break.
+        let e = error("[sweep.policy]\nbackfill_depth = [100, 0]");
+        assert_eq!(e.key(), Some("sweep.policy.backfill_depth[1]"), "{e}");
+        assert!(e.to_string().contains("policies[0] (`fifo`) with backfill_depth = 0"), "{e}");
     }
 
     #[test]
