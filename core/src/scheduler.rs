@@ -620,6 +620,7 @@ impl Scheduler {
     }
 
     fn forget(&mut self, job: JobId) {
+        self.forget_planned(job);
         if let Some(entry) = self.jobs.remove(&job) {
             for victim in entry.pending_victims {
                 if let Some(v) = self.jobs.get_mut(&victim) {

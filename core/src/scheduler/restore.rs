@@ -349,7 +349,7 @@ impl Scheduler {
             planner: planner.name().to_string(),
             round: state.round,
             last_tick: planner.last_tick(),
-            pending: state.pending.iter().map(|&(job, model, order)| PlannedLaunch { job, model, order }).collect(),
+            pending: state.pending.iter().map(|p| PlannedLaunch { job: p.job, model: p.model, order: p.order }).collect(),
             preempted,
             queue_pass_due: state.queue_pass_due,
         })
@@ -364,9 +364,15 @@ impl Scheduler {
             return Err(RestoreError::Rounds(format!("saved by `{}`, restored into `{}`", snapshot.planner, planner.name())));
         }
         planner.restore_last_tick(snapshot.last_tick, snapshot.round);
+        // A launch for a job that is not here any more has nothing to start.
+        let pending = snapshot
+            .pending
+            .iter()
+            .filter_map(|p| self.jobs.get(&p.job).map(|e| super::rounds::Planned::new(p.job, p.model, p.order, e.spec.devices)))
+            .collect();
         let state = self.rounds.as_mut().expect("a planner has a round state");
         state.round = snapshot.round;
-        state.pending = snapshot.pending.iter().map(|p| (p.job, p.model, p.order)).collect();
+        state.pending = pending;
         state.preempted = snapshot.preempted.iter().map(|&j| (j, ())).collect();
         state.queue_pass_due = snapshot.queue_pass_due;
         self.timers.retain(|t| t.1 != TimerKind::Round);

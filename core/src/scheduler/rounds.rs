@@ -7,6 +7,7 @@ use crate::catalogue::ModelSet;
 use crate::cluster::ModelKey;
 use crate::event::{Decision, OrderReason, PreemptReason, WaitReason};
 use crate::ids::{JobId, ModelId};
+use crate::job::DeviceRequest;
 use crate::policy::round::{RoundInput, RoundJob, RoundPlan, RoundStats, Standing};
 use crate::policy::{PlaceContext, Policy, QueueKey};
 use crate::time::Time;
@@ -20,9 +21,8 @@ pub(super) struct RoundState {
     pub(super) assigns: bool,
     /// The current round (`now / interval` at its tick); 0 before the first tick.
     pub(super) round: u64,
-    /// Launches the current round planned that have not happened yet, highest priority
-    /// first: the job, the model it must run on (`None`: a CPU-only job), its order reason.
-    pub(super) pending: Vec<(JobId, Option<ModelId>, Option<OrderReason>)>,
+    /// Launches the current round planned that have not happened yet, highest priority first.
+    pub(super) pending: Vec<Planned>,
     /// Jobs preempted at this round's boundary: backfill leaves them for a later round.
     pub(super) preempted: IdMap<JobId, ()>,
     /// A tick asked for the queue order's ordinary pass.
@@ -30,10 +30,34 @@ pub(super) struct RoundState {
     /// Buffers kept between ticks and passes, so a round allocates nothing once warm: the
     /// tick's active jobs, and the launches a pass leaves pending.
     jobs_buf: Vec<RoundJob>,
-    pending_buf: Vec<(JobId, Option<ModelId>, Option<OrderReason>)>,
+    pending_buf: Vec<Planned>,
     standing_buf: IdMap<JobId, (bool, Standing)>,
     order_buf: Vec<(u64, u32)>,
     sorted_buf: Vec<RoundJob>,
+}
+
+/// A launch a round planned.
+#[derive(Clone, Debug)]
+pub(super) struct Planned {
+    pub(super) job: JobId,
+    /// The model it must run on (`None`: a CPU-only job).
+    pub(super) model: Option<ModelId>,
+    pub(super) order: Option<OrderReason>,
+    /// What it asks for, on `model`.
+    devices: DeviceRequest,
+    /// It is queued and was told it waits for devices (`WaitReason::Devices`): while too few
+    /// are free, a pass has nothing to do or say for it. A queued job leaves the queue only
+    /// by a launch (which takes it out of `pending`) or by ending (`forget_planned`).
+    waits_for_devices: bool,
+}
+
+impl Planned {
+    pub(super) fn new(job: JobId, model: Option<ModelId>, order: Option<OrderReason>, mut devices: DeviceRequest) -> Planned {
+        if let Some(m) = model {
+            devices.models = ModelSet::only(m);
+        }
+        Planned { job, model, order, devices, waits_for_devices: false }
+    }
 }
 
 impl RoundState {
@@ -192,14 +216,14 @@ impl Scheduler {
         }
         for s in &chosen {
             let Some(model) = s.model else { continue };
-            let queued = self.jobs.get(&s.job).is_some_and(|e| e.state != JobState::Running && e.state != JobState::Launching);
-            if queued {
-                pending.push((s.job, Some(model), Some(s.order_reason(round, model))));
+            let Some(entry) = self.jobs.get(&s.job) else { continue };
+            if entry.state != JobState::Running && entry.state != JobState::Launching {
+                pending.push(Planned::new(s.job, Some(model), Some(s.order_reason(round, model)), entry.spec.devices));
             }
         }
         // CPU-only jobs take no part in the allocation: they start at every round.
         for job in jobs.iter().filter(|j| !j.running && j.devices.count == 0) {
-            pending.push((job.id, None, None));
+            pending.push(Planned::new(job.id, None, None, job.devices));
         }
         let state = self.rounds.as_mut().expect("checked above");
         state.standing_buf = standing;
@@ -222,42 +246,47 @@ impl Scheduler {
         let mut pending = std::mem::take(&mut state.pending);
         let mut still = std::mem::take(&mut state.pending_buf);
         still.clear();
-        for (job, model, order) in pending.drain(..) {
+        for mut planned in pending.drain(..) {
+            let d = planned.devices;
+            let whole = d.count > 0 && !d.is_fractional();
+            // Most retries happen while the devices are still held by jobs in their grace
+            // period: answer those from the free count, without a placement, and for a job
+            // already told so, without looking it up.
+            let free = whole.then(|| self.cluster.whole_free_total(ModelKey::for_set(d.models)));
+            if planned.waits_for_devices && free.is_some_and(|f| f < d.count) {
+                still.push(planned);
+                continue;
+            }
+            let job = planned.job;
             let Some(entry) = self.jobs.get(&job) else { continue };
             match entry.state {
                 JobState::Queued => {}
                 // Being evicted (it moves to another model): it starts once it is back.
                 JobState::Preempting => {
-                    still.push((job, model, order));
+                    still.push(planned);
                     continue;
                 }
                 JobState::Launching | JobState::Running => continue,
             }
+            if let Some(free) = free.filter(|&f| f < d.count) {
+                self.note_waiting(job, WaitReason::Devices { needed: d.count, free });
+                planned.waits_for_devices = true;
+                still.push(planned);
+                continue;
+            }
             let mut spec = entry.spec.clone();
-            if let Some(m) = model {
-                spec.devices.models = ModelSet::only(m);
-            }
-            // Most retries happen while the devices are still held by jobs in their grace
-            // period: answer those from the free count, without a placement.
-            let d = spec.devices;
-            if d.count > 0 && !d.is_fractional() {
-                let free = self.cluster.whole_free_total(ModelKey::for_set(d.models));
-                if free < d.count {
-                    self.note_waiting(job, WaitReason::Devices { needed: d.count, free });
-                    still.push((job, model, order));
-                    continue;
-                }
-            }
+            spec.devices = d;
             match self.policy.placement.place(&self.cluster, &spec, &PlaceContext::new(self.now, entry.submitted)) {
                 Ok(placed) => {
                     self.launch(job, placed);
-                    if let (Some(order), Some(Decision::Launch { reason, .. })) = (order, self.decisions.back_mut()) {
+                    if let (Some(order), Some(Decision::Launch { reason, .. })) = (planned.order, self.decisions.back_mut()) {
                         reason.order = order;
                     }
                 }
                 Err(why) => {
                     self.note_waiting(job, why);
-                    still.push((job, model, order));
+                    planned.waits_for_devices = false;
+                    still.push(planned);
                 }
             }
         }
@@ -270,6 +299,13 @@ impl Scheduler {
             self.backfill_between_rounds(round);
         }
         false
+    }
+
+    /// A job that ended (or was cancelled) no longer launches this round.
+    pub(super) fn forget_planned(&mut self, job: JobId) {
+        if let Some(state) = &mut self.rounds {
+            state.pending.retain(|p| p.job != job);
+        }
     }
 
     /// Starts queued jobs on idle devices, in queue order, skipping those preempted at this
