@@ -134,6 +134,21 @@ pub struct GpuConfig {
     /// Offer MIG instances as devices where a GPU has MIG enabled.
     #[serde(default = "yes")]
     pub mig: bool,
+    /// The NVML library to load: a path (a driver installed outside the dynamic loader's
+    /// search path, e.g. mounted into a container), or a bare file name the loader searches
+    /// for. Default: [`DEFAULT_NVML_LIBRARY`], found by the dynamic loader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nvml_library: Option<PathBuf>,
+}
+
+/// The NVML library loaded when `gpu.nvml_library` is not set (searched by the dynamic loader).
+pub const DEFAULT_NVML_LIBRARY: &str = "libnvidia-ml.so.1";
+
+impl GpuConfig {
+    /// The library to load: `nvml_library`, or [`DEFAULT_NVML_LIBRARY`].
+    pub fn nvml_library(&self) -> &Path {
+        self.nvml_library.as_deref().unwrap_or(Path::new(DEFAULT_NVML_LIBRARY))
+    }
 }
 
 fn yes() -> bool {
@@ -142,7 +157,7 @@ fn yes() -> bool {
 
 impl Default for GpuConfig {
     fn default() -> Self {
-        GpuConfig { enabled: GpuEnabled::Auto, mig: true }
+        GpuConfig { enabled: GpuEnabled::Auto, mig: true, nvml_library: None }
     }
 }
 
@@ -396,6 +411,9 @@ impl DaemonConfig {
                 return Err(ExecError::invalid(key, format!("expected a finite number of seconds >= 0, found {v}")));
             }
         }
+        if self.gpu.nvml_library.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            return Err(ExecError::invalid("gpu.nvml_library", "the path is empty; leave the key out for the default (libnvidia-ml.so.1)"));
+        }
         self.health.validate()?;
         self.journal.validate()?;
         tessera_core::Policy::from_spec(&self.policy).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
@@ -450,6 +468,17 @@ mod tests {
     }
 
     #[test]
+    fn the_nvml_library_defaults_to_the_loaders_and_can_be_a_path() {
+        let c = DaemonConfig::parse_toml("state_dir = 's'\n", "e").unwrap();
+        assert_eq!(c.gpu.nvml_library, None);
+        assert_eq!(c.gpu.nvml_library(), Path::new("libnvidia-ml.so.1"));
+        let c = DaemonConfig::parse_toml("state_dir = 's'\n[gpu]\nnvml_library = '/opt/nvidia/lib64/libnvidia-ml.so.1'\n", "e").unwrap();
+        assert_eq!(c.gpu.nvml_library(), Path::new("/opt/nvidia/lib64/libnvidia-ml.so.1"));
+        let again: DaemonConfig = toml::from_str(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(again, c);
+    }
+
+    #[test]
     fn journal_keys_parse_and_default_to_durable() {
         let c = DaemonConfig::parse_toml("state_dir = 's'\n", "e").unwrap();
         assert_eq!(c.journal, JournalConfig::default());
@@ -478,6 +507,8 @@ mod tests {
             ("state_dir = 's'\n[cpu]\ndevices = -2\n", "cpu.devices", "-2"),
             ("state_dir = 's'\n[cpu]\ncores_per_device = 0\n", "cpu.cores_per_device", "0"),
             ("state_dir = 's'\n[gpu]\nenabled = 'yes'\n", "gpu.enabled", "\"yes\""),
+            ("state_dir = 's'\n[gpu]\nnvml_library = ''\n", "gpu.nvml_library", "empty"),
+            ("state_dir = 's'\n[gpu]\nnvml_library = 3\n", "gpu.nvml_library", "invalid type"),
             ("state_dir = 's'\n[health]\nmax_mem_used_fraction = 1.5\n", "health.max_mem_used_fraction", "1.5"),
             ("state_dir = 's'\n[policy]\nname = 'nope'\n", "policy.name", "unknown queue order"),
             ("state_dir = 's'\ngrace_s = -1\n", "grace_s", "-1"),

@@ -196,7 +196,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     }
     match config.gpu.enabled {
         GpuEnabled::Off => {}
-        enabled => match NvidiaBackend::load(config.gpu.mig) {
+        enabled => match NvidiaBackend::load(config.gpu.mig, config.gpu.nvml_library()) {
             Ok(b) => backends.push(Box::new(b)),
             Err(why) if enabled == GpuEnabled::On => return Err(ExecError::Refused(format!("gpu.enabled = true, but {why}"))),
             Err(why) => {

@@ -14,8 +14,9 @@
 //! sha256 = "..."
 //! ```
 //!
-//! Relative paths in `[daemon]` (`state_dir`, `validation_record`) are taken from the
-//! directory of `exec.toml`, so the file means the same whatever the working directory.
+//! Relative paths in `[daemon]` (`state_dir`, `validation_record`, and `gpu.nvml_library`
+//! when it has a directory: a bare file name is the dynamic loader's to find) are taken from
+//! the directory of `exec.toml`, so the file means the same whatever the working directory.
 
 use crate::api::{self, ApiConfig};
 use crate::config::DaemonConfig;
@@ -110,6 +111,11 @@ impl ServeConfig {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base_dir.join(&*path);
             }
+        }
+        // A bare file name (`libnvidia-ml.so.1`) is the dynamic loader's to find; a relative
+        // path with a directory is the file's, like the others.
+        if let Some(path) = config.daemon.gpu.nvml_library.as_mut().filter(|p| p.is_relative() && p.components().count() > 1) {
+            *path = base_dir.join(&*path);
         }
         let at = |field: String, message: String| ConfigError { file: file.to_string(), line: line_of_field(text, &field), field, message };
         config.daemon.validate().map_err(|e| match e {
@@ -232,6 +238,12 @@ mod tests {
         assert_eq!(c.daemon.state_dir, PathBuf::from("/etc/tessera/state"));
         assert_eq!(c.api.tokens.len(), 1);
         assert_eq!(c.api.max_body_bytes, api::DEFAULT_MAX_BODY_BYTES);
+        let text = good().replace("[daemon.cpu]", "[daemon.gpu]\nnvml_library = 'drivers/libnvidia-ml.so.1'\n[daemon.cpu]");
+        let c = ServeConfig::parse(&text, "exec.toml", Path::new("/etc/tessera")).unwrap();
+        assert_eq!(c.daemon.gpu.nvml_library(), Path::new("/etc/tessera/drivers/libnvidia-ml.so.1"));
+        let text = good().replace("[daemon.cpu]", "[daemon.gpu]\nnvml_library = 'libnvidia-ml.so.1'\n[daemon.cpu]");
+        let c = ServeConfig::parse(&text, "exec.toml", Path::new("/etc/tessera")).unwrap();
+        assert_eq!(c.daemon.gpu.nvml_library(), Path::new("libnvidia-ml.so.1"), "a bare name is left to the loader");
     }
 
     #[test]

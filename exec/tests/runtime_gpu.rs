@@ -10,7 +10,7 @@ use tessera_exec::{start, ExecError, JobStatus};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gpu_job_sees_exactly_its_gpu() {
-    if let Err(why) = tessera_exec::devices::nvidia::NvidiaBackend::load(true) {
+    if let Err(why) = tessera_exec::devices::nvidia::NvidiaBackend::load(true, std::path::Path::new(tessera_exec::config::DEFAULT_NVML_LIBRARY)) {
         println!("skipping: {why}");
         return;
     }
@@ -34,7 +34,7 @@ async fn a_gpu_job_sees_exactly_its_gpu() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gpus_required_without_a_driver_refuse_to_start() {
-    if tessera_exec::devices::nvidia::NvidiaBackend::load(true).is_ok() {
+    if tessera_exec::devices::nvidia::NvidiaBackend::load(true, std::path::Path::new(tessera_exec::config::DEFAULT_NVML_LIBRARY)).is_ok() {
         println!("skipping: this machine has NVML");
         return;
     }

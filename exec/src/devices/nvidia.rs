@@ -1,5 +1,6 @@
-//! NVIDIA GPUs through NVML. The library is loaded at run time (`libnvidia-ml.so.1`): on a
-//! machine without the driver, discovery finds no GPU and says so once. A job is bound with
+//! NVIDIA GPUs through NVML. The library is loaded at run time (`libnvidia-ml.so.1` from the
+//! dynamic loader's path, or `gpu.nvml_library`): on a machine without the driver, discovery
+//! finds no GPU and says so once. A job is bound with
 //! `CUDA_VISIBLE_DEVICES=<UUID>[,<UUID>...]` (MIG instances by their `MIG-` UUIDs).
 //!
 //! Xid errors (NVML's critical Xid events) are read by a thread of their own, blocked in
@@ -16,6 +17,7 @@ use nvml_wrapper::enums::event::XidError;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::Nvml;
 use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tessera_core::{DeviceKind, DeviceModel};
@@ -117,10 +119,10 @@ fn register_xid_events<'n>(nvml: &'n Nvml, indices: &[u32]) -> Result<nvml_wrapp
 /// Blocks in NVML's event wait for critical Xids on every GPU that reports them, recording
 /// each in `log` by GPU UUID, until `stop`. Runs on a thread of its own with its own NVML
 /// handle (NVML counts its initialisations), as an event set borrows the handle it came from.
-fn watch_xids(log: Arc<Mutex<HashMap<String, XidLog>>>, stop: Arc<AtomicBool>) {
-    let nvml = match Nvml::init() {
+fn watch_xids(library: PathBuf, log: Arc<Mutex<HashMap<String, XidLog>>>, stop: Arc<AtomicBool>) {
+    let nvml = match Nvml::builder().lib_path(library.as_os_str()).init() {
         Ok(n) => n,
-        Err(e) => return tracing::warn!("Xid errors are not watched: NVML: {e}"),
+        Err(e) => return tracing::warn!("Xid errors are not watched: NVML from {}: {e}", library.display()),
     };
     let Ok(count) = nvml.device_count() else { return tracing::warn!("Xid errors are not watched: no device count") };
     let register = |indices: &[u32]| register_xid_events(&nvml, indices);
@@ -164,16 +166,27 @@ fn watch_xids(log: Arc<Mutex<HashMap<String, XidLog>>>, stop: Arc<AtomicBool>) {
 }
 
 impl NvidiaBackend {
-    /// Loads NVML; `Err` says why there are no NVIDIA GPUs here (no driver, no library).
-    pub fn load(mig: bool) -> Result<NvidiaBackend, String> {
-        let nvml = Nvml::init().map_err(|e| format!("NVML unavailable ({e}): no NVIDIA GPUs will be offered"))?;
-        // SAFETY: loading the same shared library NVML::init just loaded; its symbols are only
-        // called with handles NVML gave us.
-        let raw = unsafe { nvml_wrapper_sys::bindings::NvmlLib::new("libnvidia-ml.so.1") }.ok();
+    /// Loads NVML from `library` (`gpu.nvml_library`: a path, or a file name the dynamic loader
+    /// searches for, by default `libnvidia-ml.so.1`); `Err` says why there are no NVIDIA GPUs
+    /// here (no driver, no library), naming the library.
+    pub fn load(mig: bool, library: &Path) -> Result<NvidiaBackend, String> {
+        let nvml = Nvml::builder()
+            .lib_path(library.as_os_str())
+            .init()
+            .map_err(|e| format!("NVML unavailable from {} ({e}): no NVIDIA GPUs will be offered", library.display()))?;
+        // SAFETY: loading the same shared library Nvml's init just loaded (the loader hands back
+        // the same instance); its symbols are only called with handles NVML gave us.
+        let raw = match unsafe { nvml_wrapper_sys::bindings::NvmlLib::new(library.as_os_str()) } {
+            Ok(raw) => Some(raw),
+            Err(e) => {
+                tracing::warn!("MIG instances will not be offered: {}: {e}", library.display());
+                None
+            }
+        };
         let xids: Arc<Mutex<HashMap<String, XidLog>>> = Arc::default();
         let stop_watch = Arc::new(AtomicBool::new(false));
-        let (log, stop) = (xids.clone(), stop_watch.clone());
-        if let Err(e) = std::thread::Builder::new().name("tessera-xid".into()).spawn(move || watch_xids(log, stop)) {
+        let (log, stop, library) = (xids.clone(), stop_watch.clone(), library.to_path_buf());
+        if let Err(e) = std::thread::Builder::new().name("tessera-xid".into()).spawn(move || watch_xids(library, log, stop)) {
             tracing::warn!("Xid errors are not watched: no thread ({e})");
         }
         Ok(NvidiaBackend { nvml, raw, mig, xids, parents: Mutex::default(), stop_watch })
@@ -395,9 +408,18 @@ mod tests {
 
     #[test]
     fn without_a_driver_loading_says_why() {
-        match NvidiaBackend::load(true) {
+        match NvidiaBackend::load(true, Path::new(crate::config::DEFAULT_NVML_LIBRARY)) {
             Ok(b) => println!("NVML present: {} GPUs", b.discover().map(|d| d.len()).unwrap_or(0)),
-            Err(why) => assert!(why.contains("NVML unavailable"), "{why}"),
+            Err(why) => assert!(why.contains("NVML unavailable from libnvidia-ml.so.1"), "{why}"),
+        }
+    }
+
+    #[test]
+    fn a_configured_library_that_is_not_there_is_named() {
+        let missing = Path::new("/nonexistent/tessera-test/libnvidia-ml.so.1");
+        match NvidiaBackend::load(true, missing) {
+            Ok(_) => panic!("loaded NVML from {}, which does not exist", missing.display()),
+            Err(why) => assert!(why.contains("NVML unavailable from /nonexistent/tessera-test/libnvidia-ml.so.1"), "expected the path in: {why}"),
         }
     }
 }
