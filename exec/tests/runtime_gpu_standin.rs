@@ -399,3 +399,33 @@ async fn a_configured_library_that_is_missing_refuses_required_gpus_and_names_it
     let backends: Vec<String> = h.devices().await.unwrap().into_iter().map(|d| d.backend).collect();
     assert_eq!(backends, vec!["cpu"], "expected only the CPU device without NVML");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mig_instances_carry_their_gpus_temperature_and_ecc_and_are_cordoned_with_it() {
+    let Some(nvml) = Standin::new(&a100_mig_lines()) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = nvml.config(dir.path(), PolicySpec::named("fifo"));
+    c.health.max_temp_c = Some(85.0);
+    let (h, _join) = start(c).await.unwrap();
+    for name in ["gpu0-mig0", "gpu0-mig1"] {
+        let d = wait_device(&h, name, "read", |d| d.reading.is_some()).await;
+        let r = d.reading.unwrap();
+        assert_eq!((r.temp_c, r.ecc_uncorrected), (Some(38.0), Some(0)), "expected {name} to read its GPU's temperature and ECC count: {r:?}");
+    }
+    // The instances share one die: an overheating A100 takes both out of service.
+    nvml.write(&a100_mig_lines().replacen("|38|", "|95|", 1));
+    for name in ["gpu0-mig0", "gpu0-mig1"] {
+        let d = wait_device(&h, name, "cordoned for its GPU's temperature", |d| d.unhealthy).await;
+        assert_eq!(d.health_reason.as_deref(), Some("temperature 95 C > max_temp_c 85"), "{d:#?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gpu_in_mig_mode_without_instances_is_not_offered_whole() {
+    // MIG on, no instance created: CUDA can run nothing on it.
+    let Some(nvml) = Standin::new(&(h100_line(41, 0) + &format!("gpu|{A100}|NVIDIA A100-SXM4-40GB|40960|0|38|0|0|1\n"))) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (h, _join) = start(nvml.config(dir.path(), PolicySpec::named("fifo"))).await.unwrap();
+    let gpus: Vec<(String, Option<String>)> = h.devices().await.unwrap().into_iter().filter(|d| d.backend == "nvidia").map(|d| (d.name, d.uuid)).collect();
+    assert_eq!(gpus, vec![("gpu0".to_string(), Some(H100.to_string()))], "expected only the H100: the A100 is in MIG mode with no instance to run on");
+}

@@ -278,6 +278,12 @@ impl DeviceBackend for NvidiaBackend {
             let name = dev.name().unwrap_or_else(|_| "unknown-gpu".into());
             let mem_gib = dev.memory_info().map(|m| m.total as f64 / (1u64 << 30) as f64).unwrap_or(0.0);
             let children = self.mig_children(&dev);
+            if children.is_empty() && self.mig && dev.mig_mode().is_ok_and(|m| m.current == 1) {
+                // CUDA runs work on a GPU in MIG mode only inside its instances: offered whole,
+                // it would be a device no job can use.
+                tracing::warn!("GPU {i} ({uuid}) is in MIG mode but has no MIG instance: not offered until instances are created and the executor restarts");
+                continue;
+            }
             if children.is_empty() {
                 out.push(Discovered { name: format!("gpu{i}"), uuid: Some(uuid), model: model_of(&name, mem_gib), cores: Vec::new() });
                 continue;
@@ -326,13 +332,18 @@ impl DeviceBackend for NvidiaBackend {
                     Err(e) => return Reading { error: Some(format!("{uuid} not found: {e}")), xids_new, xids_seen, ..Reading::default() },
                 };
                 let mem = dev.memory_info().ok();
+                // A MIG instance's temperature and ECC counters are its GPU's (NVML may not
+                // answer them for the instance's handle): one die, one reading.
+                let parent = || parents.get(uuid).and_then(|p| self.nvml.device_by_uuid(p.as_str()).ok());
+                let temp = |d: &nvml_wrapper::Device| d.temperature(TemperatureSensor::Gpu).ok().map(f64::from);
+                let ecc = |d: &nvml_wrapper::Device| d.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile).ok();
                 Reading {
                     mem_used_fraction: mem.as_ref().map(|m| m.used as f64 / m.total.max(1) as f64),
                     mem_used_mib: mem.as_ref().map(|m| m.used >> 20),
                     mem_total_mib: mem.as_ref().map(|m| m.total >> 20),
-                    temp_c: dev.temperature(TemperatureSensor::Gpu).ok().map(f64::from),
+                    temp_c: temp(&dev).or_else(|| parent().as_ref().and_then(temp)),
                     utilization: dev.utilization_rates().ok().map(|u| u.gpu as f64 / 100.0),
-                    ecc_uncorrected: dev.total_ecc_errors(MemoryError::Uncorrected, EccCounter::Volatile).ok(),
+                    ecc_uncorrected: ecc(&dev).or_else(|| parent().as_ref().and_then(ecc)),
                     load_per_core: None,
                     xids_new,
                     xids_seen,
