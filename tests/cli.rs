@@ -607,7 +607,10 @@ fn mm8_example_runs_with_fewer_jobs() {
     // Node ids in the logs are named in nodes.csv, after the group's `name`.
     let nodes = read(&out.join("nodes.csv"));
     assert!(nodes.starts_with("node,name,devices,cpu_milli,mem_mib\n0,v100-0,1,16000,65536\n"), "{nodes}");
-    assert_eq!(read(&out.join("devices.csv")).lines().nth(8), Some("7,7,V100-32GB"));
+    let devices = read(&out.join("devices.csv"));
+    let v100 = tessera_core::Catalogue::built_in().lookup("V100-32GB").unwrap().0;
+    assert_eq!(devices.lines().next(), Some("device,node,model,model_id"));
+    assert_eq!(devices.lines().nth(8), Some(format!("7,7,V100-32GB,{v100}").as_str()));
     // The two policies ran on the same jobs (common random numbers): same submissions.
     let submits =
         |label| job_rows(&run_dir(&out, label, 0).join("jobs.csv")).iter().map(|r| r.submit_s).collect::<Vec<_>>();

@@ -126,6 +126,35 @@ pub struct PlacementReason {
     pub rule: Cow<'static, str>,
     #[serde(flatten)]
     pub how: PlacedHow,
+    /// The runners-up of a placement that scores its candidates, best first (at most
+    /// `placement::ALTERNATIVES_KEPT`): what it chose the winner over. Empty for `first-fit`
+    /// (node order, not a score), for gangs spread over nodes, and where nothing else fitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alternatives: Vec<Alternative>,
+}
+
+/// A candidate a placement scored and did not choose. `score` is what the rule ranks by:
+/// `best-fit`, `pack` and `topology` the whole free devices the node would keep after the
+/// gang (fewer first); `spread` the node's whole free devices before it (more first); a
+/// fractional share the device's free milli-devices before it (`best-fit` and `pack` fewer
+/// first, `spread` more first; `fgd` scores shares by fragmentation); a CPU-only job the
+/// node's free CPU in milli-cores; `fgd` the growth of the cluster's expected fragmentation
+/// in GPUs (less first); `hetero` the model's relative speed (higher first).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Alternative {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<NodeId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<DeviceId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelId>,
+    pub score: f64,
+}
+
+impl Alternative {
+    pub fn node(node: NodeId, score: f64) -> Alternative {
+        Alternative { node: Some(node), device: None, model: None, score }
+    }
 }
 
 /// What the placement found. `first-fit` and `best-fit` use the first four; the other

@@ -18,7 +18,7 @@ pub mod validation;
 
 pub use catalogue::{Catalogue, DeviceKind, DeviceModel, ModelSet};
 pub use cluster::{Allocation, ClusterState, DeviceShare, Limit, NodeShare, NodeSpec};
-pub use event::{BackfillKind, Backfilled, Decision, Event, LaunchReason, Notice, OrderReason, PlacedHow, PlacementReason, PreemptReason, RejectReason, WaitReason};
+pub use event::{Alternative, BackfillKind, Backfilled, Decision, Event, LaunchReason, Notice, OrderReason, PlacedHow, PlacementReason, PreemptReason, RejectReason, WaitReason};
 pub use ids::{ClassId, DeviceId, JobId, ModelId, NodeId, TenantId};
 pub use job::{DeviceRequest, JobRecord, JobSpec, Outcome, RecordOutcome, WHOLE_DEVICE_MILLI};
 pub use policy::{Policy, PolicyError, PolicySpec};

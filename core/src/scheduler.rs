@@ -1205,7 +1205,7 @@ impl Scheduler {
         let reason = LaunchReason {
             policy: self.policy.label.clone(),
             order: self.policy.queue.explain(&entry.spec, &Self::view(entry)),
-            placement: PlacementReason { rule: self.policy.placement.name().into(), how: placed.how },
+            placement: PlacementReason { rule: self.policy.placement.name().into(), how: placed.how, alternatives: placed.alternatives },
             queued_after: self.queue.len() as u32,
             backfill: None,
         };

@@ -4,7 +4,7 @@ use tessera_core::policy::{
     BestFit, Fgd, FirstFit, Hetero, Pack, PlaceContext, Placed, Placement, SpeedTable, Spread, Topology, PLACEMENTS,
 };
 use tessera_core::{
-    Allocation, Catalogue, ClassId, ClusterState, DeviceId, DeviceShare, JobSpec, ModelId, NodeId, NodeShare,
+    Alternative, Allocation, Catalogue, ClassId, ClusterState, DeviceId, DeviceShare, JobSpec, ModelId, NodeId, NodeShare,
     NodeSpec, PlacedHow, Policy, PolicySpec, Time, WaitReason,
 };
 
@@ -279,6 +279,94 @@ fn hetero_without_speeds_or_observations_is_best_fit_by_model_order() {
     let c = cluster(&[4, 2]);
     let p = Hetero::default().place(&c, &JobSpec::simple(1, 2), &NOW).unwrap();
     assert_eq!(nodes_of(&p), vec![1]);
+}
+
+// ---- runners-up -----------------------------------------------------------------------------
+
+fn alternatives(p: &Placed) -> Vec<(Option<u32>, f64)> {
+    p.alternatives.iter().map(|a| (a.node.map(|n| n.0), a.score)).collect()
+}
+
+#[test]
+fn a_scoring_placement_names_its_runners_up_best_first_and_first_fit_none() {
+    // Free: 8, 2, 4, 6, 3 whole GPUs; a 2-GPU gang.
+    let c = cluster(&[8, 2, 4, 6, 3]);
+    let job = JobSpec::simple(1, 2);
+    let p = FirstFit.place(&c, &job, &NOW).unwrap();
+    assert!(p.alternatives.is_empty(), "first-fit goes by node order, not a score: {:?}", p.alternatives);
+    // Best-fit: node 1 keeps 0; then nodes 4 (1 kept), 2 (2), 3 (4); at most three listed.
+    let p = BestFit.place(&c, &job, &NOW).unwrap();
+    assert_eq!(nodes_of(&p), vec![1]);
+    assert_eq!(alternatives(&p), vec![(Some(4), 1.0), (Some(2), 2.0), (Some(3), 4.0)]);
+    // Spread: node 0 (8 free before); then 3 (6), 2 (4), 4 (3).
+    let p = Spread.place(&c, &job, &NOW).unwrap();
+    assert_eq!(nodes_of(&p), vec![0]);
+    assert_eq!(alternatives(&p), vec![(Some(3), 6.0), (Some(2), 4.0), (Some(4), 3.0)]);
+    // Pack and topology rank as best-fit for a gang one node holds.
+    for p in [Pack::default().place(&c, &job, &NOW).unwrap(), Topology::default().place(&c, &job, &NOW).unwrap()] {
+        assert_eq!(nodes_of(&p), vec![1]);
+        assert_eq!(alternatives(&p), vec![(Some(4), 1.0), (Some(2), 2.0), (Some(3), 4.0)]);
+    }
+    // Only nodes that hold the whole gang are candidates; a spread gang has none.
+    let p = BestFit.place(&c, &JobSpec::simple(2, 6), &NOW).unwrap();
+    assert_eq!((nodes_of(&p), alternatives(&p)), (vec![3], vec![(Some(0), 2.0)]));
+    assert!(BestFit.place(&c, &JobSpec::simple(3, 12), &NOW).unwrap().alternatives.is_empty());
+}
+
+#[test]
+fn share_and_cpu_only_placements_name_their_runners_up() {
+    // Device free shares: 600, 800, 300 (too little for 0.5), 1000.
+    let mut c = cluster(&[2, 2]);
+    occupy(&mut c, &[(0, 400), (1, 200), (2, 700)]);
+    let job = share(1, 500);
+    let p = BestFit.place(&c, &job, &NOW).unwrap();
+    assert_eq!(devices_of(&p), vec![0]);
+    let devices: Vec<(Option<u32>, f64)> = p.alternatives.iter().map(|a| (a.device.map(|d| d.0), a.score)).collect();
+    assert_eq!(devices, vec![(Some(1), 800.0), (Some(3), 1000.0)]);
+    let p = Spread.place(&c, &job, &NOW).unwrap();
+    assert_eq!(devices_of(&p), vec![3]);
+    assert_eq!(p.alternatives.iter().map(|a| a.score).collect::<Vec<_>>(), vec![800.0, 600.0]);
+    // CPU-only: free CPU 64, 64 cores; best-fit takes node 0, node 1 is the runner-up.
+    let mut cpu = JobSpec::simple(2, 0);
+    cpu.cpu_milli = 1000;
+    let p = BestFit.place(&c, &cpu, &NOW).unwrap();
+    assert_eq!(alternatives(&p), vec![(Some(1), 64_000.0)]);
+}
+
+#[test]
+fn fgd_runners_up_score_no_better_than_the_choice() {
+    // As fgd_keeps_whole_gpu_pairs_intact...: node 0 grows 0, node 1 grows 0.75.
+    let c = cluster(&[4, 2]);
+    let mut fgd = Fgd::default();
+    for id in 0..3 {
+        fgd.observe(&JobSpec::simple(id, 2));
+    }
+    let job = JobSpec::simple(10, 1);
+    fgd.observe(&job);
+    let p = fgd.place(&c, &job, &NOW).unwrap();
+    assert_eq!(p.alternatives, vec![Alternative::node(NodeId(1), 0.75)]);
+}
+
+#[test]
+fn hetero_names_the_other_models_it_scored() {
+    let cat = Catalogue::built_in();
+    let (k80, v100) = (cat.lookup("K80").unwrap(), cat.lookup("V100-32GB").unwrap());
+    let nodes = vec![
+        NodeSpec { name: "v100".into(), devices: vec![v100], cpu_milli: 8000, mem_mib: 1 << 16 },
+        NodeSpec { name: "k80".into(), devices: vec![k80], cpu_milli: 8000, mem_mib: 1 << 16 },
+    ];
+    let c = ClusterState::new(cat.clone(), nodes);
+    let mut speeds = SpeedTable::uniform(1, cat.len());
+    speeds.set(ClassId(0), v100, 3.0);
+    let mut spec = PolicySpec::named("fifo");
+    spec.placement = Some("hetero".into());
+    let mut policy = Policy::from_spec(&spec).unwrap().with_speeds(speeds);
+    let job = JobSpec::simple(1, 1);
+    policy.placement.observe(&job);
+    // One class: relative speed 1 on both models; its raw speed breaks the tie for the V100.
+    let p = policy.placement.place(&c, &job, &NOW).unwrap();
+    assert_eq!(nodes_of(&p), vec![0]);
+    assert_eq!(p.alternatives, vec![Alternative { node: None, device: None, model: Some(k80), score: 1.0 }]);
 }
 
 // ---- registry -------------------------------------------------------------------------------

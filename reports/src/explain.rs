@@ -150,6 +150,30 @@ fn id_table(path: &Path, wanted: &BTreeSet<u64>) -> Result<BTreeMap<u64, Vec<Str
     Ok(out)
 }
 
+/// Model id -> name from `devices.csv` (`device,node,model,model_id`); empty when the file has
+/// no `model_id` column (written before it had one).
+fn model_names(path: &Path) -> Result<BTreeMap<u64, String>, ExplainError> {
+    let mut out = BTreeMap::new();
+    let mut columns: Option<(usize, usize)> = None;
+    for (i, line) in open(path)?.lines().enumerate() {
+        let line = line.map_err(|source| ExplainError::Io { path: path.to_path_buf(), source })?;
+        let fields = csv_fields(&line);
+        if i == 0 {
+            let at = |name: &str| fields.iter().position(|f| f == name);
+            columns = at("model").zip(at("model_id"));
+            if columns.is_none() {
+                return Ok(out);
+            }
+            continue;
+        }
+        let Some((name, id)) = columns else { break };
+        if let (Some(name), Some(Ok(id))) = (fields.get(name), fields.get(id).map(|x| x.parse::<u64>())) {
+            out.entry(id).or_insert_with(|| name.clone());
+        }
+    }
+    Ok(out)
+}
+
 /// Seconds for the story: up to 3 decimals, trailing zeros dropped (`130`, `10.5`).
 fn secs(s: f64) -> String {
     let t = format!("{s:.3}");
@@ -230,9 +254,14 @@ fn job_list(v: Option<&Value>) -> String {
 struct Names {
     nodes: BTreeMap<u64, Vec<String>>,
     devices: BTreeMap<u64, Vec<String>>,
+    /// Model id -> name, from `devices.csv`'s `model_id` column (absent in older outputs).
+    models: BTreeMap<u64, String>,
 }
 
 impl Names {
+    fn model(&self, id: u64) -> String {
+        self.models.get(&id).cloned().unwrap_or_else(|| format!("device model #{id}"))
+    }
     fn node(&self, id: u64) -> String {
         self.nodes.get(&id).and_then(|r| r.get(1)).map_or(format!("node-{id}"), |n| n.clone())
     }
@@ -373,6 +402,43 @@ fn order_reason(o: &Value, model: Option<&str>) -> String {
 }
 
 fn placement_reason(p: &Value, names: &Names) -> String {
+    let chosen = placement_choice(p, names);
+    match p.get("alternatives").and_then(Value::as_array).filter(|a| !a.is_empty()) {
+        Some(alternatives) => format!("{chosen}; {}", runners_up(s(p, "placed"), alternatives, names)),
+        None => chosen,
+    }
+}
+
+/// The candidates a scoring placement chose the winner over, with the score each had.
+fn runners_up(placed: &str, alternatives: &[Value], names: &Names) -> String {
+    let listed: Vec<String> = alternatives
+        .iter()
+        .map(|a| {
+            let place = match (u(a, "model"), u(a, "device"), u(a, "node")) {
+                (Some(m), _, _) => format!("model {}", names.model(m)),
+                (None, Some(d), _) => format!("device {}", names.device(d)),
+                (None, None, Some(n)) => format!("node {}", names.node(n)),
+                (None, None, None) => "?".into(),
+            };
+            let score = f(a, "score");
+            let said = match (placed, score) {
+                (_, None) => "score ?".to_string(),
+                ("one_node" | "pack" | "local", Some(x)) => format!("would keep {x}"),
+                ("most_free", Some(x)) => format!("{x} free"),
+                ("share", Some(x)) => format!("{x} milli-devices free"),
+                ("cpu_only", Some(x)) => format!("{} cores free", secs(x / 1000.0)),
+                ("fgd", Some(x)) => format!("{x:+.3} GPUs"),
+                ("hetero", Some(x)) => format!("{x:.3}x"),
+                (_, Some(x)) => format!("score {x}"),
+            };
+            format!("{place} ({said})")
+        })
+        .collect();
+    let note = if placed == "hetero" { " (a model scored above the one chosen had no room for it then)" } else { "" };
+    format!("chosen over {}{note}", listed.join(", "))
+}
+
+fn placement_choice(p: &Value, names: &Names) -> String {
     let rule = s(p, "rule");
     match s(p, "placed") {
         "one_node" => format!(
@@ -610,7 +676,8 @@ pub fn explain(dir: &Path, job: u64, policy: Option<&str>, replication: u32) -> 
             want_nodes.insert(n);
         }
     }
-    let names = Names { nodes: id_table(&dir.join("nodes.csv"), &want_nodes)?, devices };
+    let models = model_names(&dir.join("devices.csv"))?;
+    let names = Names { nodes: id_table(&dir.join("nodes.csv"), &want_nodes)?, devices, models };
 
     Ok(render(job, &policy, replication, &row, &entries, &names))
 }
@@ -811,7 +878,7 @@ mod tests {
 
     #[test]
     fn unknown_reason_kinds_are_shown_with_their_fields() {
-        let names = Names { nodes: BTreeMap::new(), devices: BTreeMap::new() };
+        let names = Names { nodes: BTreeMap::new(), devices: BTreeMap::new(), models: BTreeMap::new() };
         let r: Value = serde_json::from_str(r#"{"kind":"tenant_cap","cap":8}"#).unwrap();
         assert_eq!(wait_reason(&r, &names), "tenant cap (cap=8)");
         let o: Value = serde_json::from_str(r#"{"rule":"lottery","tickets":1}"#).unwrap();
@@ -824,7 +891,7 @@ mod tests {
     fn every_reason_of_the_core_reads_as_a_sentence() {
         use tessera_core::policy::VictimRule;
         use tessera_core::{BackfillKind, Backfilled, DeviceId, JobId, ModelId, NodeId, OrderReason, PlacedHow, PreemptReason, TenantId, WaitReason};
-        let names = Names { nodes: BTreeMap::new(), devices: BTreeMap::new() };
+        let names = Names { nodes: BTreeMap::new(), devices: BTreeMap::new(), models: BTreeMap::new() };
         let v = |x: serde_json::Result<Value>| x.unwrap();
         let raw = |text: &str| text.contains('=') && !text.contains("t=");
         let waits = [
@@ -881,9 +948,26 @@ mod tests {
             (PlacedHow::Hetero { model: ModelId(3), speed: 2.0, relative_speed: 1.5, nodes: 1 }, "hetero", "1.500x"),
         ];
         for (how, rule, word) in placements {
-            let p = tessera_core::PlacementReason { rule: rule.into(), how };
+            let p = tessera_core::PlacementReason { rule: rule.into(), how, alternatives: Vec::new() };
             let text = placement_reason(&v(serde_json::to_value(&p)), &names);
             assert!(!raw(&text) && text.contains(word), "{text}");
+            assert!(!text.contains("chosen over"), "no runners-up, none told: {text}");
+        }
+        // Runners-up, in each rule's terms; model names come from devices.csv's model_id.
+        let named = Names { nodes: BTreeMap::new(), devices: BTreeMap::new(), models: BTreeMap::from([(3, "V100-32GB".to_string())]) };
+        let node = |n: u32, score: f64| tessera_core::Alternative::node(NodeId(n), score);
+        let model = |m: u16, score: f64| tessera_core::Alternative { node: None, device: None, model: Some(ModelId(m)), score };
+        let runners = [
+            (PlacedHow::OneNode { node: NodeId(1), free_after: 0 }, "best-fit", vec![node(4, 1.0), node(2, 2.0)], "chosen over node node-4 (would keep 1), node node-2 (would keep 2)"),
+            (PlacedHow::MostFree { node: NodeId(0), free_before: 8 }, "spread", vec![node(3, 6.0)], "chosen over node node-3 (6 free)"),
+            (PlacedHow::CpuOnly { node: NodeId(0) }, "best-fit", vec![node(1, 64_000.0)], "node node-1 (64 cores free)"),
+            (PlacedHow::Fgd { node: NodeId(0), device: None, fragmentation_increase: 0.0, candidates: 2 }, "fgd", vec![node(1, 0.75)], "node node-1 (+0.750 GPUs)"),
+            (PlacedHow::Hetero { model: ModelId(5), speed: 1.0, relative_speed: 1.0, nodes: 1 }, "hetero", vec![model(3, 1.5), model(7, 0.5)], "model V100-32GB (1.500x), model device model #7 (0.500x) (a model scored above"),
+        ];
+        for (how, rule, alternatives, words) in runners {
+            let p = tessera_core::PlacementReason { rule: rule.into(), how, alternatives };
+            let text = placement_reason(&v(serde_json::to_value(&p)), &named);
+            assert!(!raw(&text) && text.contains(words), "{text} lacks {words}");
         }
         let preempts = [
             (PreemptReason::HigherTier { for_job: JobId(2), victim_tier: 0, for_tier: 5, victim_rule: VictimRule::LeastProgress }, "least work"),

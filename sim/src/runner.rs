@@ -312,12 +312,13 @@ fn write_cluster_files(dir: &Path, catalogue: &Catalogue, nodes: &[NodeSpec]) ->
     let nodes_path = dir.join("nodes.csv");
     let devices_path = dir.join("devices.csv");
     let mut node_rows = String::from("node,name,devices,cpu_milli,mem_mib\n");
-    let mut device_rows = String::from("device,node,model\n");
+    // model_id: the id the decision log's reasons name a model by (hetero's alternatives, gavel's rounds).
+    let mut device_rows = String::from("device,node,model,model_id\n");
     let mut device = 0;
     for (node, spec) in nodes.iter().enumerate() {
         node_rows.push_str(&format!("{node},{},{},{},{}\n", spec.name, spec.devices.len(), spec.cpu_milli, spec.mem_mib));
         for &model in &spec.devices {
-            device_rows.push_str(&format!("{device},{node},{}\n", catalogue.name(model)));
+            device_rows.push_str(&format!("{device},{node},{},{}\n", catalogue.name(model), model.0));
             device += 1;
         }
     }

@@ -21,7 +21,7 @@
 
 use crate::catalogue::{ModelSet, MAX_MODELS};
 use crate::cluster::{Allocation, ClusterState, DeviceShare, Limit, ModelKey, NodeShare};
-use crate::event::{PlacedHow, WaitReason};
+use crate::event::{Alternative, PlacedHow, WaitReason};
 use crate::ids::{ClassId, DeviceId, ModelId, NodeId};
 use crate::job::{JobSpec, WHOLE_DEVICE_MILLI};
 use crate::time::Time;
@@ -32,6 +32,70 @@ use std::sync::Arc;
 pub struct Placed {
     pub allocation: Allocation,
     pub how: PlacedHow,
+    /// The runners-up, best first (see `PlacementReason::alternatives`).
+    pub alternatives: Vec<Alternative>,
+}
+
+impl Placed {
+    fn new(allocation: Allocation, how: PlacedHow) -> Placed {
+        Placed { allocation, how, alternatives: Vec::new() }
+    }
+
+    fn with(mut self, alternatives: Vec<Alternative>) -> Placed {
+        self.alternatives = alternatives;
+        self
+    }
+}
+
+/// How many runners-up a launch's explanation keeps.
+pub const ALTERNATIVES_KEPT: usize = 3;
+
+/// The nodes of `order` after `chosen` that also host the whole gang, up to
+/// `ALTERNATIVES_KEPT`, each with its score: the runners-up of a rule that ranks nodes by
+/// `order`. Costs what the rule's own scan did, again, plus a few nodes.
+fn runners_up(
+    cluster: &ClusterState,
+    job: &JobSpec,
+    key: ModelKey,
+    order: impl Iterator<Item = NodeId>,
+    chosen: NodeId,
+    score: impl Fn(NodeId) -> f64,
+) -> Vec<Alternative> {
+    let needed = job.devices.count;
+    order
+        .filter(|&n| n != chosen && cluster.hostable_on(n, job, key).0 >= needed)
+        .take(ALTERNATIVES_KEPT)
+        .map(|n| Alternative::node(n, score(n)))
+        .collect()
+}
+
+/// The best few candidates by key (ties: the one offered first): the first is the choice,
+/// the rest its runners-up.
+struct Ranked<K, T> {
+    items: Vec<(K, T)>,
+}
+
+impl<K: PartialOrd + Copy, T> Ranked<K, T> {
+    fn new() -> Self {
+        Ranked { items: Vec::new() }
+    }
+
+    fn offer(&mut self, key: K, item: T) {
+        let at = self.items.partition_point(|(k, _)| *k <= key);
+        if at > ALTERNATIVES_KEPT {
+            return;
+        }
+        self.items.insert(at, (key, item));
+        self.items.truncate(ALTERNATIVES_KEPT + 1);
+    }
+
+    /// The choice, and the runners-up turned into alternatives.
+    fn split(self, alternative: impl Fn(&K, &T) -> Alternative) -> Option<((K, T), Vec<Alternative>)> {
+        let mut items = self.items.into_iter();
+        let best = items.next()?;
+        let rest = items.map(|(k, t)| alternative(&k, &t)).collect();
+        Some((best, rest))
+    }
 }
 
 /// What the scheduler knows about the moment of a placement that the cluster does not say.
@@ -124,7 +188,14 @@ fn place(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, Wait
             let mut allocation = Allocation { devices: Vec::with_capacity(needed as usize), nodes: Vec::with_capacity(1) };
             cluster.take_on_node(node, job, key, needed, &mut allocation);
             let free_after = cluster.whole_free_on(node, key) - needed;
-            return Ok(Placed { allocation, how: PlacedHow::OneNode { node, free_after } });
+            // First-fit ranks by node order, not by a score: it has no runners-up.
+            let alternatives = match fit {
+                Fit::First => Vec::new(),
+                Fit::Best => runners_up(cluster, job, key, cluster.nodes_by_free(key, needed, false), node, |n| {
+                    (cluster.whole_free_on(n, key) - needed) as f64
+                }),
+            };
+            return Ok(Placed::new(allocation, PlacedHow::OneNode { node, free_after }).with(alternatives));
         }
         if node_limit != Limit::Devices {
             limit = node_limit;
@@ -150,71 +221,52 @@ fn place(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, Wait
         remaining -= k;
         if remaining == 0 {
             let nodes = allocation.nodes.len() as u32;
-            return Ok(Placed { allocation, how: PlacedHow::Spread { nodes } });
+            return Ok(Placed::new(allocation, PlacedHow::Spread { nodes }));
         }
     }
     Err(WaitReason::NoNodeFits { needed, free, limit })
 }
 
 fn place_share(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, WaitReason> {
+    if fit == Fit::Best {
+        // The fullest device the share fits on (ties: the lowest id).
+        return share_by(cluster, job, |_, d| d.free_milli);
+    }
     let share = job.devices.share_milli;
     let (cpu_milli, mem_mib) = (job.cpu_milli, job.mem_mib);
     let mut devices_with_share = 0u32;
-    let mut chosen = None;
-    for (id, d) in cluster.devices_with_share(job.devices.models, share) {
+    for (device, d) in cluster.devices_with_share(job.devices.models, share) {
         devices_with_share += 1;
-        if !cluster.node_has_cpu_mem(d.node, cpu_milli, mem_mib) {
-            continue;
-        }
-        match (fit, chosen) {
-            (Fit::First, None) => {
-                chosen = Some((id, d.node, d.free_milli));
-                break;
-            }
-            (Fit::Best, Some((_, _, best_free))) if d.free_milli >= best_free => {}
-            (Fit::Best, _) => chosen = Some((id, d.node, d.free_milli)),
-            (Fit::First, Some(_)) => unreachable!("first fit stops at its first choice"),
+        if cluster.node_has_cpu_mem(d.node, cpu_milli, mem_mib) {
+            let allocation = Allocation {
+                devices: vec![DeviceShare { device, milli: share }],
+                nodes: vec![NodeShare { node: d.node, cpu_milli, mem_mib }],
+            };
+            return Ok(Placed::new(allocation, PlacedHow::Share { device, free_milli_before: d.free_milli }));
         }
     }
-    let Some((device, node, free_milli)) = chosen else {
-        return Err(if devices_with_share == 0 {
-            WaitReason::Devices { needed: 1, free: 0 }
-        } else {
-            WaitReason::NoNodeFits { needed: 1, free: devices_with_share, limit: Limit::Cpu }
-        });
-    };
-    let allocation = Allocation {
-        devices: vec![DeviceShare { device, milli: share }],
-        nodes: vec![NodeShare { node, cpu_milli, mem_mib }],
-    };
-    Ok(Placed { allocation, how: PlacedHow::Share { device, free_milli_before: free_milli } })
+    Err(share_wait(devices_with_share))
 }
 
 fn place_cpu_only(cluster: &ClusterState, job: &JobSpec, fit: Fit) -> Result<Placed, WaitReason> {
-    let mut chosen: Option<NodeId> = None;
+    // Best: the node with the least free CPU that holds the job (ties: the lowest id).
+    let mut ranked: Ranked<u32, NodeId> = Ranked::new();
     for (i, n) in cluster.nodes().iter().enumerate() {
         let node = NodeId(i as u32);
         if !cluster.node_has_cpu_mem(node, job.cpu_milli, job.mem_mib) {
             continue;
         }
-        match fit {
-            Fit::First => {
-                chosen = Some(node);
-                break;
-            }
-            Fit::Best => {
-                if chosen.is_none_or(|c| n.cpu_milli_free < cluster.node(c).cpu_milli_free) {
-                    chosen = Some(node);
-                }
-            }
+        ranked.offer(if fit == Fit::First { 0 } else { n.cpu_milli_free }, node);
+        if fit == Fit::First {
+            break;
         }
     }
-    let Some(node) = chosen else {
+    let Some(((_, node), alternatives)) = ranked.split(|_, &n| Alternative::node(n, cluster.node(n).cpu_milli_free as f64)) else {
         let limit = if cluster.nodes().iter().any(|n| n.up && n.cpu_milli_free >= job.cpu_milli) { Limit::Memory } else { Limit::Cpu };
         return Err(WaitReason::NoNodeFits { needed: 0, free: 0, limit });
     };
     let allocation = Allocation { devices: Vec::new(), nodes: vec![NodeShare { node, cpu_milli: job.cpu_milli, mem_mib: job.mem_mib }] };
-    Ok(Placed { allocation, how: PlacedHow::CpuOnly { node } })
+    Ok(Placed::new(allocation, PlacedHow::CpuOnly { node }).with(alternatives))
 }
 
 // ---- shared pieces of the policies below ----------------------------------------------------
@@ -373,8 +425,9 @@ fn span_most_free(cluster: &ClusterState, job: &JobSpec, key: ModelKey, limit: &
 }
 
 /// A fractional share on the device that minimises `rank` (ties: lowest device id), on a node
-/// with the CPU and memory. Scans the devices, as every share placement does.
-fn share_by<K: Ord>(
+/// with the CPU and memory, with the runners-up (scored by their free share). Scans the
+/// devices, as every share placement does.
+fn share_by<K: PartialOrd + Copy>(
     cluster: &ClusterState,
     job: &JobSpec,
     mut rank: impl FnMut(DeviceId, &crate::cluster::DeviceState) -> K,
@@ -382,25 +435,23 @@ fn share_by<K: Ord>(
     let share = job.devices.share_milli;
     let (cpu_milli, mem_mib) = (job.cpu_milli, job.mem_mib);
     let mut devices_with_share = 0u32;
-    let mut chosen: Option<(K, DeviceId, NodeId, u16)> = None;
+    let mut ranked: Ranked<K, (DeviceId, NodeId, u16)> = Ranked::new();
     for (id, d) in cluster.devices_with_share(job.devices.models, share) {
         devices_with_share += 1;
         if !cluster.node_has_cpu_mem(d.node, cpu_milli, mem_mib) {
             continue;
         }
-        let k = rank(id, d);
-        if chosen.as_ref().is_none_or(|(best, ..)| k < *best) {
-            chosen = Some((k, id, d.node, d.free_milli));
-        }
+        ranked.offer(rank(id, d), (id, d.node, d.free_milli));
     }
-    let Some((_, device, node, free_milli)) = chosen else {
+    let alternative = |_: &K, &(device, node, free): &(DeviceId, NodeId, u16)| Alternative { node: Some(node), device: Some(device), model: None, score: free as f64 };
+    let Some(((_, (device, node, free_milli)), alternatives)) = ranked.split(alternative) else {
         return Err(share_wait(devices_with_share));
     };
     let allocation = Allocation {
         devices: vec![DeviceShare { device, milli: share }],
         nodes: vec![NodeShare { node, cpu_milli, mem_mib }],
     };
-    Ok(Placed { allocation, how: PlacedHow::Share { device, free_milli_before: free_milli } })
+    Ok(Placed::new(allocation, PlacedHow::Share { device, free_milli_before: free_milli }).with(alternatives))
 }
 
 fn share_wait(devices_with_share: u32) -> WaitReason {
@@ -455,7 +506,13 @@ impl Placement for Pack {
         });
         let free_after = cluster.whole_free_on(last, key) - on_last;
         let nodes = allocation.nodes.len() as u32;
-        Ok(Placed { allocation, how: PlacedHow::Pack { nodes, last, free_after, island } })
+        // On one node, the other nodes that would hold it, tightest first.
+        let alternatives = if nodes == 1 {
+            runners_up(cluster, job, key, cluster.nodes_by_free(key, needed, false), last, |n| (cluster.whole_free_on(n, key) - needed) as f64)
+        } else {
+            Vec::new()
+        };
+        Ok(Placed::new(allocation, PlacedHow::Pack { nodes, last, free_after, island }).with(alternatives))
     }
 }
 
@@ -490,12 +547,13 @@ impl Placement for Spread {
             let free_before = cluster.whole_free_on(node, key);
             let mut allocation = Allocation::default();
             cluster.take_on_node(node, job, key, needed, &mut allocation);
-            return Ok(Placed { allocation, how: PlacedHow::MostFree { node, free_before } });
+            let alternatives = runners_up(cluster, job, key, cluster.nodes_by_free(key, needed, true), node, |n| cluster.whole_free_on(n, key) as f64);
+            return Ok(Placed::new(allocation, PlacedHow::MostFree { node, free_before }).with(alternatives));
         }
         match span_most_free(cluster, job, key, &mut limit) {
             Some(allocation) => {
                 let nodes = allocation.nodes.len() as u32;
-                Ok(Placed { allocation, how: PlacedHow::Spread { nodes } })
+                Ok(Placed::new(allocation, PlacedHow::Spread { nodes }))
             }
             None => Err(WaitReason::NoNodeFits { needed, free, limit }),
         }
@@ -503,20 +561,19 @@ impl Placement for Spread {
 }
 
 fn place_cpu_only_most_free(cluster: &ClusterState, job: &JobSpec) -> Result<Placed, WaitReason> {
-    let mut chosen: Option<NodeId> = None;
+    let mut ranked: Ranked<std::cmp::Reverse<u32>, NodeId> = Ranked::new();
     for (i, n) in cluster.nodes().iter().enumerate() {
         let node = NodeId(i as u32);
-        if cluster.node_has_cpu_mem(node, job.cpu_milli, job.mem_mib)
-            && chosen.is_none_or(|c| n.cpu_milli_free > cluster.node(c).cpu_milli_free)
-        {
-            chosen = Some(node);
+        if cluster.node_has_cpu_mem(node, job.cpu_milli, job.mem_mib) {
+            ranked.offer(std::cmp::Reverse(n.cpu_milli_free), node);
         }
     }
-    match chosen {
-        Some(node) => Ok(Placed {
-            allocation: Allocation { devices: Vec::new(), nodes: vec![NodeShare { node, cpu_milli: job.cpu_milli, mem_mib: job.mem_mib }] },
-            how: PlacedHow::CpuOnly { node },
-        }),
+    match ranked.split(|_, &n| Alternative::node(n, cluster.node(n).cpu_milli_free as f64)) {
+        Some(((_, node), alternatives)) => Ok(Placed::new(
+            Allocation { devices: Vec::new(), nodes: vec![NodeShare { node, cpu_milli: job.cpu_milli, mem_mib: job.mem_mib }] },
+            PlacedHow::CpuOnly { node },
+        )
+        .with(alternatives)),
         // The same reason first-fit would give.
         None => place_cpu_only(cluster, job, Fit::First),
     }
@@ -574,7 +631,8 @@ impl Placement for Topology {
             let mut allocation = Allocation::default();
             let island = take_local(cluster, node, job, key, needed, islands, &mut allocation);
             let free_after = cluster.whole_free_on(node, key) - needed;
-            return Ok(Placed { allocation, how: PlacedHow::Local { node, island, free_after } });
+            let alternatives = runners_up(cluster, job, key, cluster.nodes_by_free(key, needed, false), node, |n| (cluster.whole_free_on(n, key) - needed) as f64);
+            return Ok(Placed::new(allocation, PlacedHow::Local { node, island, free_after }).with(alternatives));
         }
         let Some(allocation) = span_most_free(cluster, job, key, &mut limit) else {
             return Err(WaitReason::NoNodeFits { needed, free, limit });
@@ -584,7 +642,7 @@ impl Placement for Topology {
         if ctx.waited < self.locality_wait && needed <= cluster.max_node_devices(key) {
             return Err(WaitReason::Locality { waited_s, limit_s: self.locality_wait.as_secs_f64(), spread_nodes: nodes });
         }
-        Ok(Placed { allocation, how: PlacedHow::SpreadAfterWait { nodes, waited_s } })
+        Ok(Placed::new(allocation, PlacedHow::SpreadAfterWait { nodes, waited_s }))
     }
 }
 
@@ -697,14 +755,19 @@ impl Fgd {
         sum
     }
 
+    /// A score (F x n, in milli-devices) as GPUs of expected fragmentation.
+    fn gpus(delta: i64, n: u64) -> f64 {
+        delta as f64 / n as f64 / WHOLE_DEVICE_MILLI as f64
+    }
+
     fn placed(allocation: Allocation, node: NodeId, device: Option<DeviceId>, delta: i64, n: u64, candidates: u32) -> Placed {
-        let fragmentation_increase = delta as f64 / n as f64 / WHOLE_DEVICE_MILLI as f64;
-        Placed { allocation, how: PlacedHow::Fgd { node, device, fragmentation_increase, candidates } }
+        let fragmentation_increase = Self::gpus(delta, n);
+        Placed::new(allocation, PlacedHow::Fgd { node, device, fragmentation_increase, candidates })
     }
 
     fn place_cpu_only(cluster: &ClusterState, job: &JobSpec, types: &[(TaskType, u64)], n: u64) -> Result<Placed, WaitReason> {
-        // (delta, free CPU, node): least growth, then the tightest node, then the lowest id.
-        let mut best: Option<(i64, u32, NodeId)> = None;
+        // (delta, free CPU), node: least growth, then the tightest node, then the lowest id.
+        let mut ranked: Ranked<(i64, u32), NodeId> = Ranked::new();
         let mut candidates = 0u32;
         for (i, state) in cluster.nodes().iter().enumerate() {
             let node = NodeId(i as u32);
@@ -714,16 +777,14 @@ impl Fgd {
             candidates += 1;
             let delta = Self::node_fragmentation(cluster, node, &[], job.cpu_milli, types) as i64
                 - Self::node_fragmentation(cluster, node, &[], 0, types) as i64;
-            if best.is_none_or(|b| (delta, state.cpu_milli_free) < (b.0, b.1)) {
-                best = Some((delta, state.cpu_milli_free, node));
-            }
+            ranked.offer((delta, state.cpu_milli_free), node);
         }
-        let Some((delta, _, node)) = best else {
+        let Some((((delta, _), node), alternatives)) = ranked.split(|&(d, _), &node| Alternative::node(node, Self::gpus(d, n))) else {
             // No node fits: the same wait reason as the other placements give.
             return place_cpu_only(cluster, job, Fit::Best);
         };
         let allocation = Allocation { devices: Vec::new(), nodes: vec![NodeShare { node, cpu_milli: job.cpu_milli, mem_mib: job.mem_mib }] };
-        Ok(Self::placed(allocation, node, None, delta, n, candidates))
+        Ok(Self::placed(allocation, node, None, delta, n, candidates).with(alternatives))
     }
 }
 
@@ -752,9 +813,9 @@ impl Placement for Fgd {
             let share = job.devices.share_milli;
             let mut with_share = 0u32;
             let mut candidates = 0u32;
-            // (delta, free before, device, node); devices of a node are contiguous, so the
+            // (delta, free before), (device, node); devices of a node are contiguous, so the
             // node's fragmentation before is computed once per node.
-            let mut best: Option<(i64, u16, DeviceId, NodeId)> = None;
+            let mut ranked: Ranked<(i64, u16), (DeviceId, NodeId)> = Ranked::new();
             let mut before: Option<(NodeId, u64)> = None;
             for (id, d) in cluster.devices_with_share(job.devices.models, share) {
                 with_share += 1;
@@ -772,22 +833,26 @@ impl Placement for Fgd {
                 };
                 let f1 = Self::node_fragmentation(cluster, d.node, &[(id, share)], job.cpu_milli, types);
                 let delta = f1 as i64 - f0 as i64;
-                if best.is_none_or(|(bd, bf, ..)| (delta, d.free_milli) < (bd, bf)) {
-                    best = Some((delta, d.free_milli, id, d.node));
-                }
+                ranked.offer((delta, d.free_milli), (id, d.node));
             }
-            let Some((delta, _, device, node)) = best else {
+            let alternative = |&(d, _): &(i64, u16), &(device, node): &(DeviceId, NodeId)| Alternative {
+                node: Some(node),
+                device: Some(device),
+                model: None,
+                score: Self::gpus(d, n),
+            };
+            let Some((((delta, _), (device, node)), alternatives)) = ranked.split(alternative) else {
                 return Err(share_wait(with_share));
             };
             let allocation = Allocation {
                 devices: vec![DeviceShare { device, milli: share }],
                 nodes: vec![NodeShare { node, cpu_milli: job.cpu_milli, mem_mib: job.mem_mib }],
             };
-            return Ok(Self::placed(allocation, node, Some(device), delta, n, candidates));
+            return Ok(Self::placed(allocation, node, Some(device), delta, n, candidates).with(alternatives));
         }
         let (key, needed, free) = gang_key(cluster, job)?;
         let mut limit = Limit::Devices;
-        let mut best: Option<(i64, NodeId)> = None;
+        let mut ranked: Ranked<i64, NodeId> = Ranked::new();
         let mut candidates = 0u32;
         // Best-fit order, so the first of equal scores is the tighter node.
         for node in cluster.nodes_by_free(key, needed, false) {
@@ -805,19 +870,17 @@ impl Placement for Fgd {
             let cpu_taken = trial.nodes.iter().map(|s| s.cpu_milli).sum();
             let delta = Self::node_fragmentation(cluster, node, &taken, cpu_taken, types) as i64
                 - Self::node_fragmentation(cluster, node, &[], 0, types) as i64;
-            if best.is_none_or(|(bd, _)| delta < bd) {
-                best = Some((delta, node));
-            }
+            ranked.offer(delta, node);
         }
-        if let Some((delta, node)) = best {
+        if let Some(((delta, node), alternatives)) = ranked.split(|&d, &node| Alternative::node(node, Self::gpus(d, n))) {
             let mut allocation = Allocation::default();
             cluster.take_on_node(node, job, key, needed, &mut allocation);
-            return Ok(Self::placed(allocation, node, None, delta, n, candidates));
+            return Ok(Self::placed(allocation, node, None, delta, n, candidates).with(alternatives));
         }
         match span_fewest(cluster, job, key, None, &mut limit) {
             Some((allocation, ..)) => {
                 let nodes = allocation.nodes.len() as u32;
-                Ok(Placed { allocation, how: PlacedHow::Spread { nodes } })
+                Ok(Placed::new(allocation, PlacedHow::Spread { nodes }))
             }
             None => Err(WaitReason::NoNodeFits { needed, free, limit }),
         }
@@ -949,14 +1012,19 @@ impl Placement for Hetero {
             .collect();
         models.sort_by(|a, b| b.0.total_cmp(&a.0).then(b.1.total_cmp(&a.1)).then(a.2.cmp(&b.2)));
         let mut one = job.clone();
-        for &(relative_speed, speed, model) in &models {
+        for (i, &(relative_speed, speed, model)) in models.iter().enumerate() {
             one.devices.models = ModelSet::only(model);
             if let Ok(p) = place(cluster, &one, Fit::Best) {
                 let nodes = p.allocation.nodes.len() as u32;
-                return Ok(Placed {
-                    allocation: p.allocation,
-                    how: PlacedHow::Hetero { model, speed, relative_speed, nodes },
-                });
+                // The other models in score order: those before it could not host the job now.
+                let alternatives = models
+                    .iter()
+                    .enumerate()
+                    .filter(|&(j, _)| j != i)
+                    .take(ALTERNATIVES_KEPT)
+                    .map(|(_, &(relative, _, m))| Alternative { node: None, device: None, model: Some(m), score: relative })
+                    .collect();
+                return Ok(Placed::new(p.allocation, PlacedHow::Hetero { model, speed, relative_speed, nodes }).with(alternatives));
             }
         }
         place(cluster, job, Fit::Best)
