@@ -221,6 +221,8 @@ fn fgd_keeps_whole_gpu_pairs_intact_for_the_workload_that_needs_them() {
     assert_eq!(nodes_of(&BestFit.place(&c, &job, &NOW).unwrap()), vec![1]);
     let p = fgd.place(&c, &job, &NOW).unwrap();
     assert_eq!(p.how, PlacedHow::Fgd { node: NodeId(0), device: None, fragmentation_increase: 0.0, candidates: 2 });
+    // The loser is its runner-up, with its growth.
+    assert_eq!(p.alternatives, vec![Alternative::node(NodeId(1), 0.75)]);
 }
 
 #[test]
@@ -331,20 +333,6 @@ fn share_and_cpu_only_placements_name_their_runners_up() {
     cpu.cpu_milli = 1000;
     let p = BestFit.place(&c, &cpu, &NOW).unwrap();
     assert_eq!(alternatives(&p), vec![(Some(1), 64_000.0)]);
-}
-
-#[test]
-fn fgd_runners_up_score_no_better_than_the_choice() {
-    // As fgd_keeps_whole_gpu_pairs_intact...: node 0 grows 0, node 1 grows 0.75.
-    let c = cluster(&[4, 2]);
-    let mut fgd = Fgd::default();
-    for id in 0..3 {
-        fgd.observe(&JobSpec::simple(id, 2));
-    }
-    let job = JobSpec::simple(10, 1);
-    fgd.observe(&job);
-    let p = fgd.place(&c, &job, &NOW).unwrap();
-    assert_eq!(p.alternatives, vec![Alternative::node(NodeId(1), 0.75)]);
 }
 
 #[test]
