@@ -1009,7 +1009,7 @@ impl Scheduler {
 
     /// Reserves for a blocked job and announces the reservation when its start changed.
     fn reserve(&mut self, bf: &mut Backfiller, job: JobId) -> Option<Option<Time>> {
-        let r = bf.reserve(&self.cluster, &self.jobs[&job].spec)?;
+        let r = bf.reserve(&self.jobs[&job].spec)?;
         let entry = self.jobs.get_mut(&job).expect("reserved job is known");
         if entry.last_reserved != Some(r.start) {
             entry.last_reserved = Some(r.start);

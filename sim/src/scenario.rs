@@ -266,7 +266,7 @@ impl SweepSpec {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.axes().map_or(false, |a| a.is_empty())
+        self.axes().is_ok_and(|a| a.is_empty())
     }
 }
 

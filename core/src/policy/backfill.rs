@@ -68,8 +68,8 @@
 //! pass started nobody, every reservation starts after now, and no device became expected
 //! free in between); the jobs queued from the new job on are then examined again on the
 //! reservations of those before it, and held jobs before it whose blocker may have moved
-//! with time (`Backfiller::blocker_may_move`) have it re-checked. Decisions and notices are the same as with every pass rebuilt (tested in
-//! `core/tests/backfill_reuse.rs`).
+//! with time (`Backfiller::blocker_may_move`) have it re-checked. Decisions and notices are
+//! the same as with every pass rebuilt (tested in `core/tests/backfill_reuse.rs`).
 //!
 //! Jobs that ask for no device (CPU-only) get no reservation: when such a job heads the
 //! queue blocked (by CPU or memory), nothing backfills past it.
@@ -408,7 +408,9 @@ impl Backfiller {
         candidates.dedup();
         for t in candidates {
             let end = duration.map_or(Time::MAX, |d| add_or_never(t, d));
-            let mut mins: Vec<(i32, ModelId)> = open.iter().map(|&m| (profile(m).min_over(t, end.max(add_or_never(t, Time(1)))).max(0), m)).collect();
+            // A zero-length job still needs its devices at t: the window is at least [t, t + 1 µs).
+            let window_end = end.max(add_or_never(t, Time(1)));
+            let mut mins: Vec<(i32, ModelId)> = open.iter().map(|&m| (profile(m).min_over(t, window_end).max(0), m)).collect();
             if mins.iter().map(|&(n, _)| n as i64).sum::<i64>() < needed as i64 {
                 continue;
             }
@@ -430,7 +432,7 @@ impl Backfiller {
 
     /// Reserves for a blocked job: under EASY only the first job reserved (later calls do
     /// nothing); under conservative every job, in the order they are called.
-    pub fn reserve(&mut self, _cluster: &ClusterState, job: &JobSpec) -> Option<Reservation> {
+    pub fn reserve(&mut self, job: &JobSpec) -> Option<Reservation> {
         if self.wall.is_some() {
             return None;
         }

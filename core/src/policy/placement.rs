@@ -5,16 +5,18 @@
 //! d devices per node, b buckets of free counts, T observed task types, M device models; a
 //! bucket is a bitset of nodes, so a query ORs b words per 64 nodes scanned, at most n/64):
 //!
-//! | name        | chooses                                                        | cost            |
-//! |-------------|----------------------------------------------------------------|-----------------|
-//! | `first-fit` | first node in node order that holds the gang                   | O(b n/64)      |
-//! | `best-fit`  | node left with the fewest free devices                          | O(b n/64)      |
-//! | `pack`      | fewest nodes; tightest node for the (remainder of the) gang     | O(b n/64) per node used |
-//! | `spread`    | node with the most free devices                                 | O(b n/64)      |
-//! | `topology`  | one node (one NVLink island), else wait `locality_wait_s`, then span | O(b n/64), O(c·d) with islands |
-//! | `fgd`       | least growth of expected fragmentation                          | O(c · d · T), c = nodes that can host |
-//! | `hetero`    | model with the highest relative speed, best-fit within it       | O(M log M + M · b log n) |
+//! | name        | chooses                                                              | cost                       |
+//! |-------------|----------------------------------------------------------------------|----------------------------|
+//! | `first-fit` | first node in node order that holds the gang                         | O(b n/64)                  |
+//! | `best-fit`  | node left with the fewest free devices                               | O(b n/64)                  |
+//! | `pack`      | fewest nodes; tightest node for the (remainder of the) gang          | O(b n/64) per node used    |
+//! | `spread`    | node with the most free devices                                      | O(b n/64)                  |
+//! | `topology`  | one node (one NVLink island), else wait `locality_wait_s`, then span | O(b n/64), O(c·d) islands  |
+//! | `fgd`       | least growth of expected fragmentation                               | O(c·d·T), c hosting nodes  |
+//! | `hetero`    | model with the highest relative speed, best-fit within it            | O(M log M + M · b n/64)    |
 //!
+//! The rules that score (all but `first-fit`) also keep their best `ALTERNATIVES_KEPT`
+//! runners-up for the launch's reason, at the cost of scanning a few more candidates.
 //! Fractional shares scan the devices (O(n·d)) under every placement, as before; `fgd` adds
 //! O(d · T) per candidate device. CPU-only jobs scan the nodes. Every choice is deterministic:
 //! ties go to the lower node or device id after the documented tie-breaks.

@@ -19,27 +19,6 @@ pub(super) struct FreeProfile {
 }
 
 impl FreeProfile {
-    /// From the times at which the model's usable devices are expected whole and free,
-    /// sorted, none before `now` (`Time::MAX`, "never", left out).
-    #[cfg(test)]
-    pub fn new(now: Time, sorted_free_at: &[Time]) -> FreeProfile {
-        let mut times = Vec::with_capacity(sorted_free_at.len() / 2 + 1);
-        let mut free = Vec::with_capacity(times.capacity());
-        times.push(now);
-        free.push(0);
-        for &t in sorted_free_at {
-            debug_assert!(t >= now && t != Time::MAX, "{t:?} before {now:?} or never");
-            let last = free.len() - 1;
-            if t <= times[last] {
-                free[last] += 1;
-            } else {
-                times.push(t);
-                free.push(free[last] + 1);
-            }
-        }
-        FreeProfile { times, free }
-    }
-
     /// From the devices free now and, in time order, how many more become free at each later
     /// time.
     pub fn from_counts(now: Time, free_now: i32, later: impl Iterator<Item = (Time, u32)>) -> FreeProfile {
@@ -195,7 +174,7 @@ mod tests {
 
     /// 4 devices: two free now (10), one at 20, one at 40.
     fn four() -> FreeProfile {
-        FreeProfile::new(s(10), &[s(10), s(10), s(20), s(40)])
+        FreeProfile::from_counts(s(10), 2, [(s(20), 1), (s(40), 1)].into_iter())
     }
 
     #[test]
