@@ -102,9 +102,10 @@ async fn events_stream_submitted_launched_finished_and_submitters_see_only_their
     let server = Server::start(2, api_config(64 * 1024)).await;
     let (alice, bob, olga) = (server.client("alice"), server.client("bob"), server.client("olga"));
     // Job ids are handed out from 1 in order, so the followers know which to wait for.
-    let finished = |job: u64| move |seen: &[SseEvent]| kinds_of(seen, job).iter().any(|k| k == "finished");
-    let all = follow(olga.clone(), finished(2));
-    let alices = follow(alice.clone(), finished(2));
+    // Both jobs sleep as long: either may finish first, so the admin follows until both have.
+    let finished = |jobs: &'static [u64]| move |seen: &[SseEvent]| jobs.iter().all(|&job| kinds_of(seen, job).iter().any(|k| k == "finished"));
+    let all = follow(olga.clone(), finished(&[1, 2]));
+    let alices = follow(alice.clone(), finished(&[2]));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let b = bob.submit(&sh("sleep 0.2")).await.unwrap();
     let a = alice.submit(&sh("sleep 0.2")).await.unwrap();
