@@ -133,6 +133,22 @@ enum Command {
         #[command(subcommand)]
         command: TraceCommand,
     },
+    /// Prove that the executor decides as the simulator: run the scenario in both (the
+    /// executor's own daemon, journal and recovery on virtual time, the cluster as simulated
+    /// devices) and compare every decision. Exit 0 when identical, 1 at the first divergence
+    /// (printed), 2 when the scenario cannot be conformed.
+    Conform {
+        scenario: PathBuf,
+        /// The policy's label [default: every policy of the scenario, one after the other].
+        #[arg(long)]
+        policy: Option<String>,
+        /// Which replication's workload (seed + K).
+        #[arg(long, default_value_t = 0)]
+        replication: u32,
+        /// Kill the executor at this simulated time (seconds) and restart it from its journal.
+        #[arg(long)]
+        restart_at: Option<f64>,
+    },
     /// The live executor: serve it, submit and follow jobs, drain devices, change the policy.
     #[cfg(feature = "exec")]
     Exec {
@@ -286,6 +302,7 @@ fn main() -> ExitCode {
             .map_err(|e| e.to_string())
             .and_then(|s| fill_command(&s, out, replications, seed, max_arrived_pct, policy)),
         Command::Validate(args) => return validate_cli::validate(args),
+        Command::Conform { scenario, policy, replication, restart_at } => return conform_command(&scenario, policy, replication, restart_at),
         Command::Fidelity(args) => validate_cli::fidelity(args),
         Command::Trace { command } => trace_command(command),
         #[cfg(feature = "exec")]
@@ -302,6 +319,50 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+#[cfg(feature = "exec")]
+fn conform_command(scenario: &std::path::Path, policy: Option<String>, replication: u32, restart_at: Option<f64>) -> ExitCode {
+    use tessera_exec::conform::{conform, ConformOptions};
+    if restart_at.is_some_and(|t| !(t.is_finite() && t >= 0.0)) {
+        eprintln!("error: --restart-at: expected a number of seconds >= 0");
+        return ExitCode::from(2);
+    }
+    let labels: Vec<String> = match policy {
+        Some(p) => vec![p],
+        None => match Scenario::load(scenario) {
+            Ok(s) => s.policies.iter().map(|p| p.label().to_string()).collect(),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let mut diverged = false;
+    for label in labels {
+        let options = ConformOptions { policy: Some(label), replication, restart_at_s: restart_at, state_dir: None };
+        match conform(scenario, &options) {
+            Ok(report) => {
+                println!("{report}");
+                diverged |= !report.identical();
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if diverged {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+#[cfg(not(feature = "exec"))]
+fn conform_command(_: &std::path::Path, _: Option<String>, _: u32, _: Option<f64>) -> ExitCode {
+    eprintln!("error: conform runs the live executor's daemon; build tessera with `--features exec` (`cargo run --release --features exec -- conform ...`)");
+    ExitCode::from(2)
 }
 
 fn fill_command(s: &Scenario, out: Option<PathBuf>, replications: Option<u32>, seed: Option<u64>, max_arrived_pct: f64, policy: Option<String>) -> Result<(), String> {

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The current version of the record's layout; a reader refuses other versions.
-pub const VALIDATION_RECORD_VERSION: u32 = 1;
+/// Version 2 added the fingerprint of the built policy.
+pub const VALIDATION_RECORD_VERSION: u32 = 2;
 
 /// One `--require 'METRIC OP VALUE'` and what the simulator measured for it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +42,10 @@ pub struct ValidationRecord {
     pub record_version: u32,
     /// The policy exactly as validated: every parameter, defaults left unset as written.
     pub policy: PolicySpec,
+    /// What the simulator built from `policy`: the spec with its resolved context (tenant
+    /// table, speed matrix, device models). The gate admits a policy only when what the
+    /// executor builds has this fingerprint.
+    pub fingerprint: PolicyFingerprint,
     pub scenario: FileHash,
     /// Traces and speed tables the scenario read.
     pub inputs: Vec<FileHash>,
@@ -66,6 +71,94 @@ fn nan_map_from_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeMap<
     Ok(map.into_iter().map(|(k, v)| (k, v.unwrap_or(f64::NAN))).collect())
 }
 
+/// One cell of the speed matrix, by names: `class` runs `relative` times as fast on `model`
+/// as on the reference device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeedCell {
+    pub class: String,
+    pub model: String,
+    pub relative: f64,
+}
+
+/// A built policy, as far as its decisions can depend on it: the spec, and the context the
+/// driver resolved it against. Two drivers that build policies with equal fingerprints make
+/// the same decisions for the same inputs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFingerprint {
+    pub spec: PolicySpec,
+    /// The tenant table (id order) that tenant names resolved against; empty when no part
+    /// of the policy looks at tenants (`Policy::uses_tenants`).
+    #[serde(default)]
+    pub tenants: Vec<String>,
+    /// The fleet's device models, sorted; empty when no part weighs speeds
+    /// (`Policy::uses_speeds`).
+    #[serde(default)]
+    pub models: Vec<String>,
+    /// Every cell of the speed matrix other than 1.0 on those models, sorted by class then
+    /// model; empty when no part weighs speeds.
+    #[serde(default)]
+    pub speeds: Vec<SpeedCell>,
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec::named("fifo")
+    }
+}
+
+impl PolicyFingerprint {
+    /// The first thing that differs between what is built `here` and what the record
+    /// validated (`self`), in words; `None` when they are the same.
+    pub fn difference(&self, here: &PolicyFingerprint) -> Option<String> {
+        if let Some((field, validated, requested)) = spec_difference(&self.spec, &here.spec) {
+            return Some(format!("policy `{field}` is {requested} here, {validated} in the record"));
+        }
+        if self.tenants != here.tenants {
+            let at = self.tenants.iter().zip(&here.tenants).position(|(a, b)| a != b).unwrap_or(self.tenants.len().min(here.tenants.len()));
+            let show = |t: &[String]| t.get(at).map_or("no tenant".to_string(), |n| format!("`{n}`"));
+            return Some(format!(
+                "tenant table: tenant {at} is {} here, {} in the record ({} tenants here, {} in the record)",
+                show(&here.tenants),
+                show(&self.tenants),
+                here.tenants.len(),
+                self.tenants.len()
+            ));
+        }
+        if self.models != here.models {
+            return Some(format!("device models: [{}] here, [{}] in the record", here.models.join(", "), self.models.join(", ")));
+        }
+        if self.speeds != here.speeds {
+            use std::collections::BTreeMap;
+            let cells = |v: &[SpeedCell]| -> BTreeMap<(String, String), f64> { v.iter().map(|c| ((c.model.clone(), c.class.clone()), c.relative)).collect() };
+            let (a, b) = (cells(&self.speeds), cells(&here.speeds));
+            for key in a.keys().chain(b.keys()) {
+                let (va, vb) = (a.get(key).copied().unwrap_or(1.0), b.get(key).copied().unwrap_or(1.0));
+                if va != vb {
+                    return Some(format!("speed matrix: {}/{} is {vb:?} here, {va:?} in the record", key.0, key.1));
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The first field (in the spec's serialised order) whose value differs, with both values.
+fn spec_difference(validated: &PolicySpec, requested: &PolicySpec) -> Option<(String, String, String)> {
+    let a = serde_json::to_value(validated).ok()?;
+    let b = serde_json::to_value(requested).ok()?;
+    if let (serde_json::Value::Object(a), serde_json::Value::Object(b)) = (&a, &b) {
+        for (field, va) in a {
+            let vb = b.get(field).cloned().unwrap_or(serde_json::Value::Null);
+            if *va != vb {
+                return Some((field.clone(), va.to_string(), vb.to_string()));
+            }
+        }
+    }
+    (validated != requested).then(|| ("policy".into(), format!("{validated:?}"), format!("{requested:?}")))
+}
+
 /// Why a record does not let a policy through the gate.
 #[derive(Clone, Debug, PartialEq)]
 pub enum GateRefusal {
@@ -74,6 +167,8 @@ pub enum GateRefusal {
     NoRequirements,
     /// The record validated other parameters: names the first field that differs.
     DifferentPolicy { field: String, validated: String, requested: String },
+    /// The same spec, built against another context (tenants, speeds, models).
+    DifferentContext { what: String },
 }
 
 impl std::fmt::Display for GateRefusal {
@@ -88,14 +183,34 @@ impl std::fmt::Display for GateRefusal {
                 f,
                 "the record validated `{field}` = {validated}, but the requested policy has {requested}"
             ),
+            GateRefusal::DifferentContext { what } => write!(f, "the policy built here differs from the one validated: {what}"),
         }
     }
 }
 
 impl ValidationRecord {
     /// Whether this record lets exactly `requested` run: it passed, and validated the same
-    /// parameters (field by field, so the refusal can say which one differs).
+    /// parameters (field by field, so the refusal can say which one differs). This compares
+    /// specs only; the executor's gate compares what it built with [`Self::admits_built`].
     pub fn admits(&self, requested: &PolicySpec) -> Result<(), GateRefusal> {
+        self.passed_checks()?;
+        match spec_difference(&self.policy, requested) {
+            Some((field, validated, requested)) => Err(GateRefusal::DifferentPolicy { field, validated, requested }),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether this record lets run the policy whose built form is `built`: it passed, and
+    /// the fingerprint of what it validated equals `built` (the refusal names what differs).
+    pub fn admits_built(&self, built: &PolicyFingerprint) -> Result<(), GateRefusal> {
+        self.admits(&built.spec)?;
+        match self.fingerprint.difference(built) {
+            Some(what) => Err(GateRefusal::DifferentContext { what }),
+            None => Ok(()),
+        }
+    }
+
+    fn passed_checks(&self) -> Result<(), GateRefusal> {
         if self.record_version != VALIDATION_RECORD_VERSION {
             return Err(GateRefusal::WrongVersion { found: self.record_version });
         }
@@ -105,19 +220,6 @@ impl ValidationRecord {
         let failed: Vec<String> = self.requirements.iter().filter(|r| !r.passed).map(|r| r.expr.clone()).collect();
         if !self.passed || !failed.is_empty() {
             return Err(GateRefusal::Failed { failed });
-        }
-        let validated = serde_json::to_value(&self.policy);
-        let wanted = serde_json::to_value(requested);
-        if let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) = (validated, wanted) {
-            for (field, va) in &a {
-                let vb = b.get(field).cloned().unwrap_or(serde_json::Value::Null);
-                if *va != vb {
-                    return Err(GateRefusal::DifferentPolicy { field: field.clone(), validated: va.to_string(), requested: vb.to_string() });
-                }
-            }
-        }
-        if self.policy != *requested {
-            return Err(GateRefusal::DifferentPolicy { field: "policy".into(), validated: format!("{:?}", self.policy), requested: format!("{requested:?}") });
         }
         Ok(())
     }
@@ -130,6 +232,7 @@ mod tests {
     fn record(policy: PolicySpec, passed: bool) -> ValidationRecord {
         ValidationRecord {
             record_version: VALIDATION_RECORD_VERSION,
+            fingerprint: PolicyFingerprint { spec: policy.clone(), ..Default::default() },
             policy,
             scenario: FileHash { path: "s.toml".into(), sha256: "00".into() },
             inputs: vec![],

@@ -44,6 +44,83 @@ pub struct DaemonConfig {
     /// Memory the scheduler may hand out on this node; default: MemTotal from /proc/meminfo.
     #[serde(default)]
     pub node_mem_mib: Option<u64>,
+    /// The tenant table (`[[daemon.tenants]] name = "team-a"`), in tenant-id order. When it is
+    /// given, a job may only be submitted as one of these tenants, and a policy's quotas and
+    /// weights resolve against it exactly as a scenario's resolve against its workload's
+    /// tenants. Without it, tenants are numbered as they first submit and a policy that names
+    /// a tenant is refused.
+    #[serde(default)]
+    pub tenants: Vec<TenantEntry>,
+    /// The fleet's speed matrix, as a scenario gives it: a file (Gavel's throughput JSON or a
+    /// `job_class,model,relative_speed` CSV) ...
+    #[serde(default)]
+    pub speed_table: Option<tessera_driver::speed::SpeedTableSpec>,
+    /// ... and `[[daemon.speed]]` cells over it (`class`, `model`, `relative`).
+    #[serde(default)]
+    pub speed: Vec<tessera_driver::speed::SpeedEntry>,
+    /// The job classes, in class-id order; default: the classes the speed sources name, in
+    /// the order they first appear. A job names its class with `job_class`.
+    #[serde(default)]
+    pub job_classes: Option<Vec<String>>,
+    /// Nodes and devices that exist only here (the `simulated` backend), beside or instead of
+    /// this machine's.
+    #[serde(default)]
+    pub simulated: Option<SimulatedConfig>,
+}
+
+/// Nodes and devices that exist only in the configuration (the `simulated` device backend).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedConfig {
+    #[serde(default)]
+    pub nodes: Vec<SimulatedNode>,
+}
+
+/// `[[daemon.simulated.nodes]] name = "n1", cpu_milli = 16000, mem_mib = 65536, devices = [{ model = "V100-32GB", count = 4 }]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedNode {
+    pub name: String,
+    #[serde(default)]
+    pub cpu_milli: u32,
+    #[serde(default)]
+    pub mem_mib: u64,
+    #[serde(default)]
+    pub devices: Vec<SimulatedDevices>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimulatedDevices {
+    /// A catalogue model name.
+    pub model: String,
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+/// One tenant of the executor's tenant table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantEntry {
+    pub name: String,
+}
+
+/// The context policies are built in on this executor: tenants, job classes and the speed
+/// matrix, resolved from the configuration (the device models come from discovery).
+#[derive(Clone, Debug)]
+pub struct PolicyTables {
+    pub tenants: Vec<String>,
+    pub classes: Vec<String>,
+    /// Speed cells by name, in the order they apply (later ones override).
+    pub speed_cells: Vec<(String, String, String, f64)>,
+}
+
+impl PolicyTables {
+    /// The dense speed table over this executor's classes and `catalogue`.
+    pub fn speeds(&self, catalogue: &tessera_core::Catalogue) -> Result<tessera_core::policy::SpeedTable, ExecError> {
+        tessera_driver::speed::layer(&self.classes, catalogue, self.speed_cells.iter().map(|(key, c, m, r)| (key.clone(), c.as_str(), m.as_str(), *r)))
+            .map_err(|e| ExecError::invalid(e.key, e.message))
+    }
 }
 
 fn default_policy() -> PolicySpec {
@@ -396,6 +473,11 @@ impl DaemonConfig {
             retry_backoff_s: default_retry_backoff_s(),
             node_name: None,
             node_mem_mib: None,
+            tenants: Vec::new(),
+            speed_table: None,
+            speed: Vec::new(),
+            job_classes: None,
+            simulated: None,
         }
     }
 
@@ -416,8 +498,53 @@ impl DaemonConfig {
         }
         self.health.validate()?;
         self.journal.validate()?;
-        tessera_core::Policy::from_spec(&self.policy).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
+        let tables = self.policy_tables()?;
+        tessera_core::Policy::from_spec_with_tenants(&self.policy, &tables.tenants).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
         Ok(())
+    }
+
+    /// The tenant table, the job classes and the speed cells this configuration declares (the
+    /// speed-table file is read here). Duplicate tenants or classes are errors.
+    pub fn policy_tables(&self) -> Result<PolicyTables, ExecError> {
+        let mut tenants: Vec<String> = Vec::new();
+        for (i, t) in self.tenants.iter().enumerate() {
+            if t.name.trim().is_empty() {
+                return Err(ExecError::invalid(format!("tenants[{i}].name"), "the tenant name is empty"));
+            }
+            if tenants.contains(&t.name) {
+                return Err(ExecError::invalid(format!("tenants[{i}].name"), format!("tenant `{}` is listed twice", t.name)));
+            }
+            tenants.push(t.name.clone());
+        }
+        let mut speed_cells = Vec::new();
+        if let Some(table) = &self.speed_table {
+            let cells = tessera_driver::speed::load_speed_table(table).map_err(|e| ExecError::invalid("speed_table.path", e.to_string()))?;
+            speed_cells.extend(cells.into_iter().map(|(c, m, r)| ("speed_table".to_string(), c, m, r)));
+        }
+        for (i, e) in self.speed.iter().enumerate() {
+            speed_cells.push((format!("speed[{i}]"), e.class.clone(), e.model.clone(), e.relative));
+        }
+        let classes = match &self.job_classes {
+            Some(classes) => {
+                for (i, c) in classes.iter().enumerate() {
+                    if classes[..i].contains(c) {
+                        return Err(ExecError::invalid(format!("job_classes[{i}]"), format!("class `{c}` is listed twice")));
+                    }
+                }
+                classes.clone()
+            }
+            None => {
+                let mut classes: Vec<String> = Vec::new();
+                for (_, c, _, _) in &speed_cells {
+                    if !classes.contains(c) {
+                        classes.push(c.clone());
+                    }
+                }
+                classes
+            }
+        };
+        // The cells' models are checked at start, against the catalogue with the discovered models.
+        Ok(PolicyTables { tenants, classes, speed_cells })
     }
 
     /// Parses a `[daemon]`-shaped TOML document (the table's contents); `origin` names it in errors.

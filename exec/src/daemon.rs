@@ -22,14 +22,15 @@
 //! the old one would have. That state is journalled at every commit (table `job_state`, meta
 //! keys `tenant_usage` and `rounds`).
 
-use crate::config::{CpuDevices, DaemonConfig, GpuEnabled, HealthConfig};
-use crate::devices::cpu::CpuBackend;
-use crate::devices::nvidia::NvidiaBackend;
+use crate::config::{DaemonConfig, HealthConfig, PolicyTables};
+use tessera_core::policy::SpeedTable;
+use tessera_driver::{BuiltPolicy, PolicyContext};
 use crate::devices::{self, DeviceBackend, Discovered, ModelChoice, Reading};
 use crate::error::ExecError;
 use crate::gate;
 use crate::handle::{Command, DaemonHandle, DeviceMetrics, DeviceView, ExecEvent, Histogram, JobStatus, JobView, MetricsSnapshot, Reply};
 use crate::journal::{JobRow, Journal, Stop};
+use crate::host::{Host, RealHost};
 use crate::process::{self, LaunchSpec};
 use crate::spec::JobSubmission;
 use serde_json::json;
@@ -39,21 +40,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_core::{
     Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobState, ModelId, ModelSet, NodeId, NodeSpec, Notice,
-    Outcome, Policy, PolicySpec, PreemptReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
+    Outcome, Policy, PolicySpec, PreemptReason, RejectReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
 };
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-/// How often an adopted process (not our child) is checked for having ended.
-const ADOPTED_POLL: Duration = Duration::from_millis(100);
-
 /// Most inputs taken into one batch (one journal transaction). Bounded so that a flood of
 /// submissions still lets the batch's callers hear back promptly.
 const BATCH_MAX: usize = 512;
-
-fn build_policy(spec: &PolicySpec) -> Result<Policy, ExecError> {
-    Policy::from_spec(spec).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))
-}
 
 /// What a rebuilt `Scheduler` is given back besides the jobs' rows.
 struct Saved {
@@ -76,6 +70,8 @@ struct SavedRounds {
 struct FleetDevice {
     found: Discovered,
     backend: usize,
+    /// Index of its node in `Daemon::nodes`.
+    node: usize,
     model: ModelId,
     model_name: String,
     drained: bool,
@@ -101,7 +97,7 @@ enum Input {
 }
 
 /// Messages the daemon sends itself (process exits, timers, health readings).
-enum Internal {
+pub(crate) enum Internal {
     Exited { job: u64, run: u32 },
     GraceOver { job: u64, run: u32 },
     TimeLimit { job: u64, run: u32 },
@@ -136,25 +132,31 @@ fn batch_failed(e: &ExecError) -> ExecError {
     }
 }
 
-struct Daemon {
+pub(crate) struct Daemon {
     cfg: DaemonConfig,
     health: HealthConfig,
     journal: Journal,
-    sched: Scheduler,
-    policy_spec: PolicySpec,
+    pub(crate) sched: Scheduler,
+    pub(crate) policy_spec: PolicySpec,
     /// The scheduler holds the live jobs (after `recover`): its state may be journalled.
     sched_restored: bool,
     /// The tenant usage and round state last journalled, to write them only when they change.
     saved_usage: String,
     saved_rounds: String,
     catalogue: Catalogue,
-    node: NodeSpec,
-    node_drained: bool,
+    /// The fleet's nodes, in `NodeId` order; the devices of each are contiguous in `fleet`.
+    nodes: Vec<NodeSpec>,
+    nodes_drained: Vec<bool>,
     fleet: Vec<FleetDevice>,
     backends: Arc<Vec<Box<dyn DeviceBackend>>>,
+    host: Arc<dyn Host>,
     jobs: BTreeMap<u64, JobRow>,
     tenants: HashMap<String, TenantId>,
-    next_id: u64,
+    /// The configured tenant table, job classes and speed matrix: the context every policy
+    /// is built in (`tessera_driver::build_policy`), as the simulator builds it.
+    tables: PolicyTables,
+    speeds: SpeedTable,
+    pub(crate) next_id: u64,
     last_now: Time,
     internal: mpsc::UnboundedSender<Internal>,
     events: broadcast::Sender<ExecEvent>,
@@ -167,10 +169,10 @@ struct Daemon {
     answers: Vec<Answer>,
     /// Jobs whose row changed since the last commit.
     dirty: BTreeSet<u64>,
-}
-
-fn unix_now_us() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+    /// A timeout ran since the last commit: every live job's scheduler state is saved.
+    states_stale: bool,
+    /// Every decision with its time, when asked for (`tessera conform` compares them).
+    pub(crate) decision_log: Option<Vec<(Time, Decision)>>,
 }
 
 fn host_name() -> String {
@@ -181,113 +183,11 @@ fn host_name() -> String {
 /// loads the policy through the gate.
 pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Result<(), ExecError>>), ExecError> {
     config.validate()?;
-    std::fs::create_dir_all(config.state_dir.join("jobs"))?;
-    std::fs::create_dir_all(config.state_dir.join("checkpoints"))?;
-    let journal = Journal::open_with(&config.journal_path(), config.journal.sync)?;
-
-    // Devices: every backend's, each mapped to a catalogue model.
-    let mut backends: Vec<Box<dyn DeviceBackend>> = Vec::new();
-    let max_devices = match config.cpu.devices {
-        CpuDevices::All => None,
-        CpuDevices::Count(n) => Some(n as usize),
-    };
-    if max_devices != Some(0) {
-        backends.push(Box::new(CpuBackend { cores_per_device: config.cpu.cores_per_device as usize, max_devices, model: config.cpu.model.clone() }));
-    }
-    match config.gpu.enabled {
-        GpuEnabled::Off => {}
-        enabled => match NvidiaBackend::load(config.gpu.mig, config.gpu.nvml_library()) {
-            Ok(b) => backends.push(Box::new(b)),
-            Err(why) if enabled == GpuEnabled::On => return Err(ExecError::Refused(format!("gpu.enabled = true, but {why}"))),
-            Err(why) => {
-                tracing::info!("{why}");
-                eprintln!("tessera-exec: {why}");
-            }
-        },
-    }
-    let mut catalogue = Catalogue::built_in();
-    let mut fleet = Vec::new();
-    for (b, backend) in backends.iter().enumerate() {
-        let found = backend.discover().map_err(|e| ExecError::Refused(format!("{} devices: {e}", backend.name())))?;
-        for d in found {
-            let model = match &d.model {
-                ModelChoice::Known(name) => catalogue.lookup(name).ok_or_else(|| {
-                    ExecError::invalid("cpu.model", format!("`{name}` is not in the catalogue; expected one of: {}", catalogue.names().join(", ")))
-                })?,
-                ModelChoice::New(m) => match catalogue.lookup(&m.name) {
-                    Some(id) => id,
-                    None => catalogue.add(m.clone()).map_err(|e| ExecError::Refused(e.to_string()))?,
-                },
-            };
-            let model_name = catalogue.name(model).to_string();
-            fleet.push(FleetDevice { found: d, backend: b, model, model_name, drained: false, unhealthy: None, reading: None });
-        }
-    }
-    let drained = journal.drained_devices()?;
-    for d in &mut fleet {
-        d.drained = drained.contains(&d.found.name);
-    }
-    let cores = crate::devices::cpu::allowed_cores().len() as u32;
-    let mem_mib = config.node_mem_mib.or_else(|| crate::devices::cpu::meminfo_mib().map(|(t, _)| t)).unwrap_or(0);
-    let node = NodeSpec { name: config.node_name.clone().unwrap_or_else(host_name), devices: fleet.iter().map(|d| d.model).collect(), cpu_milli: cores * 1000, mem_mib };
-
-    // The policy, through the gate.
-    let record = config.validation_record.as_deref().map(gate::read_record).transpose()?;
-    let admission = gate::admit(&config.policy, record.as_ref(), config.allow_unvalidated)?;
-
-    let policy = build_policy(&config.policy)?;
-    let sched = Scheduler::new(policy, ClusterState::new(catalogue.clone(), [node.clone()]));
+    let backends = devices::from_config(&config)?;
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-    let (events, _) = broadcast::channel(4096);
-    let metrics = Arc::new(Mutex::new(MetricsSnapshot {
-        decision_latency: Histogram::latency(),
-        journal_commit_latency: Histogram::latency(),
-        batch_inputs: Histogram::sizes(),
-        launch_overhead: Histogram::latency(),
-        policy_label: config.policy.label().to_string(),
-        ..MetricsSnapshot::default()
-    }));
-    let last_now = Time(journal.last_t_us()?);
-    let mut daemon = Daemon {
-        health: config.health.clone(),
-        policy_spec: config.policy.clone(),
-        node_drained: journal.meta("node_drained")?.as_deref() == Some("true"),
-        cfg: config,
-        journal,
-        sched,
-        sched_restored: false,
-        saved_usage: String::new(),
-        saved_rounds: String::new(),
-        catalogue,
-        node,
-        fleet,
-        backends: Arc::new(backends),
-        jobs: BTreeMap::new(),
-        tenants: HashMap::new(),
-        next_id: 1,
-        last_now,
-        internal: internal_tx,
-        events: events.clone(),
-        metrics: metrics.clone(),
-        launch_decided: HashMap::new(),
-        metrics_refreshed: Instant::now(),
-        actions: Vec::new(),
-        answers: Vec::new(),
-        dirty: BTreeSet::new(),
-    };
-    let now = daemon.now();
-    let devices: Vec<_> = daemon.fleet.iter().map(|d| json!({"name": d.found.name, "model": d.model_name, "uuid": d.found.uuid, "cores": d.found.cores})).collect();
-    daemon.journal.event(now.0, "daemon_started", None, json!({"node": daemon.node.name, "devices": devices, "pid": std::process::id()}));
-    daemon.journal.event(now.0, "policy", None, json!({"spec": daemon.policy_spec, "admission": admission}));
-    daemon.journal.set_meta("policy", &serde_json::to_string(&daemon.policy_spec).unwrap_or_default());
-    daemon.commit()?;
-    daemon.recover()?;
-    daemon.flush()?;
-    daemon.compact_journal();
-    daemon.refresh_metrics();
-
+    let mut daemon = Daemon::open(config, backends, Arc::new(RealHost), internal_tx, false)?;
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
-    let handle = DaemonHandle { commands: cmd_tx, events, metrics, state_dir: daemon.cfg.state_dir.clone() };
+    let handle = DaemonHandle { commands: cmd_tx, events: daemon.events.clone(), metrics: daemon.metrics.clone(), state_dir: daemon.cfg.state_dir.clone() };
     let health_task = spawn_health(daemon.backends.clone(), daemon.fleet.iter().map(|d| (d.backend, d.found.clone())).collect(), daemon.health.interval_s, daemon.internal.clone());
     let join = tokio::spawn(async move {
         let result = daemon.run(cmd_rx, internal_rx).await;
@@ -298,6 +198,163 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
         result
     });
     Ok((handle, join))
+}
+
+/// The fleet the backends found, grouped into nodes: devices with no node of their own are on
+/// this host's node (first, when there is any such device or no other node); the others on
+/// the nodes their backend describes, in the backend's order. Devices are ordered node
+/// by node, so a device's index in the fleet is its `DeviceId` in the cluster.
+fn discover_fleet(config: &DaemonConfig, backends: &[Box<dyn DeviceBackend>], catalogue: &mut Catalogue) -> Result<(Vec<FleetDevice>, Vec<NodeSpec>), ExecError> {
+    let mut found_all = Vec::new();
+    for (b, backend) in backends.iter().enumerate() {
+        let found = backend.discover().map_err(|e| ExecError::Refused(format!("{} devices: {e}", backend.name())))?;
+        found_all.extend(found.into_iter().map(|d| (b, d)));
+    }
+    let described: Vec<devices::NodeInfo> = backends.iter().flat_map(|b| b.nodes()).collect();
+    let host = config.node_name.clone().unwrap_or_else(host_name);
+    let mut names: Vec<String> = Vec::new();
+    if found_all.iter().any(|(_, d)| d.node.is_none()) || described.is_empty() {
+        names.push(host.clone());
+    }
+    // Described nodes in their backend's order (a node may have no device), then any other.
+    for n in &described {
+        if !names.contains(&n.name) {
+            names.push(n.name.clone());
+        }
+    }
+    for (_, d) in &found_all {
+        if let Some(n) = &d.node {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    let node_of = |d: &Discovered| names.iter().position(|n| Some(n) == d.node.as_ref().or(Some(&host))).unwrap_or(0);
+    found_all.sort_by_key(|(_, d)| node_of(d));
+    let mut nodes: Vec<NodeSpec> = Vec::new();
+    for name in &names {
+        let (cpu_milli, mem_mib) = match described.iter().find(|n| &n.name == name) {
+            Some(info) => (info.cpu_milli, info.mem_mib),
+            None => {
+                let cores = crate::devices::cpu::allowed_cores().len() as u32;
+                let mem_mib = config.node_mem_mib.or_else(|| crate::devices::cpu::meminfo_mib().map(|(t, _)| t)).unwrap_or(0);
+                (cores * 1000, mem_mib)
+            }
+        };
+        nodes.push(NodeSpec { name: name.clone(), devices: Vec::new(), cpu_milli, mem_mib });
+    }
+    let mut fleet = Vec::new();
+    for (b, d) in found_all {
+        let model = match &d.model {
+            ModelChoice::Known(name) => catalogue.lookup(name).ok_or_else(|| {
+                ExecError::invalid("cpu.model", format!("`{name}` is not in the catalogue; expected one of: {}", catalogue.names().join(", ")))
+            })?,
+            ModelChoice::New(m) => match catalogue.lookup(&m.name) {
+                Some(id) => id,
+                None => catalogue.add(m.clone()).map_err(|e| ExecError::Refused(e.to_string()))?,
+            },
+        };
+        let node = node_of(&d);
+        nodes[node].devices.push(model);
+        let model_name = catalogue.name(model).to_string();
+        fleet.push(FleetDevice { found: d, backend: b, node, model, model_name, drained: false, unhealthy: None, reading: None });
+    }
+    Ok((fleet, nodes))
+}
+
+impl Daemon {
+    /// Opens the journal, finds the fleet, builds the policy in this executor's context and
+    /// admits it through the gate, then recovers every job the journal holds.
+    /// `log_decisions`: keep every decision with its time in `decision_log`, from recovery on.
+    pub(crate) fn open(config: DaemonConfig, backends: Vec<Box<dyn DeviceBackend>>, host: Arc<dyn Host>, internal: mpsc::UnboundedSender<Internal>, log_decisions: bool) -> Result<Daemon, ExecError> {
+        std::fs::create_dir_all(config.state_dir.join("jobs"))?;
+        std::fs::create_dir_all(config.state_dir.join("checkpoints"))?;
+        let journal = Journal::open_with(&config.journal_path(), config.journal.sync)?;
+        let mut catalogue = Catalogue::built_in();
+        let (mut fleet, nodes) = discover_fleet(&config, &backends, &mut catalogue)?;
+        let drained = journal.drained_devices()?;
+        for d in &mut fleet {
+            d.drained = drained.contains(&d.found.name);
+        }
+        // The host's node was once the only one, its drain kept under its own key.
+        let legacy_drained = journal.meta("node_drained")?.as_deref() == Some("true");
+        let nodes_drained: Vec<bool> = nodes.iter().enumerate().map(|(i, n)| drained.contains(&n.name) || (i == 0 && legacy_drained)).collect();
+
+        // The policy, built in this executor's context, through the gate.
+        let tables = config.policy_tables()?;
+        let speeds = tables.speeds(&catalogue)?;
+        let fleet_models: Vec<ModelId> = fleet.iter().map(|d| d.model).collect();
+        let built = build_in_context(&config.policy, &catalogue, &fleet_models, &tables, &speeds)?;
+        let record = config.validation_record.as_deref().map(gate::read_record).transpose()?;
+        let admission = gate::admit(&built.fingerprint, record.as_ref(), config.allow_unvalidated)?;
+        let sched = Scheduler::new(built.policy, ClusterState::new(catalogue.clone(), nodes.iter().cloned()));
+        let (events, _) = broadcast::channel(4096);
+        let metrics = Arc::new(Mutex::new(MetricsSnapshot {
+            decision_latency: Histogram::latency(),
+            journal_commit_latency: Histogram::latency(),
+            batch_inputs: Histogram::sizes(),
+            launch_overhead: Histogram::latency(),
+            policy_label: config.policy.label().to_string(),
+            ..MetricsSnapshot::default()
+        }));
+        let last_now = Time(journal.last_t_us()?);
+        // The fleet as this start found it, to tell at recovery whether the journal's state
+        // was settled on the same devices.
+        let fleet_key: Vec<(&str, &str, &str)> = fleet.iter().map(|d| (d.found.name.as_str(), d.model_name.as_str(), nodes[d.node].name.as_str())).collect();
+        let fleet_key = serde_json::to_string(&fleet_key).unwrap_or_default();
+        let same_fleet = journal.meta("fleet")?.as_deref() == Some(fleet_key.as_str());
+        let mut daemon = Daemon {
+            health: config.health.clone(),
+            policy_spec: config.policy.clone(),
+            nodes_drained,
+            cfg: config,
+            journal,
+            sched,
+            sched_restored: false,
+            saved_usage: String::new(),
+            saved_rounds: String::new(),
+            catalogue,
+            nodes,
+            fleet,
+            backends: Arc::new(backends),
+            host,
+            jobs: BTreeMap::new(),
+            tenants: tables.tenants.iter().enumerate().map(|(i, t)| (t.clone(), TenantId(i as u32))).collect(),
+            tables,
+            speeds,
+            next_id: 1,
+            last_now,
+            internal,
+            events,
+            metrics,
+            launch_decided: HashMap::new(),
+            metrics_refreshed: Instant::now(),
+            actions: Vec::new(),
+            answers: Vec::new(),
+            dirty: BTreeSet::new(),
+            states_stale: false,
+            decision_log: log_decisions.then(Vec::new),
+        };
+        let now = daemon.now();
+        let devices: Vec<_> = daemon.fleet.iter().map(|d| json!({"name": d.found.name, "model": d.model_name, "uuid": d.found.uuid, "cores": d.found.cores})).collect();
+        let node_names: Vec<&str> = daemon.nodes.iter().map(|n| n.name.as_str()).collect();
+        daemon.journal.event(now.0, "daemon_started", None, json!({"node": node_names.first(), "nodes": node_names, "devices": devices, "pid": std::process::id()}));
+        daemon.journal.event(now.0, "policy", None, json!({"spec": daemon.policy_spec, "admission": admission}));
+        daemon.journal.set_meta("policy", &serde_json::to_string(&daemon.policy_spec).unwrap_or_default());
+        daemon.journal.set_meta("fleet", &fleet_key);
+        daemon.commit()?;
+        daemon.recover(same_fleet)?;
+        daemon.flush()?;
+        daemon.compact_journal();
+        daemon.refresh_metrics();
+        Ok(daemon)
+    }
+}
+
+/// Builds `spec` as the simulator would in the same context (`tessera_driver::build_policy`).
+fn build_in_context(spec: &PolicySpec, catalogue: &Catalogue, fleet_models: &[ModelId], tables: &PolicyTables, speeds: &SpeedTable) -> Result<BuiltPolicy, ExecError> {
+    let ctx = PolicyContext { catalogue, fleet_models, tenants: &tables.tenants, classes: &tables.classes, speeds };
+    tessera_driver::build_policy(spec, &ctx).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))
 }
 
 /// Polls every device's health and sends the readings to the daemon.
@@ -337,8 +394,8 @@ impl Daemon {
     // ---- time, journal, metrics ------------------------------------------------------------
 
     /// Wall-clock time on the journal's timeline, never going backwards.
-    fn now(&mut self) -> Time {
-        let wall = Time(unix_now_us().saturating_sub(self.journal.epoch_unix_us()));
+    pub(crate) fn now(&mut self) -> Time {
+        let wall = Time(self.host.now_us(self.journal.epoch_unix_us()));
         self.last_now = self.last_now.max(wall);
         self.last_now
     }
@@ -349,6 +406,13 @@ impl Daemon {
 
     /// Commits what is pending, then tells subscribers.
     fn commit(&mut self) -> Result<(), ExecError> {
+        if std::mem::take(&mut self.states_stale) && self.sched_restored {
+            // A timeout changes jobs' ordering state without touching their rows (a round's
+            // service, a LAS promotion): save every live job's.
+            for view in self.sched.job_views() {
+                self.journal.set_job_state(view.spec.id.0, Some(&view.restored))?;
+            }
+        }
         for id in std::mem::take(&mut self.dirty) {
             if let Some(row) = self.jobs.get(&id) {
                 self.journal.row(row);
@@ -382,7 +446,7 @@ impl Daemon {
     /// gets the error (a caller whose own rows were committed in an earlier round of this
     /// batch may find its job after a restart: an error means "unknown", not "not done"), and
     /// the error is returned: the daemon stops, its memory being ahead of its journal.
-    fn flush(&mut self) -> Result<(), ExecError> {
+    pub(crate) fn flush(&mut self) -> Result<(), ExecError> {
         let result = self.commit_and_act();
         let failed = result.as_ref().err();
         if failed.is_some() {
@@ -533,7 +597,7 @@ impl Daemon {
                 model: d.model_name.clone(),
                 uuid: d.found.uuid.clone(),
                 cores: d.found.cores.clone(),
-                node: self.node.name.clone(),
+                node: self.nodes[d.node].name.clone(),
                 drained: d.drained,
                 unhealthy: d.unhealthy.is_some(),
                 health_reason: d.unhealthy.clone(),
@@ -544,15 +608,47 @@ impl Daemon {
             .collect()
     }
 
+    pub(crate) fn catalogue_name(&self, model: ModelId) -> String {
+        self.catalogue.name(model).to_string()
+    }
+
     fn device_names(&self, alloc: &Allocation) -> Vec<String> {
         alloc.devices.iter().map(|s| self.fleet.get(s.device.index()).map(|d| d.found.name.clone()).unwrap_or_else(|| s.device.to_string())).collect()
     }
 
     // ---- the core --------------------------------------------------------------------------
 
-    fn tenant(&mut self, name: &str) -> TenantId {
+    /// The tenant's id: from the tenant table when there is one (an unknown tenant is an
+    /// error), else numbered as tenants first appear.
+    fn tenant(&mut self, name: &str) -> Result<TenantId, ExecError> {
+        if let Some(&t) = self.tenants.get(name) {
+            return Ok(t);
+        }
+        if !self.tables.tenants.is_empty() {
+            return Err(ExecError::invalid("tenant", format!("no tenant `{name}` in this executor's tenant table; its tenants are: {}", self.tables.tenants.join(", "))));
+        }
         let next = TenantId(self.tenants.len() as u32);
-        *self.tenants.entry(name.to_string()).or_insert(next)
+        Ok(*self.tenants.entry(name.to_string()).or_insert(next))
+    }
+
+    /// The job class's id in the speed matrix; a job without one gets a class past the
+    /// table's (1.0 on every model).
+    fn class(&self, name: Option<&str>) -> Result<ClassId, ExecError> {
+        let past = ClassId(self.tables.classes.len() as u32);
+        match name {
+            None => Ok(past),
+            Some(name) => match self.tables.classes.iter().position(|c| c == name) {
+                Some(i) => Ok(ClassId(i as u32)),
+                None if self.tables.classes.is_empty() => Ok(past),
+                None => Err(ExecError::invalid("job_class", format!("no job class `{name}` in this executor's speed matrix; its classes are: {}", self.tables.classes.join(", ")))),
+            },
+        }
+    }
+
+    /// Builds `spec` in this executor's context.
+    pub(crate) fn build_policy(&self, spec: &PolicySpec) -> Result<BuiltPolicy, ExecError> {
+        let fleet_models: Vec<ModelId> = self.fleet.iter().map(|d| d.model).collect();
+        build_in_context(spec, &self.catalogue, &fleet_models, &self.tables, &self.speeds)
     }
 
     fn model_set(&self, models: &[String]) -> Result<ModelSet, ExecError> {
@@ -571,113 +667,41 @@ impl Daemon {
     fn core_spec(&mut self, id: u64, s: &JobSubmission) -> Result<JobSpec, ExecError> {
         Ok(JobSpec {
             id: JobId(id),
-            tenant: self.tenant(&s.tenant),
+            tenant: self.tenant(&s.tenant)?,
             priority: s.priority,
             devices: DeviceRequest { count: s.devices.count, share_milli: s.devices.share_milli(), models: self.model_set(&s.devices.models)? },
             cpu_milli: s.cpu_milli,
             mem_mib: s.mem_mib,
-            class: ClassId(0),
+            class: self.class(s.job_class.as_deref())?,
             stated_duration: s.stated_duration_s.map(Time::from_secs_f64),
             checkpoint_interval: None,
         })
     }
 
-    /// Feeds one event to the core and carries out what it decides.
+    /// Feeds one event to the core and records what it decides (carried out once committed).
     fn feed(&mut self, event: Event) -> Result<(), ExecError> {
         let now = self.now();
         let t0 = Instant::now();
         self.sched.handle_event(now, event);
-        let (decisions, notices) = self.drain_core();
-        if let Ok(mut m) = self.metrics.lock() {
-            m.decision_latency.observe(t0.elapsed().as_secs_f64());
-        }
-        self.apply(now, decisions, notices)
+        let drained = tessera_driver::drain(self, now);
+        self.observe_decision_latency(t0);
+        drained
     }
 
-    fn on_timeout(&mut self) -> Result<(), ExecError> {
+    pub(crate) fn on_timeout(&mut self) -> Result<(), ExecError> {
+        self.states_stale = true;
         let now = self.now();
         let t0 = Instant::now();
         self.sched.handle_timeout(now);
-        let (decisions, notices) = self.drain_core();
+        let drained = tessera_driver::drain(self, now);
+        self.observe_decision_latency(t0);
+        drained
+    }
+
+    fn observe_decision_latency(&self, t0: Instant) {
         if let Ok(mut m) = self.metrics.lock() {
             m.decision_latency.observe(t0.elapsed().as_secs_f64());
         }
-        self.apply(now, decisions, notices)
-    }
-
-    fn drain_core(&mut self) -> (Vec<Decision>, Vec<Notice>) {
-        let decisions: Vec<Decision> = std::iter::from_fn(|| self.sched.poll_decision()).collect();
-        let notices: Vec<Notice> = std::iter::from_fn(|| self.sched.poll_notice()).collect();
-        (decisions, notices)
-    }
-
-    /// Records the core's notices and decisions; what they ask for is done once committed (`flush`).
-    fn apply(&mut self, now: Time, decisions: Vec<Decision>, notices: Vec<Notice>) -> Result<(), ExecError> {
-        for notice in notices {
-            self.record_notice(now, notice);
-        }
-        let mut actions = Vec::new();
-        for decision in decisions {
-            let job = decision.job().0;
-            let devices = match &decision {
-                Decision::Launch { allocation, .. } => self.device_names(allocation),
-                _ => self.jobs.get(&job).map(|r| r.devices.clone()).unwrap_or_default(),
-            };
-            let provenance = json!({
-                "decision": decision,
-                "policy": {"label": self.policy_spec.label(), "spec": self.policy_spec},
-                "devices": devices,
-                "queue_len": self.sched.queue_len(),
-            });
-            self.journal.event(now.0, "decision", Some(job), provenance);
-            let Some(row) = self.jobs.get_mut(&job) else { continue };
-            match &decision {
-                Decision::Launch { allocation, reason, .. } => {
-                    row.state = JobStatus::Launching;
-                    row.runs += 1;
-                    row.allocation = Some(allocation.clone());
-                    row.devices = devices;
-                    row.launch_reason = serde_json::to_value(reason).ok();
-                    row.wait_reason = None;
-                    row.stop = None;
-                    row.spawn_failures = 0;
-                    row.pid = None;
-                    row.pgid = None;
-                    row.start_ticks = None;
-                    self.launch_decided.insert(job, Instant::now());
-                    actions.push(decision);
-                }
-                Decision::Preempt { reason, .. } => {
-                    row.state = JobStatus::Preempting;
-                    if row.stop.is_none() {
-                        row.stop = Some(if matches!(reason, PreemptReason::Cancelled) { Stop::Cancel } else { Stop::Requeue });
-                    }
-                    actions.push(decision);
-                }
-                Decision::Reject { reason, .. } => {
-                    row.state = JobStatus::Rejected;
-                    row.end_us = Some(now.0);
-                    row.error = Some(format!("rejected: {}", serde_json::to_string(reason).unwrap_or_default()));
-                    self.journal.event(now.0, "rejected", Some(job), json!({"reason": reason}));
-                }
-            }
-            self.save(job);
-        }
-        for decision in actions {
-            match decision {
-                Decision::Launch { job, .. } => self.actions.push(Action::Launch(job.0)),
-                Decision::Preempt { job, grace, reason } => {
-                    // A drain is planned work: the job gets the policy's grace, not a failure's zero.
-                    let grace = match reason {
-                        PreemptReason::DeviceFailed { device } if self.fleet.get(device.index()).is_some_and(|d| d.unhealthy.is_none()) => self.sched.policy().preemption.grace,
-                        _ => grace,
-                    };
-                    self.actions.push(Action::Stop { job: job.0, grace })
-                }
-                Decision::Reject { .. } => {}
-            }
-        }
-        Ok(())
     }
 
     fn record_notice(&mut self, now: Time, notice: Notice) {
@@ -742,21 +766,21 @@ impl Daemon {
         let alloc = row.allocation.clone().unwrap_or_default();
         let mut env: Vec<(String, String)> = row.submission.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let mut cpus: Option<Vec<usize>> = None;
-        let mut has_nvidia = false;
+        let mut gpus_bound = false;
         for (b, backend) in self.backends.iter().enumerate() {
             let mine: Vec<&Discovered> = alloc.devices.iter().filter_map(|s| self.fleet.get(s.device.index())).filter(|d| d.backend == b).map(|d| &d.found).collect();
             if mine.is_empty() {
                 continue;
             }
-            has_nvidia |= backend.name() == "nvidia";
             let binding = backend.bind(&mine);
+            gpus_bound |= binding.env.iter().any(|(k, _)| k == "CUDA_VISIBLE_DEVICES");
             env.extend(binding.env);
             if let Some(c) = binding.cpus {
                 cpus.get_or_insert_with(Vec::new).extend(c);
             }
         }
-        if !has_nvidia {
-            // A job given no GPU sees none.
+        if !gpus_bound {
+            // A job no backend bound to a GPU sees none.
             env.push(("CUDA_VISIBLE_DEVICES".into(), String::new()));
         }
         env.push(("TESSERA_JOB_ID".into(), id.to_string()));
@@ -785,7 +809,7 @@ impl Daemon {
         }
         let run = row.runs;
         let retries = row.submission.retries.unwrap_or(self.cfg.launch_retries);
-        let spawned = self.launch_spec(row).map_err(|e| e.to_string()).and_then(|spec| process::spawn(&spec));
+        let spawned = self.launch_spec(row).map_err(|e| e.to_string()).and_then(|spec| self.host.spawn(id, run, &spec));
         let now = self.now();
         match spawned {
             Ok(launched) => {
@@ -805,7 +829,7 @@ impl Daemon {
                 let limit = row.submission.time_limit_s;
                 self.journal.event(now.0, "launched", Some(id), json!({"run": run, "pid": launched.pid, "pgid": launched.pgid, "start_ticks": launched.start_ticks, "devices": row.devices}));
                 self.save(id);
-                self.watch(id, run, Some(launched.child), launched.pid, launched.start_ticks);
+                self.host.watch(id, run, launched.child, launched.pid, launched.start_ticks, &self.internal);
                 if let Some(limit) = limit {
                     self.after(Duration::from_secs_f64(limit), Internal::TimeLimit { job: id, run });
                 }
@@ -836,25 +860,7 @@ impl Daemon {
 
     /// Sends `msg` to the daemon after `delay`.
     fn after(&self, delay: Duration, msg: Internal) {
-        let tx = self.internal.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(delay).await;
-            let _ = tx.send(msg);
-        });
-    }
-
-    /// Watches a run until its process ends: our child is waited for, an adopted one polled.
-    fn watch(&self, id: u64, run: u32, child: Option<tokio::process::Child>, pid: i32, start_ticks: u64) {
-        let tx = self.internal.clone();
-        tokio::spawn(async move {
-            match child {
-                Some(mut child) => {
-                    let _ = child.wait().await;
-                }
-                None => process::wait_adopted(pid, start_ticks, ADOPTED_POLL).await,
-            }
-            let _ = tx.send(Internal::Exited { job: id, run });
-        });
+        self.host.after(delay, msg, &self.internal);
     }
 
     /// SIGTERM to the job's group, SIGKILL after `grace`; a job with no process is stopped at once.
@@ -863,14 +869,17 @@ impl Daemon {
         let Some(row) = self.jobs.get(&id) else { return };
         let run = row.runs;
         match (row.pgid, row.pid, row.start_ticks) {
-            (Some(pgid), Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => {
-                process::signal_group(pgid, libc::SIGTERM);
+            (Some(pgid), Some(pid), Some(ticks)) if self.host.is_alive(pid, ticks) => {
+                if let Some(row) = self.jobs.get_mut(&id) {
+                    row.stop_deadline_us = Some(now.0.saturating_add(grace.0));
+                    self.dirty.insert(id);
+                }
+                let row = &self.jobs[&id];
+                self.host.signal_group(pgid, libc::SIGTERM);
                 self.journal.event(now.0, "signalled", Some(id), json!({"signal": "TERM", "grace_s": grace.as_secs_f64(), "stop": row.stop}));
                 self.after(Duration::from_micros(grace.0), Internal::GraceOver { job: id, run });
             }
-            _ => {
-                let _ = self.internal.send(Internal::Exited { job: id, run });
-            }
+            _ => self.after(Duration::ZERO, Internal::Exited { job: id, run }),
         }
     }
 
@@ -882,9 +891,9 @@ impl Daemon {
         }
         if let Some(pgid) = row.pgid {
             // Whatever the job left behind in its group goes with it.
-            process::signal_group(pgid, libc::SIGKILL);
+            self.host.signal_group(pgid, libc::SIGKILL);
         }
-        let status = process::read_exit_status(&self.exit_file(id, run));
+        let status = self.host.exit_status(id, run, &self.exit_file(id, run));
         let now = self.now();
         let core_state = self.sched.job_state(JobId(id));
         let row = self.jobs.get_mut(&id).expect("checked above");
@@ -896,6 +905,16 @@ impl Daemon {
         let stop = row.stop;
         self.journal.event(now.0, "exited", Some(id), json!({"run": run, "exit_status": status, "stop": stop}));
         let preempting = core_state == Some(JobState::Preempting);
+        // A preempted job that exits 0 within its grace finished its work (as the simulator
+        // and Slurm count it): it is completed, not requeued. A job that stops early on
+        // SIGTERM to resume later exits non-zero (143, the shell's status for SIGTERM).
+        let stop = match stop {
+            Some(Stop::Requeue) if status == Some(0) => {
+                row.stop = None;
+                None
+            }
+            other => other,
+        };
         match stop {
             Some(Stop::Requeue) | Some(Stop::Cancel) if preempting => {
                 if stop == Some(Stop::Requeue) {
@@ -954,15 +973,15 @@ impl Daemon {
         }
     }
 
-    fn on_internal(&mut self, msg: Internal) -> Result<(), ExecError> {
+    pub(crate) fn on_internal(&mut self, msg: Internal) -> Result<(), ExecError> {
         match msg {
             Internal::Exited { job, run } => self.on_exited(job, run),
             Internal::GraceOver { job, run } => {
                 if let Some(row) = self.jobs.get(&job) {
                     if row.runs == run && row.pid.is_some() {
                         if let (Some(pgid), Some(pid), Some(ticks)) = (row.pgid, row.pid, row.start_ticks) {
-                            if process::is_alive(pid, ticks) {
-                                process::signal_group(pgid, libc::SIGKILL);
+                            if self.host.is_alive(pid, ticks) {
+                                self.host.signal_group(pgid, libc::SIGKILL);
                                 let now = self.now();
                                 self.journal.event(now.0, "signalled", Some(job), json!({"signal": "KILL"}));
                             }
@@ -1035,14 +1054,19 @@ impl Daemon {
 
     fn drain(&mut self, target: &str, drain: bool) -> Result<(), ExecError> {
         let now = self.now();
-        if target == self.node.name {
-            if self.node_drained == drain {
+        if let Some(n) = self.nodes.iter().position(|n| n.name == target) {
+            if self.nodes_drained[n] == drain {
                 return Ok(());
             }
-            self.node_drained = drain;
-            self.journal.set_meta("node_drained", if drain { "true" } else { "false" });
+            self.nodes_drained[n] = drain;
+            self.journal.set_drained(target, drain);
+            if n == 0 {
+                // Read by daemons whose host node was the only node.
+                self.journal.set_meta("node_drained", if drain { "true" } else { "false" });
+            }
             self.journal.event(now.0, if drain { "node_drained" } else { "node_undrained" }, None, json!({"node": target}));
-            return self.feed(if drain { Event::NodeDrain { node: NodeId(0) } } else { Event::NodeUp { node: NodeId(0) } });
+            let node = NodeId(n as u32);
+            return self.feed(if drain { Event::NodeDrain { node } } else { Event::NodeUp { node } });
         }
         let i = self
             .fleet
@@ -1062,7 +1086,7 @@ impl Daemon {
 
     // ---- commands --------------------------------------------------------------------------
 
-    fn submit(&mut self, submission: JobSubmission, owner: String) -> Result<u64, ExecError> {
+    pub(crate) fn submit(&mut self, submission: JobSubmission, owner: String) -> Result<u64, ExecError> {
         submission.validate()?;
         let id = self.next_id;
         let spec = self.core_spec(id, &submission)?;
@@ -1091,6 +1115,7 @@ impl Daemon {
             launch_reason: None,
             stop: None,
             spawn_failures: 0,
+            stop_deadline_us: None,
         };
         self.journal.event(now.0, "submitted", Some(id), json!({"owner": row.owner, "submission": row.submission}));
         self.journal.set_meta("next_job_id", &self.next_id.to_string());
@@ -1116,9 +1141,10 @@ impl Daemon {
     }
 
     fn set_policy(&mut self, spec: PolicySpec, record: Option<&tessera_core::validation::ValidationRecord>, allow_unvalidated: bool) -> Result<(), ExecError> {
-        let admission = gate::admit(&spec, record, allow_unvalidated)?;
         // Built before anything is journalled, so a spec the registry refuses changes nothing.
-        let policy = build_policy(&spec)?;
+        let built = self.build_policy(&spec)?;
+        let admission = gate::admit(&built.fingerprint, record, allow_unvalidated)?;
+        let policy = built.policy;
         let now = self.now();
         self.journal.event(now.0, "policy", None, json!({"spec": spec, "previous": self.policy_spec, "admission": admission}));
         self.journal.set_meta("policy", &serde_json::to_string(&spec).unwrap_or_default());
@@ -1126,7 +1152,7 @@ impl Daemon {
         // The jobs keep their ordering state; the new policy's rounds start afresh.
         let jobs = self.sched.job_views().into_iter().map(|v| (v.spec.id.0, v.restored)).collect();
         let saved = Saved { jobs, usage: self.sched.tenant_usage(), rounds: None };
-        self.rebuild(policy, saved)?;
+        self.rebuild(policy, saved, true)?;
         self.refresh_metrics();
         Ok(())
     }
@@ -1247,7 +1273,10 @@ impl Daemon {
     // ---- recovery and rebuilding -----------------------------------------------------------
 
     /// Reads the journal back after a restart and reconciles it with the processes alive.
-    fn recover(&mut self) -> Result<(), ExecError> {
+    /// `same_fleet`: the journal was written on the devices found now.
+    fn recover(&mut self, same_fleet: bool) -> Result<(), ExecError> {
+        // Whether a job's state here differs from what the scheduler's journalled state says.
+        let mut changed = !same_fleet;
         let rows = self.journal.jobs()?;
         self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(rows.last().map_or(1, |r| r.id + 1));
         let mut ended = Vec::new();
@@ -1257,9 +1286,9 @@ impl Daemon {
             if matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
                 let run = row.runs;
                 let alive = match (row.pid, row.start_ticks) {
-                    (Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => Some((pid, ticks)),
+                    (Some(pid), Some(ticks)) if self.host.is_alive(pid, ticks) => Some((pid, ticks)),
                     (Some(_), _) => None,
-                    (None, _) => process::find_by_token(&self.run_token(id, run)),
+                    (None, _) => self.host.find_by_token(&self.run_token(id, run)),
                 };
                 // Map the devices it held to this fleet by name.
                 let alloc = row.allocation.clone().and_then(|mut a| {
@@ -1268,7 +1297,7 @@ impl Daemon {
                     }
                     Some(a)
                 });
-                let exit = process::read_exit_status(&self.exit_file(id, run));
+                let exit = self.host.exit_status(id, run, &self.exit_file(id, run));
                 match (alive, alloc) {
                     (Some((pid, ticks)), Some(alloc)) => {
                         row.pid = Some(pid);
@@ -1281,12 +1310,14 @@ impl Daemon {
                             row.first_start_us.get_or_insert(now.0);
                         }
                         self.journal.event(now.0, "adopted", Some(id), json!({"run": run, "pid": pid, "start_ticks": ticks}));
-                        self.watch(id, run, None, pid, ticks);
+                        self.host.watch(id, run, None, pid, ticks, &self.internal);
                         if row.stop.is_some() {
                             // Its stop was under way when the executor died: start it again.
-                            process::signal_group(pid, libc::SIGTERM);
+                            self.host.signal_group(pid, libc::SIGTERM);
                             let grace = if row.stop == Some(Stop::TimeLimit) { Time::from_secs_f64(self.cfg.grace_s) } else { self.sched.policy().preemption.grace };
-                            self.after(Duration::from_micros(grace.0), Internal::GraceOver { job: id, run });
+                            // What is left of its grace; all of it if the deadline was never journalled.
+                            let left = row.stop_deadline_us.map_or(grace.0, |d| d.saturating_sub(now.0));
+                            self.after(Duration::from_micros(left), Internal::GraceOver { job: id, run });
                         } else if let (Some(limit), Some(start)) = (row.submission.time_limit_s, row.run_start_us) {
                             let left = (limit - now.0.saturating_sub(start) as f64 / 1e6).max(0.0);
                             self.after(Duration::from_secs_f64(left), Internal::TimeLimit { job: id, run });
@@ -1302,8 +1333,9 @@ impl Daemon {
                     (alive, _) => {
                         if let Some((pid, _)) = alive {
                             // Alive, but on devices this fleet no longer has: stop it.
-                            process::signal_group(pid, libc::SIGKILL);
+                            self.host.signal_group(pid, libc::SIGKILL);
                         }
+                        changed = true;
                         let why = if row.pid.is_none() && alive.is_none() { "its process never started" } else { "its process is gone without an exit status" };
                         row.state = JobStatus::Queued;
                         row.allocation = None;
@@ -1320,12 +1352,12 @@ impl Daemon {
             self.jobs.insert(id, row);
         }
         self.commit()?;
-        let policy = build_policy(&self.policy_spec)?;
+        let policy = self.build_policy(&self.policy_spec)?.policy;
         let saved = self.saved_state()?;
-        self.rebuild(policy, saved)?;
+        self.rebuild(policy, saved, changed)?;
         self.sched_restored = true;
         for (id, run) in ended {
-            let _ = self.internal.send(Internal::Exited { job: id, run });
+            self.after(Duration::ZERO, Internal::Exited { job: id, run });
         }
         Ok(())
     }
@@ -1338,7 +1370,10 @@ impl Daemon {
             let by_name: BTreeMap<String, SavedUsage> =
                 serde_json::from_str(&text).map_err(|e| ExecError::Journal(format!("table meta, key tenant_usage: {e}")))?;
             for (name, u) in by_name {
-                usage.push((self.tenant(&name), u));
+                // A tenant that left the table keeps no usage.
+                if let Ok(t) = self.tenant(&name) {
+                    usage.push((t, u));
+                }
             }
         }
         let mut rounds = None;
@@ -1353,22 +1388,36 @@ impl Daemon {
     /// A fresh `Scheduler` with `policy` holding every live job as it is, with the ordering
     /// state in `saved`: running jobs on the devices they hold, queued jobs in their place.
     /// Restoring decides nothing; then one pass runs, whose decisions are applied.
-    fn rebuild(&mut self, policy: Policy, saved: Saved) -> Result<(), ExecError> {
-        let mut sched = Scheduler::new(policy, ClusterState::new(self.catalogue.clone(), [self.node.clone()]));
+    ///
+    /// `pass`: run that pass even when the restore was exact. A scheduler restored exactly as
+    /// it was journalled, on the same fleet, is settled (nothing could start that did not),
+    /// so recovery skips the pass: an extra pass would be an input the original never had
+    /// (it advances fair-share usage, for one), and a restart must change no decision.
+    fn rebuild(&mut self, policy: Policy, saved: Saved, pass: bool) -> Result<(), ExecError> {
+        let mut pass = pass;
+        let mut sched = Scheduler::new(policy, ClusterState::new(self.catalogue.clone(), self.nodes.iter().cloned()));
         let now = self.now();
         for (i, d) in self.fleet.iter().enumerate() {
             if d.out_of_service() {
                 sched.handle_event(now, Event::DeviceFailed { device: DeviceId(i as u32) });
             }
         }
-        if self.node_drained {
-            sched.handle_event(now, Event::NodeDrain { node: NodeId(0) });
+        for (n, _) in self.nodes_drained.iter().enumerate().filter(|(_, d)| **d) {
+            sched.handle_event(now, Event::NodeDrain { node: NodeId(n as u32) });
         }
         let mut decisions: Vec<Decision> = std::iter::from_fn(|| sched.poll_decision()).collect();
         // Job ids follow submission order, which is the order the scheduler numbered them in.
-        let live: Vec<u64> = self.jobs.values().filter(|r| r.state.is_live()).map(|r| r.id).collect();
-        for id in live {
+        let ids: Vec<(u64, bool)> = self.jobs.values().map(|r| (r.id, r.state.is_live())).collect();
+        for (id, live) in ids {
             let submission = self.jobs[&id].submission.clone();
+            if !live {
+                // What the policy learned from it (fgd, hetero) is learned again; a job whose
+                // tenant or class left the configuration teaches nothing.
+                if let Ok(spec) = self.core_spec(id, &submission) {
+                    sched.restore_past_job(&spec);
+                }
+                continue;
+            }
             let spec = self.core_spec(id, &submission)?;
             let restored = self.restored_job(id, &spec, saved.jobs.get(&id), now);
             let holding = restored.running.is_some();
@@ -1376,10 +1425,11 @@ impl Daemon {
                 Ok(()) => {}
                 Err(RestoreError::Rejected { job, reason }) => decisions.push(Decision::Reject { job, reason }),
                 Err(e) if holding => {
+                    pass = true;
                     // It cannot hold what it holds here: stop it and queue it again.
                     let row = self.jobs.get_mut(&id).expect("live job");
                     if let Some(pgid) = row.pgid.or(row.pid) {
-                        process::signal_group(pgid, libc::SIGKILL);
+                        self.host.signal_group(pgid, libc::SIGKILL);
                     }
                     let run = row.runs;
                     row.state = JobStatus::Queued;
@@ -1405,16 +1455,22 @@ impl Daemon {
         sched.restore_tenant_usage(now, &saved.usage);
         if let Some(rounds) = &saved.rounds {
             if let Err(e) = sched.restore_rounds(now, rounds) {
+                pass = true;
                 self.journal.event(now.0, "rounds_not_restored", None, json!({"why": e.to_string()}));
             }
         }
         while sched.poll_notice().is_some() {}
         self.sched = sched;
+        pass |= !decisions.is_empty();
+        for decision in decisions {
+            tessera_driver::carry_out(self, now, decision)?;
+        }
+        if !pass {
+            return Ok(());
+        }
         // What a pass over the restored state decides (jobs that fit now, preemptions).
         self.sched.handle_timeout(now);
-        let (more, notices) = self.drain_core();
-        decisions.extend(more);
-        self.apply(now, decisions, notices)
+        tessera_driver::drain(self, now)
     }
 
     /// A live job's state for the core: as saved (exact), or derived from its row (a journal
@@ -1462,6 +1518,97 @@ impl Daemon {
         }
         r
     }
+}
+
+/// The executor's world as the drain loop sees it: each decision is journalled with its
+/// provenance and applied to the job's row; what it asks of the world (a spawn, a signal) is
+/// queued and carried out once the batch is committed (`flush`). Launches are acknowledged
+/// (`JobStarted`) after the spawn. The run loop reads the next timeout from the scheduler
+/// before each wait, so arming is a no-op here.
+impl tessera_driver::World for Daemon {
+    type Error = ExecError;
+
+    fn scheduler(&mut self) -> &mut Scheduler {
+        &mut self.sched
+    }
+
+    fn launch(&mut self, _now: Time, job: JobId, allocation: &Allocation) -> Result<(), ExecError> {
+        let devices = self.device_names(allocation);
+        let Some(row) = self.jobs.get_mut(&job.0) else { return Ok(()) };
+        row.state = JobStatus::Launching;
+        row.runs += 1;
+        row.stop_deadline_us = None;
+        row.allocation = Some(allocation.clone());
+        row.devices = devices;
+        row.wait_reason = None;
+        row.stop = None;
+        row.spawn_failures = 0;
+        row.pid = None;
+        row.pgid = None;
+        row.start_ticks = None;
+        self.launch_decided.insert(job.0, Instant::now());
+        self.actions.push(Action::Launch(job.0));
+        self.save(job.0);
+        Ok(())
+    }
+
+    fn stop(&mut self, _now: Time, job: JobId, grace: Time, reason: &PreemptReason) -> Result<(), ExecError> {
+        let Some(row) = self.jobs.get_mut(&job.0) else { return Ok(()) };
+        row.state = JobStatus::Preempting;
+        if row.stop.is_none() {
+            row.stop = Some(if matches!(reason, PreemptReason::Cancelled) { Stop::Cancel } else { Stop::Requeue });
+        }
+        // A drain is planned work: the job gets the policy's grace, not a failure's zero.
+        let grace = match reason {
+            PreemptReason::DeviceFailed { device } if self.fleet.get(device.index()).is_some_and(|d| d.unhealthy.is_none()) => self.sched.policy().preemption.grace,
+            _ => grace,
+        };
+        self.actions.push(Action::Stop { job: job.0, grace });
+        self.save(job.0);
+        Ok(())
+    }
+
+    fn reject(&mut self, now: Time, job: JobId, reason: &RejectReason) -> Result<(), ExecError> {
+        let Some(row) = self.jobs.get_mut(&job.0) else { return Ok(()) };
+        row.state = JobStatus::Rejected;
+        row.end_us = Some(now.0);
+        row.error = Some(format!("rejected: {}", serde_json::to_string(reason).unwrap_or_default()));
+        self.save(job.0);
+        Ok(())
+    }
+
+    fn log_decision(&mut self, now: Time, decision: Decision) -> Result<(), ExecError> {
+        let job = decision.job().0;
+        let devices = self.jobs.get(&job).map(|r| r.devices.clone()).unwrap_or_default();
+        if let (Decision::Launch { reason, .. }, Some(row)) = (&decision, self.jobs.get_mut(&job)) {
+            row.launch_reason = serde_json::to_value(reason).ok();
+        }
+        let rejected = match &decision {
+            Decision::Reject { reason, .. } => Some(json!({"reason": reason})),
+            _ => None,
+        };
+        let provenance = json!({
+            "decision": decision,
+            "policy": {"label": self.policy_spec.label(), "spec": self.policy_spec},
+            "devices": devices,
+            "queue_len": self.sched.queue_len(),
+        });
+        self.journal.event(now.0, "decision", Some(job), provenance);
+        if let Some(rejected) = rejected {
+            self.journal.event(now.0, "rejected", Some(job), rejected);
+        }
+        if let Some(log) = &mut self.decision_log {
+            log.push((now, decision));
+        }
+        Ok(())
+    }
+
+    fn notice(&mut self, now: Time, notice: Notice) -> Result<(), ExecError> {
+        self.record_notice(now, notice);
+        Ok(())
+    }
+
+    fn arm(&mut self, _now: Time, _at: Option<Time>) {}
 }
 
 // ---- journal retention (H5) ---------------------------------------------------------------------

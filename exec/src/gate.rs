@@ -4,8 +4,7 @@
 
 use crate::error::ExecError;
 use std::path::Path;
-use tessera_core::validation::ValidationRecord;
-use tessera_core::PolicySpec;
+use tessera_core::validation::{PolicyFingerprint, ValidationRecord};
 
 /// How a policy got through the gate, for the journal.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -21,11 +20,13 @@ pub fn read_record(path: &Path) -> Result<ValidationRecord, ExecError> {
     serde_json::from_str(&text).map_err(|e| ExecError::Gate(format!("{}: not a validation record: {e}", path.display())))
 }
 
-/// Admits `spec` or says why not. The policy must also build (`Policy::from_spec`).
-pub fn admit(spec: &PolicySpec, record: Option<&ValidationRecord>, allow_unvalidated: bool) -> Result<Admission, ExecError> {
-    tessera_core::Policy::from_spec(spec).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))?;
+/// Admits the policy whose built form is `built` (`tessera_driver::build_policy`, in this
+/// executor's context) or says why not: the record must have passed and validated a policy
+/// with exactly this fingerprint (spec, tenant table, speed matrix, device models).
+pub fn admit(built: &PolicyFingerprint, record: Option<&ValidationRecord>, allow_unvalidated: bool) -> Result<Admission, ExecError> {
+    let spec = &built.spec;
     let refusal = match record {
-        Some(r) => match r.admits(spec) {
+        Some(r) => match r.admits_built(built) {
             Ok(()) => {
                 return Ok(Admission::Record {
                     scenario: r.scenario.path.clone(),
@@ -49,12 +50,14 @@ pub fn admit(spec: &PolicySpec, record: Option<&ValidationRecord>, allow_unvalid
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tessera_core::PolicySpec;
     use std::collections::BTreeMap;
-    use tessera_core::validation::{FileHash, RequirementResult, VALIDATION_RECORD_VERSION};
+    use tessera_core::validation::{FileHash, RequirementResult, SpeedCell, VALIDATION_RECORD_VERSION};
 
     pub fn record(policy: PolicySpec, passed: bool) -> ValidationRecord {
         ValidationRecord {
             record_version: VALIDATION_RECORD_VERSION,
+            fingerprint: PolicyFingerprint { spec: policy.clone(), ..Default::default() },
             policy,
             scenario: FileHash { path: "s.toml".into(), sha256: "ab".into() },
             inputs: vec![],
@@ -67,21 +70,43 @@ mod tests {
         }
     }
 
+    fn built(spec: &PolicySpec) -> PolicyFingerprint {
+        PolicyFingerprint { spec: spec.clone(), ..Default::default() }
+    }
+
     #[test]
     fn the_gate_admits_only_what_was_validated() {
         let spec = PolicySpec::named("priority");
-        assert!(matches!(admit(&spec, Some(&record(spec.clone(), true)), false), Ok(Admission::Record { .. })));
-        let e = admit(&spec, Some(&record(spec.clone(), false)), false).unwrap_err().to_string();
+        assert!(matches!(admit(&built(&spec), Some(&record(spec.clone(), true)), false), Ok(Admission::Record { .. })));
+        let e = admit(&built(&spec), Some(&record(spec.clone(), false)), false).unwrap_err().to_string();
         assert!(e.contains("failed"), "{e}");
-        let e = admit(&spec, None, false).unwrap_err().to_string();
+        let e = admit(&built(&spec), None, false).unwrap_err().to_string();
         assert!(e.contains("no validation record"), "{e}");
         let mut other = spec.clone();
         other.grace_s = Some(1.0);
-        let e = admit(&other, Some(&record(spec.clone(), true)), false).unwrap_err().to_string();
+        let e = admit(&built(&other), Some(&record(spec.clone(), true)), false).unwrap_err().to_string();
         assert!(e.contains("grace_s"), "{e}");
-        assert!(matches!(admit(&other, None, true), Ok(Admission::Unvalidated { .. })));
-        let bad = PolicySpec::named("nope");
-        assert!(matches!(admit(&bad, None, true), Err(ExecError::Invalid { .. })));
+        assert!(matches!(admit(&built(&other), None, true), Ok(Admission::Unvalidated { .. })));
+    }
+
+    #[test]
+    fn the_gate_compares_what_was_built() {
+        let spec = PolicySpec::named("gavel");
+        let mut rec = record(spec.clone(), true);
+        rec.fingerprint.models = vec!["K80".into(), "V100-16GB".into()];
+        rec.fingerprint.speeds = vec![SpeedCell { class: "resnet50".into(), model: "V100-16GB".into(), relative: 2.1 }];
+        let mut here = rec.fingerprint.clone();
+        assert!(matches!(admit(&here, Some(&rec), false), Ok(Admission::Record { .. })));
+        here.speeds[0].relative = 1.5;
+        let e = admit(&here, Some(&rec), false).unwrap_err().to_string();
+        assert!(e.contains("speed matrix: V100-16GB/resnet50 is 1.5 here, 2.1 in the record"), "{e}");
+        here.speeds.clear();
+        let e = admit(&here, Some(&rec), false).unwrap_err().to_string();
+        assert!(e.contains("speed matrix: V100-16GB/resnet50 is 1.0 here, 2.1 in the record"), "{e}");
+        let mut here = rec.fingerprint.clone();
+        here.tenants = vec!["team-a".into()];
+        let e = admit(&here, Some(&rec), false).unwrap_err().to_string();
+        assert!(e.contains("tenant table"), "{e}");
     }
 
     #[test]

@@ -74,6 +74,10 @@ pub struct JobRow {
     pub stop: Option<Stop>,
     /// Failed attempts to start the current run.
     pub spawn_failures: u32,
+    /// When the stop under way (`stop`) turns from SIGTERM to SIGKILL, so a restarted
+    /// executor gives the job only what is left of its grace.
+    #[serde(default)]
+    pub stop_deadline_us: Option<u64>,
 }
 
 enum Pending {

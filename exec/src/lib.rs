@@ -11,12 +11,14 @@
 //! - [`export`]: the run as a native trace and decision log.
 
 pub mod config;
+pub mod conform;
 pub mod daemon;
 pub mod devices;
 pub mod error;
 pub mod export;
 pub mod gate;
 pub mod handle;
+mod host;
 pub mod journal;
 pub mod process;
 pub mod spec;

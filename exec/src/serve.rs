@@ -14,7 +14,7 @@
 //! sha256 = "..."
 //! ```
 //!
-//! Relative paths in `[daemon]` (`state_dir`, `validation_record`, and `gpu.nvml_library`
+//! Relative paths in `[daemon]` (`state_dir`, `validation_record`, `speed_table.path`, and `gpu.nvml_library`
 //! when it has a directory: a bare file name is the dynamic loader's to find) are taken from
 //! the directory of `exec.toml`, so the file means the same whatever the working directory.
 
@@ -107,7 +107,8 @@ impl ServeConfig {
                 message: inner.message().trim().replace('\n', "; "),
             }
         })?;
-        for path in [Some(&mut config.daemon.state_dir), config.daemon.validation_record.as_mut()].into_iter().flatten() {
+        let speed_table = config.daemon.speed_table.as_mut().map(|t| &mut t.path);
+        for path in [Some(&mut config.daemon.state_dir), config.daemon.validation_record.as_mut(), speed_table].into_iter().flatten() {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base_dir.join(&*path);
             }

@@ -55,6 +55,10 @@ pub struct JobSubmission {
     /// one fails.
     #[serde(default)]
     pub warmup: Vec<String>,
+    /// The job's class in the speed matrix (`[[daemon.speed]]`, `daemon.speed_table`), as a
+    /// scenario's `job_class`; empty: a class of its own, 1.0 on every model.
+    #[serde(default)]
+    pub job_class: Option<String>,
 }
 
 fn default_tenant() -> String {
@@ -121,6 +125,7 @@ impl JobSubmission {
             stated_duration_s: None,
             retries: None,
             warmup: Vec::new(),
+            job_class: None,
         }
     }
 

@@ -12,6 +12,7 @@ use tessera_exec::handle::JobStatus;
 fn record(policy: PolicySpec) -> ValidationRecord {
     ValidationRecord {
         record_version: VALIDATION_RECORD_VERSION,
+        fingerprint: tessera_core::validation::PolicyFingerprint { spec: policy.clone(), ..Default::default() },
         policy,
         scenario: FileHash { path: "s.toml".into(), sha256: "ab".into() },
         inputs: vec![],

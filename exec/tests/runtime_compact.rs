@@ -38,6 +38,7 @@ fn row(id: u64, state: JobStatus, submit_us: u64) -> JobRow {
         launch_reason: None,
         stop: None,
         spawn_failures: 0,
+        stop_deadline_us: None,
     }
 }
 

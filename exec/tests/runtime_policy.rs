@@ -10,6 +10,7 @@ use tessera_exec::{start, ExecError, JobStatus};
 fn record(policy: PolicySpec, passed: bool) -> ValidationRecord {
     ValidationRecord {
         record_version: VALIDATION_RECORD_VERSION,
+        fingerprint: tessera_core::validation::PolicyFingerprint { spec: policy.clone(), ..Default::default() },
         policy,
         scenario: FileHash { path: "scenarios/quickstart.toml".into(), sha256: "00".into() },
         inputs: vec![],

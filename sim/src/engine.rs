@@ -375,6 +375,74 @@ pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Po
     Ok(RunOutput { records: engine.records, events: engine.events, total_devices, end: now, failures: engine.failures })
 }
 
+/// The simulator's world as the drain loop sees it: a launch starts the job's run and is
+/// acknowledged at once; a stop ends it after the grace (or at once, for a failure).
+impl<S: DecisionSink> tessera_driver::World for Engine<'_, S> {
+    type Error = std::io::Error;
+
+    fn scheduler(&mut self) -> &mut Scheduler {
+        &mut self.scheduler
+    }
+
+    fn launch(&mut self, now: Time, job: JobId, allocation: &tessera_core::Allocation) -> std::io::Result<()> {
+        self.start_run(now, job, allocation)
+    }
+
+    fn stop(&mut self, now: Time, job: JobId, grace: Time, reason: &PreemptReason) -> std::io::Result<()> {
+        let idx = self.index_of[&job];
+        let failure = matches!(reason, PreemptReason::DeviceFailed { .. } | PreemptReason::NodeDown { .. });
+        if failure {
+            return self.fail(now, idx);
+        }
+        if !matches!(reason, PreemptReason::Cancelled) {
+            self.records[idx as usize].preemptions += 1;
+        }
+        let save = self.checkpoint_costs(idx).and_then(|c| c.save_on_preempt).map(Time::from_micros);
+        match save {
+            Some(save) if save <= grace && self.jobs[idx as usize].phase != Phase::Idle => {
+                self.bank(now, idx);
+                self.set_phase(now, idx, Phase::Saving, save);
+            }
+            _ => {
+                let run = self.jobs[idx as usize].run;
+                self.push(now + grace, SimEvent::EvictionDue { idx, run });
+            }
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, _now: Time, job: JobId, _reason: &tessera_core::RejectReason) -> std::io::Result<()> {
+        let idx = self.index_of[&job];
+        self.records[idx as usize].outcome = RecordOutcome::Rejected;
+        Ok(())
+    }
+
+    fn log_decision(&mut self, now: Time, decision: Decision) -> std::io::Result<()> {
+        self.sink.decision(now, decision)
+    }
+
+    fn notice(&mut self, now: Time, notice: tessera_core::Notice) -> std::io::Result<()> {
+        self.sink.notice(now, notice)
+    }
+
+    fn arm(&mut self, now: Time, at: Option<Time>) {
+        if let Some(t) = at {
+            if self.armed_timer != Some(t) {
+                self.armed_timer = Some(t);
+                self.push(t.max(now), SimEvent::SchedulerTimer);
+            }
+        }
+    }
+
+    fn take_buffer(&mut self) -> Vec<Decision> {
+        std::mem::take(&mut self.decisions)
+    }
+
+    fn put_buffer(&mut self, buffer: Vec<Decision>) {
+        self.decisions = buffer;
+    }
+}
+
 impl<S: DecisionSink> Engine<'_, S> {
     fn push(&mut self, at: Time, event: SimEvent) {
         self.heap.push(Queued::new(at, self.next_seq, event));
@@ -544,31 +612,9 @@ impl<S: DecisionSink> Engine<'_, S> {
     }
 
     /// Carries out every decision the scheduler has, acknowledging launches at once, until
-    /// it has nothing more to say.
+    /// it has nothing more to say, in the driver layer's order (`tessera_driver::drive`).
     fn drain(&mut self, now: Time) -> std::io::Result<()> {
-        loop {
-            while let Some(notice) = self.scheduler.poll_notice() {
-                self.sink.notice(now, notice)?;
-            }
-            let mut decisions = std::mem::take(&mut self.decisions);
-            decisions.extend(std::iter::from_fn(|| self.scheduler.poll_decision()));
-            if decisions.is_empty() {
-                self.decisions = decisions;
-                break;
-            }
-            for decision in decisions.drain(..) {
-                self.act(now, &decision)?;
-                self.sink.decision(now, decision)?;
-            }
-            self.decisions = decisions;
-        }
-        if let Some(t) = self.scheduler.poll_timeout() {
-            if self.armed_timer != Some(t) {
-                self.armed_timer = Some(t);
-                self.push(t.max(now), SimEvent::SchedulerTimer);
-            }
-        }
-        Ok(())
+        tessera_driver::drain(self, now)
     }
 
     fn checkpoint_costs(&self, idx: u32) -> Option<CheckpointCostsUs> {
@@ -576,40 +622,7 @@ impl<S: DecisionSink> Engine<'_, S> {
         self.world.models.checkpoint.as_ref().map(|c| c.get(class.index()).copied().unwrap_or_default())
     }
 
-    fn act(&mut self, now: Time, decision: &Decision) -> std::io::Result<()> {
-        match *decision {
-            Decision::Launch { job, ref allocation, .. } => self.launch(now, job, allocation),
-            Decision::Preempt { job, ref reason, grace } => {
-                let idx = self.index_of[&job];
-                let failure = matches!(reason, PreemptReason::DeviceFailed { .. } | PreemptReason::NodeDown { .. });
-                if failure {
-                    return self.fail(now, idx);
-                }
-                if !matches!(reason, PreemptReason::Cancelled) {
-                    self.records[idx as usize].preemptions += 1;
-                }
-                let save = self.checkpoint_costs(idx).and_then(|c| c.save_on_preempt).map(Time::from_micros);
-                match save {
-                    Some(save) if save <= grace && self.jobs[idx as usize].phase != Phase::Idle => {
-                        self.bank(now, idx);
-                        self.set_phase(now, idx, Phase::Saving, save);
-                    }
-                    _ => {
-                        let run = self.jobs[idx as usize].run;
-                        self.push(now + grace, SimEvent::EvictionDue { idx, run });
-                    }
-                }
-                Ok(())
-            }
-            Decision::Reject { job, .. } => {
-                let idx = self.index_of[&job];
-                self.records[idx as usize].outcome = RecordOutcome::Rejected;
-                Ok(())
-            }
-        }
-    }
-
-    fn launch(&mut self, now: Time, job: JobId, allocation: &tessera_core::Allocation) -> std::io::Result<()> {
+    fn start_run(&mut self, now: Time, job: JobId, allocation: &tessera_core::Allocation) -> std::io::Result<()> {
         let idx = self.index_of[&job];
         let spec = &self.world.workload.jobs[idx as usize].spec;
         let class = spec.class;

@@ -70,7 +70,7 @@ pub fn fill_scenario(scenario: &Scenario, options: &FillOptions) -> Result<Vec<F
     let (catalogue, nodes) = build_cluster(scenario)?;
     let base_seed = options.seed.unwrap_or(scenario.seed);
     let replications = options.replications.unwrap_or(scenario.replications);
-    let empty = ClusterState::new(catalogue.clone(), nodes);
+    let empty = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
     let capacity_gpus = empty.devices().len() as f64;
     if capacity_gpus == 0.0 {
         return Err(RunError::Scenario(crate::scenario::ScenarioError::invalid(&scenario.path, "cluster", "the fill-up needs a cluster with devices")));
@@ -84,7 +84,7 @@ pub fn fill_scenario(scenario: &Scenario, options: &FillOptions) -> Result<Vec<F
             return Err(RunError::Scenario(crate::scenario::ScenarioError::invalid(&scenario.path, "workload", "the fill-up needs at least one job")));
         }
         for spec in &policies {
-            let mut policy = build_policy(scenario, spec, &workload, &speed)?;
+            let mut policy = build_policy(scenario, spec, &workload, &speed, &catalogue, &nodes)?.policy;
             // The placement learns the target workload (fgd's task distribution) from the trace
             // itself, as the paper's scheduler does.
             for job in &workload.jobs {

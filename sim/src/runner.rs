@@ -246,13 +246,21 @@ fn describe_filter(scenario: &Scenario) -> String {
     parts.join(", ")
 }
 
-/// A scenario's policy as one run needs it: policies that use the speed matrix (`hetero`,
-/// `gavel`) get the run's own, and tenant names in the policy (quotas, weights) resolve against
-/// the workload's tenants.
-pub(crate) fn build_policy(scenario: &Scenario, spec: &PolicySpec, workload: &Workload, speed: &SpeedMatrix) -> Result<Policy, ScenarioError> {
-    Policy::from_spec_with_tenants(spec, &workload.tenants)
-        .map(|p| p.with_speeds(speed.to_table()))
-        .map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), format!("policy `{}`: {}", spec.label(), e.message)))
+/// A scenario's policy as one run needs it, built by the driver layer as the executor builds
+/// it: tenant names in the policy (quotas, weights) resolve against the workload's tenants,
+/// and policies that weigh speeds (`hetero`, `gavel`) get the run's speed matrix.
+pub fn build_policy(
+    scenario: &Scenario,
+    spec: &PolicySpec,
+    workload: &Workload,
+    speed: &SpeedMatrix,
+    catalogue: &Catalogue,
+    nodes: &[NodeSpec],
+) -> Result<tessera_driver::BuiltPolicy, ScenarioError> {
+    let fleet_models: Vec<tessera_core::ModelId> = nodes.iter().flat_map(|n| n.devices.iter().copied()).collect();
+    let speeds = speed.to_table();
+    let ctx = tessera_driver::PolicyContext { catalogue, fleet_models: &fleet_models, tenants: &workload.tenants, classes: &workload.classes, speeds: &speeds };
+    tessera_driver::build_policy(spec, &ctx).map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), format!("policy `{}`: {}", spec.label(), e.message)))
 }
 
 fn run_one(
@@ -265,7 +273,7 @@ fn run_one(
     round_timing: Option<&Arc<Mutex<RoundTiming>>>,
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
-    let policy = build_policy(scenario, policy_spec, &rep.workload, &rep.speed)?;
+    let policy = build_policy(scenario, policy_spec, &rep.workload, &rep.speed, catalogue, nodes)?.policy;
     let policy = match round_timing {
         Some(record) => RoundTiming::wrap(policy, record),
         None => policy,
@@ -431,6 +439,9 @@ impl RoundPlanner for TimedPlanner {
     }
     fn set_speeds(&mut self, speeds: Arc<SpeedTable>) {
         self.inner.set_speeds(speeds)
+    }
+    fn uses_speeds(&self) -> bool {
+        self.inner.uses_speeds()
     }
     fn stats(&self) -> RoundStats {
         self.inner.stats()

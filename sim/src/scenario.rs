@@ -323,23 +323,7 @@ pub enum ClusterFormat {
     Tiresias,
 }
 
-/// A speed table read from a file: Gavel's throughput JSON or a `job_class,model,relative_speed` CSV.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeedTableSpec {
-    pub format: SpeedTableFormat,
-    pub path: PathBuf,
-    /// `gavel`: the model speeds are relative to (default `v100`).
-    #[serde(default)]
-    pub reference_model: Option<String>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SpeedTableFormat {
-    Csv,
-    Gavel,
-}
+pub use tessera_driver::speed::{SpeedEntry, SpeedTableFormat, SpeedTableSpec};
 
 /// `count` identical nodes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -540,17 +524,6 @@ fn trace_format_name<S: serde::Serializer>(format: &TraceFormat, s: S) -> Result
 fn trace_format<'de, D: Deserializer<'de>>(d: D) -> Result<TraceFormat, D::Error> {
     let name = String::deserialize(d)?;
     name.parse().map_err(de::Error::custom)
-}
-
-/// One cell of the speed matrix: jobs of `class` run `relative` times as fast on `model` as on
-/// the reference device.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeedEntry {
-    pub class: String,
-    pub model: String,
-    #[serde(deserialize_with = "positive_f64")]
-    pub relative: f64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

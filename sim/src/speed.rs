@@ -155,20 +155,5 @@ mod tests {
 /// measures, as classes `"<type> x<sf>"`, relative to `reference_model`) or a CSV
 /// `job_class,model,relative_speed`.
 fn load_speed_table(s: &Scenario, table: &crate::scenario::SpeedTableSpec) -> Result<Vec<(String, String, f64)>, ScenarioError> {
-    use crate::scenario::SpeedTableFormat;
-    let bad = |e: tessera_traces::TraceError| ScenarioError::invalid(&s.path, "speed_table.path", e.to_string());
-    match table.format {
-        SpeedTableFormat::Csv => tessera_traces::gavel::load_speed_csv(&table.path).map_err(bad),
-        SpeedTableFormat::Gavel => {
-            let t = tessera_traces::gavel::Throughputs::load(&table.path).map_err(bad)?;
-            let reference = table.reference_model.as_deref().unwrap_or("v100");
-            let mut classes = Vec::new();
-            for job_type in t.job_types() {
-                for sf in t.scale_factors(reference, &job_type) {
-                    classes.push((tessera_traces::gavel::class_name(&job_type, sf), job_type.clone(), sf));
-                }
-            }
-            Ok(t.speed_matrix(&classes, reference))
-        }
-    }
+    tessera_driver::speed::load_speed_table(table).map_err(|e| ScenarioError::invalid(&s.path, "speed_table.path", e.to_string()))
 }

@@ -321,13 +321,20 @@ pub fn validate(scenario_path: &Path, options: &ValidateOptions) -> Result<Valid
     let requirements: Vec<RequirementResult> =
         options.requirements.iter().map(|r| r.check(metrics.get(&r.metric).copied().unwrap_or(f64::NAN))).collect();
     let passed = requirements.iter().all(|r| r.passed);
+    // What was validated, as the executor will build it: the policy in the context of the
+    // scenario's first replication (tenants, classes and speeds do not depend on the seed).
+    let seed = options.seed.unwrap_or(scenario.seed);
+    let workload = crate::workload::build_workload(&scenario, &catalogue, seed)?;
+    let speed = crate::speed::SpeedMatrix::build(&scenario, &workload, &catalogue)?;
+    let fingerprint = crate::runner::build_policy(&scenario, &policy, &workload, &speed, &catalogue, &nodes)?.fingerprint;
     let record = ValidationRecord {
         record_version: VALIDATION_RECORD_VERSION,
+        fingerprint,
         policy,
         scenario: scenario_hash,
         inputs,
         tessera_version: env!("CARGO_PKG_VERSION").to_string(),
-        seed: options.seed.unwrap_or(scenario.seed),
+        seed,
         replications: replications as u32,
         metrics,
         requirements,

@@ -349,6 +349,10 @@ impl RoundPlanner for Gavel {
         self.previous = None;
     }
 
+    fn uses_speeds(&self) -> bool {
+        true
+    }
+
     fn stats(&self) -> RoundStats {
         self.stats
     }

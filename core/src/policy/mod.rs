@@ -385,6 +385,18 @@ impl Policy {
         Ok(Policy { label: spec.label().into(), queue, tenant_order, placement, preemption, backfill, quotas, rounds })
     }
 
+    /// Whether a decision can depend on the class x model speed table (`hetero`, `gavel`):
+    /// then the table is part of what was validated.
+    pub fn uses_speeds(&self) -> bool {
+        self.placement.uses_speeds() || self.rounds.as_ref().is_some_and(|r| r.uses_speeds())
+    }
+
+    /// Whether a decision can depend on which tenant is which (tenant orders, quotas): then
+    /// the tenant table is part of what was validated.
+    pub fn uses_tenants(&self) -> bool {
+        self.tenant_order.is_some() || !self.quotas.caps.is_empty()
+    }
+
     /// Gives the placement the class x model speed table (`hetero` uses it; the others ignore
     /// it). The simulator calls this with its speed matrix after `from_spec`.
     pub fn with_speeds(mut self, speeds: SpeedTable) -> Policy {

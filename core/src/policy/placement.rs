@@ -130,6 +130,10 @@ pub trait Placement: Send {
     fn observe(&mut self, _job: &JobSpec) {}
     /// The class x model speed table, for placements that use it (`hetero`). Default: ignored.
     fn set_speeds(&mut self, _speeds: Arc<SpeedTable>) {}
+    /// Whether its decisions depend on the speed table (so a validation must record it).
+    fn uses_speeds(&self) -> bool {
+        false
+    }
 }
 
 /// The first node (in node order) that can host the whole gang; if none can, devices from
@@ -996,6 +1000,10 @@ impl Placement for Hetero {
     fn set_speeds(&mut self, speeds: Arc<SpeedTable>) {
         self.speeds = speeds;
         self.recompute_sums();
+    }
+
+    fn uses_speeds(&self) -> bool {
+        true
     }
 
     fn place(&self, cluster: &ClusterState, job: &JobSpec, _ctx: &PlaceContext) -> Result<Placed, WaitReason> {

@@ -119,6 +119,10 @@ pub trait RoundPlanner: Send {
     fn plan(&mut self, input: &RoundInput<'_>) -> RoundPlan;
     /// The class x model speed table, for planners that use it. Default: ignored.
     fn set_speeds(&mut self, _speeds: Arc<SpeedTable>) {}
+    /// Whether its plans depend on the speed table (so a validation must record it).
+    fn uses_speeds(&self) -> bool {
+        false
+    }
     /// Counters for measurements; planners without any return the default.
     fn stats(&self) -> RoundStats {
         RoundStats::default()

@@ -172,6 +172,14 @@ impl Scheduler {
         all
     }
 
+    /// Tells the policy of a job that was submitted before the restore and has ended, so that
+    /// parts that learn from the workload (fgd's task distribution, hetero's class mix) know
+    /// what the original scheduler knew. Call it in submission order, between the
+    /// [`Scheduler::restore_job`] calls of the jobs submitted before and after it.
+    pub fn restore_past_job(&mut self, spec: &JobSpec) {
+        self.policy.placement.observe(spec);
+    }
+
     /// Puts a job back as it was, without a decision: queued in its place in the queue order,
     /// or holding `restored.running`'s allocation exactly as if it had been launched there.
     /// The allocation must be possible now (devices and nodes exist, the shares match the
@@ -375,8 +383,12 @@ impl Scheduler {
         state.pending = pending;
         state.preempted = snapshot.preempted.iter().map(|&j| (j, ())).collect();
         state.queue_pass_due = snapshot.queue_pass_due;
+        // The boundary after the last round that ran: one the driver missed while it was down
+        // (or one due right now) runs at the next timeout, not a whole interval later.
+        let step = state.interval.as_micros().max(1);
+        let at = Time::from_micros(snapshot.round.saturating_add(1).saturating_mul(step));
         self.timers.retain(|t| t.1 != TimerKind::Round);
-        self.arm_round_timer();
+        self.timers.insert((at, TimerKind::Round, JobId(0), 0));
         self.needs_pass = true;
         Ok(())
     }

@@ -397,7 +397,8 @@ async fn set_policy(State(state): State<AppState>, Caller(caller): Caller, body:
         ApiFailure::field(StatusCode::BAD_REQUEST, path.clone(), format!("`{path}`: {}", e.into_inner()))
     })?;
     de.end().map_err(|e| ApiFailure::new(StatusCode::BAD_REQUEST, format!("JSON: {e}")))?;
-    tessera_core::Policy::from_spec(&change.policy)
+    // Keys are checked here; the daemon builds the policy in its context (tenants, speeds).
+    tessera_core::Policy::check_spec(&change.policy)
         .map_err(|e| ApiFailure::field(StatusCode::BAD_REQUEST, format!("policy.{}", e.key), format!("policy: {e}")))?;
     let label = change.policy.label().to_string();
     let validated = change.record.is_some();

@@ -57,6 +57,18 @@ pub fn loadavg_1m() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg").ok()?.split_whitespace().next()?.parse().ok()
 }
 
+/// The registry's constructor: `cpu.devices` core groups (none when it is 0).
+pub fn from_config(config: &crate::config::DaemonConfig) -> Result<Option<Box<dyn DeviceBackend>>, crate::error::ExecError> {
+    let max_devices = match config.cpu.devices {
+        crate::config::CpuDevices::All => None,
+        crate::config::CpuDevices::Count(n) => Some(n as usize),
+    };
+    if max_devices == Some(0) {
+        return Ok(None);
+    }
+    Ok(Some(Box::new(CpuBackend { cores_per_device: config.cpu.cores_per_device as usize, max_devices, model: config.cpu.model.clone() })))
+}
+
 impl DeviceBackend for CpuBackend {
     fn name(&self) -> &'static str {
         "cpu"
@@ -75,7 +87,7 @@ impl DeviceBackend for CpuBackend {
         let mut devices: Vec<Discovered> = cores
             .chunks_exact(per)
             .enumerate()
-            .map(|(i, c)| Discovered { name: format!("cpu{i}"), uuid: None, model: model.clone(), cores: c.to_vec() })
+            .map(|(i, c)| Discovered { name: format!("cpu{i}"), uuid: None, model: model.clone(), cores: c.to_vec(), node: None })
             .collect();
         if devices.is_empty() {
             return Err(format!("{} allowed cores make no device of {per} cores", cores.len()));

@@ -5,6 +5,10 @@
 
 pub mod cpu;
 pub mod nvidia;
+pub mod simulated;
+
+use crate::config::DaemonConfig;
+use crate::error::ExecError;
 
 use serde::{Deserialize, Serialize};
 use tessera_core::DeviceModel;
@@ -20,6 +24,32 @@ pub struct Discovered {
     pub model: ModelChoice,
     /// CPU cores (for CPU devices: the cores a job is pinned to).
     pub cores: Vec<usize>,
+    /// The node it is on, when not this host's (a backend that describes other nodes names
+    /// them in `DeviceBackend::nodes`).
+    pub node: Option<String>,
+}
+
+/// A node other than this host, as a backend describes it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeInfo {
+    pub name: String,
+    pub cpu_milli: u32,
+    pub mem_mib: u64,
+}
+
+/// Builds a backend from the configuration, or `None` where the configuration turns it off.
+pub type Constructor = fn(&DaemonConfig) -> Result<Option<Box<dyn DeviceBackend>>, ExecError>;
+
+/// Every device backend, by name. A new kind of device is its module and one line here.
+pub const REGISTRY: &[(&str, Constructor)] = &[("cpu", cpu::from_config), ("nvidia", nvidia::from_config), ("simulated", simulated::from_config)];
+
+/// The backends the configuration turns on, in registry order.
+pub fn from_config(config: &DaemonConfig) -> Result<Vec<Box<dyn DeviceBackend>>, ExecError> {
+    let mut out = Vec::new();
+    for (_, construct) in REGISTRY {
+        out.extend(construct(config)?);
+    }
+    Ok(out)
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -79,6 +109,10 @@ pub trait DeviceBackend: Send + Sync {
     fn bind(&self, devices: &[&Discovered]) -> Binding;
     /// One reading per device, in the order given.
     fn health(&self, devices: &[&Discovered]) -> Vec<Reading>;
+    /// The nodes other than this host its devices are on. Default: none.
+    fn nodes(&self) -> Vec<NodeInfo> {
+        Vec::new()
+    }
 }
 
 /// Why a reading breaks the thresholds, or `None` when it is within them.

@@ -264,6 +264,24 @@ fn model_of(name: &str, mem_gib: f64) -> ModelChoice {
     }
 }
 
+/// The registry's constructor: NVML when `gpu.enabled` asks for it. With `auto`, a machine
+/// without the driver runs without GPUs (said once); with `true` that is an error.
+pub fn from_config(config: &crate::config::DaemonConfig) -> Result<Option<Box<dyn DeviceBackend>>, crate::error::ExecError> {
+    use crate::config::GpuEnabled;
+    match config.gpu.enabled {
+        GpuEnabled::Off => Ok(None),
+        enabled => match NvidiaBackend::load(config.gpu.mig, config.gpu.nvml_library()) {
+            Ok(b) => Ok(Some(Box::new(b))),
+            Err(why) if enabled == GpuEnabled::On => Err(crate::error::ExecError::Refused(format!("gpu.enabled = true, but {why}"))),
+            Err(why) => {
+                tracing::info!("{why}");
+                eprintln!("tessera-exec: {why}");
+                Ok(None)
+            }
+        },
+    }
+}
+
 impl DeviceBackend for NvidiaBackend {
     fn name(&self) -> &'static str {
         "nvidia"
@@ -285,7 +303,7 @@ impl DeviceBackend for NvidiaBackend {
                 continue;
             }
             if children.is_empty() {
-                out.push(Discovered { name: format!("gpu{i}"), uuid: Some(uuid), model: model_of(&name, mem_gib), cores: Vec::new() });
+                out.push(Discovered { name: format!("gpu{i}"), uuid: Some(uuid), model: model_of(&name, mem_gib), cores: Vec::new(), node: None });
                 continue;
             }
             for (j, mig) in children.iter().enumerate() {
@@ -299,6 +317,7 @@ impl DeviceBackend for NvidiaBackend {
                     uuid: Some(mig_uuid),
                     model: ModelChoice::New(unknown_gpu_model(&mig_name, mig_mem)),
                     cores: Vec::new(),
+                    node: None,
                 });
             }
         }

@@ -1,0 +1,19 @@
+//! The driver layer: what both drivers of the core (the simulator and the executor) must do
+//! identically, written once.
+//!
+//! - [`policy`]: building a policy from its spec and its context (tenant table, speed matrix,
+//!   device models), and the fingerprint of what was built, which the validation gate
+//!   compares.
+//! - [`drive`]: the one order in which a driver empties the core after every input.
+//! - [`speed`]: the speed matrix's sources (`[[speed]]` entries, `speed_table` files), read
+//!   the same way for a scenario and for `exec.toml`.
+//!
+//! **Architecture invariant:** no I/O but reading a speed-table file, no clock, no tokio: the
+//! simulator's hot loop calls [`drive::drain`].
+
+pub mod drive;
+pub mod policy;
+pub mod speed;
+
+pub use drive::{carry_out, drain, World};
+pub use policy::{build_policy, BuiltPolicy, PolicyContext};
