@@ -41,6 +41,7 @@ use tessera_core::{
     Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobState, ModelId, ModelSet, NodeId, NodeSpec, Notice,
     Outcome, Policy, PolicySpec, PreemptReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
 };
+use tessera_core::limits;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
@@ -173,6 +174,14 @@ fn unix_now_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
+/// Seconds as a `Duration` for a timer. Every duration the daemon arms a timer with was
+/// bounded by validation (`limits::MAX_DURATION_S`, in the spec and the configuration, and again
+/// at recovery), so the clamp never shortens a valid one; it keeps a value that escaped
+/// validation (or NaN) from panicking the actor, which `Duration::from_secs_f64` would.
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.clamp(0.0, limits::MAX_DURATION_S)).unwrap_or(Duration::ZERO)
+}
+
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "localhost".into())
 }
@@ -303,7 +312,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
 /// Polls every device's health and sends the readings to the daemon.
 fn spawn_health(backends: Arc<Vec<Box<dyn DeviceBackend>>>, devices: Vec<(usize, Discovered)>, interval_s: f64, tx: mpsc::UnboundedSender<Internal>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(interval_s));
+        let mut tick = tokio::time::interval(secs(interval_s));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -807,7 +816,7 @@ impl Daemon {
                 self.save(id);
                 self.watch(id, run, Some(launched.child), launched.pid, launched.start_ticks);
                 if let Some(limit) = limit {
-                    self.after(Duration::from_secs_f64(limit), Internal::TimeLimit { job: id, run });
+                    self.after(secs(limit), Internal::TimeLimit { job: id, run });
                 }
                 self.feed(Event::JobStarted { job: JobId(id) })
             }
@@ -828,7 +837,7 @@ impl Daemon {
                 row.error = Some(format!("start attempt {attempt} failed: {error}"));
                 self.save(id);
                 let backoff = self.cfg.retry_backoff_s * 2f64.powi(attempt as i32 - 1);
-                self.after(Duration::from_secs_f64(backoff), Internal::RetryLaunch { job: id, run });
+                self.after(secs(backoff), Internal::RetryLaunch { job: id, run });
                 Ok(())
             }
         }
@@ -1210,9 +1219,10 @@ impl Daemon {
 
     async fn run(&mut self, mut commands: mpsc::Receiver<Command>, mut internal: mpsc::UnboundedReceiver<Internal>) -> Result<(), ExecError> {
         loop {
-            let deadline = self.sched.poll_timeout().map(|t| {
+            // A timeout beyond what an `Instant` can hold is as good as none.
+            let deadline = self.sched.poll_timeout().and_then(|t| {
                 let wait_us = t.0.saturating_sub(self.now().0);
-                tokio::time::Instant::now() + Duration::from_micros(wait_us)
+                tokio::time::Instant::now().checked_add(Duration::from_micros(wait_us))
             });
             let first = tokio::select! {
                 cmd = commands.recv() => cmd.map_or(Input::Closed, Input::Command),
@@ -1254,6 +1264,13 @@ impl Daemon {
         let now = self.now();
         for mut row in rows {
             let id = row.id;
+            if row.state.is_live() {
+                if let Err(e) = row.submission.validate() {
+                    self.quarantine(&mut row, now, e)?;
+                    self.jobs.insert(id, row);
+                    continue;
+                }
+            }
             if matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
                 let run = row.runs;
                 let alive = match (row.pid, row.start_ticks) {
@@ -1289,7 +1306,7 @@ impl Daemon {
                             self.after(Duration::from_micros(grace.0), Internal::GraceOver { job: id, run });
                         } else if let (Some(limit), Some(start)) = (row.submission.time_limit_s, row.run_start_us) {
                             let left = (limit - now.0.saturating_sub(start) as f64 / 1e6).max(0.0);
-                            self.after(Duration::from_secs_f64(left), Internal::TimeLimit { job: id, run });
+                            self.after(secs(left), Internal::TimeLimit { job: id, run });
                         }
                     }
                     (None, Some(alloc)) if exit.is_some() => {
@@ -1328,6 +1345,38 @@ impl Daemon {
             let _ = self.internal.send(Internal::Exited { job: id, run });
         }
         Ok(())
+    }
+
+    /// Ends a live job whose journalled submission no longer passes validation (written by an
+    /// older version that accepted it, or edited): acting on it could not be done safely (a time
+    /// limit beyond any timer, say), and refusing to start would keep every other job down
+    /// with it. Its process, if one still runs, is killed: nothing would account for its devices.
+    fn quarantine(&mut self, row: &mut JobRow, now: Time, why: ExecError) -> Result<(), ExecError> {
+        let (field, message) = match &why {
+            ExecError::Invalid { field, message } => (field.clone(), message.clone()),
+            other => (String::new(), other.to_string()),
+        };
+        let alive = match (row.pid, row.start_ticks) {
+            (Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => Some(pid),
+            (Some(_), _) => None,
+            (None, _) if row.state != JobStatus::Queued => process::find_by_token(&self.run_token(row.id, row.runs)).map(|(pid, _)| pid),
+            (None, _) => None,
+        };
+        if let Some(pid) = alive {
+            process::signal_group(row.pgid.unwrap_or(pid), libc::SIGKILL);
+        }
+        let was = row.state;
+        row.state = JobStatus::Failed;
+        row.end_us = Some(now.0);
+        if let Some(start) = row.run_start_us.take() {
+            row.run_us += now.0.saturating_sub(start);
+        }
+        row.allocation = None;
+        row.stop = None;
+        row.error = Some(format!("quarantined at recovery: its journalled submission is invalid: `{field}`: {message}"));
+        self.journal.event(now.0, "quarantined", Some(row.id), json!({"was": was.as_str(), "field": field, "error": message, "killed_pid": alive}));
+        self.journal.row(row);
+        self.journal.set_job_state(row.id, None)
     }
 
     /// The scheduler state the journal holds. A row that does not parse is an error naming it.

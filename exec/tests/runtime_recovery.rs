@@ -159,3 +159,69 @@ fn a_batch_of_concurrent_submissions_is_all_journalled_and_none_twice() {
     ran.sort_unstable();
     assert_eq!(ran, sorted, "each job ran exactly once");
 }
+
+/// A journal holding rows no validation admits today (as an older version, which accepted any
+/// finite number, could write them): a running job whose time limit no timer can hold (1e20 s
+/// once panicked every restart while re-arming it) and a queued one stating 1e300 s. The
+/// daemon starts, quarantines both (ended `failed` with the reason, a `quarantined` event, the
+/// running one's process killed), runs the valid job behind them, and starts again after that.
+#[test]
+fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (limit_job, stated_job, good_job, pid) = rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        let mut long = sh("sleep 45");
+        long.time_limit_s = Some(30.0);
+        let a = h.submit(long, "u").await.unwrap().id;
+        let b = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        let c = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        let running = wait_state(&h, a, JobStatus::Running).await;
+        assert_eq!(h.show(b).await.unwrap().unwrap().state, JobStatus::Queued);
+        (a, b, c, running.pid.unwrap())
+    });
+    drop(rt);
+
+    // What an older version could have journalled.
+    let conn = rusqlite::Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    for (id, key, value) in [(limit_job, "time_limit_s", 1e20), (stated_job, "stated_duration_s", 1e300)] {
+        let text: String = conn.query_row("SELECT row FROM jobs WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        let mut row: serde_json::Value = serde_json::from_str(&text).unwrap();
+        row["submission"][key] = serde_json::json!(value);
+        conn.execute("UPDATE jobs SET row = ?1 WHERE id = ?2", rusqlite::params![row.to_string(), id]).unwrap();
+    }
+    drop(conn);
+
+    let rt = runtime();
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.expect("the daemon starts on the journal");
+        for (id, field) in [(limit_job, "time_limit_s"), (stated_job, "stated_duration_s")] {
+            let v = h.show(id).await.unwrap().unwrap();
+            assert_eq!(v.state, JobStatus::Failed, "{v:#?}");
+            let error = v.error.unwrap_or_default();
+            assert!(error.contains("quarantined") && error.contains(field) && error.contains("100 years"), "{error}");
+        }
+        assert_eq!(wait_done(&h, good_job).await.state, JobStatus::Finished, "the valid job behind them runs");
+        let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
+        let quarantined: Vec<(Option<u64>, String)> =
+            journal.events(None).unwrap().into_iter().filter(|e| e.kind == "quarantined").map(|e| (e.job, e.detail["field"].as_str().unwrap_or("").to_string())).collect();
+        assert_eq!(quarantined, vec![(Some(limit_job), "time_limit_s".to_string()), (Some(stated_job), "stated_duration_s".to_string())]);
+        h.shutdown().await.unwrap();
+    });
+    drop(rt);
+    // Its process was killed (a zombie of this test process at most: it was our child).
+    let t0 = Instant::now();
+    let gone = || std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+    while !gone() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(), "the quarantined job's process {pid} still runs");
+
+    // Quarantined rows are ended: the next start has nothing left to refuse.
+    let rt = runtime();
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        assert_eq!(h.show(limit_job).await.unwrap().unwrap().state, JobStatus::Failed);
+        h.shutdown().await.unwrap();
+    });
+}
