@@ -35,7 +35,7 @@ pub fn check_secs(value: f64, allow_zero: bool) -> Result<f64, String> {
         return Ok(value);
     }
     let low = if allow_zero { "[0" } else { "(0" };
-    Err(format!("expected a number of seconds in {low}, {MAX_DURATION_S}], found {value}; the bound is {MAX_DURATION_TEXT}"))
+    Err(format!("expected a number of seconds in {low}, {MAX_DURATION_S}], found {value:?}; the bound is {MAX_DURATION_TEXT}"))
 }
 
 #[cfg(test)]
@@ -58,7 +58,7 @@ mod tests {
         assert_eq!(check_secs(MAX_DURATION_S, false), Ok(MAX_DURATION_S));
         for (v, zero) in [(0.0, false), (-1.0, true), (f64::NAN, true), (f64::INFINITY, true), (1e20, true), (MAX_DURATION_S * 1.000001, true)] {
             let e = check_secs(v, zero).unwrap_err();
-            assert!(e.contains("100 years") && e.contains(&format!("found {v}")), "{v}: {e}");
+            assert!(e.contains("100 years") && e.contains(&format!("found {v:?}")), "{v}: {e}");
         }
     }
 }
