@@ -13,10 +13,11 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use tessera_core::catalogue::CatalogueError;
+use tessera_core::limits::{check_secs, MAX_DEVICES_PER_JOB, MAX_DURATION_S, MAX_DURATION_TEXT};
 use tessera_core::{Catalogue, DeviceKind, DeviceModel, Policy, PolicySpec, Time};
 
 /// Upper bounds that keep a typo (`jobs = 1e12`) from exhausting memory instead of being reported.
-pub const MAX_SYNTHETIC_JOBS: u64 = 100_000_000;
+pub const MAX_SYNTHETIC_JOBS: u64 = tessera_core::limits::MAX_JOBS;
 pub const MAX_NODES: u64 = 1 << 20;
 pub const MAX_DEVICES: u64 = 1 << 24;
 pub const MAX_TENANTS: u32 = 1_000_000;
@@ -879,9 +880,7 @@ impl Scenario {
             self.lookup_model(&catalogue, &format!("models.failures.by_model[{i}].model"), &m.model)?;
         }
         if let Some(h) = self.sim.horizon_s {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(self.err("sim.horizon_s", format!("expected a positive number of seconds, found {h}")));
-            }
+            check_secs(h, false).map_err(|m| self.err("sim.horizon_s", m))?;
         }
         if self.replications == 0 {
             return Err(self.err("replications", "expected a positive integer, found 0"));
@@ -904,6 +903,7 @@ impl Scenario {
                     format!("expected [start, end] seconds with 0 <= start < end, both finite, found [{start}, {end}]"),
                 ));
             }
+            check_secs(end, true).map_err(|m| self.err("metrics.submit_window_s[1]", m))?;
         }
         Ok(())
     }
@@ -1111,6 +1111,7 @@ impl Scenario {
             if !(start.is_finite() && end.is_finite() && start >= 0.0 && start < end) {
                 return Err(self.err("workload.window_s", format!("expected [start, end] seconds with 0 <= start < end, found [{start}, {end}]")));
             }
+            check_secs(end, true).map_err(|m| self.err("workload.window_s[1]", m))?;
         }
         if w.first_jobs == Some(0) {
             return Err(self.err("workload.first_jobs", "expected a positive integer, found 0"));
@@ -1150,6 +1151,19 @@ impl Scenario {
                     format!("expected a distribution of non-negative seconds, but it can yield {}", dist.min_value()),
                 ));
             }
+            // An unbounded distribution is checked by its mean here, and each draw when the
+            // jobs are made.
+            let largest = if dist.max_value().is_finite() { dist.max_value() } else { dist.mean() };
+            if largest > MAX_DURATION_S {
+                return Err(self.err(key(name), format!("it can yield {largest:?} s, beyond the bound of {MAX_DURATION_TEXT}")));
+            }
+        }
+        if s.devices.min_value() < 0.0 {
+            return Err(self.err(key("devices"), format!("expected a distribution of device counts >= 0, but it can yield {}", s.devices.min_value())));
+        }
+        let largest = if s.devices.max_value().is_finite() { s.devices.max_value() } else { s.devices.mean() };
+        if largest > f64::from(MAX_DEVICES_PER_JOB) {
+            return Err(self.err(key("devices"), format!("it can yield {largest:?} devices per job, beyond the bound of {MAX_DEVICES_PER_JOB}")));
         }
         for (name, v) in
             [("cpu_cores_per_device", s.cpu_cores_per_device), ("mem_gib_per_device", s.mem_gib_per_device)]
