@@ -298,15 +298,25 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let handle = DaemonHandle { commands: cmd_tx, events, metrics, state_dir: daemon.cfg.state_dir.clone() };
     let health_task = spawn_health(daemon.backends.clone(), daemon.fleet.iter().map(|d| (d.backend, d.found.clone())).collect(), daemon.health.interval_s, daemon.internal.clone());
+    // Aborted however the actor ends, a panic included: a dead daemon polls no device.
+    let health_task = AbortOnDrop(health_task);
     let join = tokio::spawn(async move {
         let result = daemon.run(cmd_rx, internal_rx).await;
-        health_task.abort();
+        drop(health_task);
         if let Err(e) = &result {
             tracing::error!("the daemon stopped: {e}");
         }
         result
     });
     Ok((handle, join))
+}
+
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Polls every device's health and sends the readings to the daemon.
@@ -815,6 +825,10 @@ impl Daemon {
                 self.journal.event(now.0, "launched", Some(id), json!({"run": run, "pid": launched.pid, "pgid": launched.pgid, "start_ticks": launched.start_ticks, "devices": row.devices}));
                 self.save(id);
                 self.watch(id, run, Some(launched.child), launched.pid, launched.start_ticks);
+                #[cfg(feature = "fault-injection")]
+                if self.jobs.get(&id).is_some_and(|r| r.submission.name == crate::FAULT_PANIC_AFTER_SPAWN) {
+                    panic!("injected fault: a panic right after spawning job {id}");
+                }
                 if let Some(limit) = limit {
                     self.after(secs(limit), Internal::TimeLimit { job: id, run });
                 }
