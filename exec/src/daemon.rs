@@ -836,7 +836,8 @@ impl Daemon {
             }
             Err(error) => {
                 let row = self.jobs.get_mut(&id).expect("checked above");
-                row.spawn_failures += 1;
+                // Saturating: the count comes back from the journal, which could hold anything.
+                row.spawn_failures = row.spawn_failures.saturating_add(1);
                 let attempt = row.spawn_failures;
                 self.journal.event(now.0, "spawn_failed", Some(id), json!({"run": run, "attempt": attempt, "error": error}));
                 if attempt > retries {
@@ -850,7 +851,8 @@ impl Daemon {
                 }
                 row.error = Some(format!("start attempt {attempt} failed: {error}"));
                 self.save(id);
-                let backoff = self.cfg.retry_backoff_s * 2f64.powi(attempt as i32 - 1);
+                // `retries` is at most `limits::MAX_RETRIES`; the cap keeps the exponent an i32.
+                let backoff = self.cfg.retry_backoff_s * 2f64.powi(attempt.clamp(1, 1 + limits::MAX_RETRIES) as i32 - 1);
                 self.after(secs(backoff), Internal::RetryLaunch { job: id, run });
                 Ok(())
             }
