@@ -1385,9 +1385,11 @@ impl Daemon {
         row.state = JobStatus::Failed;
         row.end_us = Some(now.0);
         if let Some(start) = row.run_start_us.take() {
-            row.run_us += now.0.saturating_sub(start);
+            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
         }
         row.allocation = None;
+        row.pid = None;
+        row.pgid = None;
         row.stop = None;
         row.error = Some(format!("quarantined at recovery: its journalled submission is invalid: `{field}`: {message}"));
         self.journal.event(now.0, "quarantined", Some(row.id), json!({"was": was.as_str(), "field": field, "error": message, "killed_pid": alive}));

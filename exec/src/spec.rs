@@ -44,12 +44,14 @@ pub struct JobSubmission {
     #[serde(default)]
     pub checkpointable: bool,
     /// Wall-clock limit per run; the job is stopped (SIGTERM, grace, SIGKILL) when it is reached.
+    /// At most [`limits::MAX_DURATION_S`] (100 years), as every duration here.
     #[serde(default)]
     pub time_limit_s: Option<f64>,
     /// What the submitter says the job takes (SJF and backfill read it).
     #[serde(default)]
     pub stated_duration_s: Option<f64>,
-    /// Attempts after a failure to start; default: the daemon's `launch_retries`.
+    /// Attempts after a failure to start; default: the daemon's `launch_retries`. At most
+    /// [`limits::MAX_RETRIES`].
     #[serde(default)]
     pub retries: Option<u32>,
     /// Shell commands run in order before `command`, in the same environment; the job fails if
@@ -69,7 +71,8 @@ fn default_share() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceAsk {
-    /// Devices, all at once (a gang); 0 for a job that needs none.
+    /// Devices, all at once (a gang); 0 for a job that needs none. At most
+    /// [`limits::MAX_DEVICES_PER_JOB`].
     #[serde(default)]
     pub count: u32,
     /// Share of each device, in (0, 1]; below 1 only with `count = 1`.
