@@ -29,7 +29,7 @@ use crate::devices::{self, DeviceBackend, Discovered, ModelChoice, Reading};
 use crate::error::ExecError;
 use crate::gate;
 use crate::handle::{Command, DaemonHandle, DeviceMetrics, DeviceView, ExecEvent, Histogram, JobStatus, JobView, MetricsSnapshot, Reply};
-use crate::journal::{JobRow, Journal, Stop};
+use crate::journal::{JobRow, Journal, Stop, UnreadableRow};
 use crate::process::{self, LaunchSpec};
 use crate::spec::JobSubmission;
 use serde_json::json;
@@ -1274,10 +1274,15 @@ impl Daemon {
 
     /// Reads the journal back after a restart and reconciles it with the processes alive.
     fn recover(&mut self) -> Result<(), ExecError> {
-        let rows = self.journal.jobs()?;
-        self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(rows.last().map_or(1, |r| r.id + 1));
+        let (rows, unreadable) = self.journal.jobs_and_unreadable()?;
+        let last_id = rows.iter().map(|r| r.id).chain(unreadable.iter().map(|u| u.id)).max();
+        self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(last_id.map_or(1, |id| id + 1));
         let mut ended = Vec::new();
         let now = self.now();
+        for u in unreadable {
+            let row = self.quarantine_unreadable(u, now)?;
+            self.jobs.insert(row.id, row);
+        }
         for mut row in rows {
             let id = row.id;
             if row.state.is_live() {
@@ -1395,6 +1400,53 @@ impl Daemon {
         self.journal.event(now.0, "quarantined", Some(row.id), json!({"was": was.as_str(), "field": field, "error": message, "killed_pid": alive}));
         self.journal.row(row);
         self.journal.set_job_state(row.id, None)
+    }
+
+    /// A job row whose text does not parse cannot be recovered: it is replaced by one that says
+    /// why, with what can still be read of it (owner, submission time, the submission if that
+    /// part parses), ended `failed` if it was live; the original text goes into the
+    /// `quarantined` event. A process the text names that still runs is killed.
+    fn quarantine_unreadable(&mut self, u: UnreadableRow, now: Time) -> Result<JobRow, ExecError> {
+        let loose: serde_json::Value = serde_json::from_str(&u.text).unwrap_or_default();
+        let number = |key: &str| loose.get(key).and_then(|v| v.as_u64());
+        let pid = number("pid").and_then(|p| i32::try_from(p).ok());
+        let alive = match (pid, number("start_ticks")) {
+            (Some(pid), Some(ticks)) if process::is_alive(pid, ticks) => Some(pid),
+            _ => None,
+        };
+        if let Some(pid) = alive {
+            process::signal_group(pid, libc::SIGKILL);
+        }
+        let was: Option<JobStatus> = serde_json::from_value(serde_json::Value::String(u.state.clone())).ok();
+        let state = was.filter(|s| !s.is_live()).unwrap_or(JobStatus::Failed);
+        let row = JobRow {
+            id: u.id,
+            owner: loose.get("owner").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+            submission: loose.get("submission").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_else(|| JobSubmission::command("<unreadable>", &[])),
+            state,
+            submit_us: number("submit_us").unwrap_or(now.0),
+            first_start_us: None,
+            run_start_us: None,
+            end_us: Some(number("end_us").unwrap_or(now.0)),
+            run_us: number("run_us").unwrap_or(0),
+            exit_code: loose.get("exit_code").and_then(|v| v.as_i64()).and_then(|c| i32::try_from(c).ok()),
+            runs: 0,
+            preemptions: 0,
+            pid: None,
+            pgid: None,
+            start_ticks: None,
+            allocation: None,
+            devices: Vec::new(),
+            error: Some(format!("quarantined at recovery: its journal row does not parse: {}", u.error)),
+            wait_reason: None,
+            launch_reason: None,
+            stop: None,
+            spawn_failures: 0,
+        };
+        self.journal.event(now.0, "quarantined", Some(u.id), json!({"was": u.state, "error": u.error, "row": u.text, "killed_pid": alive}));
+        self.journal.row(&row);
+        self.journal.set_job_state(u.id, None)?;
+        Ok(row)
     }
 
     /// The scheduler state the journal holds. A row that does not parse is an error naming it.

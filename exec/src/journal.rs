@@ -76,6 +76,16 @@ pub struct JobRow {
     pub spawn_failures: u32,
 }
 
+/// A `jobs` row whose text does not parse (a corrupt or hand-edited journal).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnreadableRow {
+    pub id: u64,
+    /// The table's `state` column, which is written beside the text.
+    pub state: String,
+    pub text: String,
+    pub error: String,
+}
+
 enum Pending {
     Event { t_us: u64, kind: String, job: Option<u64>, detail: serde_json::Value },
     Row(Box<JobRow>),
@@ -261,14 +271,31 @@ impl Journal {
 
     /// Every job, in id order.
     pub fn jobs(&self) -> Result<Vec<JobRow>, ExecError> {
-        let mut stmt = self.conn.prepare("SELECT id, row FROM jobs ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, text) = row?;
-            out.push(serde_json::from_str(&text).map_err(|e| jerr(&format!("job {id}'s row"), e))?);
+        let (rows, unreadable) = self.jobs_and_unreadable()?;
+        match unreadable.into_iter().next() {
+            Some(u) => Err(jerr(&format!("job {}'s row", u.id), u.error)),
+            None => Ok(rows),
         }
-        Ok(out)
+    }
+
+    /// Every job row that parses, in id order, and apart those that do not: recovery
+    /// quarantines those rather than refusing to start.
+    pub fn jobs_and_unreadable(&self) -> Result<(Vec<JobRow>, Vec<UnreadableRow>), ExecError> {
+        let mut stmt = self.conn.prepare("SELECT id, state, row FROM jobs ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+        for row in rows {
+            let (id, state, text) = row?;
+            // The path names the field at fault, which serde_json's message alone does not.
+            match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)) {
+                Ok(parsed) => out.push(parsed),
+                Err(e) => {
+                    let error = format!("field `{}`: {}", e.path(), e.inner());
+                    unreadable.push(UnreadableRow { id: id as u64, state, text, error });
+                }
+            }
+        }
+        Ok((out, unreadable))
     }
 
     /// Records a live job's scheduler state (its submission time, attained service, LAS

@@ -162,23 +162,25 @@ fn a_batch_of_concurrent_submissions_is_all_journalled_and_none_twice() {
 
 /// A journal holding rows no validation admits today (as an older version, which accepted any
 /// finite number, could write them): a running job whose time limit no timer can hold (1e20 s
-/// once panicked every restart while re-arming it) and a queued one stating 1e300 s. The
-/// daemon starts, quarantines both (ended `failed` with the reason, a `quarantined` event, the
-/// running one's process killed), runs the valid job behind them, and starts again after that.
+/// once panicked every restart while re-arming it) and a queued one stating 1e300 s; and a
+/// queued job whose row does not parse at all. The daemon starts, quarantines all three (ended
+/// `failed` with the reason, a `quarantined` event, the running one's process killed), runs
+/// the valid job behind them, and starts again after that.
 #[test]
 fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
     let dir = tempfile::tempdir().unwrap();
     let rt = runtime();
-    let (limit_job, stated_job, good_job, pid) = rt.block_on(async {
+    let (limit_job, stated_job, good_job, unreadable_job, pid) = rt.block_on(async {
         let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
         let mut long = sh("sleep 45");
         long.time_limit_s = Some(30.0);
         let a = h.submit(long, "u").await.unwrap().id;
         let b = h.submit(sh("exit 0"), "u").await.unwrap().id;
         let c = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        let d = h.submit(sh("exit 0"), "u").await.unwrap().id;
         let running = wait_state(&h, a, JobStatus::Running).await;
         assert_eq!(h.show(b).await.unwrap().unwrap().state, JobStatus::Queued);
-        (a, b, c, running.pid.unwrap())
+        (a, b, c, d, running.pid.unwrap())
     });
     drop(rt);
 
@@ -190,6 +192,10 @@ fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
         row["submission"][key] = serde_json::json!(value);
         conn.execute("UPDATE jobs SET row = ?1 WHERE id = ?2", rusqlite::params![row.to_string(), id]).unwrap();
     }
+    let text: String = conn.query_row("SELECT row FROM jobs WHERE id = ?1", [unreadable_job], |r| r.get(0)).unwrap();
+    let mut row: serde_json::Value = serde_json::from_str(&text).unwrap();
+    row["runs"] = serde_json::json!("many");
+    conn.execute("UPDATE jobs SET row = ?1 WHERE id = ?2", rusqlite::params![row.to_string(), unreadable_job]).unwrap();
     drop(conn);
 
     let rt = runtime();
@@ -201,11 +207,20 @@ fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
             let error = v.error.unwrap_or_default();
             assert!(error.contains("quarantined") && error.contains(field) && error.contains("100 years"), "{error}");
         }
+        let v = h.show(unreadable_job).await.unwrap().unwrap();
+        assert_eq!((v.state, v.owner.as_str()), (JobStatus::Failed, "u"), "{v:#?}");
+        let error = v.error.unwrap_or_default();
+        assert!(error.contains("quarantined") && error.contains("does not parse") && error.contains("runs"), "{error}");
         assert_eq!(wait_done(&h, good_job).await.state, JobStatus::Finished, "the valid job behind them runs");
         let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
         let quarantined: Vec<(Option<u64>, String)> =
             journal.events(None).unwrap().into_iter().filter(|e| e.kind == "quarantined").map(|e| (e.job, e.detail["field"].as_str().unwrap_or("").to_string())).collect();
-        assert_eq!(quarantined, vec![(Some(limit_job), "time_limit_s".to_string()), (Some(stated_job), "stated_duration_s".to_string())]);
+        assert_eq!(
+            quarantined,
+            vec![(Some(unreadable_job), String::new()), (Some(limit_job), "time_limit_s".to_string()), (Some(stated_job), "stated_duration_s".to_string())]
+        );
+        let next = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        assert_eq!(next, unreadable_job + 1, "no id is reused");
         h.shutdown().await.unwrap();
     });
     drop(rt);
