@@ -1449,22 +1449,34 @@ impl Daemon {
         Ok(row)
     }
 
-    /// The scheduler state the journal holds. A row that does not parse is an error naming it.
+    /// The scheduler state the journal holds. A part that does not parse is discarded with a
+    /// `saved_state_discarded` event naming it: the jobs then restore from their rows (as from
+    /// a journal written before states were saved), usage and rounds start afresh. Losing the
+    /// finer ordering state is better than refusing to start every job over it.
     fn saved_state(&mut self) -> Result<Saved, ExecError> {
-        let jobs = self.journal.job_states()?;
+        let now = self.now();
+        let (jobs, unreadable) = self.journal.job_states_and_unreadable()?;
+        for (id, error) in unreadable {
+            self.journal.event(now.0, "saved_state_discarded", Some(id), json!({"table": "job_state", "error": error}));
+        }
         let mut usage = Vec::new();
         if let Some(text) = self.journal.meta("tenant_usage")?.filter(|t| !t.is_empty()) {
-            let by_name: BTreeMap<String, SavedUsage> =
-                serde_json::from_str(&text).map_err(|e| ExecError::Journal(format!("table meta, key tenant_usage: {e}")))?;
-            for (name, u) in by_name {
-                usage.push((self.tenant(&name), u));
+            match serde_json::from_str::<BTreeMap<String, SavedUsage>>(&text) {
+                Ok(by_name) => {
+                    for (name, u) in by_name {
+                        usage.push((self.tenant(&name), u));
+                    }
+                }
+                Err(e) => self.journal.event(now.0, "saved_state_discarded", None, json!({"table": "meta", "key": "tenant_usage", "error": e.to_string()})),
             }
         }
         let mut rounds = None;
         if let Some(text) = self.journal.meta("rounds")?.filter(|t| !t.is_empty()) {
-            let saved: SavedRounds = serde_json::from_str(&text).map_err(|e| ExecError::Journal(format!("table meta, key rounds: {e}")))?;
-            // Rounds of another policy (the configuration changed) start afresh.
-            rounds = (saved.policy == self.policy_spec).then_some(saved.snapshot);
+            match serde_json::from_str::<SavedRounds>(&text) {
+                // Rounds of another policy (the configuration changed) start afresh.
+                Ok(saved) => rounds = (saved.policy == self.policy_spec).then_some(saved.snapshot),
+                Err(e) => self.journal.event(now.0, "saved_state_discarded", None, json!({"table": "meta", "key": "rounds", "error": e.to_string()})),
+            }
         }
         Ok(Saved { jobs, usage, rounds })
     }

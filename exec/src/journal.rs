@@ -309,15 +309,29 @@ impl Journal {
 
     /// Every saved scheduler state, by job id. A row that does not parse is an error naming it.
     pub fn job_states(&self) -> Result<std::collections::BTreeMap<u64, RestoredJob>, ExecError> {
+        let (out, unreadable) = self.job_states_and_unreadable()?;
+        match unreadable.into_iter().next() {
+            Some((id, e)) => Err(jerr(&format!("table job_state, job {id}, column state"), e)),
+            None => Ok(out),
+        }
+    }
+
+    /// Every saved scheduler state that parses, by job id, and apart the ids and errors of those
+    /// that do not (recovery restores those jobs from their rows instead).
+    pub fn job_states_and_unreadable(&self) -> Result<(std::collections::BTreeMap<u64, RestoredJob>, Vec<(u64, String)>), ExecError> {
         let mut stmt = self.conn.prepare("SELECT id, state FROM job_state ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = std::collections::BTreeMap::new();
+        let (mut out, mut unreadable) = (std::collections::BTreeMap::new(), Vec::new());
         for row in rows {
             let (id, text) = row?;
-            let state = serde_json::from_str(&text).map_err(|e| jerr(&format!("table job_state, job {id}, column state"), e))?;
-            out.insert(id as u64, state);
+            match serde_json::from_str(&text) {
+                Ok(state) => {
+                    out.insert(id as u64, state);
+                }
+                Err(e) => unreadable.push((id as u64, e.to_string())),
+            }
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     pub fn drained_devices(&self) -> Result<Vec<String>, ExecError> {
