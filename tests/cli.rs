@@ -541,6 +541,8 @@ fn out_of_bound_numbers_are_refused_with_the_bound() {
     assert_fails_cleanly(&s, &[], &["long.toml", "workload.synthetic.duration", "1e300", "3155760000 s (100 years)"]);
     let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,1,,10,x", "2,5,a,0,1,,1e300,x"]);
     assert_fails_cleanly(&s, &[], &["two-gpus.toml", "trace.csv", "line 3", "column `duration_s`", "1e300", "100 years"]);
+    let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,1,,10,x"]);
+    assert_fails_cleanly(&s, &["--replications", "4000000000"], &["two-gpus.toml", "`replications`", "--replications", "bound of 10000"]);
 }
 
 #[test]

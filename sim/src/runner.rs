@@ -6,7 +6,7 @@
 
 use crate::engine::{self, DecisionSink, JsonlSink, NullSink, RunLimits, RunOutput, World};
 use crate::models::WorldModels;
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{Scenario, ScenarioError, MAX_REPLICATIONS};
 use crate::speed::SpeedMatrix;
 use crate::workload::{build_cluster, build_workload, Workload};
 use std::fs::{self, File};
@@ -115,6 +115,10 @@ pub(crate) fn run_scenario_with<T: Send>(
     let (catalogue, nodes) = build_cluster(scenario)?;
     let base_seed = options.seed.unwrap_or(scenario.seed);
     let replications = options.replications.unwrap_or(scenario.replications);
+    if replications > MAX_REPLICATIONS {
+        let message = format!("{replications} replications (--replications) is beyond the bound of {MAX_REPLICATIONS}");
+        return Err(ScenarioError::invalid(&scenario.path, "replications", message).into());
+    }
     let reps: Vec<Replication> = (0..replications)
         .map(|index| {
             let seed = base_seed.wrapping_add(index as u64);

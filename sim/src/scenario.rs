@@ -21,6 +21,8 @@ pub const MAX_SYNTHETIC_JOBS: u64 = tessera_core::limits::MAX_JOBS;
 pub const MAX_NODES: u64 = 1 << 20;
 pub const MAX_DEVICES: u64 = 1 << 24;
 pub const MAX_TENANTS: u32 = 1_000_000;
+/// Each replication's workload is held in memory for the whole run.
+pub const MAX_REPLICATIONS: u32 = 10_000;
 
 /// Where in the scenario file an error was found (1-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -884,6 +886,9 @@ impl Scenario {
         }
         if self.replications == 0 {
             return Err(self.err("replications", "expected a positive integer, found 0"));
+        }
+        if self.replications > MAX_REPLICATIONS {
+            return Err(self.err("replications", format!("{} replications is beyond the bound of {MAX_REPLICATIONS}", self.replications)));
         }
         self.validate_metrics()?;
         self.validate_sweep()?;
