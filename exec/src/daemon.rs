@@ -363,7 +363,7 @@ impl Daemon {
     }
 
     fn unix_s(&self, t_us: u64) -> f64 {
-        (self.journal.epoch_unix_us() + t_us) as f64 / 1e6
+        self.journal.epoch_unix_us().saturating_add(t_us) as f64 / 1e6
     }
 
     /// Commits what is pending, then tells subscribers.
@@ -653,7 +653,7 @@ impl Daemon {
             match &decision {
                 Decision::Launch { allocation, reason, .. } => {
                     row.state = JobStatus::Launching;
-                    row.runs += 1;
+                    row.runs = row.runs.saturating_add(1);
                     row.allocation = Some(allocation.clone());
                     row.devices = devices;
                     row.launch_reason = serde_json::to_value(reason).ok();
@@ -914,7 +914,7 @@ impl Daemon {
         let core_state = self.sched.job_state(JobId(id));
         let row = self.jobs.get_mut(&id).expect("checked above");
         if let Some(start) = row.run_start_us.take() {
-            row.run_us += now.0.saturating_sub(start);
+            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
         }
         row.pid = None;
         row.exit_code = status;
@@ -924,7 +924,7 @@ impl Daemon {
         match stop {
             Some(Stop::Requeue) | Some(Stop::Cancel) if preempting => {
                 if stop == Some(Stop::Requeue) {
-                    row.preemptions += 1;
+                    row.preemptions = row.preemptions.saturating_add(1);
                 }
                 self.journal.event(now.0, "evicted", Some(id), json!({"run": run}));
                 self.save(id);
@@ -933,7 +933,7 @@ impl Daemon {
             Some(Stop::Requeue) => {
                 // The core no longer knows it is stopping (its state was rebuilt): end the run
                 // and submit the job again.
-                row.preemptions += 1;
+                row.preemptions = row.preemptions.saturating_add(1);
                 row.state = JobStatus::Queued;
                 row.allocation = None;
                 row.stop = None;
@@ -1090,8 +1090,10 @@ impl Daemon {
     fn submit(&mut self, submission: JobSubmission, owner: String) -> Result<u64, ExecError> {
         submission.validate()?;
         let id = self.next_id;
+        // Ids come back from the journal; one that cannot grow is refused, never reused.
+        let next = id.checked_add(1).ok_or_else(|| ExecError::Refused("no job id is left in this journal".into()))?;
         let spec = self.core_spec(id, &submission)?;
-        self.next_id += 1;
+        self.next_id = next;
         let now = self.now();
         let row = JobRow {
             id,
@@ -1276,7 +1278,7 @@ impl Daemon {
     fn recover(&mut self) -> Result<(), ExecError> {
         let (rows, unreadable) = self.journal.jobs_and_unreadable()?;
         let last_id = rows.iter().map(|r| r.id).chain(unreadable.iter().map(|u| u.id)).max();
-        self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(last_id.map_or(1, |id| id + 1));
+        self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(last_id.map_or(1, |id| id.saturating_add(1)));
         let mut ended = Vec::new();
         let now = self.now();
         for u in unreadable {
@@ -1348,7 +1350,7 @@ impl Daemon {
                         row.pid = None;
                         row.stop = None;
                         if let Some(start) = row.run_start_us.take() {
-                            row.run_us += now.0.saturating_sub(start);
+                            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
                         }
                         self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": why}));
                     }
@@ -1519,7 +1521,7 @@ impl Daemon {
                     row.pgid = None;
                     row.stop = None;
                     if let Some(start) = row.run_start_us.take() {
-                        row.run_us += now.0.saturating_sub(start);
+                        row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
                     }
                     self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": format!("restoring it failed: {e}")}));
                     let queued = RestoredJob { running: None, queued_since: now, ..restored };

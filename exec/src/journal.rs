@@ -234,7 +234,7 @@ impl Journal {
                     Pending::Event { t_us, kind, job, detail } => {
                         ins_event.execute(params![t_us as i64, kind, job.map(|j| j as i64), detail.to_string()])?;
                         let seq = tx.last_insert_rowid() as u64;
-                        let at_unix_s = (self.epoch_unix_us + t_us) as f64 / 1e6;
+                        let at_unix_s = self.epoch_unix_us.saturating_add(t_us) as f64 / 1e6;
                         events.push(ExecEvent { seq, at_unix_s, kind, job, detail });
                     }
                     Pending::Row(row) => {
@@ -350,7 +350,7 @@ impl Journal {
         for row in rows {
             let (seq, t_us, kind, job, detail) = row?;
             let detail = serde_json::from_str(&detail).map_err(|e| jerr(&format!("event {seq}"), e))?;
-            out.push(ExecEvent { seq: seq as u64, at_unix_s: (self.epoch_unix_us + t_us as u64) as f64 / 1e6, kind, job: job.map(|j| j as u64), detail });
+            out.push(ExecEvent { seq: seq as u64, at_unix_s: self.epoch_unix_us.saturating_add(t_us as u64) as f64 / 1e6, kind, job: job.map(|j| j as u64), detail });
         }
         Ok(out)
     }
@@ -427,7 +427,7 @@ impl Journal {
             });
             tx.execute("INSERT INTO events(t_us, kind, job, detail) VALUES (?1, 'journal_compacted', NULL, ?2)", params![t_us as i64, detail.to_string()])?;
             let seq = tx.last_insert_rowid() as u64;
-            event = Some(ExecEvent { seq, at_unix_s: (self.epoch_unix_us + t_us) as f64 / 1e6, kind: "journal_compacted".into(), job: None, detail });
+            event = Some(ExecEvent { seq, at_unix_s: self.epoch_unix_us.saturating_add(t_us) as f64 / 1e6, kind: "journal_compacted".into(), job: None, detail });
         }
         tx.commit()?;
         if event.is_some() {

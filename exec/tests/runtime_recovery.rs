@@ -240,3 +240,37 @@ fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
         h.shutdown().await.unwrap();
     });
 }
+
+/// Counters read back from the journal at their type's limit neither overflow (a panic in a
+/// debug build, a wrap in a release one) nor lead to an id being used twice: the job runs, and
+/// when no id is left a submission is refused.
+#[test]
+fn journalled_counters_at_their_limit_neither_overflow_nor_reuse_an_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let id = rt.block_on(async {
+        let (h, join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        h.drain("cpu0").await.unwrap();
+        let id = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        h.shutdown().await.unwrap();
+        join.await.unwrap().unwrap();
+        id
+    });
+    let conn = rusqlite::Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    let text: String = conn.query_row("SELECT row FROM jobs WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+    let mut row: serde_json::Value = serde_json::from_str(&text).unwrap();
+    row["runs"] = serde_json::json!(u32::MAX);
+    row["preemptions"] = serde_json::json!(u32::MAX);
+    conn.execute("UPDATE jobs SET row = ?1 WHERE id = ?2", rusqlite::params![row.to_string(), id]).unwrap();
+    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'next_job_id'", [u64::MAX.to_string()]).unwrap();
+    drop(conn);
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        h.undrain("cpu0").await.unwrap();
+        assert_eq!(wait_done(&h, id).await.state, JobStatus::Finished);
+        let refused = h.submit(sh("exit 0"), "u").await.unwrap_err();
+        assert!(refused.to_string().contains("no job id is left"), "{refused}");
+        assert_eq!(h.list().await.unwrap().len(), 1, "nothing was overwritten");
+        h.shutdown().await.unwrap();
+    });
+}
