@@ -111,7 +111,8 @@ async fn events_stream_submitted_launched_finished_and_submitters_see_only_their
     let (alice, bob, olga) = (server.client("alice"), server.client("bob"), server.client("olga"));
     // Job ids are handed out from 1 in order, so the followers know which to wait for.
     let finished = |job: u64| move |seen: &[SseEvent]| kinds_of(seen, job).iter().any(|k| k == "finished");
-    let all = follow(olga.clone(), finished(2));
+    // Both jobs: bob's, though submitted first, may finish second on a loaded machine.
+    let all = follow(olga.clone(), move |seen: &[SseEvent]| finished(1)(seen) && finished(2)(seen));
     let alices = follow(alice.clone(), finished(2));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let b = bob.submit(&sh("sleep 0.2")).await.unwrap();
