@@ -76,6 +76,9 @@ pub struct JobRow {
     pub spawn_failures: u32,
 }
 
+/// Saved scheduler states by job id.
+pub type JobStates = std::collections::BTreeMap<u64, RestoredJob>;
+
 /// A `jobs` row whose text does not parse (a corrupt or hand-edited journal).
 #[derive(Clone, Debug, PartialEq)]
 pub struct UnreadableRow {
@@ -308,7 +311,7 @@ impl Journal {
     }
 
     /// Every saved scheduler state, by job id. A row that does not parse is an error naming it.
-    pub fn job_states(&self) -> Result<std::collections::BTreeMap<u64, RestoredJob>, ExecError> {
+    pub fn job_states(&self) -> Result<JobStates, ExecError> {
         let (out, unreadable) = self.job_states_and_unreadable()?;
         match unreadable.into_iter().next() {
             Some((id, e)) => Err(jerr(&format!("table job_state, job {id}, column state"), e)),
@@ -318,7 +321,7 @@ impl Journal {
 
     /// Every saved scheduler state that parses, by job id, and apart the ids and errors of those
     /// that do not (recovery restores those jobs from their rows instead).
-    pub fn job_states_and_unreadable(&self) -> Result<(std::collections::BTreeMap<u64, RestoredJob>, Vec<(u64, String)>), ExecError> {
+    pub fn job_states_and_unreadable(&self) -> Result<(JobStates, Vec<(u64, String)>), ExecError> {
         let mut stmt = self.conn.prepare("SELECT id, state FROM job_state ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
         let (mut out, mut unreadable) = (std::collections::BTreeMap::new(), Vec::new());
