@@ -275,7 +275,6 @@ fn numbers_beyond_their_bound_are_refused_naming_the_key_and_the_bound() {
             (DURATION, "duration = { dist = \"constant\", value = 1e300 }", "workload.synthetic.duration", "beyond the bound of 3155760000 s (100 years)"),
             (DURATION, "duration = { dist = \"exponential\", mean_s = 1e10 }", "workload.synthetic.duration", "100 years"),
             ("mean_s = 100.0", "mean_s = 1e12", "workload.synthetic.interarrival", "100 years"),
-            ("[workload]\n", "[workload]\nwindow_s = [0, 1e300]\n", "workload.window_s[1]", "100 years"),
             ("replications = 3", "replications = 4000000000", "replications", "beyond the bound of 10000"),
             (END, "placement = \"best-fit\"\ngrace_s = 1e20", "policies[1].grace_s", "100 years"),
             (END, "placement = \"best-fit\"\n[[models.maintenance]]\nnodes = [\"v100-0\"]\nstart_s = 1e300\nduration_s = 10", "models.maintenance[0].start_s", "100 years"),
