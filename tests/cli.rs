@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tempfile::TempDir;
 
-const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,lost_work_s,checkpoint_overhead_s,failures,wall_s";
+const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,rejected,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,lost_work_s,checkpoint_overhead_s,failures,wall_s";
 const JOBS_HEADER: &str = "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s,lost_work_s,restarts,slowdown";
 const TRACE_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
 
@@ -497,6 +497,52 @@ fn bad_number_in_trace_is_named_by_line_and_column() {
     // Line 1 is the header; the bad submit time is on line 4.
     let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,1,,10,x", "2,5,a,0,1,,10,x", "3,1x0,a,0,1,,10,x"]);
     assert_fails_cleanly(&s, &[], &["two-gpus.toml", "trace.csv", "line 4", "submit_s", "1x0"]);
+}
+
+/// Jobs that can never fit the cluster are rejected at submission, counted in summary.csv's
+/// `rejected`, and warned about once with the count, not left as unexplained NaN metrics.
+#[test]
+fn jobs_larger_than_the_cluster_are_rejected_counted_and_warned_about_once() {
+    let tmp = TempDir::new().unwrap();
+    // Two V100s: jobs 2 and 4 ask for three and eight.
+    let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,1,,10,x", "2,1,a,0,3,,10,x", "3,2,a,0,2,,10,x", "4,3,a,0,8,,10,x"]);
+    let out = tmp.path().join("out");
+    let output = sim(&s, &out, &["--replications", "2"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("4 of 8 jobs (in 2 of 2 runs) were rejected") && warnings[0].contains("`rejected`"), "{stderr}");
+    for row in summary_rows(&out) {
+        assert_eq!((summary_column(&row, "jobs"), summary_column(&row, "completed"), summary_column(&row, "rejected")), ("4".into(), "2".into(), "2".into()));
+    }
+
+    // Every job rejected: the metrics are NaN, and the warning and the column say why.
+    let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,3,,10,x"]);
+    let output = sim(&s, &out, &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success() && stderr.contains("1 of 1 jobs (in 1 of 1 runs) were rejected"), "{stderr}");
+    let row = &summary_rows(&out)[0];
+    assert_eq!((summary_column(row, "rejected"), summary_column(row, "avg_jct_s")), ("1".into(), "NaN".into()));
+
+    // None rejected: no warning.
+    let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,2,,10,x"]);
+    sim_ok(&s, &out, &[]);
+}
+
+/// Garbage the simulator once ran silently is refused, naming the file, the key or line, and
+/// the bound: a negative device count, a duration of 1e300 s, a trace row of 1e300 s.
+#[test]
+fn out_of_bound_numbers_are_refused_with_the_bound() {
+    let tmp = TempDir::new().unwrap();
+    let s = broken_synthetic(tmp.path(), "neg.toml", "values = [1, 2, 4]", "values = [1, -1, 4]");
+    assert_fails_cleanly(&s, &[], &["neg.toml", "workload.synthetic.devices", "-1"]);
+    let s = broken_synthetic(tmp.path(), "long.toml", "mean_s = 400.0", "mean_s = 1e300");
+    assert_fails_cleanly(&s, &[], &["long.toml", "workload.synthetic.duration", "1e300", "3155760000 s (100 years)"]);
+    let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,1,,10,x", "2,5,a,0,1,,1e300,x"]);
+    assert_fails_cleanly(&s, &[], &["two-gpus.toml", "trace.csv", "line 3", "column `duration_s`", "1e300", "100 years"]);
+    let s = two_gpu_trace_scenario(tmp.path(), &["1,0,a,0,1,,10,x"]);
+    assert_fails_cleanly(&s, &["--replications", "4000000000"], &["two-gpus.toml", "`replications`", "--replications", "bound of 10000"]);
 }
 
 #[test]

@@ -119,3 +119,22 @@ fn bad_formats_and_missing_options_are_explained() {
     let (ok, _, err) = tessera(&["trace", "stats", "-f", "pollux", "--work", "cifar10", "x.csv"]);
     assert!(!ok && err.contains("APP=SECONDS"), "{err}");
 }
+
+/// One row with a duration of 1e300 s once made `trace stats` report 1e296 device-hours; a row
+/// beyond a bound is an error naming the file, its line, the column and the bound.
+#[test]
+fn a_row_beyond_a_bound_is_an_error_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jobs.csv");
+    let header = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class\n";
+    for (row, column) in [("2,5,a,0,1,,1e300,x", "duration_s"), ("2,4e9,a,0,1,,10,x", "submit_s"), ("2,5,a,0,2e6,,10,x", "devices")] {
+        std::fs::write(&path, format!("{header}1,0,a,0,1,,100,x\n{row}\n")).unwrap();
+        for command in ["stats", "import"] {
+            let out = dir.path().join("out.csv");
+            let args: Vec<&str> = if command == "stats" { vec!["trace", "stats", path.to_str().unwrap()] } else { vec!["trace", "import", "-f", "native", path.to_str().unwrap(), "--out", out.to_str().unwrap()] };
+            let (ok, stdout, err) = tessera(&args);
+            assert!(!ok && stdout.is_empty(), "{command} {row}: {stdout}");
+            assert!(err.contains("jobs.csv: line 3") && err.contains(&format!("column `{column}`")) && err.contains("beyond the bound of"), "{command} {row}: {err}");
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod event;
 pub mod ids;
 pub mod job;
+pub mod limits;
 pub mod lp;
 pub mod policy;
 pub mod scheduler;

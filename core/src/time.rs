@@ -26,6 +26,8 @@ impl Time {
     }
 
     /// Rounds to the nearest microsecond; negative and NaN become zero, huge values saturate.
+    /// Saturation is a silent change of value, so every number read from outside is checked
+    /// against [`crate::limits`] first (100 years is 3.2e15 µs, far below `Time::MAX`).
     pub fn from_secs_f64(s: f64) -> Time {
         if s.is_nan() || s <= 0.0 {
             return Time::ZERO;

@@ -3,6 +3,7 @@
 use crate::error::ExecError;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::path::{Path, PathBuf};
+use tessera_core::limits;
 use tessera_core::PolicySpec;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -332,9 +333,11 @@ impl Default for HealthConfig {
 
 impl HealthConfig {
     pub fn validate(&self) -> Result<(), ExecError> {
-        if !(self.interval_s.is_finite() && self.interval_s > 0.0) {
-            return Err(ExecError::invalid("health.interval_s", format!("expected seconds > 0, found {}", self.interval_s)));
+        // Below a millisecond the poll timer's period would round to zero, which tokio refuses.
+        if !(self.interval_s.is_finite() && self.interval_s >= 0.001) {
+            return Err(ExecError::invalid("health.interval_s", format!("expected at least 0.001 seconds, found {}", self.interval_s)));
         }
+        limits::check_secs(self.interval_s, false).map_err(|m| ExecError::invalid("health.interval_s", m))?;
         if let Some(f) = self.max_mem_used_fraction {
             if !(0.0..=1.0).contains(&f) {
                 return Err(ExecError::invalid("health.max_mem_used_fraction", format!("expected a fraction in [0, 1], found {f}")));
@@ -440,13 +443,15 @@ impl Default for JournalConfig {
 impl JournalConfig {
     pub fn validate(&self) -> Result<(), ExecError> {
         if let Some(d) = self.keep_events_days {
-            if !d.is_finite() || d < 0.0 {
-                return Err(ExecError::invalid("journal.keep_events_days", format!("expected a finite number of days >= 0, found {d}")));
+            let max_days = limits::MAX_DURATION_S / 86_400.0;
+            if !(d.is_finite() && d >= 0.0 && d <= max_days) {
+                return Err(ExecError::invalid(
+                    "journal.keep_events_days",
+                    format!("expected a number of days in [0, {max_days}], found {d}; the bound is 100 years (or \"forever\")"),
+                ));
             }
         }
-        if !(self.compact_interval_s.is_finite() && self.compact_interval_s > 0.0) {
-            return Err(ExecError::invalid("journal.compact_interval_s", format!("expected seconds > 0, found {}", self.compact_interval_s)));
-        }
+        limits::check_secs(self.compact_interval_s, false).map_err(|m| ExecError::invalid("journal.compact_interval_s", m))?;
         Ok(())
     }
 
@@ -489,9 +494,13 @@ impl DaemonConfig {
             return Err(ExecError::invalid("cpu.cores_per_device", "expected at least 1 core per device, found 0"));
         }
         for (key, v) in [("grace_s", self.grace_s), ("retry_backoff_s", self.retry_backoff_s)] {
-            if !v.is_finite() || v < 0.0 {
-                return Err(ExecError::invalid(key, format!("expected a finite number of seconds >= 0, found {v}")));
-            }
+            limits::check_secs(v, true).map_err(|m| ExecError::invalid(key, m))?;
+        }
+        if self.launch_retries > limits::MAX_RETRIES {
+            return Err(ExecError::invalid("launch_retries", format!("{} retries is beyond the bound of {}", self.launch_retries, limits::MAX_RETRIES)));
+        }
+        if let Some(m) = self.node_mem_mib.filter(|&m| m > limits::MAX_MEM_MIB) {
+            return Err(ExecError::invalid("node_mem_mib", format!("{m} MiB is beyond the bound of {} MiB (1 EiB)", limits::MAX_MEM_MIB)));
         }
         if self.gpu.nvml_library.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
             return Err(ExecError::invalid("gpu.nvml_library", "the path is empty; leave the key out for the default (libnvidia-ml.so.1)"));
@@ -639,6 +648,14 @@ mod tests {
             ("state_dir = 's'\n[health]\nmax_mem_used_fraction = 1.5\n", "health.max_mem_used_fraction", "1.5"),
             ("state_dir = 's'\n[policy]\nname = 'nope'\n", "policy.name", "unknown queue order"),
             ("state_dir = 's'\ngrace_s = -1\n", "grace_s", "-1"),
+            ("state_dir = 's'\ngrace_s = 1e20\n", "grace_s", "100 years"),
+            ("state_dir = 's'\nretry_backoff_s = 1e300\n", "retry_backoff_s", "100 years"),
+            ("state_dir = 's'\nlaunch_retries = 4000000000\n", "launch_retries", "bound of 100"),
+            ("state_dir = 's'\n[health]\ninterval_s = 1e-12\n", "health.interval_s", "0.001"),
+            ("state_dir = 's'\n[health]\ninterval_s = 1e20\n", "health.interval_s", "100 years"),
+            ("state_dir = 's'\n[journal]\nkeep_events_days = 1e300\n", "journal.keep_events_days", "100 years"),
+            ("state_dir = 's'\n[journal]\ncompact_interval_s = 1e20\n", "journal.compact_interval_s", "100 years"),
+            ("state_dir = 's'\n[policy]\nname = 'fifo'\ngrace_s = 1e20\n", "policy.grace_s", "100 years"),
             ("allow_unvalidated = true\n", "", "missing field `state_dir`"),
             ("state_dir = 's'\n[journal]\nsync = 'sometimes'\n", "journal.sync", "sometimes"),
             ("state_dir = 's'\n[journal]\nkeep_events_days = -3\n", "journal.keep_events_days", "-3"),

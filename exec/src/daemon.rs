@@ -29,7 +29,7 @@ use crate::devices::{self, DeviceBackend, Discovered, ModelChoice, Reading};
 use crate::error::ExecError;
 use crate::gate;
 use crate::handle::{Command, DaemonHandle, DeviceMetrics, DeviceView, ExecEvent, Histogram, JobStatus, JobView, MetricsSnapshot, Reply};
-use crate::journal::{JobRow, Journal, Stop};
+use crate::journal::{JobRow, Journal, Stop, UnreadableRow};
 use crate::host::{Host, RealHost};
 use crate::process::{self, LaunchSpec};
 use crate::spec::JobSubmission;
@@ -42,6 +42,7 @@ use tessera_core::{
     Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobState, ModelId, ModelSet, NodeId, NodeSpec, Notice,
     Outcome, Policy, PolicySpec, PreemptReason, RejectReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
 };
+use tessera_core::limits;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
@@ -175,6 +176,14 @@ pub(crate) struct Daemon {
     pub(crate) decision_log: Option<Vec<(Time, Decision)>>,
 }
 
+/// Seconds as a `Duration` for a timer. Every duration the daemon arms a timer with was
+/// bounded by validation (`limits::MAX_DURATION_S`, in the spec and the configuration, and again
+/// at recovery), so the clamp never shortens a valid one; it keeps a value that escaped
+/// validation (or NaN) from panicking the actor, which `Duration::from_secs_f64` would.
+fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s.clamp(0.0, limits::MAX_DURATION_S)).unwrap_or(Duration::ZERO)
+}
+
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).ok().filter(|s| !s.is_empty()).unwrap_or_else(|| "localhost".into())
 }
@@ -189,9 +198,11 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let handle = DaemonHandle { commands: cmd_tx, events: daemon.events.clone(), metrics: daemon.metrics.clone(), state_dir: daemon.cfg.state_dir.clone() };
     let health_task = spawn_health(daemon.backends.clone(), daemon.fleet.iter().map(|d| (d.backend, d.found.clone())).collect(), daemon.health.interval_s, daemon.internal.clone());
+    // Aborted however the actor ends, a panic included: a dead daemon polls no device.
+    let health_task = AbortOnDrop(health_task);
     let join = tokio::spawn(async move {
         let result = daemon.run(cmd_rx, internal_rx).await;
-        health_task.abort();
+        drop(health_task);
         if let Err(e) = &result {
             tracing::error!("the daemon stopped: {e}");
         }
@@ -357,10 +368,18 @@ fn build_in_context(spec: &PolicySpec, catalogue: &Catalogue, fleet_models: &[Mo
     tessera_driver::build_policy(spec, &ctx).map_err(|e| ExecError::invalid(format!("policy.{}", e.key), e.message))
 }
 
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Polls every device's health and sends the readings to the daemon.
 fn spawn_health(backends: Arc<Vec<Box<dyn DeviceBackend>>>, devices: Vec<(usize, Discovered)>, interval_s: f64, tx: mpsc::UnboundedSender<Internal>) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs_f64(interval_s));
+        let mut tick = tokio::time::interval(secs(interval_s));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
@@ -401,7 +420,7 @@ impl Daemon {
     }
 
     fn unix_s(&self, t_us: u64) -> f64 {
-        (self.journal.epoch_unix_us() + t_us) as f64 / 1e6
+        self.journal.epoch_unix_us().saturating_add(t_us) as f64 / 1e6
     }
 
     /// Commits what is pending, then tells subscribers.
@@ -830,14 +849,19 @@ impl Daemon {
                 self.journal.event(now.0, "launched", Some(id), json!({"run": run, "pid": launched.pid, "pgid": launched.pgid, "start_ticks": launched.start_ticks, "devices": row.devices}));
                 self.save(id);
                 self.host.watch(id, run, launched.child, launched.pid, launched.start_ticks, &self.internal);
+                #[cfg(feature = "fault-injection")]
+                if self.jobs.get(&id).is_some_and(|r| r.submission.name == crate::FAULT_PANIC_AFTER_SPAWN) {
+                    panic!("injected fault: a panic right after spawning job {id}");
+                }
                 if let Some(limit) = limit {
-                    self.after(Duration::from_secs_f64(limit), Internal::TimeLimit { job: id, run });
+                    self.after(secs(limit), Internal::TimeLimit { job: id, run });
                 }
                 self.feed(Event::JobStarted { job: JobId(id) })
             }
             Err(error) => {
                 let row = self.jobs.get_mut(&id).expect("checked above");
-                row.spawn_failures += 1;
+                // Saturating: the count comes back from the journal, which could hold anything.
+                row.spawn_failures = row.spawn_failures.saturating_add(1);
                 let attempt = row.spawn_failures;
                 self.journal.event(now.0, "spawn_failed", Some(id), json!({"run": run, "attempt": attempt, "error": error}));
                 if attempt > retries {
@@ -851,8 +875,9 @@ impl Daemon {
                 }
                 row.error = Some(format!("start attempt {attempt} failed: {error}"));
                 self.save(id);
-                let backoff = self.cfg.retry_backoff_s * 2f64.powi(attempt as i32 - 1);
-                self.after(Duration::from_secs_f64(backoff), Internal::RetryLaunch { job: id, run });
+                // `retries` is at most `limits::MAX_RETRIES`; the cap keeps the exponent an i32.
+                let backoff = self.cfg.retry_backoff_s * 2f64.powi(attempt.clamp(1, 1 + limits::MAX_RETRIES) as i32 - 1);
+                self.after(secs(backoff), Internal::RetryLaunch { job: id, run });
                 Ok(())
             }
         }
@@ -898,7 +923,7 @@ impl Daemon {
         let core_state = self.sched.job_state(JobId(id));
         let row = self.jobs.get_mut(&id).expect("checked above");
         if let Some(start) = row.run_start_us.take() {
-            row.run_us += now.0.saturating_sub(start);
+            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
         }
         row.pid = None;
         row.exit_code = status;
@@ -918,7 +943,7 @@ impl Daemon {
         match stop {
             Some(Stop::Requeue) | Some(Stop::Cancel) if preempting => {
                 if stop == Some(Stop::Requeue) {
-                    row.preemptions += 1;
+                    row.preemptions = row.preemptions.saturating_add(1);
                 }
                 self.journal.event(now.0, "evicted", Some(id), json!({"run": run}));
                 self.save(id);
@@ -927,7 +952,7 @@ impl Daemon {
             Some(Stop::Requeue) => {
                 // The core no longer knows it is stopping (its state was rebuilt): end the run
                 // and submit the job again.
-                row.preemptions += 1;
+                row.preemptions = row.preemptions.saturating_add(1);
                 row.state = JobStatus::Queued;
                 row.allocation = None;
                 row.stop = None;
@@ -1089,8 +1114,10 @@ impl Daemon {
     pub(crate) fn submit(&mut self, submission: JobSubmission, owner: String) -> Result<u64, ExecError> {
         submission.validate()?;
         let id = self.next_id;
+        // Ids come back from the journal; one that cannot grow is refused, never reused.
+        let next = id.checked_add(1).ok_or_else(|| ExecError::Refused("no job id is left in this journal".into()))?;
         let spec = self.core_spec(id, &submission)?;
-        self.next_id += 1;
+        self.next_id = next;
         let now = self.now();
         let row = JobRow {
             id,
@@ -1236,9 +1263,10 @@ impl Daemon {
 
     async fn run(&mut self, mut commands: mpsc::Receiver<Command>, mut internal: mpsc::UnboundedReceiver<Internal>) -> Result<(), ExecError> {
         loop {
-            let deadline = self.sched.poll_timeout().map(|t| {
+            // A timeout beyond what an `Instant` can hold is as good as none.
+            let deadline = self.sched.poll_timeout().and_then(|t| {
                 let wait_us = t.0.saturating_sub(self.now().0);
-                tokio::time::Instant::now() + Duration::from_micros(wait_us)
+                tokio::time::Instant::now().checked_add(Duration::from_micros(wait_us))
             });
             let first = tokio::select! {
                 cmd = commands.recv() => cmd.map_or(Input::Closed, Input::Command),
@@ -1277,12 +1305,26 @@ impl Daemon {
     fn recover(&mut self, same_fleet: bool) -> Result<(), ExecError> {
         // Whether a job's state here differs from what the scheduler's journalled state says.
         let mut changed = !same_fleet;
-        let rows = self.journal.jobs()?;
-        self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(rows.last().map_or(1, |r| r.id + 1));
+        let (rows, unreadable) = self.journal.jobs_and_unreadable()?;
+        let last_id = rows.iter().map(|r| r.id).chain(unreadable.iter().map(|u| u.id)).max();
+        self.next_id = self.journal.meta("next_job_id")?.and_then(|v| v.parse().ok()).unwrap_or(1).max(last_id.map_or(1, |id| id.saturating_add(1)));
         let mut ended = Vec::new();
         let now = self.now();
+        for u in unreadable {
+            changed = true;
+            let row = self.quarantine_unreadable(u, now)?;
+            self.jobs.insert(row.id, row);
+        }
         for mut row in rows {
             let id = row.id;
+            if row.state.is_live() {
+                if let Err(e) = row.submission.validate() {
+                    changed = true;
+                    self.quarantine(&mut row, now, e)?;
+                    self.jobs.insert(id, row);
+                    continue;
+                }
+            }
             if matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
                 let run = row.runs;
                 let alive = match (row.pid, row.start_ticks) {
@@ -1320,7 +1362,7 @@ impl Daemon {
                             self.after(Duration::from_micros(left), Internal::GraceOver { job: id, run });
                         } else if let (Some(limit), Some(start)) = (row.submission.time_limit_s, row.run_start_us) {
                             let left = (limit - now.0.saturating_sub(start) as f64 / 1e6).max(0.0);
-                            self.after(Duration::from_secs_f64(left), Internal::TimeLimit { job: id, run });
+                            self.after(secs(left), Internal::TimeLimit { job: id, run });
                         }
                     }
                     (None, Some(alloc)) if exit.is_some() => {
@@ -1342,7 +1384,7 @@ impl Daemon {
                         row.pid = None;
                         row.stop = None;
                         if let Some(start) = row.run_start_us.take() {
-                            row.run_us += now.0.saturating_sub(start);
+                            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
                         }
                         self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": why}));
                     }
@@ -1362,25 +1404,119 @@ impl Daemon {
         Ok(())
     }
 
-    /// The scheduler state the journal holds. A row that does not parse is an error naming it.
+    /// Ends a live job whose journalled submission no longer passes validation (written by an
+    /// older version that accepted it, or edited): acting on it could not be done safely (a time
+    /// limit beyond any timer, say), and refusing to start would keep every other job down
+    /// with it. Its process, if one still runs, is killed: nothing would account for its devices.
+    fn quarantine(&mut self, row: &mut JobRow, now: Time, why: ExecError) -> Result<(), ExecError> {
+        let (field, message) = match &why {
+            ExecError::Invalid { field, message } => (field.clone(), message.clone()),
+            other => (String::new(), other.to_string()),
+        };
+        let alive = match (row.pid, row.start_ticks) {
+            (Some(pid), Some(ticks)) if self.host.is_alive(pid, ticks) => Some(pid),
+            (Some(_), _) => None,
+            (None, _) if row.state != JobStatus::Queued => self.host.find_by_token(&self.run_token(row.id, row.runs)).map(|(pid, _)| pid),
+            (None, _) => None,
+        };
+        if let Some(pid) = alive {
+            self.host.signal_group(row.pgid.unwrap_or(pid), libc::SIGKILL);
+        }
+        let was = row.state;
+        row.state = JobStatus::Failed;
+        row.end_us = Some(now.0);
+        if let Some(start) = row.run_start_us.take() {
+            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
+        }
+        row.allocation = None;
+        row.pid = None;
+        row.pgid = None;
+        row.stop = None;
+        row.error = Some(format!("quarantined at recovery: its journalled submission is invalid: `{field}`: {message}"));
+        self.journal.event(now.0, "quarantined", Some(row.id), json!({"was": was.as_str(), "field": field, "error": message, "killed_pid": alive}));
+        self.journal.row(row);
+        self.journal.set_job_state(row.id, None)
+    }
+
+    /// A job row whose text does not parse cannot be recovered: it is replaced by one that says
+    /// why, with what can still be read of it (owner, submission time, the submission if that
+    /// part parses), ended `failed` if it was live; the original text goes into the
+    /// `quarantined` event. A process the text names that still runs is killed.
+    fn quarantine_unreadable(&mut self, u: UnreadableRow, now: Time) -> Result<JobRow, ExecError> {
+        let loose: serde_json::Value = serde_json::from_str(&u.text).unwrap_or_default();
+        let number = |key: &str| loose.get(key).and_then(|v| v.as_u64());
+        let pid = number("pid").and_then(|p| i32::try_from(p).ok());
+        let alive = match (pid, number("start_ticks")) {
+            (Some(pid), Some(ticks)) if self.host.is_alive(pid, ticks) => Some(pid),
+            _ => None,
+        };
+        if let Some(pid) = alive {
+            self.host.signal_group(pid, libc::SIGKILL);
+        }
+        let was: Option<JobStatus> = serde_json::from_value(serde_json::Value::String(u.state.clone())).ok();
+        let state = was.filter(|s| !s.is_live()).unwrap_or(JobStatus::Failed);
+        let row = JobRow {
+            id: u.id,
+            owner: loose.get("owner").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
+            submission: loose.get("submission").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_else(|| JobSubmission::command("<unreadable>", &[])),
+            state,
+            submit_us: number("submit_us").unwrap_or(now.0),
+            first_start_us: None,
+            run_start_us: None,
+            end_us: Some(number("end_us").unwrap_or(now.0)),
+            run_us: number("run_us").unwrap_or(0),
+            exit_code: loose.get("exit_code").and_then(|v| v.as_i64()).and_then(|c| i32::try_from(c).ok()),
+            runs: 0,
+            preemptions: 0,
+            pid: None,
+            pgid: None,
+            start_ticks: None,
+            allocation: None,
+            devices: Vec::new(),
+            error: Some(format!("quarantined at recovery: its journal row does not parse: {}", u.error)),
+            wait_reason: None,
+            launch_reason: None,
+            stop: None,
+            spawn_failures: 0,
+            stop_deadline_us: None,
+        };
+        self.journal.event(now.0, "quarantined", Some(u.id), json!({"was": u.state, "error": u.error, "row": u.text, "killed_pid": alive}));
+        self.journal.row(&row);
+        self.journal.set_job_state(u.id, None)?;
+        Ok(row)
+    }
+
+    /// The scheduler state the journal holds. A part that does not parse is discarded with a
+    /// `saved_state_discarded` event naming it: the jobs then restore from their rows (as from
+    /// a journal written before states were saved), usage and rounds start afresh. Losing the
+    /// finer ordering state is better than refusing to start every job over it.
     fn saved_state(&mut self) -> Result<Saved, ExecError> {
-        let jobs = self.journal.job_states()?;
+        let now = self.now();
+        let (jobs, unreadable) = self.journal.job_states_and_unreadable()?;
+        for (id, error) in unreadable {
+            self.journal.event(now.0, "saved_state_discarded", Some(id), json!({"table": "job_state", "error": error}));
+        }
         let mut usage = Vec::new();
         if let Some(text) = self.journal.meta("tenant_usage")?.filter(|t| !t.is_empty()) {
-            let by_name: BTreeMap<String, SavedUsage> =
-                serde_json::from_str(&text).map_err(|e| ExecError::Journal(format!("table meta, key tenant_usage: {e}")))?;
-            for (name, u) in by_name {
-                // A tenant that left the table keeps no usage.
-                if let Ok(t) = self.tenant(&name) {
-                    usage.push((t, u));
+            match serde_json::from_str::<BTreeMap<String, SavedUsage>>(&text) {
+                Ok(by_name) => {
+                    for (name, u) in by_name {
+                        // A tenant that left the table keeps no usage.
+                        if let Ok(t) = self.tenant(&name) {
+                            usage.push((t, u));
+                        }
+                    }
                 }
+                Err(e) => self.journal.event(now.0, "saved_state_discarded", None, json!({"table": "meta", "key": "tenant_usage", "error": e.to_string()})),
             }
         }
         let mut rounds = None;
         if let Some(text) = self.journal.meta("rounds")?.filter(|t| !t.is_empty()) {
-            let saved: SavedRounds = serde_json::from_str(&text).map_err(|e| ExecError::Journal(format!("table meta, key rounds: {e}")))?;
-            // Rounds of another policy (the configuration changed) start afresh.
-            rounds = (saved.policy == self.policy_spec).then_some(saved.snapshot);
+            match serde_json::from_str::<SavedRounds>(&text) {
+                // Rounds of another policy (the configuration changed) start afresh.
+                Ok(saved) => rounds = (saved.policy == self.policy_spec).then_some(saved.snapshot),
+                Err(e) => self.journal.event(now.0, "saved_state_discarded", None, json!({"table": "meta", "key": "rounds", "error": e.to_string()})),
+            }
         }
         Ok(Saved { jobs, usage, rounds })
     }
@@ -1419,6 +1555,8 @@ impl Daemon {
                 continue;
             }
             let spec = self.core_spec(id, &submission)?;
+            // A state derived from the row (none was saved) may not be what the scheduler had.
+            pass |= !saved.jobs.contains_key(&id);
             let restored = self.restored_job(id, &spec, saved.jobs.get(&id), now);
             let holding = restored.running.is_some();
             match sched.restore_job(now, spec.clone(), restored.clone()) {
@@ -1438,7 +1576,7 @@ impl Daemon {
                     row.pgid = None;
                     row.stop = None;
                     if let Some(start) = row.run_start_us.take() {
-                        row.run_us += now.0.saturating_sub(start);
+                        row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
                     }
                     self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": format!("restoring it failed: {e}")}));
                     let queued = RestoredJob { running: None, queued_since: now, ..restored };
@@ -1536,7 +1674,7 @@ impl tessera_driver::World for Daemon {
         let devices = self.device_names(allocation);
         let Some(row) = self.jobs.get_mut(&job.0) else { return Ok(()) };
         row.state = JobStatus::Launching;
-        row.runs += 1;
+        row.runs = row.runs.saturating_add(1);
         row.stop_deadline_us = None;
         row.allocation = Some(allocation.clone());
         row.devices = devices;

@@ -80,6 +80,19 @@ pub struct JobRow {
     pub stop_deadline_us: Option<u64>,
 }
 
+/// Saved scheduler states by job id.
+pub type JobStates = std::collections::BTreeMap<u64, RestoredJob>;
+
+/// A `jobs` row whose text does not parse (a corrupt or hand-edited journal).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnreadableRow {
+    pub id: u64,
+    /// The table's `state` column, which is written beside the text.
+    pub state: String,
+    pub text: String,
+    pub error: String,
+}
+
 enum Pending {
     Event { t_us: u64, kind: String, job: Option<u64>, detail: serde_json::Value },
     Row(Box<JobRow>),
@@ -228,7 +241,7 @@ impl Journal {
                     Pending::Event { t_us, kind, job, detail } => {
                         ins_event.execute(params![t_us as i64, kind, job.map(|j| j as i64), detail.to_string()])?;
                         let seq = tx.last_insert_rowid() as u64;
-                        let at_unix_s = (self.epoch_unix_us + t_us) as f64 / 1e6;
+                        let at_unix_s = self.epoch_unix_us.saturating_add(t_us) as f64 / 1e6;
                         events.push(ExecEvent { seq, at_unix_s, kind, job, detail });
                     }
                     Pending::Row(row) => {
@@ -265,14 +278,31 @@ impl Journal {
 
     /// Every job, in id order.
     pub fn jobs(&self) -> Result<Vec<JobRow>, ExecError> {
-        let mut stmt = self.conn.prepare("SELECT id, row FROM jobs ORDER BY id")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, text) = row?;
-            out.push(serde_json::from_str(&text).map_err(|e| jerr(&format!("job {id}'s row"), e))?);
+        let (rows, unreadable) = self.jobs_and_unreadable()?;
+        match unreadable.into_iter().next() {
+            Some(u) => Err(jerr(&format!("job {}'s row", u.id), u.error)),
+            None => Ok(rows),
         }
-        Ok(out)
+    }
+
+    /// Every job row that parses, in id order, and apart those that do not: recovery
+    /// quarantines those rather than refusing to start.
+    pub fn jobs_and_unreadable(&self) -> Result<(Vec<JobRow>, Vec<UnreadableRow>), ExecError> {
+        let mut stmt = self.conn.prepare("SELECT id, state, row FROM jobs ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?)))?;
+        let (mut out, mut unreadable) = (Vec::new(), Vec::new());
+        for row in rows {
+            let (id, state, text) = row?;
+            // The path names the field at fault, which serde_json's message alone does not.
+            match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)) {
+                Ok(parsed) => out.push(parsed),
+                Err(e) => {
+                    let error = format!("field `{}`: {}", e.path(), e.inner());
+                    unreadable.push(UnreadableRow { id: id as u64, state, text, error });
+                }
+            }
+        }
+        Ok((out, unreadable))
     }
 
     /// Records a live job's scheduler state (its submission time, attained service, LAS
@@ -285,16 +315,30 @@ impl Journal {
     }
 
     /// Every saved scheduler state, by job id. A row that does not parse is an error naming it.
-    pub fn job_states(&self) -> Result<std::collections::BTreeMap<u64, RestoredJob>, ExecError> {
+    pub fn job_states(&self) -> Result<JobStates, ExecError> {
+        let (out, unreadable) = self.job_states_and_unreadable()?;
+        match unreadable.into_iter().next() {
+            Some((id, e)) => Err(jerr(&format!("table job_state, job {id}, column state"), e)),
+            None => Ok(out),
+        }
+    }
+
+    /// Every saved scheduler state that parses, by job id, and apart the ids and errors of those
+    /// that do not (recovery restores those jobs from their rows instead).
+    pub fn job_states_and_unreadable(&self) -> Result<(JobStates, Vec<(u64, String)>), ExecError> {
         let mut stmt = self.conn.prepare("SELECT id, state FROM job_state ORDER BY id")?;
         let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = std::collections::BTreeMap::new();
+        let (mut out, mut unreadable) = (std::collections::BTreeMap::new(), Vec::new());
         for row in rows {
             let (id, text) = row?;
-            let state = serde_json::from_str(&text).map_err(|e| jerr(&format!("table job_state, job {id}, column state"), e))?;
-            out.insert(id as u64, state);
+            match serde_json::from_str(&text) {
+                Ok(state) => {
+                    out.insert(id as u64, state);
+                }
+                Err(e) => unreadable.push((id as u64, e.to_string())),
+            }
         }
-        Ok(out)
+        Ok((out, unreadable))
     }
 
     pub fn drained_devices(&self) -> Result<Vec<String>, ExecError> {
@@ -313,7 +357,7 @@ impl Journal {
         for row in rows {
             let (seq, t_us, kind, job, detail) = row?;
             let detail = serde_json::from_str(&detail).map_err(|e| jerr(&format!("event {seq}"), e))?;
-            out.push(ExecEvent { seq: seq as u64, at_unix_s: (self.epoch_unix_us + t_us as u64) as f64 / 1e6, kind, job: job.map(|j| j as u64), detail });
+            out.push(ExecEvent { seq: seq as u64, at_unix_s: self.epoch_unix_us.saturating_add(t_us as u64) as f64 / 1e6, kind, job: job.map(|j| j as u64), detail });
         }
         Ok(out)
     }
@@ -390,7 +434,7 @@ impl Journal {
             });
             tx.execute("INSERT INTO events(t_us, kind, job, detail) VALUES (?1, 'journal_compacted', NULL, ?2)", params![t_us as i64, detail.to_string()])?;
             let seq = tx.last_insert_rowid() as u64;
-            event = Some(ExecEvent { seq, at_unix_s: (self.epoch_unix_us + t_us) as f64 / 1e6, kind: "journal_compacted".into(), job: None, detail });
+            event = Some(ExecEvent { seq, at_unix_s: self.epoch_unix_us.saturating_add(t_us) as f64 / 1e6, kind: "journal_compacted".into(), job: None, detail });
         }
         tx.commit()?;
         if event.is_some() {

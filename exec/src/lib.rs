@@ -29,6 +29,12 @@ pub use error::ExecError;
 pub use handle::{DaemonHandle, DeviceView, ExecEvent, JobStatus, JobView, MetricsSnapshot};
 pub use spec::JobSubmission;
 
+/// With the `fault-injection` feature (tests only): a job of this name makes the daemon panic
+/// right after spawning it, before its pid is journalled or its submitter answered, as an
+/// unchecked conversion once did. `exec/tests/runtime_panic.rs` checks what a panic leaves.
+#[cfg(feature = "fault-injection")]
+pub const FAULT_PANIC_AFTER_SPAWN: &str = "tessera-fault-panic-after-spawn";
+
 // The API half (HTTP API, client, `exec serve`).
 pub mod api;
 pub mod client;

@@ -6,6 +6,7 @@ use crate::error::ExecError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use tessera_core::limits;
 
 /// Environment variables the executor sets itself; a submission may not set them.
 pub const RESERVED_ENV: &[&str] = &["CUDA_VISIBLE_DEVICES", "TESSERA_JOB_ID", "TESSERA_CHECKPOINT_DIR", "TESSERA_RESTART_COUNT", "TESSERA_DEVICES", "TESSERA_RUN_TOKEN"];
@@ -43,12 +44,14 @@ pub struct JobSubmission {
     #[serde(default)]
     pub checkpointable: bool,
     /// Wall-clock limit per run; the job is stopped (SIGTERM, grace, SIGKILL) when it is reached.
+    /// At most [`limits::MAX_DURATION_S`] (100 years), as every duration here.
     #[serde(default)]
     pub time_limit_s: Option<f64>,
     /// What the submitter says the job takes (SJF and backfill read it).
     #[serde(default)]
     pub stated_duration_s: Option<f64>,
-    /// Attempts after a failure to start; default: the daemon's `launch_retries`.
+    /// Attempts after a failure to start; default: the daemon's `launch_retries`. At most
+    /// [`limits::MAX_RETRIES`].
     #[serde(default)]
     pub retries: Option<u32>,
     /// Shell commands run in order before `command`, in the same environment; the job fails if
@@ -72,7 +75,8 @@ fn default_share() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceAsk {
-    /// Devices, all at once (a gang); 0 for a job that needs none.
+    /// Devices, all at once (a gang); 0 for a job that needs none. At most
+    /// [`limits::MAX_DEVICES_PER_JOB`].
     #[serde(default)]
     pub count: u32,
     /// Share of each device, in (0, 1]; below 1 only with `count = 1`.
@@ -96,14 +100,13 @@ impl DeviceAsk {
     }
 }
 
-fn finite_positive(field: &str, v: Option<f64>, allow_zero: bool) -> Result<(), ExecError> {
-    if let Some(v) = v {
-        if !v.is_finite() || v < 0.0 || (!allow_zero && v == 0.0) {
-            let want = if allow_zero { "a finite number >= 0" } else { "a finite number > 0" };
-            return Err(ExecError::invalid(field, format!("expected {want} of seconds, found {v}")));
-        }
+/// A duration within [`limits::MAX_DURATION_S`]: beyond it the daemon's timers could not be
+/// armed (`Duration` overflows at about 1.8e19 s).
+fn bounded_secs(field: &str, v: Option<f64>, allow_zero: bool) -> Result<(), ExecError> {
+    match v {
+        Some(v) => limits::check_secs(v, allow_zero).map(drop).map_err(|m| ExecError::invalid(field, m)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 impl JobSubmission {
@@ -134,8 +137,11 @@ impl JobSubmission {
         if self.command.trim().is_empty() {
             return Err(ExecError::invalid("command", "the command is empty"));
         }
-        if self.command.contains('\0') || self.args.iter().any(|a| a.contains('\0')) {
+        if self.command.contains('\0') {
             return Err(ExecError::invalid("command", "contains a NUL byte"));
+        }
+        if let Some(i) = self.args.iter().position(|a| a.contains('\0')) {
+            return Err(ExecError::invalid(format!("args[{i}]"), "contains a NUL byte"));
         }
         if self.tenant.trim().is_empty() {
             return Err(ExecError::invalid("tenant", "the tenant is empty"));
@@ -159,11 +165,23 @@ impl JobSubmission {
         if let Some(m) = d.models.iter().find(|m| m.trim().is_empty()) {
             return Err(ExecError::invalid("devices.models", format!("empty model name `{m}`")));
         }
-        finite_positive("time_limit_s", self.time_limit_s, false)?;
-        finite_positive("stated_duration_s", self.stated_duration_s, true)?;
+        if d.count > limits::MAX_DEVICES_PER_JOB {
+            return Err(ExecError::invalid("devices.count", format!("{} devices is beyond the bound of {}", d.count, limits::MAX_DEVICES_PER_JOB)));
+        }
+        if self.mem_mib > limits::MAX_MEM_MIB {
+            return Err(ExecError::invalid("mem_mib", format!("{} MiB is beyond the bound of {} MiB (1 EiB)", self.mem_mib, limits::MAX_MEM_MIB)));
+        }
+        if let Some(r) = self.retries.filter(|&r| r > limits::MAX_RETRIES) {
+            return Err(ExecError::invalid("retries", format!("{r} retries is beyond the bound of {}", limits::MAX_RETRIES)));
+        }
+        bounded_secs("time_limit_s", self.time_limit_s, false)?;
+        bounded_secs("stated_duration_s", self.stated_duration_s, true)?;
         for (key, value) in &self.env {
-            if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
+            if key.is_empty() || key.contains('=') || key.contains('\0') {
                 return Err(ExecError::invalid(format!("env.{key}"), "a variable name must be non-empty, without `=` or NUL"));
+            }
+            if value.contains('\0') {
+                return Err(ExecError::invalid(format!("env.{key}"), "the value contains a NUL byte"));
             }
             if RESERVED_ENV.contains(&key.as_str()) {
                 return Err(ExecError::invalid(format!("env.{key}"), "is set by the executor; a job may not set it"));
@@ -306,6 +324,40 @@ mod tests {
         assert_eq!(field, "devices.models");
         let (field, _) = err_of(parse_json(r#"{"command": "x", "warmup": [""]}"#));
         assert_eq!(field, "warmup[0]");
+    }
+
+    #[test]
+    fn numbers_beyond_their_bound_are_refused_naming_the_field_and_the_bound() {
+        for (json, field) in [
+            (r#"{"command": "sleep", "args": ["45"], "time_limit_s": 1e20}"#, "time_limit_s"),
+            (r#"{"command": "x", "time_limit_s": 3155760001}"#, "time_limit_s"),
+            (r#"{"command": "x", "stated_duration_s": 1e300}"#, "stated_duration_s"),
+        ] {
+            let (f, msg) = err_of(parse_json(json));
+            assert_eq!(f, field, "{json}");
+            assert!(msg.contains("3155760000 s (100 years)"), "{json}: {msg}");
+        }
+        assert!(parse_json(r#"{"command": "x", "time_limit_s": 3155760000}"#).is_ok(), "the bound itself is allowed");
+        let (f, msg) = err_of(parse_json(r#"{"command": "x", "devices": {"count": 1000001}}"#));
+        assert_eq!(f, "devices.count");
+        assert!(msg.contains("1000000"), "{msg}");
+        let (f, msg) = err_of(parse_json(r#"{"command": "x", "retries": 4000000000}"#));
+        assert_eq!(f, "retries");
+        assert!(msg.contains("bound of 100"), "{msg}");
+        let (f, msg) = err_of(parse_json(r#"{"command": "x", "mem_mib": 18446744073709551615}"#));
+        assert_eq!(f, "mem_mib");
+        assert!(msg.contains("1 EiB"), "{msg}");
+    }
+
+    #[test]
+    fn a_nul_is_reported_where_it_is() {
+        let (f, msg) = err_of(parse_json(r#"{"command": "echo", "args": ["ok", "a\u0000b"]}"#));
+        assert_eq!((f.as_str(), msg.contains("NUL")), ("args[1]", true), "{msg}");
+        let (f, msg) = err_of(parse_json(r#"{"command": "e\u0000cho"}"#));
+        assert_eq!((f.as_str(), msg.contains("NUL")), ("command", true), "{msg}");
+        let (f, msg) = err_of(parse_json(r#"{"command": "x", "env": {"A": "b\u0000"}}"#));
+        assert_eq!(f, "env.A");
+        assert!(msg.contains("value contains a NUL") && !msg.contains("name"), "{msg}");
     }
 
     #[test]

@@ -114,11 +114,21 @@ async fn a_submitter_sees_and_cancels_only_its_own_jobs() {
     assert_eq!((a.owner.as_str(), b.owner.as_str()), ("alice", "bob"));
     wait_state(&alice, a.id, JobStatus::Running).await;
 
+    // Another's job is answered exactly as one that does not exist: 404, the same body, no
+    // owner named, so ids cannot be enumerated.
+    let missing = b.id + 1000;
+    let (status, absent) = bob.raw(Method::GET, &format!("/v1/jobs/{missing}"), None, "").await.unwrap();
+    assert_eq!(status, 404);
+    let (status, theirs) = bob.raw(Method::GET, &format!("/v1/jobs/{}", a.id), None, "").await.unwrap();
+    assert_eq!(status, 404);
+    let text = |body: &[u8], id: u64| String::from_utf8_lossy(body).replace(&id.to_string(), "ID");
+    assert_eq!(text(&theirs, a.id), text(&absent, missing), "the answers differ");
+    assert!(!text(&theirs, a.id).contains("alice"), "{}", text(&theirs, a.id));
     let e = bob.show(a.id).await.unwrap_err();
-    assert_eq!(e.status(), Some(403), "{e}");
+    assert_eq!(e.status(), Some(404), "{e}");
     let e = bob.cancel(a.id).await.unwrap_err();
-    assert_eq!(e.status(), Some(403), "{e}");
-    assert!(e.to_string().contains("belongs to `alice`"), "{e}");
+    assert_eq!(e.status(), Some(404), "{e}");
+    assert!(!e.to_string().contains("alice"), "{e}");
     let listed: Vec<u64> = bob.list().await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(listed, vec![b.id]);
     let listed: Vec<u64> = olga.list().await.unwrap().iter().map(|j| j.id).collect();

@@ -39,6 +39,14 @@ async fn bad_submissions_are_refused_clearly_and_leave_no_trace() {
     assert_eq!((status, body["field"].as_str()), (400, Some("priority")), "{body}");
     let (status, body) = refused(&alice, "application/json", r#"{"command": ""}"#.into()).await;
     assert_eq!((status, body["field"].as_str()), (400, Some("command")), "{body}");
+    // A number beyond its bound (this one once panicked the daemon arming its timer, after
+    // the job was committed): 400 naming the field and the bound, and nothing is committed.
+    let (status, body) = refused(&alice, "application/json", r#"{"command":"sleep","args":["45"],"time_limit_s":1e20}"#.into()).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("time_limit_s")), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("3155760000 s (100 years)"), "{body}");
+    let (status, body) = refused(&alice, "application/toml", "command = 'sleep'\nargs = ['45']\nstated_duration_s = 1e300\n".into()).await;
+    assert_eq!((status, body["field"].as_str()), (400, Some("stated_duration_s")), "{body}");
+    assert!(body["error"].as_str().unwrap().contains("100 years"), "{body}");
     // TOML: the error names the line.
     let (status, body) = refused(&alice, "application/toml", "command = 'true'\n\n[devices]\ncount = -1\n".into()).await;
     assert_eq!(status, 400, "{body}");
@@ -64,7 +72,7 @@ async fn bad_submissions_are_refused_clearly_and_leave_no_trace() {
     }
     let exp = parse_text(&alice.metrics_text().await.unwrap()).unwrap();
     assert_eq!(exp.value("tessera_api_submissions_total", &[("outcome", "accepted")]), Some(3.0));
-    assert_eq!(exp.value("tessera_api_submissions_total", &[("outcome", "refused")]), Some(8.0));
+    assert_eq!(exp.value("tessera_api_submissions_total", &[("outcome", "refused")]), Some(10.0));
 
     // An accepted job was journalled before its 201: a restart on the same state dir has it,
     // and only it, even one submitted just before the stop.

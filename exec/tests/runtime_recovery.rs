@@ -159,3 +159,118 @@ fn a_batch_of_concurrent_submissions_is_all_journalled_and_none_twice() {
     ran.sort_unstable();
     assert_eq!(ran, sorted, "each job ran exactly once");
 }
+
+/// A journal holding rows no validation admits today (as an older version, which accepted any
+/// finite number, could write them): a running job whose time limit no timer can hold (1e20 s
+/// once panicked every restart while re-arming it) and a queued one stating 1e300 s; and a
+/// queued job whose row does not parse at all. The daemon starts, quarantines all three (ended
+/// `failed` with the reason, a `quarantined` event, the running one's process killed), runs
+/// the valid job behind them, and starts again after that.
+#[test]
+fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let (limit_job, stated_job, good_job, unreadable_job, pid) = rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        let mut long = sh("sleep 45");
+        long.time_limit_s = Some(30.0);
+        let a = h.submit(long, "u").await.unwrap().id;
+        let b = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        let c = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        let d = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        let running = wait_state(&h, a, JobStatus::Running).await;
+        assert_eq!(h.show(b).await.unwrap().unwrap().state, JobStatus::Queued);
+        (a, b, c, d, running.pid.unwrap())
+    });
+    drop(rt);
+
+    // What an older version could have journalled.
+    let conn = rusqlite::Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    for (id, key, value) in [(limit_job, "time_limit_s", 1e20), (stated_job, "stated_duration_s", 1e300)] {
+        let text: String = conn.query_row("SELECT row FROM jobs WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+        let mut row: serde_json::Value = serde_json::from_str(&text).unwrap();
+        row["submission"][key] = serde_json::json!(value);
+        conn.execute("UPDATE jobs SET row = ?1 WHERE id = ?2", rusqlite::params![row.to_string(), id]).unwrap();
+    }
+    let text: String = conn.query_row("SELECT row FROM jobs WHERE id = ?1", [unreadable_job], |r| r.get(0)).unwrap();
+    let mut row: serde_json::Value = serde_json::from_str(&text).unwrap();
+    row["runs"] = serde_json::json!("many");
+    conn.execute("UPDATE jobs SET row = ?1 WHERE id = ?2", rusqlite::params![row.to_string(), unreadable_job]).unwrap();
+    drop(conn);
+
+    let rt = runtime();
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.expect("the daemon starts on the journal");
+        for (id, field) in [(limit_job, "time_limit_s"), (stated_job, "stated_duration_s")] {
+            let v = h.show(id).await.unwrap().unwrap();
+            assert_eq!(v.state, JobStatus::Failed, "{v:#?}");
+            let error = v.error.unwrap_or_default();
+            assert!(error.contains("quarantined") && error.contains(field) && error.contains("100 years"), "{error}");
+        }
+        let v = h.show(unreadable_job).await.unwrap().unwrap();
+        assert_eq!((v.state, v.owner.as_str()), (JobStatus::Failed, "u"), "{v:#?}");
+        let error = v.error.unwrap_or_default();
+        assert!(error.contains("quarantined") && error.contains("does not parse") && error.contains("runs"), "{error}");
+        assert_eq!(wait_done(&h, good_job).await.state, JobStatus::Finished, "the valid job behind them runs");
+        let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
+        let quarantined: Vec<(Option<u64>, String)> =
+            journal.events(None).unwrap().into_iter().filter(|e| e.kind == "quarantined").map(|e| (e.job, e.detail["field"].as_str().unwrap_or("").to_string())).collect();
+        assert_eq!(
+            quarantined,
+            vec![(Some(unreadable_job), String::new()), (Some(limit_job), "time_limit_s".to_string()), (Some(stated_job), "stated_duration_s".to_string())]
+        );
+        let next = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        assert_eq!(next, unreadable_job + 1, "no id is reused");
+        h.shutdown().await.unwrap();
+    });
+    drop(rt);
+    // Its process was killed (a zombie of this test process at most: it was our child).
+    let t0 = Instant::now();
+    let gone = || std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')));
+    while !gone() && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(gone(), "the quarantined job's process {pid} still runs");
+
+    // Quarantined rows are ended: the next start has nothing left to refuse.
+    let rt = runtime();
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        assert_eq!(h.show(limit_job).await.unwrap().unwrap().state, JobStatus::Failed);
+        h.shutdown().await.unwrap();
+    });
+}
+
+/// Counters read back from the journal at their type's limit neither overflow (a panic in a
+/// debug build, a wrap in a release one) nor lead to an id being used twice: the job runs, and
+/// when no id is left a submission is refused.
+#[test]
+fn journalled_counters_at_their_limit_neither_overflow_nor_reuse_an_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime();
+    let id = rt.block_on(async {
+        let (h, join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        h.drain("cpu0").await.unwrap();
+        let id = h.submit(sh("exit 0"), "u").await.unwrap().id;
+        h.shutdown().await.unwrap();
+        join.await.unwrap().unwrap();
+        id
+    });
+    let conn = rusqlite::Connection::open(dir.path().join("journal.sqlite")).unwrap();
+    let text: String = conn.query_row("SELECT row FROM jobs WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+    let mut row: serde_json::Value = serde_json::from_str(&text).unwrap();
+    row["runs"] = serde_json::json!(u32::MAX);
+    row["preemptions"] = serde_json::json!(u32::MAX);
+    conn.execute("UPDATE jobs SET row = ?1 WHERE id = ?2", rusqlite::params![row.to_string(), id]).unwrap();
+    conn.execute("UPDATE meta SET value = ?1 WHERE key = 'next_job_id'", [u64::MAX.to_string()]).unwrap();
+    drop(conn);
+    rt.block_on(async {
+        let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
+        h.undrain("cpu0").await.unwrap();
+        assert_eq!(wait_done(&h, id).await.state, JobStatus::Finished);
+        let refused = h.submit(sh("exit 0"), "u").await.unwrap_err();
+        assert!(refused.to_string().contains("no job id is left"), "{refused}");
+        assert_eq!(h.list().await.unwrap().len(), 1, "nothing was overwritten");
+        h.shutdown().await.unwrap();
+    });
+}

@@ -37,6 +37,9 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 ///
 /// - `jobs`: all records, whatever their outcome.
 /// - `completed`: completed jobs.
+/// - `rejected`: jobs the scheduler refused at submission because they can never run on the
+///   cluster (more devices than it has, more CPU or memory than any node); with every job
+///   rejected, the averages below are NaN, and this count says why.
 /// - **JCT** (job completion time) = end − submit, over completed jobs.
 /// - **wait** = JCT − run time, over completed jobs: all the time a job was not running,
 ///   including the waits after a preemption sent it back to the queue.
@@ -54,6 +57,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 pub struct RunMetrics {
     pub jobs: u64,
     pub completed: u64,
+    pub rejected: u64,
     pub avg_jct_s: f64,
     pub p50_jct_s: f64,
     pub p95_jct_s: f64,
@@ -80,6 +84,7 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
     let mut wait_s = Vec::with_capacity(records.len());
     let mut slowdown_sum = 0.0;
     let mut preemptions = 0u64;
+    let mut rejected = 0u64;
     let mut device_micros = 0u128;
     let (mut lost_work, mut checkpoint_overhead) = (Time::ZERO, Time::ZERO);
     let mut earliest_submit = Time::MAX;
@@ -93,6 +98,9 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
         earliest_submit = earliest_submit.min(r.submit);
         if let Some(end) = r.end {
             latest_end = Some(latest_end.map_or(end, |l| l.max(end)));
+        }
+        if r.outcome == RecordOutcome::Rejected {
+            rejected += 1;
         }
         if r.outcome != RecordOutcome::Completed {
             continue;
@@ -130,6 +138,7 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
     RunMetrics {
         jobs: records.len() as u64,
         completed: completed as u64,
+        rejected,
         avg_jct_s,
         p50_jct_s: percentile(&jct_s, 0.50),
         p95_jct_s: percentile(&jct_s, 0.95),

@@ -5,7 +5,7 @@ use crate::metrics::RunMetrics;
 use std::io::{self, Write};
 
 /// The summary CSV's header, exactly.
-pub const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,\
+pub const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,rejected,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,\
 avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,\
 lost_work_s,checkpoint_overhead_s,failures,wall_s";
 
@@ -38,7 +38,7 @@ pub fn write_summary_csv(mut w: impl Write, rows: &[SummaryRow]) -> io::Result<(
     for row in rows {
         let m = &row.metrics;
         push_text(&mut buf, &row.policy);
-        for n in [u64::from(row.replication), row.seed, m.jobs, m.completed] {
+        for n in [u64::from(row.replication), row.seed, m.jobs, m.completed, m.rejected] {
             buf.push(b',');
             push_u64(&mut buf, n);
         }

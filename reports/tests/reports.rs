@@ -195,6 +195,7 @@ fn metrics(completed: u64) -> RunMetrics {
     RunMetrics {
         jobs: 10,
         completed,
+        rejected: 1,
         avg_jct_s: 61.666_666_6,
         p50_jct_s: 60.0,
         p95_jct_s: 100.0,
@@ -231,6 +232,7 @@ fn summary_csv_header_and_fixed_formatting() {
             seed: u64::MAX,
             metrics: RunMetrics {
                 completed: 0,
+                rejected: 10,
                 avg_jct_s: nan,
                 p50_jct_s: nan,
                 p95_jct_s: nan,
@@ -256,16 +258,16 @@ fn summary_csv_header_and_fixed_formatting() {
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
         lines[0],
-        "policy,replication,seed,jobs,completed,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,\
+        "policy,replication,seed,jobs,completed,rejected,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,\
          p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,lost_work_s,checkpoint_overhead_s,failures,wall_s"
     );
     assert_eq!(
         lines[1],
-        "fifo,0,42,10,3,61.667,60.000,100.000,100.000,16.667,20.000,30.000,30.000,1.833,200.000,0.278125,3,1234,12.500,0.250,2,0.013"
+        "fifo,0,42,10,3,1,61.667,60.000,100.000,100.000,16.667,20.000,30.000,30.000,1.833,200.000,0.278125,3,1234,12.500,0.250,2,0.013"
     );
     assert_eq!(
         lines[2],
-        "\"priority,backfill=\"\"easy\"\"\",1,18446744073709551615,10,0,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,0.000,0.000000,0,0,12.500,0.250,2,2.000"
+        "\"priority,backfill=\"\"easy\"\"\",1,18446744073709551615,10,0,10,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,NaN,0.000,0.000000,0,0,12.500,0.250,2,2.000"
     );
     assert_eq!(lines.len(), 3);
     assert!(text.ends_with('\n'));

@@ -361,6 +361,22 @@ impl DistSpec {
         }
     }
 
+    /// The largest value a sample can take (infinite for the unbounded distributions), for the
+    /// checks against the bounds of `tessera_core::limits`.
+    pub fn max_value(&self) -> f64 {
+        match self {
+            DistSpec::Constant { value } => *value,
+            DistSpec::Exponential { .. } | DistSpec::Lognormal { .. } | DistSpec::Weibull { .. } => f64::INFINITY,
+            DistSpec::Uniform { max_s, .. } => *max_s,
+            DistSpec::Choice { values, weights } => values
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| weights.as_ref().is_none_or(|w| w[*i] > 0.0))
+                .map(|(_, v)| *v)
+                .fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+
     /// Whether every draw is above zero: continuous distributions on (0, inf) never draw 0
     /// although their infimum is 0.
     pub fn always_positive(&self) -> bool {

@@ -336,6 +336,11 @@ impl ModelsSpec {
             if m.nodes.is_empty() {
                 return err(&format!("maintenance[{i}].nodes"), "expected at least one node name".into());
             }
+            for (name, v) in [("start_s", m.start_s), ("duration_s", m.duration_s)] {
+                if let Err(m) = limits::check_secs(v, true) {
+                    return err(&format!("maintenance[{i}].{name}"), m);
+                }
+            }
         }
         if let Some(c) = &self.checkpoint {
             let check = |key: String, costs: &CheckpointCosts| -> Result<(), (String, String)> {
@@ -345,6 +350,7 @@ impl ModelsSpec {
                         if !ok {
                             return Err((format!("{key}.{name}"), format!("expected a {} number of seconds, found {v}", if name == "interval_s" { "positive" } else { "non-negative" })));
                         }
+                        limits::check_secs(v, true).map_err(|m| (format!("{key}.{name}"), m))?;
                     }
                 }
                 Ok(())
@@ -381,6 +387,9 @@ impl ModelsSpec {
             if !non_negative(f.at_s) {
                 return err(&format!("fleet[{i}].at_s"), format!("expected a non-negative number of seconds, found {}", f.at_s));
             }
+            if let Err(m) = limits::check_secs(f.at_s, true) {
+                return err(&format!("fleet[{i}].at_s"), m);
+            }
             if f.add.is_none() && f.remove.is_empty() {
                 return err(&format!("fleet[{i}]"), "expected `add` (a node group) or `remove` (node names)".into());
             }
@@ -394,7 +403,7 @@ impl ModelsSpec {
 
 use crate::dist::Sampler;
 use crate::scenario::{Scenario, ScenarioError};
-use tessera_core::{Catalogue, NodeId, NodeSpec, Time};
+use tessera_core::{limits, Catalogue, NodeId, NodeSpec, Time};
 
 /// Contention levels, as indexes into `WorldModels::contention`.
 pub const NODE: usize = 0;

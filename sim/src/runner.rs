@@ -6,7 +6,7 @@
 
 use crate::engine::{self, DecisionSink, JsonlSink, NullSink, RunLimits, RunOutput, World};
 use crate::models::WorldModels;
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{Scenario, ScenarioError, MAX_REPLICATIONS};
 use crate::speed::SpeedMatrix;
 use crate::workload::{build_cluster, build_workload, Workload};
 use std::fs::{self, File};
@@ -115,6 +115,10 @@ pub(crate) fn run_scenario_with<T: Send>(
     let (catalogue, nodes) = build_cluster(scenario)?;
     let base_seed = options.seed.unwrap_or(scenario.seed);
     let replications = options.replications.unwrap_or(scenario.replications);
+    if replications > MAX_REPLICATIONS {
+        let message = format!("{replications} replications (--replications) is beyond the bound of {MAX_REPLICATIONS}");
+        return Err(ScenarioError::invalid(&scenario.path, "replications", message).into());
+    }
     let reps: Vec<Replication> = (0..replications)
         .map(|index| {
             let seed = base_seed.wrapping_add(index as u64);
@@ -159,6 +163,7 @@ pub(crate) fn run_scenario_with<T: Send>(
         .into_iter()
         .unzip();
 
+    warn_rejected(&rows);
     if let Some(dir) = &options.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         write_cluster_files(dir, &catalogue, &nodes)?;
@@ -173,6 +178,23 @@ pub(crate) fn run_scenario_with<T: Send>(
         }
     }
     Ok((rows, extracted))
+}
+
+/// One warning for all the runs when the scheduler rejected jobs at submission: they can never
+/// run on this cluster, so they are in no JCT or wait, and a run where every job was rejected
+/// has only NaN metrics. Printed whatever `quiet` says: it is about the input, not progress.
+fn warn_rejected(rows: &[SummaryRow]) {
+    let rejected: u64 = rows.iter().map(|r| r.metrics.rejected).sum();
+    if rejected == 0 {
+        return;
+    }
+    let jobs: u64 = rows.iter().map(|r| r.metrics.jobs).sum();
+    let runs = rows.iter().filter(|r| r.metrics.rejected > 0).count();
+    eprintln!(
+        "warning: {rejected} of {jobs} jobs (in {runs} of {} runs) were rejected at submission: they can never fit this cluster \
+         (more devices than it has, or more CPU or memory than any node); see `rejected` in summary.csv and the `reject` decisions",
+        rows.len()
+    );
 }
 
 /// The jobs a scenario's `[metrics]` table counts.

@@ -13,13 +13,16 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use tessera_core::catalogue::CatalogueError;
+use tessera_core::limits::{check_secs, MAX_DEVICES_PER_JOB, MAX_DURATION_S, MAX_DURATION_TEXT};
 use tessera_core::{Catalogue, DeviceKind, DeviceModel, Policy, PolicySpec, Time};
 
 /// Upper bounds that keep a typo (`jobs = 1e12`) from exhausting memory instead of being reported.
-pub const MAX_SYNTHETIC_JOBS: u64 = 100_000_000;
+pub const MAX_SYNTHETIC_JOBS: u64 = tessera_core::limits::MAX_JOBS;
 pub const MAX_NODES: u64 = 1 << 20;
 pub const MAX_DEVICES: u64 = 1 << 24;
 pub const MAX_TENANTS: u32 = 1_000_000;
+/// Each replication's workload is held in memory for the whole run.
+pub const MAX_REPLICATIONS: u32 = 10_000;
 
 /// Where in the scenario file an error was found (1-based).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -852,12 +855,13 @@ impl Scenario {
             self.lookup_model(&catalogue, &format!("models.failures.by_model[{i}].model"), &m.model)?;
         }
         if let Some(h) = self.sim.horizon_s {
-            if !(h.is_finite() && h > 0.0) {
-                return Err(self.err("sim.horizon_s", format!("expected a positive number of seconds, found {h}")));
-            }
+            check_secs(h, false).map_err(|m| self.err("sim.horizon_s", m))?;
         }
         if self.replications == 0 {
             return Err(self.err("replications", "expected a positive integer, found 0"));
+        }
+        if self.replications > MAX_REPLICATIONS {
+            return Err(self.err("replications", format!("{} replications is beyond the bound of {MAX_REPLICATIONS}", self.replications)));
         }
         self.validate_metrics()?;
         self.validate_sweep()?;
@@ -1123,6 +1127,19 @@ impl Scenario {
                     format!("expected a distribution of non-negative seconds, but it can yield {}", dist.min_value()),
                 ));
             }
+            // An unbounded distribution is checked by its mean here, and each draw when the
+            // jobs are made.
+            let largest = if dist.max_value().is_finite() { dist.max_value() } else { dist.mean() };
+            if largest > MAX_DURATION_S {
+                return Err(self.err(key(name), format!("it can yield {largest:?} s, beyond the bound of {MAX_DURATION_TEXT}")));
+            }
+        }
+        if s.devices.min_value() < 0.0 {
+            return Err(self.err(key("devices"), format!("expected a distribution of device counts >= 0, but it can yield {}", s.devices.min_value())));
+        }
+        let largest = if s.devices.max_value().is_finite() { s.devices.max_value() } else { s.devices.mean() };
+        if largest > f64::from(MAX_DEVICES_PER_JOB) {
+            return Err(self.err(key("devices"), format!("it can yield {largest:?} devices per job, beyond the bound of {MAX_DEVICES_PER_JOB}")));
         }
         for (name, v) in
             [("cpu_cores_per_device", s.cpu_cores_per_device), ("mem_gib_per_device", s.mem_gib_per_device)]

@@ -6,6 +6,7 @@ use crate::scenario::{ClusterFormat, Scenario, ScenarioError, SyntheticSpec, Tra
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::{HashMap, HashSet};
+use tessera_core::limits;
 use tessera_core::{
     Catalogue, ClassId, DeviceRequest, JobId, JobSpec, ModelSet, NodeSpec, TenantId, Time, WHOLE_DEVICE_MILLI,
 };
@@ -242,12 +243,30 @@ fn synthetic(s: &Scenario, spec: &SyntheticSpec, seed: u64) -> Result<Workload, 
     let n = spec.jobs as usize;
     let mut jobs = Vec::with_capacity(n);
     let mut submit = Time::ZERO;
+    let max_time = Time::from_secs_f64(limits::MAX_DURATION_S);
+    // Validation bounded the distributions' ranges (or, unbounded, their means); a draw from a
+    // tail beyond the bounds is refused here rather than saturated or capped unseen.
+    let beyond = |name: &str, i: usize, what: String| {
+        ScenarioError::invalid(&s.path, format!("workload.synthetic.{name}"), format!("job {}: {what}", i + 1))
+    };
     for i in 0..n {
         // Draws in a fixed order per job, so one seed always gives the same jobs.
         submit += Time::from_secs_f64(interarrival.sample(&mut rng));
-        let work = Time::from_secs_f64(duration.sample(&mut rng)).max(Time(1));
-        // `as` saturates (and maps NaN to 0), which the max then lifts to one device.
-        let device_count = (devices.sample(&mut rng).round() as u32).max(1);
+        if submit > max_time {
+            let at = submit.as_secs_f64();
+            return Err(beyond("interarrival", i, format!("arrives at {at:?} s, beyond the bound of {} on arrival times", limits::MAX_DURATION_TEXT)));
+        }
+        let drawn = duration.sample(&mut rng);
+        if drawn > limits::MAX_DURATION_S {
+            return Err(beyond("duration", i, format!("drew {drawn:?} s, beyond the bound of {}", limits::MAX_DURATION_TEXT)));
+        }
+        let work = Time::from_secs_f64(drawn).max(Time(1));
+        let drawn = devices.sample(&mut rng).round();
+        if !(0.0..=f64::from(limits::MAX_DEVICES_PER_JOB)).contains(&drawn) {
+            return Err(beyond("devices", i, format!("drew {drawn:?} devices, outside [0, {}]", limits::MAX_DEVICES_PER_JOB)));
+        }
+        // A draw of 0 is one device: synthetic jobs are device jobs.
+        let device_count = (drawn as u32).max(1);
         let tenant = if spec.tenants > 1 { rng.random_range(0..spec.tenants) } else { 0 };
         let class = if class_count > 1 { rng.random_range(0..class_count) } else { 0 };
         let priority = priority.sample(&mut rng).round() as i32;

@@ -147,7 +147,6 @@ fn a_missing_trace_file_is_named() {
 #[test]
 fn inline_errors_for_the_other_keys() {
     let valid = std::fs::read_to_string(fixture("valid_mm8.toml")).unwrap();
-    let origin = Path::new("scenarios/x.toml");
     // Tables go after the last key of the file, so that no top-level key falls under them.
     const END: &str = "placement = \"best-fit\"";
     let cases: &[(&str, &str, &str, &str)] = &[
@@ -198,6 +197,7 @@ fn inline_errors_for_the_other_keys() {
         ("jobs = 100000", "jobs = 100000, classes = []", "workload.synthetic.classes", "at least one class"),
         ("jobs = 100000", "jobs = 1000000000000", "workload.synthetic.jobs", "at most"),
         (END, "placement = \"best-fit\"\n[sim]\nhorizon_s = 0", "sim.horizon_s", "positive"),
+        (END, "placement = \"best-fit\"\n[sim]\nhorizon_s = 1e300", "sim.horizon_s", "100 years"),
         (END, "placement = \"best-fit\"\n[sim]\nhorizon = 10", "sim.horizon", "unknown field"),
         (
             "dist = \"exponential\", mean_s = 700.0",
@@ -238,6 +238,11 @@ fn inline_errors_for_the_other_keys() {
             "gpu",
         ),
     ];
+    check_cases(&valid, cases);
+}
+
+fn check_cases(valid: &str, cases: &[(&str, &str, &str, &str)]) {
+    let origin = Path::new("scenarios/x.toml");
     for (from, to, key, expected) in cases {
         assert!(valid.contains(from), "the fixture no longer contains {from:?}");
         let text = valid.replacen(from, to, 1);
@@ -249,6 +254,67 @@ fn inline_errors_for_the_other_keys() {
         assert!(message.starts_with("scenarios/x.toml: "), "{message}");
         assert_eq!(e.key(), Some(*key), "{from:?} -> {to:?}: {message}");
         assert!(message.contains(expected), "{from:?} -> {to:?}: expected {expected:?} in {message}");
+    }
+}
+
+/// Garbage the simulator once ran silently (a negative device count ran as one device, a
+/// duration of 1e300 s saturated the clock and reported a JCT of 213 million days): each is
+/// refused naming the key and the bound.
+#[test]
+fn numbers_beyond_their_bound_are_refused_naming_the_key_and_the_bound() {
+    let valid = std::fs::read_to_string(fixture("valid_mm8.toml")).unwrap();
+    const DEVICES: &str = "devices = { dist = \"constant\", value = 1 }";
+    const DURATION: &str = "duration = { dist = \"exponential\", mean_s = 700.0 }";
+    const END: &str = "placement = \"best-fit\"";
+    check_cases(
+        &valid,
+        &[
+            (DEVICES, "devices = { dist = \"constant\", value = -1 }", "workload.synthetic.devices", "device counts >= 0, but it can yield -1"),
+            (DEVICES, "devices = { dist = \"choice\", values = [1, -2] }", "workload.synthetic.devices", "can yield -2"),
+            (DEVICES, "devices = { dist = \"constant\", value = 2e6 }", "workload.synthetic.devices", "beyond the bound of 1000000"),
+            (DURATION, "duration = { dist = \"constant\", value = 1e300 }", "workload.synthetic.duration", "beyond the bound of 3155760000 s (100 years)"),
+            (DURATION, "duration = { dist = \"exponential\", mean_s = 1e10 }", "workload.synthetic.duration", "100 years"),
+            ("mean_s = 100.0", "mean_s = 1e12", "workload.synthetic.interarrival", "100 years"),
+            ("replications = 3", "replications = 4000000000", "replications", "beyond the bound of 10000"),
+            (END, "placement = \"best-fit\"\ngrace_s = 1e20", "policies[1].grace_s", "100 years"),
+            (END, "placement = \"best-fit\"\n[[models.maintenance]]\nnodes = [\"v100-0\"]\nstart_s = 1e300\nduration_s = 10", "models.maintenance[0].start_s", "100 years"),
+        ],
+    );
+}
+
+/// A draw from an unbounded distribution's tail beyond the bound is refused when the jobs are
+/// made, naming the key and the job.
+#[test]
+fn a_draw_beyond_the_bound_is_refused_naming_the_job() {
+    let valid = std::fs::read_to_string(fixture("valid_mm8.toml")).unwrap();
+    let text = valid.replace("jobs = 100000", "jobs = 1000").replace(
+        "duration = { dist = \"exponential\", mean_s = 700.0 }",
+        "duration = { dist = \"lognormal\", mean_s = 1e9, sigma = 3 }",
+    );
+    let s = Scenario::from_toml_str(&text, Path::new("scenarios/x.toml")).unwrap();
+    let (catalogue, _) = build_cluster(&s).unwrap();
+    let Err(e) = build_workload(&s, &catalogue, 7) else { panic!("about 3% of these draws exceed 100 years, yet none was refused") };
+    assert_eq!(e.key(), Some("workload.synthetic.duration"), "{e}");
+    let text = e.to_string();
+    assert!(text.starts_with("scenarios/x.toml") && text.contains("job ") && text.contains("beyond the bound of 3155760000 s (100 years)"), "{text}");
+}
+
+/// A trace row beyond a bound is an error naming the trace file, its line, the column and the
+/// bound, for the simulator as for `tessera trace stats`.
+#[test]
+fn a_trace_row_beyond_a_bound_names_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = std::fs::read_to_string(fixture("trace_small.csv")).unwrap();
+    let scenario = std::fs::read_to_string(fixture("trace_native.toml")).unwrap().replace("trace_small.csv", "bad.csv");
+    std::fs::write(dir.path().join("x.toml"), &scenario).unwrap();
+    for (from, to, column) in [(",3600,", ",1e300,", "duration_s"), ("12,5.0,", "12,4e9,", "submit_s"), ("13,0,carol,-1,2,", "13,0,carol,-1,2000000,", "devices")] {
+        std::fs::write(dir.path().join("bad.csv"), csv.replacen(from, to, 1)).unwrap();
+        let s = Scenario::load(&dir.path().join("x.toml")).unwrap();
+        let (catalogue, _) = build_cluster(&s).unwrap();
+        let e = build_workload(&s, &catalogue, 1).unwrap_err();
+        let text = e.to_string();
+        let line = if column == "devices" { "line 5" } else { "line 4" };
+        assert!(text.contains("bad.csv") && text.contains(line) && text.contains(&format!("column `{column}`")) && text.contains("beyond the bound of"), "{column}: {text}");
     }
 }
 

@@ -107,8 +107,44 @@ fn needs(path: &Path, option: &str, format: Format) -> TraceError {
     }
 }
 
-/// Loads a trace of the given format.
+/// Loads a trace of the given format. Every job's times and device count are checked against
+/// [`tessera_core::limits`]: one row beyond them is an error naming its line, not a figure that
+/// swamps every statistic (a duration of 1e300 s) or saturates the simulator's clock.
 pub fn load(format: Format, path: &Path, options: &Options) -> Result<LoadedTrace, TraceError> {
+    let loaded = load_unchecked(format, path, options)?;
+    check_bounds(format, path, &loaded.jobs)?;
+    Ok(loaded)
+}
+
+fn check_bounds(format: Format, path: &Path, jobs: &[TraceJob]) -> Result<(), TraceError> {
+    use tessera_core::limits::{MAX_DEVICES_PER_JOB, MAX_DURATION_S, MAX_DURATION_TEXT};
+    // Other formats' columns are named otherwise; the native field says what was read.
+    let column = |name: &str| if format == Format::Native { format!("column `{name}`") } else { format!("`{name}` as read into the native schema") };
+    for job in jobs {
+        let times = [("submit_s", "submission time", Some(job.submit_s)), ("duration_s", "duration", Some(job.duration_s)), ("stated_duration_s", "stated duration", job.stated_duration_s)];
+        for (name, what, value) in times {
+            if let Some(v) = value.filter(|v| *v > MAX_DURATION_S) {
+                return Err(TraceError::Invalid {
+                    path: path.to_path_buf(),
+                    line: job.line,
+                    column: column(name),
+                    message: format!("job {}'s {what}, {v:?} s, is beyond the bound of {MAX_DURATION_TEXT}", job.job_id),
+                });
+            }
+        }
+        if job.devices > f64::from(MAX_DEVICES_PER_JOB) {
+            return Err(TraceError::Invalid {
+                path: path.to_path_buf(),
+                line: job.line,
+                column: column("devices"),
+                message: format!("job {} asks for {:?} devices, beyond the bound of {MAX_DEVICES_PER_JOB}", job.job_id, job.devices),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn load_unchecked(format: Format, path: &Path, options: &Options) -> Result<LoadedTrace, TraceError> {
     let jobs_only = |jobs: Vec<TraceJob>| LoadedTrace { jobs, ..LoadedTrace::default() };
     match format {
         Format::Native => {

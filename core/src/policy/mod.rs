@@ -226,10 +226,7 @@ impl std::fmt::Display for PolicyError {
 impl std::error::Error for PolicyError {}
 
 fn non_negative_secs(key: &'static str, value: Option<f64>, default: f64) -> Result<Time, PolicyError> {
-    let v = value.unwrap_or(default);
-    if !v.is_finite() || v < 0.0 {
-        return Err(PolicyError { key, message: format!("expected a non-negative number of seconds, found {v}") });
-    }
+    let v = crate::limits::check_secs(value.unwrap_or(default), true).map_err(|message| PolicyError { key, message })?;
     Ok(Time::from_secs_f64(v))
 }
 

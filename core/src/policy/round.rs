@@ -235,6 +235,7 @@ pub fn planner_from_spec(spec: &PolicySpec) -> Result<Option<Box<dyn RoundPlanne
     if !(round_s.is_finite() && round_s >= 0.001) {
         return Err(PolicyError { key: "round_s", message: format!("expected a round length of at least 0.001 seconds, found {round_s}") });
     }
+    crate::limits::check_secs(round_s, false).map_err(|message| PolicyError { key: "round_s", message })?;
     let interval = Time::from_secs_f64(round_s);
     let backfill = spec.round_backfill.unwrap_or(false);
     Ok(Some(if gavel { Box::new(Gavel::new(interval, backfill)) } else { Box::new(Batched::new(interval, backfill)) }))

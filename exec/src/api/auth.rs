@@ -6,7 +6,8 @@
 //! - `operate`: also see and cancel anyone's jobs, drain and undrain devices, follow events;
 //! - `admin`: also change the policy.
 //!
-//! No token, or one that matches no entry: 401. A known token with too low a role: 403.
+//! No token, or one that matches no entry: 401. A known token with too low a role: 403. A
+//! submitter asking for another's job: 404, as for a job that does not exist.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -81,16 +82,20 @@ pub enum AuthError {
     Unknown,
     #[error("`{name}` has role `{has}`, this needs `{needs}`")]
     RoleTooLow { name: String, has: Role, needs: Role },
-    #[error("`{name}` may only act on its own jobs; job {job} belongs to `{owner}`")]
+    /// Answered exactly as a job that does not exist, so that a submitter cannot learn which
+    /// ids (or owners) exist by asking for other people's jobs.
+    #[error("no job {job}")]
     NotOwner { name: String, job: u64, owner: String },
 }
 
 impl AuthError {
-    /// 401 when we do not know who is calling, 403 when we do and they may not.
+    /// 401 when we do not know who is calling, 403 when we do and their role may not, 404 for
+    /// another's job (as for a job that does not exist).
     pub fn http_status(&self) -> u16 {
         match self {
             AuthError::Missing | AuthError::Malformed | AuthError::Unknown => 401,
-            AuthError::RoleTooLow { .. } | AuthError::NotOwner { .. } => 403,
+            AuthError::RoleTooLow { .. } => 403,
+            AuthError::NotOwner { .. } => 404,
         }
     }
 }
@@ -283,7 +288,8 @@ mod tests {
         assert!(olga.require(Role::Operate).is_ok());
         assert!(olga.require(Role::Admin).is_err());
         assert!(alice.may_touch(1, "alice").is_ok());
-        assert_eq!(alice.may_touch(2, "bob").unwrap_err().http_status(), 403);
+        let e = alice.may_touch(2, "bob").unwrap_err();
+        assert_eq!((e.http_status(), e.to_string()), (404, "no job 2".to_string()));
         assert!(olga.may_touch(2, "bob").is_ok());
     }
 

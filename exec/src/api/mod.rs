@@ -4,8 +4,8 @@
 //! | --- | --- | --- |
 //! | `POST /v1/jobs` | submit | a `JobSubmission`, JSON, or TOML with `Content-Type: application/toml`; 201 + the job |
 //! | `GET /v1/jobs` | submit | the caller's jobs (`operate` and up: every job) |
-//! | `GET /v1/jobs/{id}` | submit | one job (a submitter: only its own, else 403) |
-//! | `POST /v1/jobs/{id}/cancel` | submit | cancels (a submitter: only its own, else 403) |
+//! | `GET /v1/jobs/{id}` | submit | one job (a submitter: only its own, else 404 as for no such job) |
+//! | `POST /v1/jobs/{id}/cancel` | submit | cancels (a submitter: only its own, else 404 as for no such job) |
 //! | `GET /v1/devices` | submit | the fleet |
 //! | `POST /v1/devices/{name}/drain`, `/undrain` | operate | |
 //! | `PUT /v1/policy` | admin | `{"policy": PolicySpec, "record": ValidationRecord?, "allow_unvalidated": bool}` |
@@ -19,8 +19,8 @@
 //! to require a token (any role) there too.
 //!
 //! Every error answer is JSON: `{"error": "...", "field": "..."}` (`field` when one input field
-//! is at fault). Statuses: 400 bad input, 401 unknown caller, 403 role or ownership (or the
-//! policy gate refused), 404 no such job/device/route, 409 the job's state forbids it (cancel a
+//! is at fault). Statuses: 400 bad input, 401 unknown caller, 403 role (or the policy gate
+//! refused), 404 no such job/device/route (or another submitter's job), 409 the job's state forbids it (cancel a
 //! finished job), 413 body over `max_body_bytes`, 415 unsupported content type, 500 journal or
 //! I/O failure, 503 the daemon is shutting down.
 
