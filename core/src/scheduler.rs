@@ -29,7 +29,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 mod restore;
 mod rounds;
 
-pub use restore::{JobSnapshot, PlannedLaunch, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage};
+pub use restore::{BackfillSnapshot, JobSnapshot, PlannedLaunch, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage};
 
 /// Where a job stands in the scheduler's eyes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -40,7 +40,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_core::{
     Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobState, ModelId, ModelSet, NodeId, NodeSpec, Notice,
-    Outcome, Policy, PolicySpec, PreemptReason, RejectReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
+    BackfillSnapshot, Outcome, Policy, PolicySpec, PreemptReason, RejectReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
 };
 use tessera_core::limits;
 use tokio::sync::{broadcast, mpsc};
@@ -58,13 +58,16 @@ struct Saved {
     usage: Vec<(TenantId, SavedUsage)>,
     /// A round-based policy's state, when the policy is the one that saved it.
     rounds: Option<RoundSnapshot>,
+    /// EASY's kept reservation, likewise.
+    backfill: Option<BackfillSnapshot>,
 }
 
-/// The round state as journalled, with the policy it belongs to.
+/// Policy state as journalled (the round planner's, EASY's reservation), with the policy it
+/// belongs to: another policy starts afresh.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct SavedRounds {
+struct SavedFor<T> {
     policy: PolicySpec,
-    snapshot: RoundSnapshot,
+    snapshot: T,
 }
 
 /// One device of the fleet, as discovered and as the daemon tracks it.
@@ -144,6 +147,7 @@ pub(crate) struct Daemon {
     /// The tenant usage and round state last journalled, to write them only when they change.
     saved_usage: String,
     saved_rounds: String,
+    saved_backfill: String,
     catalogue: Catalogue,
     /// The fleet's nodes, in `NodeId` order; the devices of each are contiguous in `fleet`.
     nodes: Vec<NodeSpec>,
@@ -324,6 +328,7 @@ impl Daemon {
             sched_restored: false,
             saved_usage: String::new(),
             saved_rounds: String::new(),
+            saved_backfill: String::new(),
             catalogue,
             nodes,
             fleet,
@@ -525,11 +530,17 @@ impl Daemon {
             self.journal.set_meta("tenant_usage", &usage);
             self.saved_usage = usage;
         }
-        let rounds = self.sched.round_snapshot().map(|snapshot| SavedRounds { policy: self.policy_spec.clone(), snapshot });
+        let rounds = self.sched.round_snapshot().map(|snapshot| SavedFor { policy: self.policy_spec.clone(), snapshot });
         let rounds = rounds.map(|r| serde_json::to_string(&r).unwrap_or_default()).unwrap_or_default();
         if rounds != self.saved_rounds {
             self.journal.set_meta("rounds", &rounds);
             self.saved_rounds = rounds;
+        }
+        let backfill = self.sched.backfill_snapshot().map(|snapshot| SavedFor { policy: self.policy_spec.clone(), snapshot });
+        let backfill = backfill.map(|b| serde_json::to_string(&b).unwrap_or_default()).unwrap_or_default();
+        if backfill != self.saved_backfill {
+            self.journal.set_meta("backfill", &backfill);
+            self.saved_backfill = backfill;
         }
     }
 
@@ -1178,7 +1189,7 @@ impl Daemon {
         self.policy_spec = spec;
         // The jobs keep their ordering state; the new policy's rounds start afresh.
         let jobs = self.sched.job_views().into_iter().map(|v| (v.spec.id.0, v.restored)).collect();
-        let saved = Saved { jobs, usage: self.sched.tenant_usage(), rounds: None };
+        let saved = Saved { jobs, usage: self.sched.tenant_usage(), rounds: None, backfill: None };
         self.rebuild(policy, saved, true)?;
         self.refresh_metrics();
         Ok(())
@@ -1512,13 +1523,20 @@ impl Daemon {
         }
         let mut rounds = None;
         if let Some(text) = self.journal.meta("rounds")?.filter(|t| !t.is_empty()) {
-            match serde_json::from_str::<SavedRounds>(&text) {
+            match serde_json::from_str::<SavedFor<RoundSnapshot>>(&text) {
                 // Rounds of another policy (the configuration changed) start afresh.
                 Ok(saved) => rounds = (saved.policy == self.policy_spec).then_some(saved.snapshot),
                 Err(e) => self.journal.event(now.0, "saved_state_discarded", None, json!({"table": "meta", "key": "rounds", "error": e.to_string()})),
             }
         }
-        Ok(Saved { jobs, usage, rounds })
+        let mut backfill = None;
+        if let Some(text) = self.journal.meta("backfill")?.filter(|t| !t.is_empty()) {
+            match serde_json::from_str::<SavedFor<BackfillSnapshot>>(&text) {
+                Ok(saved) => backfill = (saved.policy == self.policy_spec).then_some(saved.snapshot),
+                Err(e) => self.journal.event(now.0, "saved_state_discarded", None, json!({"table": "meta", "key": "backfill", "error": e.to_string()})),
+            }
+        }
+        Ok(Saved { jobs, usage, rounds, backfill })
     }
 
     /// A fresh `Scheduler` with `policy` holding every live job as it is, with the ordering
@@ -1597,6 +1615,13 @@ impl Daemon {
                 self.journal.event(now.0, "rounds_not_restored", None, json!({"why": e.to_string()}));
             }
         }
+        if let Some(backfill) = &saved.backfill {
+            // Without it the next submission behind the head gets a fresh profile: no harm,
+            // but not what the original would have decided against.
+            if let Err(e) = sched.restore_backfill(backfill) {
+                self.journal.event(now.0, "backfill_not_restored", None, json!({"why": e.to_string()}));
+            }
+        }
         while sched.poll_notice().is_some() {}
         self.sched = sched;
         pass |= !decisions.is_empty();
@@ -1604,6 +1629,7 @@ impl Daemon {
             tessera_driver::carry_out(self, now, decision)?;
         }
         if !pass {
+            self.sched.finish_restore_settled();
             return Ok(());
         }
         // What a pass over the restored state decides (jobs that fit now, preemptions).

@@ -230,13 +230,27 @@ pub struct Held {
 }
 
 /// The EASY reservation of the head.
-#[derive(Clone, Debug)]
-struct Easy {
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Easy {
     job: JobId,
     models: crate::catalogue::ModelSet,
     start: Option<Time>,
     /// Devices of the head's models expected free by `start` beyond the `needed`.
     spare: i64,
+}
+
+/// An EASY backfiller as it stands (its profile and the head's reservation), so that a
+/// restored scheduler checks a submission behind the blocked head against exactly what the
+/// original would have.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EasySnapshot {
+    /// When the profile was made.
+    pub made_at: Time,
+    pub busy_until: Vec<Time>,
+    pub easy: Option<Easy>,
+    pub wall: Option<JobId>,
 }
 
 /// Conservative: one reservation's devices of one model.
@@ -307,6 +321,30 @@ impl Backfiller {
     /// The profile of the cluster now, from the expected ends of the jobs holding devices.
     pub fn new(mode: BackfillMode, cluster: &ClusterState, now: Time, ends: &DeviceEnds) -> Backfiller {
         Backfiller::renew(None, mode, cluster, now, ends)
+    }
+
+    /// Its state, under EASY; `None` under the other modes.
+    pub fn easy_snapshot(&self) -> Option<EasySnapshot> {
+        (self.mode == BackfillMode::Easy).then(|| EasySnapshot { made_at: self.now, busy_until: self.busy_until.clone(), easy: self.easy.clone(), wall: self.wall })
+    }
+
+    /// An EASY backfiller as `snapshot` saved it, on `cluster` (which must have the devices it
+    /// had then).
+    pub fn from_easy_snapshot(snapshot: &EasySnapshot, cluster: &ClusterState) -> Option<Backfiller> {
+        let devices = cluster.devices();
+        if devices.len() != snapshot.busy_until.len() {
+            return None;
+        }
+        Some(Backfiller {
+            mode: BackfillMode::Easy,
+            now: snapshot.made_at,
+            models: devices.iter().map(|d| d.model).collect(),
+            busy_until: snapshot.busy_until.clone(),
+            easy: snapshot.easy.clone(),
+            reservations: Vec::new(),
+            plan: Plan::default(),
+            wall: snapshot.wall,
+        })
     }
 
     /// `new`, reusing the buffers of an earlier pass's backfiller.

@@ -88,6 +88,18 @@ pub struct SavedUsage {
     pub as_of: Time,
 }
 
+/// EASY's reservation for the blocked head, kept between passes (a submission behind the
+/// head is checked against it alone, without a pass). Not a pure cache: its profile is from
+/// when it was made, so a scheduler restored without it could admit a job the original
+/// would not, or explain it with another reservation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillSnapshot {
+    pub head: JobId,
+    pub head_start: Option<Time>,
+    pub plan: crate::policy::backfill::EasySnapshot,
+}
+
 /// A launch a round planned that had not happened yet.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +132,8 @@ pub enum RestoreError {
     Allocation { job: JobId, message: String },
     /// A round snapshot of another planner, or into a policy without rounds.
     Rounds(String),
+    /// EASY's reservation cannot be put back (another mode, head or fleet).
+    Backfill(String),
 }
 
 impl std::fmt::Display for RestoreError {
@@ -128,6 +142,7 @@ impl std::fmt::Display for RestoreError {
             RestoreError::Rejected { job, reason } => write!(f, "cannot restore {job}: it would be rejected: {reason:?}"),
             RestoreError::Allocation { job, message } => write!(f, "cannot restore {job} on its allocation: {message}"),
             RestoreError::Rounds(m) => write!(f, "cannot restore the round state: {m}"),
+            RestoreError::Backfill(m) => write!(f, "cannot restore the backfill reservation: {m}"),
         }
     }
 }
@@ -361,6 +376,50 @@ impl Scheduler {
             preempted,
             queue_pass_due: state.queue_pass_due,
         })
+    }
+
+    /// Declares the restore complete and exact: the state is one the original scheduler was
+    /// in after an input (the same jobs on the same fleet, with their saved ordering state),
+    /// so no pass is due until an input asks for one, as in the original. Without this call
+    /// the next input runs a full pass, as after any change.
+    pub fn finish_restore_settled(&mut self) {
+        self.needs_pass = false;
+    }
+
+    /// EASY's kept reservation, while it is valid (the cluster has not changed since it was
+    /// made); `None` otherwise and under the other backfill modes.
+    pub fn backfill_snapshot(&self) -> Option<BackfillSnapshot> {
+        let cache = self.backfill_cache.as_ref()?;
+        if self.policy.backfill.mode != crate::policy::BackfillMode::Easy || cache.cluster_version != self.cluster_version {
+            return None;
+        }
+        Some(BackfillSnapshot { head: cache.head, head_start: cache.head_start, plan: cache.backfiller.easy_snapshot()? })
+    }
+
+    /// Puts EASY's kept reservation back (call after restoring the jobs and their resources):
+    /// its head must be queued at the head of the queue, on the same devices.
+    pub fn restore_backfill(&mut self, snapshot: &BackfillSnapshot) -> Result<(), RestoreError> {
+        if self.policy.backfill.mode != crate::policy::BackfillMode::Easy {
+            return Err(RestoreError::Backfill("the policy does not backfill with EASY".into()));
+        }
+        let slot = match self.jobs.get(&snapshot.head) {
+            Some(e) if e.state == JobState::Queued => (e.queue_key, e.seq),
+            _ => return Err(RestoreError::Backfill(format!("job {} is not queued", snapshot.head))),
+        };
+        if self.queue.first_key_value().map(|(_, &j)| j) != Some(snapshot.head) {
+            return Err(RestoreError::Backfill(format!("job {} is not at the head of the queue", snapshot.head)));
+        }
+        let backfiller = crate::policy::backfill::Backfiller::from_easy_snapshot(&snapshot.plan, &self.cluster)
+            .ok_or_else(|| RestoreError::Backfill("the saved profile is of another fleet".into()))?;
+        self.backfill_cache = Some(super::BackfillCache {
+            backfiller,
+            head: snapshot.head,
+            head_slot: slot,
+            head_start: snapshot.head_start,
+            cluster_version: self.cluster_version,
+            scan: Default::default(),
+        });
+        Ok(())
     }
 
     /// Restores a round-based policy's state (call after restoring the jobs), and sets the
