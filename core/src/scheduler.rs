@@ -1081,7 +1081,7 @@ impl Scheduler {
         let BackfillCache { mut backfiller, head, head_slot, head_start, mut scan, .. } = cache;
         // Time may change placements (locality waits) as well as the profile.
         let time_moved = backfiller.now() != self.now;
-        if (time_moved && self.policy.placement.name() == "topology") || !backfiller.advance(self.now) {
+        if (time_moved && self.policy.placement.changes_with_time()) || !backfiller.advance(self.now) {
             return false;
         }
         let window: Vec<((QueueKey, u64), JobId)> =
@@ -1222,7 +1222,7 @@ impl Scheduler {
     /// Tiers never change while a job runs, so for `priority` the sorted victim set is the
     /// candidate set; other orders rank running jobs now.
     fn preemption_candidates(&self, head_rank: i64) -> Vec<(i64, Reverse<Time>, JobId)> {
-        let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = if self.policy.queue.name() == "priority" {
+        let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = if self.policy.queue.ranks_are_tiers() {
             self.victims
                 .iter()
                 .take_while(|&&(tier, _, _)| (tier as i64) < head_rank)

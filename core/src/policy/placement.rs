@@ -134,6 +134,11 @@ pub trait Placement: Send {
     fn uses_speeds(&self) -> bool {
         false
     }
+    /// Whether its answer for a job can change with time alone, the cluster unchanged (a
+    /// locality wait running out): then a plan made earlier cannot be reused.
+    fn changes_with_time(&self) -> bool {
+        false
+    }
 }
 
 /// The first node (in node order) that can host the whole gang; if none can, devices from
@@ -610,6 +615,11 @@ impl Placement for Topology {
     fn name(&self) -> &'static str {
         "topology"
     }
+
+    fn changes_with_time(&self) -> bool {
+        true
+    }
+
     fn place(&self, cluster: &ClusterState, job: &JobSpec, ctx: &PlaceContext) -> Result<Placed, WaitReason> {
         if job.devices.count == 0 || job.devices.is_fractional() {
             return place(cluster, job, Fit::Best);

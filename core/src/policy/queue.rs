@@ -41,6 +41,11 @@ pub trait QueueOrder: Send {
     fn dynamic_rank(&self) -> bool {
         false
     }
+    /// Whether the victims' tiers, as kept sorted, are their ranks: then preemption takes
+    /// its candidates from that order as it stands instead of ranking running jobs.
+    fn ranks_are_tiers(&self) -> bool {
+        false
+    }
     /// For a running job that started at `run_started` with `attained_device_s` before this
     /// run: when its rank next changes.
     fn rank_changes_at(&self, job: &JobSpec, attained_device_s: f64, run_started: Time) -> Option<Time> {
@@ -115,6 +120,11 @@ impl QueueOrder for PriorityTiers {
     fn name(&self) -> &'static str {
         "priority"
     }
+
+    fn ranks_are_tiers(&self) -> bool {
+        true
+    }
+
     fn key(&self, job: &JobSpec, view: &OrderView) -> QueueKey {
         [-(job.priority as i64), micros(view.submitted)]
     }
