@@ -26,7 +26,12 @@ pub enum Event {
     /// The node is taken out for planned work: no new jobs, and its jobs are preempted with
     /// the policy's grace period. `NodeUp` brings it back.
     NodeDrain { node: NodeId },
+    /// The device failed: its jobs are stopped at once.
     DeviceFailed { device: DeviceId },
+    /// The device is taken out for planned work (an operator's drain): no new jobs on it,
+    /// and its jobs are preempted with the policy's grace period. `DeviceRecovered` brings
+    /// it back.
+    DeviceDrain { device: DeviceId },
     DeviceRecovered { device: DeviceId },
 }
 
@@ -211,6 +216,8 @@ pub enum PreemptReason {
     },
     /// A device the job ran on failed; its work must restart elsewhere.
     DeviceFailed { device: DeviceId },
+    /// A device the job ran on is being drained for planned work; it returns to the queue.
+    DeviceDrained { device: DeviceId },
     NodeDown { node: NodeId },
     /// The node is being drained for planned maintenance or removal.
     Maintenance { node: NodeId },

@@ -229,6 +229,7 @@ impl Scheduler {
             Event::NodeDown { node } => self.on_node_up(node, false),
             Event::NodeDrain { node } => self.on_node_drain(node),
             Event::DeviceFailed { device } => self.on_device_health(device, false),
+            Event::DeviceDrain { device } => self.on_device_drain(device),
             Event::DeviceRecovered { device } => self.on_device_health(device, true),
         }
         self.run_pass_if_needed();
@@ -519,6 +520,20 @@ impl Scheduler {
         let grace = self.policy.preemption.grace;
         for job in affected {
             self.begin_preempt(job, PreemptReason::Maintenance { node }, grace);
+        }
+    }
+
+    fn on_device_drain(&mut self, device: DeviceId) {
+        if device.index() >= self.cluster.devices().len() {
+            self.notices.push_back(Notice::Ignored { event: format!("device event {device}"), why: "unknown device".into() });
+            return;
+        }
+        self.cluster_version += 1;
+        self.cluster.set_device_healthy(device, false);
+        let affected = self.jobs_where(|a| a.devices.iter().any(|d| d.device == device));
+        let grace = self.policy.preemption.grace;
+        for job in affected {
+            self.begin_preempt(job, PreemptReason::DeviceDrained { device }, grace);
         }
     }
 

@@ -256,3 +256,29 @@ fn a_requeued_job_measures_its_locality_wait_from_the_requeue() {
     s.handle_timeout(Time::from_secs(600));
     assert_eq!(launched(&decisions(&mut s)), vec![1]);
 }
+
+/// A drained device stops its jobs with the policy's grace (a failed one at once), takes no
+/// new job, and comes back with `DeviceRecovered`.
+#[test]
+fn a_drained_device_preempts_with_the_grace_and_takes_nothing_until_it_recovers() {
+    let mut policy = PolicySpec::named("fifo");
+    policy.grace_s = Some(45.0);
+    let mut s = sched(policy, 1, 1);
+    assert!(matches!(submit(&mut s, 0, job(1, 1, 0, 100)).as_slice(), [Decision::Launch { .. }]));
+    s.handle_event(Time::from_secs(10), Event::DeviceDrain { device: DeviceId(0) });
+    match decisions(&mut s).as_slice() {
+        [Decision::Preempt { job, reason: PreemptReason::DeviceDrained { device }, grace }] => {
+            assert_eq!((*job, *device, *grace), (JobId(1), DeviceId(0), Time::from_secs(45)));
+        }
+        other => panic!("expected a drain preemption with the grace, got {other:?}"),
+    }
+    s.handle_event(Time::from_secs(20), Event::JobEvicted { job: JobId(1) });
+    assert!(decisions(&mut s).is_empty(), "the drained device takes its job back only once it returns");
+    s.handle_event(Time::from_secs(30), Event::DeviceRecovered { device: DeviceId(0) });
+    assert!(matches!(decisions(&mut s).as_slice(), [Decision::Launch { job: JobId(1), .. }]));
+
+    // A failure, by contrast, stops the job at once.
+    s.handle_event(Time::from_secs(30), Event::JobStarted { job: JobId(1) });
+    s.handle_event(Time::from_secs(40), Event::DeviceFailed { device: DeviceId(0) });
+    assert!(matches!(decisions(&mut s).as_slice(), [Decision::Preempt { reason: PreemptReason::DeviceFailed { .. }, grace: Time::ZERO, .. }]));
+}

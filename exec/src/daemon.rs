@@ -1053,7 +1053,9 @@ impl Daemon {
     fn set_out_of_service(&mut self, i: usize, was_out: bool) -> Result<(), ExecError> {
         let is_out = self.fleet[i].out_of_service();
         match (was_out, is_out) {
-            (false, true) => self.feed(Event::DeviceFailed { device: DeviceId(i as u32) }),
+            // A failure stops its jobs at once; an operator's drain gives them the grace.
+            (false, true) if self.fleet[i].unhealthy.is_some() => self.feed(Event::DeviceFailed { device: DeviceId(i as u32) }),
+            (false, true) => self.feed(Event::DeviceDrain { device: DeviceId(i as u32) }),
             (true, false) => self.feed(Event::DeviceRecovered { device: DeviceId(i as u32) }),
             _ => Ok(()),
         }
@@ -1553,7 +1555,8 @@ impl Daemon {
         let now = self.now();
         for (i, d) in self.fleet.iter().enumerate() {
             if d.out_of_service() {
-                sched.handle_event(now, Event::DeviceFailed { device: DeviceId(i as u32) });
+                let device = DeviceId(i as u32);
+                sched.handle_event(now, if d.unhealthy.is_some() { Event::DeviceFailed { device } } else { Event::DeviceDrain { device } });
             }
         }
         for (n, _) in self.nodes_drained.iter().enumerate().filter(|(_, d)| **d) {
@@ -1722,11 +1725,6 @@ impl tessera_driver::World for Daemon {
         if row.stop.is_none() {
             row.stop = Some(if matches!(reason, PreemptReason::Cancelled) { Stop::Cancel } else { Stop::Requeue });
         }
-        // A drain is planned work: the job gets the policy's grace, not a failure's zero.
-        let grace = match reason {
-            PreemptReason::DeviceFailed { device } if self.fleet.get(device.index()).is_some_and(|d| d.unhealthy.is_none()) => self.sched.policy().preemption.grace,
-            _ => grace,
-        };
         self.actions.push(Action::Stop { job: job.0, grace });
         self.save(job.0);
         Ok(())

@@ -537,6 +537,7 @@ fn preempt_reason(r: &Value, names: &Names) -> String {
             tenant(r, "for_tenant"),
         ),
         "device_failed" => format!("because device {} it ran on failed", u(r, "device").map_or("?".into(), |d| names.device(d))),
+        "device_drained" => format!("because device {} it ran on was drained for planned work", u(r, "device").map_or("?".into(), |d| names.device(d))),
         "node_down" => format!("because its node {} went down", u(r, "node").map_or("?".into(), |n| names.node(n))),
         "maintenance" => format!("because its node {} is drained for maintenance", u(r, "node").map_or("?".into(), |n| names.node(n))),
         "cancelled" => "because its submitter cancelled it".into(),
