@@ -161,7 +161,7 @@ pub fn conform(scenario_path: &Path, options: &ConformOptions) -> Result<Conform
     let record_path = state_dir.join("validation.json");
     std::fs::write(&record_path, serde_json::to_string_pretty(&record).unwrap_or_default())?;
     config.validation_record = Some(record_path);
-    let world = Arc::new(Mutex::new(JobWorld::new(&workload, &speed, &catalogue, &nodes, models.per_extra_node)));
+    let world = Arc::new(Mutex::new(JobWorld::new(&workload, &speed, &nodes, models.per_extra_node)));
     let mut harness = Harness::new(config, world, &workload)?;
     let restart_at = options.restart_at_s.map(Time::from_secs_f64);
     harness.run(restart_at)?;
@@ -379,14 +379,13 @@ enum Pending {
 }
 
 impl JobWorld {
-    fn new(workload: &Workload, speed: &SpeedMatrix, catalogue: &Catalogue, nodes: &[tessera_core::NodeSpec], per_extra_node: Option<f64>) -> JobWorld {
+    fn new(workload: &Workload, speed: &SpeedMatrix, nodes: &[tessera_core::NodeSpec], per_extra_node: Option<f64>) -> JobWorld {
         let mut devices = HashMap::new();
         for (n, node) in nodes.iter().enumerate() {
             for (i, &m) in node.devices.iter().enumerate() {
                 devices.insert(format!("{}/dev{i}", node.name), (m, n));
             }
         }
-        let _ = catalogue;
         JobWorld {
             now: Time::ZERO,
             remaining: workload.jobs.iter().map(|j| (j.spec.id.0, j.work.as_micros() as f64)).collect(),
@@ -667,7 +666,7 @@ impl<'w> Harness<'w> {
                     self.daemon().flush()?;
                 }
                 Due::Timer => {
-                    if !self.armed.is_some_and(|t| t <= now) {
+                    if self.armed.is_none_or(|t| t > now) {
                         continue;
                     }
                     self.armed = None;
