@@ -266,11 +266,17 @@ fn trim(v: f64) -> String {
 mod tests {
     use super::*;
 
+    /// The trimmed contents of the SVG's `<text>` elements.
+    fn texts(svg: &str) -> Vec<String> {
+        svg.split("<text").skip(1).filter_map(|t| Some(t[t.find('>')? + 1..t.find("</text>")?].trim().to_string())).collect()
+    }
+
     #[test]
     fn a_line_chart_draws_its_title_axes_legend_and_data() {
         let c = lines("t", "CDF of JCT", "JCT (s, log)", "fraction of jobs", &[("fifo".into(), vec![(1.0, 0.1), (10.0, 0.5), (100.0, 1.0)]), ("sjf".into(), vec![(2.0, 0.3), (50.0, 1.0)])], true);
+        let t = texts(&c.svg);
         for text in ["CDF of JCT", "JCT (s, log)", "fraction of jobs", "fifo", "sjf"] {
-            assert!(c.svg.contains(&format!(">{text}</text>")), "{text} missing");
+            assert!(t.iter().any(|x| x == text), "{text} missing from {t:?}");
         }
         assert!(c.svg.matches("<polyline").count() >= 2, "{}", c.svg);
     }
@@ -279,8 +285,13 @@ mod tests {
     fn bars_with_intervals_draw_whiskers() {
         let data = Bars { categories: vec!["avg JCT".into()], series: vec![("fifo".into(), vec![(5.0, Some((4.0, 6.0)))]), ("sjf".into(), vec![(3.0, None)])] };
         let c = bars("b", "Mean JCT", "metric", "seconds", &data);
-        assert!(c.svg.contains(">avg JCT</text>"));
-        assert_eq!(c.svg.matches("<rect").count() >= 3, true);
+        let t = texts(&c.svg);
+        for text in ["Mean JCT", "avg JCT", "seconds", "fifo", "sjf"] {
+            assert!(t.iter().any(|x| x == text), "{text} missing from {t:?}");
+        }
+        // Background, two bars, two legend swatches, the legend's box; the whisker of fifo's interval.
+        assert!(c.svg.matches("<rect").count() >= 5, "{}", c.svg);
+        assert!(c.svg.matches("<polyline").count() >= 1, "{}", c.svg);
     }
 
     #[test]
