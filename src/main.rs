@@ -2,6 +2,7 @@
 
 #[cfg(feature = "exec")]
 mod exec_cli;
+mod progress;
 mod validate_cli;
 
 use clap::{Args, Parser, Subcommand};
@@ -11,11 +12,17 @@ use std::process::ExitCode;
 use tessera_sim::runner::{self, RunOptions};
 use tessera_sim::scenario::Scenario;
 
+/// The source revision this binary was built from (see build.rs).
+const REVISION: &str = env!("TESSERA_REVISION");
+
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Schedule ML jobs on heterogeneous fleets: simulate policies before you deploy them")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log more on stderr: -v what runs, -vv each run as it ends.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -42,6 +49,8 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        after: AfterRun,
     },
     /// Measure the simulator on a scenario: events per second, wall time and peak memory
     /// of each policy's first replication, run one at a time (build with --release).
@@ -58,6 +67,10 @@ enum Command {
         /// Peak-memory target in MiB to compare against.
         #[arg(long, default_value_t = 1024.0)]
         target_mem_mib: f64,
+        /// Record no time series, whatever the scenario's `[outputs] timeseries_s` says (to
+        /// measure what recording them costs).
+        #[arg(long)]
+        no_timeseries: bool,
     },
     /// Compare the scenario's policies over replications (common random numbers): mean and 95%
     /// confidence interval of each metric, and the paired difference to the first policy with
@@ -81,6 +94,17 @@ enum Command {
         /// Print nothing but errors.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        after: AfterRun,
+    },
+    /// Write OUT_DIR/report.html (charts as inline SVG, also in OUT_DIR/plots/) and the Parquet
+    /// copies of the CSV outputs, from the outputs of `tessera sim` or `tessera compare`.
+    Report {
+        /// The output directory of `tessera sim` or `tessera compare`.
+        out_dir: PathBuf,
+        /// Do not write the Parquet copies.
+        #[arg(long)]
+        no_parquet: bool,
     },
     /// Tell one job's story from a run's outputs: when it was submitted, why it waited and for
     /// how long, where and why it launched, who preempted it, and how it ended.
@@ -162,6 +186,48 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
     },
+}
+
+/// What `sim` and `compare` do after their runs.
+#[derive(Args)]
+struct AfterRun {
+    /// Do not write report.html and the charts.
+    #[arg(long)]
+    no_report: bool,
+    /// Do not write the Parquet copies of the CSV outputs.
+    #[arg(long)]
+    no_parquet: bool,
+}
+
+impl AfterRun {
+    fn run(&self, out_dir: &std::path::Path, quiet: bool) -> Result<(), String> {
+        report_outputs(out_dir, !self.no_parquet, !self.no_report, quiet)
+    }
+}
+
+#[cfg(feature = "report")]
+fn report_outputs(out_dir: &std::path::Path, parquet: bool, html: bool, quiet: bool) -> Result<(), String> {
+    if parquet {
+        let written = tessera_report::write_parquet(out_dir).map_err(|e| e.to_string())?;
+        if !quiet {
+            println!("wrote {} Parquet files beside the CSVs", written.len());
+        }
+    }
+    if html {
+        let report = tessera_report::write_report(out_dir).map_err(|e| e.to_string())?;
+        if !quiet {
+            println!("wrote {} ({} charts, in {:.2} s)", report.path.display(), report.charts, report.seconds);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "report"))]
+fn report_outputs(_: &std::path::Path, parquet: bool, html: bool, quiet: bool) -> Result<(), String> {
+    if (parquet || html) && !quiet {
+        eprintln!("note: this tessera was built without the `report` feature: no report.html or Parquet files");
+    }
+    Ok(())
 }
 
 #[derive(Args)]
@@ -261,40 +327,62 @@ fn trace_command(command: TraceCommand) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => tracing::Level::WARN,
+        1 => tracing::Level::INFO,
+        _ => tracing::Level::DEBUG,
+    };
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
     let result = match cli.command {
-        Command::Sim { scenario, out, policy, seed, replications, threads, quiet } => Scenario::load(&scenario)
+        Command::Sim { scenario, out, policy, seed, replications, threads, quiet, after } => Scenario::load(&scenario)
             .map_err(|e| e.to_string())
             .and_then(|s| {
                 let out_dir = out.unwrap_or_else(|| PathBuf::from("out").join(&s.name));
+                let (progress, display) = progress::ProgressDisplay::start(quiet);
                 let options = RunOptions {
-                    out_dir: Some(out_dir),
+                    out_dir: Some(out_dir.clone()),
                     policy,
                     seed,
                     replications,
                     threads: threads.unwrap_or_else(runner::default_threads),
                     quiet,
+                    revision: Some(REVISION.to_string()),
+                    progress,
                 };
-                runner::run_scenario(&s, &options).map(|_| ()).map_err(|e| e.to_string())
+                let ran = runner::run_scenario(&s, &options).map_err(|e| e.to_string());
+                drop(display);
+                ran?;
+                after.run(&out_dir, quiet)
             }),
-        Command::Bench { scenario, policy, with_outputs, target_wall_s, target_mem_mib } => Scenario::load(&scenario)
+        Command::Bench { scenario, policy, with_outputs, target_wall_s, target_mem_mib, no_timeseries } => Scenario::load(&scenario)
             .map_err(|e| e.to_string())
-            .and_then(|s| {
+            .and_then(|mut s| {
+                if no_timeseries {
+                    s.outputs.timeseries_s = 0.0;
+                }
                 runner::bench(&s, policy.as_deref(), with_outputs, target_wall_s, target_mem_mib).map_err(|e| e.to_string())
             }),
-        Command::Compare { scenario, out, replications, seed, threads, quiet } => Scenario::load(&scenario)
+        Command::Compare { scenario, out, replications, seed, threads, quiet, after } => Scenario::load(&scenario)
             .map_err(|e| e.to_string())
             .and_then(|s| {
                 let out_dir = out.unwrap_or_else(|| PathBuf::from("out").join(&s.name));
+                let (progress, display) = progress::ProgressDisplay::start(quiet);
                 let options = RunOptions {
-                    out_dir: Some(out_dir),
+                    out_dir: Some(out_dir.clone()),
                     policy: None,
                     seed,
                     replications,
                     threads: threads.unwrap_or_else(runner::default_threads),
                     quiet,
+                    revision: Some(REVISION.to_string()),
+                    progress,
                 };
-                runner::compare_scenario(&s, &options).map(|_| ()).map_err(|e| e.to_string())
+                let ran = runner::compare_scenario(&s, &options).map_err(|e| e.to_string());
+                drop(display);
+                ran?;
+                after.run(&out_dir, quiet)
             }),
+        Command::Report { out_dir, no_parquet } => report_outputs(&out_dir, !no_parquet, true, false),
         Command::Explain { out_dir, job, policy, replication } => {
             tessera_reports::explain(&out_dir, job, policy.as_deref(), replication).map(|story| print!("{story}")).map_err(|e| e.to_string())
         }

@@ -51,7 +51,7 @@ fn simulate(s: &Scenario, seed: u64, policy: usize) -> RunOutput {
     let models = WorldModels::build(s, &catalogue, &nodes, &workload.classes).unwrap_or_else(|e| panic!("{e}"));
     let policy = Policy::from_spec(&s.policies[policy]).unwrap();
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
-    let world = World { workload: &workload, speed: &speed, models: &models, seed, limits: RunLimits { horizon: s.horizon() } };
+    let world = World { workload: &workload, speed: &speed, models: &models, seed, limits: RunLimits { horizon: s.horizon(), timeseries: None } };
     run(&world, cluster, policy, &mut NullSink).unwrap()
 }
 

@@ -6,6 +6,8 @@
 //! microseconds: a microsecond of running on a device of relative speed 1.0.
 
 use crate::models::{CheckpointCostsUs, WorldModels, DEVICE, NVLINK_ISLAND, PCIE_SWITCH};
+use crate::progress::{Progress, PUBLISH_EVERY};
+use crate::series::{Recorder, TimeSeries};
 use crate::speed::SpeedMatrix;
 use crate::workload::Workload;
 use rand::SeedableRng;
@@ -145,6 +147,8 @@ pub struct RunOutput {
     pub end: Time,
     /// Device and node failures that happened.
     pub failures: u64,
+    /// The run's time series, when `RunLimits::timeseries` asked for them.
+    pub timeseries: Option<TimeSeries>,
 }
 
 /// An event in the queue, keyed by its time and then the order it was pushed (`seq` is
@@ -259,6 +263,8 @@ struct WorldJob {
     epoch: u32,
     /// Counts launches; guards eviction deadlines.
     run: u32,
+    /// Whether the time series counts this run as busy, so a stop is subtracted exactly once.
+    in_series: bool,
     /// Duration of the current phase, for the overhead books.
     phase_cost: Time,
 }
@@ -268,6 +274,8 @@ struct WorldJob {
 pub struct RunLimits {
     /// Stop at this simulated time; jobs not ended by then are `unfinished`.
     pub horizon: Option<Time>,
+    /// Record time series at this interval (`[outputs] timeseries_s`).
+    pub timeseries: Option<Time>,
 }
 
 /// The world a run happens in: jobs, speeds, models, the seed that drives every draw.
@@ -316,15 +324,26 @@ struct Engine<'a, S: DecisionSink> {
     /// When a node last ran each class, for warm start-up.
     last_ran: IdMap<(u32, u32), Time>,
     removed: Vec<bool>,
+    series: Option<Recorder>,
 }
 
 /// Runs one simulation to the end (every job ended, or the horizon).
 pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Policy, sink: &mut S) -> std::io::Result<RunOutput> {
+    run_observed(world, cluster, policy, sink, None)
+}
+
+/// [`run`], adding its events, ended jobs and simulated time to `progress` as it goes.
+pub fn run_observed<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Policy, sink: &mut S, progress: Option<&Progress>) -> std::io::Result<RunOutput> {
     let total_devices = cluster.devices().len() as f64;
     let (nodes, devices) = (cluster.nodes().len(), cluster.devices().len());
     let mut rng = ChaCha8Rng::seed_from_u64(world.seed);
     rng.set_stream(WORLD_STREAM);
     let n = world.workload.jobs.len();
+    let series = world.limits.timeseries.map(|step| {
+        let added = world.models.fleet.iter().flat_map(|f| f.add.iter().flat_map(|spec| spec.devices.iter().copied()));
+        let models = cluster.devices().iter().map(|d| d.model).chain(added);
+        Recorder::new(step, cluster.catalogue(), models.collect::<Vec<_>>(), &world.workload.tenants)
+    });
     let mut engine = Engine {
         world,
         scheduler: Scheduler::new(policy, cluster),
@@ -345,6 +364,7 @@ pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Po
         factors: IdMap::default(),
         last_ran: IdMap::default(),
         removed: vec![false; nodes],
+        series,
     };
     if let Some(first) = world.workload.jobs.first() {
         engine.push(first.submit, SimEvent::Arrival { idx: 0 });
@@ -358,6 +378,8 @@ pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Po
         engine.push(f.at, SimEvent::Fleet { index: i as u32 });
     }
     let mut now = Time::ZERO;
+    // What this run has added to `progress` so far: (events, jobs ended).
+    let mut published = (0u64, 0u64);
     while let Some(queued) = engine.heap.pop() {
         let (t, event) = (queued.at(), queued.event);
         if world.limits.horizon.is_some_and(|h| t > h) {
@@ -365,14 +387,26 @@ pub fn run<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Po
             break;
         }
         now = t;
+        if let Some(series) = &mut engine.series {
+            series.advance(now, engine.scheduler.queue_len());
+        }
         engine.dispatch(now, event)?;
+        if progress.is_some() && engine.events - published.0 >= PUBLISH_EVERY {
+            engine.publish(progress, &mut published, now);
+        }
         // Failure processes run forever: once every job has arrived and ended, stop.
         if engine.all_done() {
             break;
         }
     }
+    // The last samples see the run as it stopped, before unfinished jobs are booked out.
+    if let Some(series) = &mut engine.series {
+        series.close(now, engine.scheduler.queue_len());
+    }
     engine.finish_records(now);
-    Ok(RunOutput { records: engine.records, events: engine.events, total_devices, end: now, failures: engine.failures })
+    let timeseries = engine.series.take().map(|s| s.finish());
+    engine.publish(progress, &mut published, now);
+    Ok(RunOutput { records: engine.records, events: engine.events, total_devices, end: now, failures: engine.failures, timeseries })
 }
 
 /// The simulator's world as the drain loop sees it: a launch starts the job's run and is
@@ -444,6 +478,15 @@ impl<S: DecisionSink> tessera_driver::World for Engine<'_, S> {
 }
 
 impl<S: DecisionSink> Engine<'_, S> {
+    /// Adds what happened since the last call to `progress`; `published` keeps the totals added.
+    fn publish(&self, progress: Option<&Progress>, published: &mut (u64, u64), now: Time) {
+        if let Some(p) = progress {
+            let done = (self.records.len() - self.scheduler.live_jobs()) as u64;
+            p.add(self.events - published.0, done.saturating_sub(published.1), now.as_micros());
+            *published = (self.events, done.max(published.1));
+        }
+    }
+
     fn push(&mut self, at: Time, event: SimEvent) {
         self.heap.push(Queued::new(at, self.next_seq, event));
         self.next_seq += 1;
@@ -697,6 +740,11 @@ impl<S: DecisionSink> Engine<'_, S> {
             w.switches = switches;
             w.islands = islands;
         }
+        if let Some(series) = &mut self.series {
+            let cluster = self.scheduler.cluster();
+            series.job(spec.tenant.index(), allocation.devices.iter().map(|d| (cluster.device(d.device).model, d.milli)), true);
+            self.jobs[idx as usize].in_series = true;
+        }
         let record = &mut self.records[idx as usize];
         record.first_start.get_or_insert(now);
         record.ran_on = ran_on;
@@ -914,6 +962,17 @@ impl<S: DecisionSink> Engine<'_, S> {
         let models = self.world.models;
         if models.has_contention() {
             self.leave(now, idx);
+        }
+        if let Some(series) = &mut self.series {
+            if std::mem::take(&mut self.jobs[idx as usize].in_series) {
+                // The scheduler still holds the allocation: it is released when the engine
+                // reports the end that follows this call.
+                let job = self.records[idx as usize].id;
+                let cluster = self.scheduler.cluster();
+                let shares = self.scheduler.allocation(job).map(|a| a.devices.as_slice()).unwrap_or_default();
+                debug_assert!(!shares.is_empty() || self.world.workload.jobs[idx as usize].spec.devices.device_equivalents() == 0.0);
+                series.job(self.world.workload.jobs[idx as usize].spec.tenant.index(), shares.iter().map(|d| (cluster.device(d.device).model, d.milli)), false);
+            }
         }
         let w = &mut self.jobs[idx as usize];
         let ran = now - w.run_started;

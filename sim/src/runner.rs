@@ -4,7 +4,8 @@
 //! Replication `k` of every policy runs on the same workload, drawn with seed `seed + k`:
 //! common random numbers, so policies are compared on identical jobs.
 
-use crate::engine::{self, DecisionSink, JsonlSink, NullSink, RunLimits, RunOutput, World};
+use crate::engine::{self, JsonlSink, NullSink, RunLimits, RunOutput, World};
+use crate::progress::Progress;
 use crate::models::WorldModels;
 use crate::scenario::{Scenario, ScenarioError, MAX_REPLICATIONS};
 use crate::speed::SpeedMatrix;
@@ -48,11 +49,15 @@ pub struct RunOptions {
     pub replications: Option<u32>,
     pub threads: usize,
     pub quiet: bool,
+    /// The build's source revision, recorded in `scenario.json` for the report.
+    pub revision: Option<String>,
+    /// Counters for a progress display, if the caller draws one.
+    pub progress: Option<Arc<Progress>>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { out_dir: None, policy: None, seed: None, replications: None, threads: default_threads(), quiet: true }
+        RunOptions { out_dir: None, policy: None, seed: None, replications: None, threads: default_threads(), quiet: true, revision: None, progress: None }
     }
 }
 
@@ -130,6 +135,10 @@ pub(crate) fn run_scenario_with<T: Send>(
         .collect::<Result<_, RunError>>()?;
 
     let tasks: Vec<(usize, usize)> = (0..policies.len()).flat_map(|p| (0..reps.len()).map(move |r| (p, r))).collect();
+    if let Some(p) = &options.progress {
+        p.plan(tasks.len() as u64, policies.len() as u64 * reps.iter().map(|r| r.workload.jobs.len() as u64).sum::<u64>());
+    }
+    tracing::info!(scenario = %scenario.name, runs = tasks.len(), threads = options.threads, "running");
     type Slot<T> = Option<Result<(SummaryRow, T), RunError>>;
     let results: Mutex<Vec<Slot<T>>> = Mutex::new((0..tasks.len()).map(|_| None).collect());
     let next = AtomicUsize::new(0);
@@ -139,7 +148,11 @@ pub(crate) fn run_scenario_with<T: Send>(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(&(p, r)) = tasks.get(i) else { break };
-                let result = run_one(&policies[p], &reps[r], &catalogue, &nodes, scenario, options.out_dir.as_deref(), None).map(|rr| {
+                let result = run_one(&policies[p], &reps[r], &catalogue, &nodes, scenario, options.out_dir.as_deref(), None, options.progress.as_deref()).map(|rr| {
+                    tracing::debug!(policy = %policies[p].label(), replication = reps[r].index, events = rr.row.events, wall_s = rr.row.wall_s, "run done");
+                    if let Some(progress) = &options.progress {
+                        progress.run_done();
+                    }
                     let context = RunContext {
                         spec: &policies[p],
                         replication: reps[r].index,
@@ -167,6 +180,8 @@ pub(crate) fn run_scenario_with<T: Send>(
     if let Some(dir) = &options.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
         write_cluster_files(dir, &catalogue, &nodes)?;
+        let meta = scenario_meta(scenario, options, &policies, &catalogue, &nodes, &reps[0].workload, base_seed, replications);
+        write_json(&dir.join("scenario.json"), &meta)?;
         let path = dir.join("summary.csv");
         let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
         write_summary_csv(&mut w, &rows).and_then(|_| w.flush()).map_err(io_err(&path))?;
@@ -216,6 +231,10 @@ pub fn compare_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec
     let filter = metrics_filter(scenario);
     let swept = !scenario.sweep.is_empty();
     let mut rows = Vec::new();
+    if let Some(p) = &options.progress {
+        let runs = scenario.sweep_points().len() * scenario.policies.len() * options.replications.unwrap_or(scenario.replications) as usize;
+        p.expect_runs(runs as u64);
+    }
     for point in scenario.sweep_points() {
         let s = if swept { scenario.at_sweep_point(&point)? } else { scenario.clone() };
         let label = point.label();
@@ -241,6 +260,19 @@ pub fn compare_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec
     }
     if let Some(dir) = &options.out_dir {
         fs::create_dir_all(dir).map_err(io_err(dir))?;
+        if swept {
+            // Each point's directory has its own; this one tells the report the points.
+            let policies = selected_policies(scenario, None)?;
+            let (catalogue, nodes) = build_cluster(scenario)?;
+            let workload = build_workload(scenario, &catalogue, options.seed.unwrap_or(scenario.seed))?;
+            let replications = options.replications.unwrap_or(scenario.replications);
+            let mut meta = scenario_meta(scenario, options, &policies, &catalogue, &nodes, &workload, options.seed.unwrap_or(scenario.seed), replications);
+            meta["sweep_points"] = scenario.sweep_points().iter().map(|p| serde_json::json!({
+                "label": p.label(),
+                "values": p.values.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect::<serde_json::Map<_, _>>(),
+            })).collect();
+            write_json(&dir.join("scenario.json"), &meta)?;
+        }
         let path = dir.join("comparison.csv");
         let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
         write_comparison_csv(&mut w, &rows).and_then(|_| w.flush()).map_err(io_err(&path))?;
@@ -293,6 +325,7 @@ fn run_one(
     scenario: &Scenario,
     out_dir: Option<&Path>,
     round_timing: Option<&Arc<Mutex<RoundTiming>>>,
+    progress: Option<&Progress>,
 ) -> Result<RunResult, RunError> {
     let started = Instant::now();
     let policy = build_policy(scenario, policy_spec, &rep.workload, &rep.speed, catalogue, nodes)?.policy;
@@ -301,14 +334,15 @@ fn run_one(
         None => policy,
     };
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
-    let world = World { workload: &rep.workload, speed: &rep.speed, models: &rep.models, seed: rep.seed, limits: RunLimits { horizon: scenario.horizon() } };
+    let limits = RunLimits { horizon: scenario.horizon(), timeseries: scenario.outputs.timeseries() };
+    let world = World { workload: &rep.workload, speed: &rep.speed, models: &rep.models, seed: rep.seed, limits };
     let output = match out_dir {
         Some(dir) => {
             let run_dir = dir.join(policy_spec.label()).join(format!("r{}", rep.index));
             fs::create_dir_all(&run_dir).map_err(io_err(&run_dir))?;
             let log_path = run_dir.join("decisions.jsonl");
             let mut sink = JsonlSink::new(BufWriter::new(File::create(&log_path).map_err(io_err(&log_path))?));
-            let simulated = simulate(&world, cluster, policy, &mut sink);
+            let simulated = engine::run_observed(&world, cluster, policy, &mut sink, progress);
             // Finish the log even when the run failed, so the writer thread's own error is seen.
             let finished = sink.finish().and_then(|mut w| w.flush());
             let output = simulated.and_then(|o| finished.map(|_| o)).map_err(io_err(&log_path))?;
@@ -317,9 +351,14 @@ fn run_one(
             write_jobs_csv(&mut w, &output.records, &rep.workload.tenants, catalogue)
                 .and_then(|_| w.flush())
                 .map_err(io_err(&jobs_path))?;
+            if let Some(series) = &output.timeseries {
+                let path = run_dir.join("timeseries.csv");
+                let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
+                series.write_csv(&mut w).and_then(|_| w.flush()).map_err(io_err(&path))?;
+            }
             output
         }
-        None => simulate(&world, cluster, policy, &mut NullSink).map_err(io_err(Path::new("-")))?,
+        None => engine::run_observed(&world, cluster, policy, &mut NullSink, progress).map_err(io_err(Path::new("-")))?,
     };
     let row = SummaryRow {
         policy: policy_spec.label().to_string(),
@@ -333,8 +372,74 @@ fn run_one(
     Ok(RunResult { row, output })
 }
 
-fn simulate<S: DecisionSink>(world: &World<'_>, cluster: ClusterState, policy: Policy, sink: &mut S) -> std::io::Result<RunOutput> {
-    engine::run(world, cluster, policy, sink)
+/// `scenario.json`: what the report shows of how the runs were made (the scenario's cluster,
+/// workload and policies, seeds, the build, and the inputs' hashes). It records no time of
+/// day, so the same command writes the same bytes.
+#[allow(clippy::too_many_arguments)]
+fn scenario_meta(
+    scenario: &Scenario,
+    options: &RunOptions,
+    policies: &[PolicySpec],
+    catalogue: &Catalogue,
+    nodes: &[NodeSpec],
+    workload: &Workload,
+    seed: u64,
+    replications: u32,
+) -> serde_json::Value {
+    use serde_json::json;
+    let mut by_model: Vec<(ModelId, u64)> = Vec::new();
+    for node in nodes {
+        for &m in &node.devices {
+            match by_model.iter_mut().find(|(k, _)| *k == m) {
+                Some((_, n)) => *n += 1,
+                None => by_model.push((m, 1)),
+            }
+        }
+    }
+    let hash = |path: &Path| -> serde_json::Value {
+        let sha256 = fs::read(path).map(|b| crate::validate::sha256_hex(&b)).unwrap_or_else(|e| format!("unreadable: {e}"));
+        json!({ "path": path.display().to_string(), "sha256": sha256 })
+    };
+    let inputs: Vec<serde_json::Value> = std::iter::once(scenario.path.clone())
+        .chain(crate::validate::input_files(scenario).unwrap_or_default())
+        .filter(|p| p.is_file())
+        .map(|p| hash(&p))
+        .collect();
+    let jobs = &workload.jobs;
+    let first = jobs.first().map_or(0.0, |j| j.submit.as_secs_f64());
+    let last = jobs.last().map_or(0.0, |j| j.submit.as_secs_f64());
+    let demand: f64 = jobs.iter().map(|j| j.spec.devices.device_equivalents()).sum();
+    let work_h: f64 = jobs.iter().map(|j| j.work.as_secs_f64() * j.spec.devices.device_equivalents()).sum::<f64>() / 3600.0;
+    json!({
+        "name": scenario.name,
+        "tessera_version": env!("CARGO_PKG_VERSION"),
+        "revision": options.revision.clone().unwrap_or_else(|| "unknown".to_string()),
+        "seed": seed,
+        "replications": replications,
+        "policies": policies,
+        "cluster": {
+            "nodes": nodes.len(),
+            "devices": by_model.iter().map(|&(m, n)| json!({ "model": catalogue.name(m), "count": n })).collect::<Vec<_>>(),
+        },
+        "workload": {
+            "source": match &scenario.workload.trace { Some(t) => format!("trace {:?} {}", t.format, t.path.display()), None => "synthetic".to_string() },
+            "jobs": jobs.len(),
+            "tenants": workload.tenants.len(),
+            "classes": workload.classes.len(),
+            "submit_span_s": last - first,
+            "mean_devices": if jobs.is_empty() { 0.0 } else { demand / jobs.len() as f64 },
+            "device_hours_of_work": work_h,
+        },
+        "world_models": scenario.models != crate::models::ModelsSpec::default(),
+        "timeseries_s": scenario.outputs.timeseries_s,
+        "metrics": scenario.metrics,
+        "inputs": inputs,
+    })
+}
+
+fn write_json(path: &Path, value: &serde_json::Value) -> Result<(), RunError> {
+    let text = serde_json::to_string_pretty(value).expect("a JSON value serialises");
+    fs::write(path, text + "\n").map_err(io_err(path))
 }
 
 /// `nodes.csv` and `devices.csv`: what the node and device ids in the decision logs name.
@@ -389,7 +494,7 @@ pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, targ
         let rep = Replication { index: 0, seed: scenario.seed, workload, speed, models };
         let sim_started = Instant::now();
         let timing = Arc::new(Mutex::new(RoundTiming::default()));
-        let result = run_one(spec, &rep, &catalogue, &nodes, scenario, with_outputs.then_some(tmp.as_path()), Some(&timing))?;
+        let result = run_one(spec, &rep, &catalogue, &nodes, scenario, with_outputs.then_some(tmp.as_path()), Some(&timing), None)?;
         let sim_s = sim_started.elapsed().as_secs_f64();
         let wall_s = started.elapsed().as_secs_f64();
         let peak = peak_rss_mib();

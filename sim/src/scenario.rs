@@ -119,6 +119,8 @@ pub struct Scenario {
     /// A speed table from a file; `[[speed]]` entries override it.
     pub speed_table: Option<SpeedTableSpec>,
     pub sim: SimSpec,
+    /// What each run records beyond its jobs and decisions.
+    pub outputs: OutputsSpec,
     /// The world models (all optional).
     pub models: crate::models::ModelsSpec,
     /// Which jobs `tessera compare` counts (a steady-state window); `sim` ignores it.
@@ -145,6 +147,8 @@ struct ScenarioFile {
     speed_table: Option<SpeedTableSpec>,
     #[serde(default)]
     sim: SimSpec,
+    #[serde(default)]
+    outputs: OutputsSpec,
     #[serde(default)]
     models: crate::models::ModelsSpec,
     #[serde(default)]
@@ -537,6 +541,36 @@ pub struct SimSpec {
     pub horizon_s: Option<f64>,
 }
 
+/// `[outputs]`: what each run records beyond `jobs.csv` and `decisions.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputsSpec {
+    /// Sample the queue, busy devices per model and each tenant's running jobs and devices
+    /// every this many simulated seconds (`timeseries.csv`); 0 records none.
+    #[serde(default = "default_timeseries_s")]
+    pub timeseries_s: f64,
+}
+
+/// Five minutes: a day is 288 rows, a year of Philly about 100,000.
+pub const DEFAULT_TIMESERIES_S: f64 = 300.0;
+
+fn default_timeseries_s() -> f64 {
+    DEFAULT_TIMESERIES_S
+}
+
+impl Default for OutputsSpec {
+    fn default() -> Self {
+        OutputsSpec { timeseries_s: DEFAULT_TIMESERIES_S }
+    }
+}
+
+impl OutputsSpec {
+    /// The sampling interval, or `None` when time series are off.
+    pub fn timeseries(&self) -> Option<Time> {
+        (self.timeseries_s > 0.0).then(|| Time::from_secs_f64(self.timeseries_s))
+    }
+}
+
 fn one_u32() -> u32 {
     1
 }
@@ -715,6 +749,7 @@ impl Scenario {
             speed_table: parsed.speed_table.map(|t| SpeedTableSpec { path: base.join(&t.path), ..t }),
             models: parsed.models,
             sim: parsed.sim,
+            outputs: parsed.outputs,
             metrics: parsed.metrics,
             sweep: parsed.sweep,
         };
@@ -853,6 +888,11 @@ impl Scenario {
         self.models.validate().map_err(|(key, message)| self.err(key, message))?;
         for (i, m) in self.models.failures.iter().flat_map(|f| f.by_model.iter()).enumerate() {
             self.lookup_model(&catalogue, &format!("models.failures.by_model[{i}].model"), &m.model)?;
+        }
+        let ts = self.outputs.timeseries_s;
+        // Below a millisecond a long run would record millions of rows for no reader.
+        if !(ts == 0.0 || (ts.is_finite() && ts >= 0.001)) {
+            return Err(self.err("outputs.timeseries_s", format!("expected 0 (off) or at least 0.001 seconds, found {ts}")));
         }
         if let Some(h) = self.sim.horizon_s {
             check_secs(h, false).map_err(|m| self.err("sim.horizon_s", m))?;

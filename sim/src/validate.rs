@@ -304,6 +304,8 @@ pub fn validate(scenario_path: &Path, options: &ValidateOptions) -> Result<Valid
         replications: options.replications,
         threads: options.threads,
         quiet: true,
+        revision: None,
+        progress: None,
     };
     let (rows, samples) = run_scenario_with(&scenario, &run_options, &|c: &RunContext<'_>| {
         let named: Vec<(ModelId, String)> = cluster_models(c.nodes).into_iter().map(|m| (m, c.catalogue.name(m).to_string())).collect();

@@ -97,7 +97,7 @@ fn start_order(trace: &str, policy: &str) -> Vec<u64> {
     let speed = SpeedMatrix::build(&s, &workload, &catalogue).unwrap();
     let models = WorldModels::build(&s, &catalogue, &nodes, &workload.classes).unwrap();
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
-    let world = World { workload: &workload, speed: &speed, models: &models, seed: 0, limits: RunLimits { horizon: s.horizon() } };
+    let world = World { workload: &workload, speed: &speed, models: &models, seed: 0, limits: RunLimits { horizon: s.horizon(), timeseries: None } };
     let out = run(&world, cluster, Policy::from_spec(&s.policies[0]).unwrap(), &mut NullSink).unwrap();
     let mut records: Vec<_> = out.records.iter().collect();
     records.sort_by_key(|r| r.first_start.unwrap());

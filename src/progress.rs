@@ -1,0 +1,63 @@
+//! The progress bar of `tessera sim` and `tessera compare`, drawn from the simulator's counters.
+
+/// A progress bar on stderr for `sim` and `compare`: shown only on a terminal, not with
+/// `--quiet`, and only once the work has taken a second, so short runs and pipes stay clean.
+pub struct ProgressDisplay {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ProgressDisplay {
+    pub fn start(quiet: bool) -> (Option<std::sync::Arc<tessera_sim::progress::Progress>>, ProgressDisplay) {
+        use std::io::IsTerminal;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let stop = Arc::new(AtomicBool::new(false));
+        if quiet || !std::io::stderr().is_terminal() {
+            return (None, ProgressDisplay { stop, thread: None });
+        }
+        let progress = Arc::new(tessera_sim::progress::Progress::default());
+        let (p, s) = (progress.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            let started = std::time::Instant::now();
+            let tick = std::time::Duration::from_millis(200);
+            while started.elapsed() < std::time::Duration::from_secs(1) {
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(tick);
+            }
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}").expect("a valid template").progress_chars("=> "));
+            let (mut last_events, mut last_at) = (0u64, std::time::Instant::now());
+            while !s.load(Ordering::Relaxed) {
+                let snap = p.snapshot();
+                let dt = last_at.elapsed().as_secs_f64();
+                let rate = if dt > 0.0 { (snap.events - last_events) as f64 / dt } else { 0.0 };
+                (last_events, last_at) = (snap.events, std::time::Instant::now());
+                bar.set_length(snap.runs_total);
+                bar.set_position(snap.runs_done);
+                bar.set_message(format!(
+                    "({} left) | simulated {:.1} h | jobs done {}/{} | {:.2} M events/s",
+                    snap.runs_total - snap.runs_done,
+                    snap.sim_time_s / 3600.0,
+                    snap.jobs_done,
+                    snap.jobs_total,
+                    rate / 1e6
+                ));
+                std::thread::sleep(tick);
+            }
+            bar.finish_and_clear();
+        });
+        (Some(progress), ProgressDisplay { stop, thread: Some(thread) })
+    }
+}
+
+impl Drop for ProgressDisplay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
