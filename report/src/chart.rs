@@ -57,12 +57,22 @@ pub fn lines(name: &str, title: &str, x_desc: &str, y_desc: &str, series: &[(Str
     }
     y1 += (y1 - y0) * 0.05;
     let svg = if log_x {
-        x0 = if x0 > 0.0 { x0 } else { 1.0 };
+        // plotters' log axis allocates its minor ticks per decade, and a wait of a microsecond
+        // against a year of JCT made it ask for gigabytes: the axis starts at 0.1 s at least.
+        // No point at all (every job waited 0 s) leaves the bounds infinite: a decade from 1 s.
+        x0 = if !x0.is_finite() { 1.0 } else if x0 > 0.1 { x0 } else { 0.1 };
+        if !x1.is_finite() {
+            x1 = x0 * 10.0;
+        }
+        let series: Vec<(String, Vec<(f64, f64)>)> = series.iter().map(|(n, p)| (n.clone(), p.iter().copied().filter(|&(x, _)| x >= x0).collect())).collect();
         if x1 <= x0 {
             x1 = x0 * 10.0;
         }
         svg_of(|root| draw_lines(root, title, x_desc, y_desc, &series, (x0..x1).log_scale(), y0..y1))
     } else {
+        if !x0.is_finite() || !x1.is_finite() {
+            (x0, x1) = (0.0, 1.0);
+        }
         if x1 <= x0 {
             x1 = x0 + 1.0;
         }
