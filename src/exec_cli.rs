@@ -1,8 +1,8 @@
 //! `tessera exec ...`: run the live executor (`serve`) and talk to it over its HTTP API.
 //!
 //! The client verbs find the executor at `--addr`, else `TESSERA_ADDR`, else 127.0.0.1:7878,
-//! and authenticate with `--token`, else `TESSERA_TOKEN`. They print for people by default and
-//! JSON with `--json`.
+//! authenticate with `--token`, else `TESSERA_TOKEN`, and verify an HTTPS executor with the CA
+//! in `--ca`, else `TESSERA_CA`. They print for people by default and JSON with `--json`.
 
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
@@ -11,7 +11,7 @@ use tessera_core::validation::ValidationRecord;
 use tessera_core::PolicySpec;
 use tessera_exec::api::auth::{self, Role};
 use tessera_exec::api::ApiConfig;
-use tessera_exec::client::{Client, ClientError, ADDR_ENV, DEFAULT_ADDR, TOKEN_ENV};
+use tessera_exec::client::{Client, ClientError, ADDR_ENV, CA_ENV, DEFAULT_ADDR, TOKEN_ENV};
 use tessera_exec::handle::{DeviceView, JobView};
 use tessera_exec::serve::{self, ServeConfig};
 
@@ -23,6 +23,10 @@ pub struct Connection {
     /// The API token [default: $TESSERA_TOKEN].
     #[arg(long, global = true)]
     token: Option<String>,
+    /// The CA certificate (PEM) that signed an HTTPS executor's certificate [default:
+    /// $TESSERA_CA]. With it, an address without a scheme is https://.
+    #[arg(long, global = true)]
+    ca: Option<PathBuf>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     json: bool,
@@ -32,7 +36,8 @@ impl Connection {
     fn client(&self) -> Result<Client, String> {
         let addr = self.addr.clone().or_else(|| std::env::var(ADDR_ENV).ok().filter(|s| !s.is_empty())).unwrap_or_else(|| DEFAULT_ADDR.to_string());
         let token = self.token.clone().or_else(|| std::env::var(TOKEN_ENV).ok().filter(|s| !s.is_empty()));
-        Client::new(&addr, token).map_err(|e| e.to_string())
+        let ca = self.ca.clone().or_else(|| std::env::var_os(CA_ENV).filter(|s| !s.is_empty()).map(PathBuf::from));
+        Client::with_ca(&addr, token, ca.as_deref()).map_err(|e| e.to_string())
     }
 }
 
@@ -91,6 +96,27 @@ pub enum ExecCommand {
         /// submit, operate or admin.
         #[arg(long, value_parser = parse_role)]
         role: Role,
+        /// A tenant the token acts for (repeat for several): a submit token may submit only as
+        /// these, and sees only their jobs. Must be in the executor's [[daemon.tenants]].
+        #[arg(long = "tenant", value_name = "TENANT")]
+        tenants: Vec<String>,
+    },
+    /// Show the API's audit log: every call with its token's name, what it asked and the
+    /// answer, refused calls included. Reads the journal directly (read-only), so it works
+    /// with the executor running or stopped.
+    Audit {
+        #[command(flatten)]
+        journal: JournalSource,
+        /// Only calls at or after T: Unix seconds, a UTC date and time (2025-06-01,
+        /// 2025-06-01T12:00:00Z), or a time ago (90s, 30m, 2h, 7d).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only calls made with the token of this entry name.
+        #[arg(long, value_name = "NAME")]
+        token: Option<String>,
+        /// JSON lines instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Change the running policy (needs an `admin` token).
     Policy {
@@ -328,6 +354,85 @@ fn job_detail(j: &JobView) -> String {
     out
 }
 
+fn audit_table(rows: &[tessera_exec::journal::AuditRow]) -> String {
+    let mut out = format!("{:<23} {:<12} {:<6} {:<28} {:>6}  {:<40} {}\n", "TIME", "TOKEN", "METHOD", "PATH", "STATUS", "ASKED", "ANSWER");
+    for r in rows {
+        let at_s = r.at_unix_us as f64 / 1e6;
+        let time = format!("{}.{:03}", unix_time(Some(at_s)).trim_end_matches('Z'), (r.at_unix_us / 1000) % 1000);
+        let asked = match &r.asked {
+            serde_json::Value::Object(map) if !map.is_empty() => map.iter().map(|(k, v)| format!("{k}={}", v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string()))).collect::<Vec<_>>().join(" "),
+            _ => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<23} {:<12} {:<6} {:<28} {:>6}  {:<40} {}\n",
+            time + "Z",
+            r.token.as_deref().unwrap_or("-"),
+            r.method,
+            r.path,
+            r.status,
+            asked,
+            r.reason
+        ));
+    }
+    out
+}
+
+/// `--since`: Unix seconds, `YYYY-MM-DD[THH:MM[:SS]][Z]` (UTC), or a time ago (`90s`, `30m`,
+/// `2h`, `7d`), to Unix microseconds.
+fn parse_since(text: &str, now_unix_us: u64) -> Result<u64, String> {
+    let bad = || format!("--since `{text}`: expected Unix seconds, a UTC date and time (2025-06-01 or 2025-06-01T12:00:00Z), or a time ago (90s, 30m, 2h, 7d)");
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0 && secs < 1e11) {
+            return Err(bad());
+        }
+        return Ok((secs * 1e6) as u64);
+    }
+    let unit_s = match t.chars().last() {
+        Some('s') => Some(1.0),
+        Some('m') => Some(60.0),
+        Some('h') => Some(3600.0),
+        Some('d') => Some(86_400.0),
+        _ => None,
+    };
+    if let Some(unit_s) = unit_s {
+        if let Ok(n) = t[..t.len() - 1].parse::<f64>() {
+            if !(n.is_finite() && n >= 0.0 && n * unit_s < 1e11) {
+                return Err(bad());
+            }
+            return Ok(now_unix_us.saturating_sub((n * unit_s * 1e6) as u64));
+        }
+    }
+    let t = t.trim_end_matches('Z');
+    let (date, time) = t.split_once(['T', ' ']).unwrap_or((t, "00:00:00"));
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (Some(Some(y)), Some(Some(m)), Some(Some(day)), None) = (d.next(), d.next(), d.next(), d.next()) else { return Err(bad()) };
+    let mut hms = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (Some(Some(h)), Some(Some(min))) = (hms.next(), hms.next()) else { return Err(bad()) };
+    let sec = match hms.next() {
+        None => 0,
+        Some(Some(s)) => s,
+        Some(None) => return Err(bad()),
+    };
+    if !(1970..=9999).contains(&y) || !(1..=12).contains(&m) || !(1..=31).contains(&day) || !(0..24).contains(&h) || !(0..60).contains(&min) || !(0..=60).contains(&sec) {
+        return Err(bad());
+    }
+    let days = days_from_civil(y, m as u32, day as u32);
+    Ok(((days * 86_400 + h * 3600 + min * 60 + sec) as u64) * 1_000_000)
+}
+
+/// (year, month, day), proleptic Gregorian, to days since 1970-01-01 (the inverse of
+/// `civil_from_days`, H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 fn device_table(devices: &[DeviceView]) -> String {
     let mut out = format!("{:<10} {:<8} {:<12} {:<8} {:<8} {:>5}  {}\n", "DEVICE", "BACKEND", "MODEL", "HEALTH", "DRAINED", "FREE", "JOBS");
     for d in devices {
@@ -376,10 +481,11 @@ pub fn run(command: ExecCommand) -> Result<(), String> {
                 config.daemon.allow_unvalidated = true;
             }
             let state_dir = config.daemon.state_dir.clone();
+            let scheme = if config.api.tls.is_some() { "https" } else { "http" };
             let policy = config.daemon.policy.label().to_string();
             runtime()?.block_on(serve::serve(config, serve::shutdown_signal(), |addr| {
                 // Scripts and tests read this line to learn the port (`listen = "127.0.0.1:0"`).
-                println!("tessera exec: listening on http://{addr} (state dir {}, policy `{policy}`)", state_dir.display());
+                println!("tessera exec: listening on {scheme}://{addr} (state dir {}, policy `{policy}`)", state_dir.display());
                 let _ = std::io::Write::flush(&mut std::io::stdout());
             }))
             .map_err(|e| e.to_string())?;
@@ -445,12 +551,29 @@ pub fn run(command: ExecCommand) -> Result<(), String> {
                 Ok(())
             }
         }
-        ExecCommand::Token { name, role } => {
+        ExecCommand::Token { name, role, tenants } => {
             if name.trim().is_empty() {
                 return Err("the token's NAME is empty".into());
             }
+            if let Some(t) = tenants.iter().find(|t| t.trim().is_empty()) {
+                return Err(format!("--tenant `{t}` is empty"));
+            }
             let token = auth::generate_token().map_err(|e| format!("the OS random number generator failed: {e}"))?;
-            print!("{}", auth::token_instructions(&name, role, &token));
+            print!("{}", auth::token_instructions(&name, role, &tenants, &token));
+            Ok(())
+        }
+        ExecCommand::Audit { journal, since, token, json } => {
+            let path = journal.journal_path()?;
+            let since_unix_us = since.as_deref().map(|t| parse_since(t, tessera_exec::journal::unix_now_us())).transpose()?;
+            let reader = tessera_exec::journal::Journal::open_read_only(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let rows = reader.audit(since_unix_us, token.as_deref()).map_err(|e| format!("{}: {e}", path.display()))?;
+            if json {
+                for row in &rows {
+                    println!("{}", serde_json::to_string(row).map_err(|e| e.to_string())?);
+                }
+            } else {
+                print!("{}", audit_table(&rows));
+            }
             Ok(())
         }
         ExecCommand::Policy { command: PolicyCommand::Set { policy, record, allow_unvalidated, conn } } => {
@@ -529,7 +652,7 @@ fn bench_api(jobs: u64, concurrency: usize, target_per_s: f64, sync: tessera_exe
     daemon.journal.sync = sync;
     let api = ApiConfig {
         listen: "127.0.0.1:0".parse().map_err(|e| format!("{e}"))?,
-        tokens: vec![auth::TokenEntry { name: "bench".into(), role: Role::Operate, sha256: auth::sha256_hex(&token) }],
+        tokens: vec![auth::TokenEntry::new("bench", Role::Operate, auth::sha256_hex(&token))],
         ..ApiConfig::default()
     };
     let rt = runtime()?;
@@ -712,5 +835,23 @@ mod tests {
         assert_eq!(unix_time(Some(1_700_000_000.5)), "2023-11-14 22:13:20Z");
         assert_eq!(unix_time(Some(951_782_400.0)), "2000-02-29 00:00:00Z");
         assert_eq!(unix_time(None), "-");
+    }
+
+    #[test]
+    fn since_reads_unix_seconds_dates_and_ages() {
+        let now = 1_700_000_000_000_000;
+        assert_eq!(parse_since("1700000000", now), Ok(now));
+        assert_eq!(parse_since("2023-11-14T22:13:20Z", now), Ok(now));
+        assert_eq!(parse_since("2000-02-29", now), Ok(951_782_400_000_000));
+        assert_eq!(parse_since("2h", now), Ok(now - 7_200_000_000));
+        assert_eq!(parse_since("90s", now), Ok(now - 90_000_000));
+        for bad in ["yesterday", "2023-13-01", "-5", "1e300", "5w", "2023-11-14T25:00"] {
+            let e = parse_since(bad, now).unwrap_err();
+            assert!(e.contains(bad) && e.contains("Unix seconds"), "{e}");
+        }
+        for days in [-1000, 0, 59, 60, 11_016, 20_000] {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
     }
 }

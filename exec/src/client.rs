@@ -5,7 +5,13 @@
 //! so the client adds no crate to the build (ureq would add its own HTTP stack), it is async
 //! like the rest of the executor (one runtime drives many concurrent requests in the
 //! benchmark and the tests), and it streams bodies, which the events feed needs. It keeps
-//! connections alive between requests. No TLS: the API listens on loopback.
+//! connections alive between requests.
+//!
+//! `https://HOST:PORT` speaks TLS (rustls, ring) and trusts only the CA given (`--ca FILE` or
+//! `TESSERA_CA`): no system roots, since an executor's certificate comes from its operator's
+//! own CA. A `HOST:PORT` without a scheme is `https://` when a CA is given, else `http://`.
+//! Plain `http://` is refused for a host other than loopback, as it would send the token in
+//! the clear.
 
 use crate::api::ErrorBody;
 use crate::handle::{DeviceView, JobView};
@@ -13,7 +19,9 @@ use crate::spec::JobSubmission;
 use axum::body::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, StatusCode};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
+use std::path::Path;
 use hyper_util::rt::TokioExecutor;
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -24,11 +32,19 @@ use tessera_core::PolicySpec;
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7878";
 pub const ADDR_ENV: &str = "TESSERA_ADDR";
 pub const TOKEN_ENV: &str = "TESSERA_TOKEN";
+/// The CA certificate (PEM) that verifies an `https://` executor, when `--ca` does not say.
+pub const CA_ENV: &str = "TESSERA_CA";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("bad address `{0}`: expected HOST:PORT or http://HOST:PORT")]
+    #[error("bad address `{0}`: expected HOST:PORT, http://HOST:PORT or https://HOST:PORT")]
     Address(String),
+    /// The address or the CA file cannot be used as given.
+    #[error("{0}")]
+    Setup(String),
+    /// The TLS handshake failed: most often, the server's certificate is not signed by the CA.
+    #[error("TLS with the executor at {addr} failed: {message}")]
+    Tls { addr: String, message: String },
     #[error("cannot reach the executor at {addr}: {message} (is `tessera exec serve` running?)")]
     Connect { addr: String, message: String },
     /// The server answered with an error status; `error` and `field` are from its JSON body.
@@ -59,30 +75,70 @@ pub struct SseEvent {
 pub struct Client {
     base: String,
     token: Option<String>,
-    http: hyper_util::client::legacy::Client<HttpConnector, Full<Bytes>>,
+    http: hyper_util::client::legacy::Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
-/// `127.0.0.1:7878` or `http://127.0.0.1:7878/` -> `http://127.0.0.1:7878`.
-fn base_url(addr: &str) -> Result<String, ClientError> {
+/// `127.0.0.1:7878`, `http://127.0.0.1:7878/` or `https://h:7878` -> the base URL; a bare
+/// `HOST:PORT` is `https://` when `tls_by_default` (a CA was given).
+fn base_url(addr: &str, tls_by_default: bool) -> Result<String, ClientError> {
     let trimmed = addr.trim().trim_end_matches('/');
-    if trimmed.starts_with("https://") {
-        return Err(ClientError::Address(format!("{addr} (TLS is not supported: the API listens on loopback)")));
-    }
-    let host_port = trimmed.strip_prefix("http://").unwrap_or(trimmed);
+    let (scheme, host_port) = match (trimmed.strip_prefix("https://"), trimmed.strip_prefix("http://")) {
+        (Some(rest), _) => ("https", rest),
+        (None, Some(rest)) => ("http", rest),
+        (None, None) => (if tls_by_default { "https" } else { "http" }, trimmed),
+    };
     if host_port.is_empty() || host_port.contains('/') || !host_port.contains(':') {
         return Err(ClientError::Address(addr.to_string()));
     }
-    let uri = format!("http://{host_port}");
-    uri.parse::<hyper::Uri>().map_err(|_| ClientError::Address(addr.to_string()))?;
+    let uri = format!("{scheme}://{host_port}");
+    let parsed = uri.parse::<hyper::Uri>().map_err(|_| ClientError::Address(addr.to_string()))?;
+    if scheme == "http" && !is_loopback_host(parsed.host().unwrap_or("")) {
+        return Err(ClientError::Setup(format!(
+            "refusing plain HTTP to {host_port}, which is not loopback: the token would cross the network in the clear; use https://{host_port} with --ca FILE (or {CA_ENV})"
+        )));
+    }
     Ok(uri)
 }
 
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Trusts exactly the certificates in the PEM file `ca`.
+fn tls_client_config(ca: Option<&Path>) -> Result<rustls::ClientConfig, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if let Some(ca) = ca {
+        let certs = crate::api::tls::read_certificates(ca, "--ca").map_err(|e| ClientError::Setup(format!("the CA certificate {}", e.message)))?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| ClientError::Setup(format!("the CA certificate {}: {e}", ca.display())))?;
+        }
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(crate::api::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| ClientError::Setup(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 impl Client {
+    /// A client for a plain-HTTP executor on loopback (an `https://` address needs a CA:
+    /// [`Client::with_ca`]).
     pub fn new(addr: &str, token: Option<String>) -> Result<Client, ClientError> {
-        let base = base_url(addr)?;
+        Client::with_ca(addr, token, None)
+    }
+
+    /// A client that verifies an `https://` executor with the CA certificate(s) in `ca` (PEM).
+    pub fn with_ca(addr: &str, token: Option<String>, ca: Option<&Path>) -> Result<Client, ClientError> {
+        let base = base_url(addr, ca.is_some())?;
+        if base.starts_with("https://") && ca.is_none() {
+            return Err(ClientError::Setup(format!("{base} is HTTPS: give the CA that signed its certificate with --ca FILE (or {CA_ENV})")));
+        }
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls_client_config(ca)?).https_or_http().enable_http1().wrap_connector(connector);
         let http = hyper_util::client::legacy::Client::builder(TokioExecutor::new()).build(connector);
         Ok(Client { base, token, http })
     }
@@ -105,12 +161,24 @@ impl Client {
     async fn send(&self, request: Request<Full<Bytes>>) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         self.http.request(request).await.map_err(|e| {
             let mut message = e.to_string();
+            let mut tls: Option<String> = None;
             let mut source = std::error::Error::source(&e);
             while let Some(s) = source {
                 message = format!("{message}: {s}");
+                // hyper-rustls hands rustls's error inside an io::Error.
+                if let Some(r) = s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+                    tls = Some(r.to_string());
+                }
                 source = s.source();
             }
-            ClientError::Connect { addr: self.base.clone(), message }
+            match tls {
+                Some(reason) if reason.contains("certificate") => ClientError::Tls {
+                    addr: self.base.clone(),
+                    message: format!("{reason}: the server's certificate is not one the CA given with --ca (or {CA_ENV}) vouches for, for this host name"),
+                },
+                Some(reason) => ClientError::Tls { addr: self.base.clone(), message: reason },
+                None => ClientError::Connect { addr: self.base.clone(), message },
+            }
         })
     }
 
@@ -272,13 +340,21 @@ mod tests {
 
     #[test]
     fn addresses_normalise_or_are_refused() {
-        assert_eq!(base_url("127.0.0.1:7878").unwrap(), "http://127.0.0.1:7878");
-        assert_eq!(base_url("http://localhost:80/").unwrap(), "http://localhost:80");
-        assert_eq!(base_url("[::1]:7878").unwrap(), "http://[::1]:7878");
-        assert!(matches!(base_url("https://x:1"), Err(ClientError::Address(_))));
-        assert!(matches!(base_url("localhost"), Err(ClientError::Address(_))));
-        assert!(matches!(base_url("http://h:1/v1"), Err(ClientError::Address(_))));
-        assert!(matches!(base_url(""), Err(ClientError::Address(_))));
+        assert_eq!(base_url("127.0.0.1:7878", false).unwrap(), "http://127.0.0.1:7878");
+        assert_eq!(base_url("127.0.0.1:7878", true).unwrap(), "https://127.0.0.1:7878");
+        assert_eq!(base_url("http://localhost:80/", true).unwrap(), "http://localhost:80");
+        assert_eq!(base_url("[::1]:7878", false).unwrap(), "http://[::1]:7878");
+        assert_eq!(base_url("https://x:1", false).unwrap(), "https://x:1");
+        assert!(matches!(base_url("localhost", false), Err(ClientError::Address(_))));
+        assert!(matches!(base_url("http://h:1/v1", false), Err(ClientError::Address(_))));
+        assert!(matches!(base_url("", false), Err(ClientError::Address(_))));
+        let e = base_url("http://10.0.0.5:7878", false).unwrap_err().to_string();
+        assert!(e.contains("not loopback") && e.contains("https://10.0.0.5:7878"), "{e}");
+        assert!(base_url("exec.example.org:7878", false).is_err());
+        let e = Client::new("https://127.0.0.1:1", None).err().unwrap().to_string();
+        assert!(e.contains("--ca"), "{e}");
+        let e = Client::with_ca("https://127.0.0.1:1", None, Some(Path::new("/nonexistent/ca.pem"))).err().unwrap().to_string();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
     }
 
     #[test]

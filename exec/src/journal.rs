@@ -11,7 +11,9 @@
 //! Tables: `meta` (the time epoch, the next job id, the policy), `jobs` (each job's current
 //! row, as JSON, with its state for queries), `events` (the append-only log: every state
 //! change and every core decision with its provenance), `devices` (drained devices),
-//! `job_state` (each live job's scheduler state, restored after a restart: see `daemon.rs`).
+//! `job_state` (each live job's scheduler state, restored after a restart: see `daemon.rs`),
+//! `api_audit` (every API call: who by token name, what it asked, the answer; written by the
+//! API's own connection, `api/audit.rs`, never read at recovery).
 //!
 //! `journal.sync = "normal"` trades that for throughput: no fsync at commit (only at
 //! checkpoints), so a commit survives a crash of the executor but the last ones acknowledged
@@ -112,6 +114,46 @@ pub struct Journal {
     compaction_unfinished: bool,
 }
 
+/// The API's audit log: one row per call, times in Unix microseconds (not the journal's
+/// timeline: the API writes them with its own connection and clock). `token` is the name of
+/// the token's entry, NULL when the caller was not identified; never the token itself.
+pub const AUDIT_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS api_audit (seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     at_unix_us INTEGER NOT NULL, token TEXT, method TEXT NOT NULL, path TEXT NOT NULL, asked TEXT NOT NULL,
+     status INTEGER NOT NULL, reason TEXT NOT NULL);
+     CREATE INDEX IF NOT EXISTS api_audit_time ON api_audit(at_unix_us);
+     CREATE INDEX IF NOT EXISTS api_audit_token ON api_audit(token, at_unix_us);";
+
+/// One API call as the audit log holds it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// Order of writing; 0 before it is written.
+    pub seq: u64,
+    pub at_unix_us: u64,
+    /// The name of the caller's token entry; `None`: no token, or one that matched none.
+    pub token: Option<String>,
+    pub method: String,
+    pub path: String,
+    /// What it asked, summarised (job id, tenant, command name, policy label), as JSON; no
+    /// arguments, environment values or bodies.
+    pub asked: serde_json::Value,
+    pub status: u16,
+    /// The answer in short: the error message, or the status's reason phrase.
+    pub reason: String,
+}
+
+/// Writes `rows` in one transaction on `conn` (the API's audit writer's connection).
+pub fn insert_audit_rows(conn: &mut Connection, rows: &[AuditRow]) -> Result<(), ExecError> {
+    let tx = conn.transaction()?;
+    {
+        let mut ins = tx.prepare_cached("INSERT INTO api_audit(at_unix_us, token, method, path, asked, status, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+        for r in rows {
+            ins.execute(params![r.at_unix_us.min(i64::MAX as u64) as i64, r.token, r.method, r.path, r.asked.to_string(), r.status, r.reason])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 /// Job states whose rows and events compaction never deletes (`JobStatus::is_live`).
 const LIVE_STATES_SQL: &str = "('queued', 'launching', 'running', 'preempting')";
 
@@ -128,6 +170,9 @@ pub struct CompactReport {
     pub events_deleted: u64,
     /// Stopped at the per-pass limit: more remains to delete.
     pub unfinished: bool,
+    /// Audit rows deleted for their age (`keep_events_days`).
+    #[serde(default)]
+    pub audit_deleted: u64,
 }
 
 /// Microseconds since the Unix epoch, by the system clock.
@@ -172,6 +217,7 @@ impl Journal {
              CREATE TABLE IF NOT EXISTS devices (name TEXT PRIMARY KEY, drained INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS job_state (id INTEGER PRIMARY KEY, state TEXT NOT NULL);",
         )?;
+        conn.execute_batch(AUDIT_TABLE_SQL)?;
         let epoch: Option<String> = conn.query_row("SELECT value FROM meta WHERE key='epoch_unix_us'", [], |r| r.get(0)).optional()?;
         let epoch_unix_us = match epoch {
             Some(v) => v.parse().map_err(|e| jerr("meta epoch_unix_us", e))?,
@@ -347,6 +393,40 @@ impl Journal {
         Ok(names)
     }
 
+    /// The audit log's rows at or after `since_unix_us`, of token entry `token` when given, in
+    /// the order written. A journal from before the audit log has none.
+    pub fn audit(&self, since_unix_us: Option<u64>, token: Option<&str>) -> Result<Vec<AuditRow>, ExecError> {
+        let exists: bool = self.conn.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type='table' AND name='api_audit'", [], |r| r.get::<_, i64>(0))? > 0;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, at_unix_us, token, method, path, asked, status, reason FROM api_audit
+             WHERE at_unix_us >= ?1 AND (?2 IS NULL OR token = ?2) ORDER BY seq",
+        )?;
+        let since = since_unix_us.unwrap_or(0).min(i64::MAX as u64) as i64;
+        let rows = stmt.query_map(params![since, token], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, i64>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (seq, at, token, method, path, asked, status, reason) = row?;
+            let asked = serde_json::from_str(&asked).map_err(|e| jerr(&format!("table api_audit, row {seq}, column asked"), e))?;
+            let status = u16::try_from(status).map_err(|e| jerr(&format!("table api_audit, row {seq}, column status"), e))?;
+            out.push(AuditRow { seq: seq as u64, at_unix_us: at.max(0) as u64, token, method, path, asked, status, reason });
+        }
+        Ok(out)
+    }
+
     /// Events in sequence order, optionally of one kind.
     pub fn events(&self, kind: Option<&str>) -> Result<Vec<ExecEvent>, ExecError> {
         let mut stmt = self.conn.prepare("SELECT seq, t_us, kind, job, detail FROM events WHERE ?1 IS NULL OR kind=?1 ORDER BY seq")?;
@@ -419,8 +499,15 @@ impl Journal {
                 report.events_deleted += tx.execute(&sql, params![first_seq, end])? as u64;
             }
         }
+        // 3. Audit rows older than `keep_events_days`, by their own (Unix) clock.
+        if let Some(keep_us) = config.keep_events_us() {
+            let cutoff_unix_us = self.epoch_unix_us.saturating_add(now_us).saturating_sub(keep_us).min(i64::MAX as u64) as i64;
+            let deleted = tx.execute("DELETE FROM api_audit WHERE seq IN (SELECT seq FROM api_audit WHERE at_unix_us < ?1 ORDER BY seq LIMIT ?2)", params![cutoff_unix_us, max_rows])? as u64;
+            report.unfinished |= deleted == max_rows as u64;
+            report.audit_deleted = deleted;
+        }
         let mut event = None;
-        if !report.jobs_deleted.is_empty() || report.events_deleted > 0 {
+        if !report.jobs_deleted.is_empty() || report.events_deleted > 0 || report.audit_deleted > 0 {
             let last_t: i64 = tx.query_row("SELECT COALESCE(MAX(t_us), 0) FROM events", [], |r| r.get(0))?;
             let t_us = now_us.max(last_t as u64);
             let detail = serde_json::json!({
@@ -428,6 +515,7 @@ impl Journal {
                 "first_job_deleted": report.jobs_deleted.first(),
                 "last_job_deleted": report.jobs_deleted.last(),
                 "events_deleted": report.events_deleted,
+                "audit_deleted": report.audit_deleted,
                 "unfinished": report.unfinished,
                 "keep_finished_jobs": config.keep_finished_jobs,
                 "keep_events_days": config.keep_events_days,

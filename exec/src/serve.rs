@@ -8,15 +8,20 @@
 //!
 //! [api]               # ApiConfig: listen, allow_remote, max_body_bytes, public_metrics
 //! listen = "127.0.0.1:7878"
-//! [[api.tokens]]      # from `tessera exec token NAME --role ROLE`
+//! [api.tls]           # optional: serve HTTPS
+//! cert = "server.pem"
+//! key = "server.key"
+//! [[api.tokens]]      # from `tessera exec token NAME --role ROLE [--tenant T ...]`
 //! name = "alice"
 //! role = "submit"
 //! sha256 = "..."
+//! tenants = ["team-a"]
 //! ```
 //!
 //! Relative paths in `[daemon]` (`state_dir`, `validation_record`, `speed_table.path`, and `gpu.nvml_library`
-//! when it has a directory: a bare file name is the dynamic loader's to find) are taken from
-//! the directory of `exec.toml`, so the file means the same whatever the working directory.
+//! when it has a directory: a bare file name is the dynamic loader's to find) and in `[api.tls]`
+//! are taken from the directory of `exec.toml`, so the file means the same whatever the
+//! working directory.
 
 use crate::api::{self, ApiConfig};
 use crate::config::DaemonConfig;
@@ -108,7 +113,11 @@ impl ServeConfig {
             }
         })?;
         let speed_table = config.daemon.speed_table.as_mut().map(|t| &mut t.path);
-        for path in [Some(&mut config.daemon.state_dir), config.daemon.validation_record.as_mut(), speed_table].into_iter().flatten() {
+        let (tls_cert, tls_key) = match config.api.tls.as_mut() {
+            Some(tls) => (Some(&mut tls.cert), Some(&mut tls.key)),
+            None => (None, None),
+        };
+        for path in [Some(&mut config.daemon.state_dir), config.daemon.validation_record.as_mut(), speed_table, tls_cert, tls_key].into_iter().flatten() {
             if path.is_relative() && !path.as_os_str().is_empty() {
                 *path = base_dir.join(&*path);
             }
@@ -123,8 +132,14 @@ impl ServeConfig {
             ExecError::Invalid { field, message } => at(format!("daemon.{field}"), message),
             other => at("daemon".into(), other.to_string()),
         })?;
-        config.api.validate().map_err(|e| at(e.field, e.message))?;
+        config.api.validate_with_tenants(&config.tenant_table()).map_err(|e| at(e.field, e.message))?;
+        config.api.tls_server_config().map_err(|e| at(e.field, e.message))?;
         Ok(config)
+    }
+
+    /// The names of `[[daemon.tenants]]`, in order (empty: no tenant table).
+    pub fn tenant_table(&self) -> Vec<String> {
+        self.daemon.tenants.iter().map(|t| t.name.clone()).collect()
     }
 
     pub fn load(path: &Path) -> Result<ServeConfig, ConfigError> {
@@ -175,17 +190,26 @@ pub async fn shutdown_signal() {
 /// streams end), shuts the daemon down and waits for it. Running jobs are left running: a
 /// daemon started again on the same state dir adopts them.
 pub async fn serve(config: ServeConfig, stop: impl Future<Output = ()> + Send + 'static, on_ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
-    // Bind first: a port already taken fails before the daemon touches the journal.
+    // The tokens and TLS files are checked, and the port bound, before the daemon touches the
+    // journal: a bad configuration or a port already taken changes nothing.
+    let tenant_table = config.tenant_table();
+    config.api.validate_with_tenants(&tenant_table)?;
+    let tls = config.api.tls_server_config()?;
     let listener = api::bind(&config.api).await.map_err(|source| ServeError::Bind { addr: config.api.listen, source })?;
     let addr = listener.local_addr().map_err(ServeError::Server)?;
+    let listener = api::ApiListener::new(listener, tls).map_err(ServeError::Server)?;
     let (handle, mut daemon_task) = crate::daemon::start(config.daemon.clone()).await?;
     let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
-    let router = match api::router(handle.clone(), &config.api, stopping_rx) {
+    let counters = std::sync::Arc::new(api::ApiCounters::default());
+    let built = api::audit::AuditLog::open(&config.daemon.journal_path(), config.daemon.journal.sync, counters.audit_write_failures.clone())
+        .map_err(ServeError::Daemon)
+        .and_then(|(audit, writer)| Ok((api::router(handle.clone(), &config.api, &tenant_table, audit, counters, stopping_rx)?, writer)));
+    let (router, audit_writer) = match built {
         Ok(r) => r,
         Err(e) => {
             let _ = handle.shutdown().await;
             let _ = daemon_task.await;
-            return Err(e.into());
+            return Err(e);
         }
     };
     let (stop_api_tx, stop_api_rx) = tokio::sync::oneshot::channel::<()>();
@@ -200,6 +224,8 @@ pub async fn serve(config: ServeConfig, stop: impl Future<Output = ()> + Send + 
     let _ = stopping_tx.send(true);
     let _ = stop_api_tx.send(());
     let server_result = server.await;
+    // The router (and with it every sender of audit rows) is gone: the last rows are written.
+    audit_writer.finish().await;
     let daemon_result = match daemon_result {
         Some(r) => r,
         None => {

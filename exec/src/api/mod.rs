@@ -2,10 +2,10 @@
 //!
 //! | route | who | what |
 //! | --- | --- | --- |
-//! | `POST /v1/jobs` | submit | a `JobSubmission`, JSON, or TOML with `Content-Type: application/toml`; 201 + the job |
-//! | `GET /v1/jobs` | submit | the caller's jobs (`operate` and up: every job) |
-//! | `GET /v1/jobs/{id}` | submit | one job (a submitter: only its own, else 404 as for no such job) |
-//! | `POST /v1/jobs/{id}/cancel` | submit | cancels (a submitter: only its own, else 404 as for no such job) |
+//! | `POST /v1/jobs` | submit | a `JobSubmission`, JSON, or TOML with `Content-Type: application/toml`; 201 + the job (a submitter: as one of its token's tenants, else 403) |
+//! | `GET /v1/jobs` | submit | the jobs the caller may see: a submitter, its tenants' (a token without tenants: its own); `operate` and up: every job |
+//! | `GET /v1/jobs/{id}` | submit | one job (a submitter: one it may see, else 404 as for no such job) |
+//! | `POST /v1/jobs/{id}/cancel` | submit | cancels (a submitter: a job it may see, else 404 as for no such job) |
 //! | `GET /v1/devices` | submit | the fleet |
 //! | `POST /v1/devices/{name}/drain`, `/undrain` | operate | |
 //! | `PUT /v1/policy` | admin | `{"policy": PolicySpec, "record": ValidationRecord?, "allow_unvalidated": bool}` |
@@ -18,18 +18,26 @@
 //! loopback unless told otherwise; a scraper then needs no secret. Set `public_metrics = false`
 //! to require a token (any role) there too.
 //!
+//! Every call, refused ones included, is recorded in the journal's audit log (`audit.rs`).
+//! With `[api.tls]` the API serves HTTPS (`tls.rs`); plain HTTP is for loopback only.
+//!
 //! Every error answer is JSON: `{"error": "...", "field": "..."}` (`field` when one input field
 //! is at fault). Statuses: 400 bad input, 401 unknown caller, 403 role (or the policy gate
 //! refused), 404 no such job/device/route (or another submitter's job), 409 the job's state forbids it (cancel a
 //! finished job), 413 body over `max_body_bytes`, 415 unsupported content type, 500 journal or
 //! I/O failure, 503 the daemon is shutting down.
 
+pub mod audit;
 pub mod auth;
 pub mod metrics;
+pub mod tls;
 
 use crate::error::ExecError;
 use crate::handle::{DaemonHandle, ExecEvent, Histogram, MetricsSnapshot};
-use auth::{AuthError, Principal, Role, TokenEntry, TokenStore};
+use audit::{AuditLog, AuditNote, AuditReason};
+use auth::{AuthError, Principal, Role, TenantChoice, TenantError, TokenEntry, TokenStore};
+use axum::extract::Request;
+use axum::middleware::Next;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, FromRequestParts, Path, State};
@@ -55,8 +63,8 @@ pub struct ApiConfig {
     /// Address and port to listen on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// Allow a `listen` address other than loopback (the API speaks plain HTTP: put TLS in
-    /// front of it before you do this).
+    /// Allow a `listen` address other than loopback. Only with `[api.tls]`: plain HTTP beyond
+    /// loopback is refused, as it would carry the tokens in the clear.
     #[serde(default)]
     pub allow_remote: bool,
     /// Largest request body accepted; larger ones get 413.
@@ -67,6 +75,9 @@ pub struct ApiConfig {
     pub public_metrics: bool,
     #[serde(default)]
     pub tokens: Vec<TokenEntry>,
+    /// Serve HTTPS with this certificate and key (`[api.tls]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<tls::TlsConfig>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -85,7 +96,7 @@ fn default_true() -> bool {
 
 impl Default for ApiConfig {
     fn default() -> ApiConfig {
-        ApiConfig { listen: default_listen(), allow_remote: false, max_body_bytes: DEFAULT_MAX_BODY_BYTES, public_metrics: true, tokens: Vec::new() }
+        ApiConfig { listen: default_listen(), allow_remote: false, max_body_bytes: DEFAULT_MAX_BODY_BYTES, public_metrics: true, tokens: Vec::new(), tls: None }
     }
 }
 
@@ -98,16 +109,32 @@ pub struct ApiConfigError {
 }
 
 impl ApiConfig {
-    /// Checks what serde cannot, and builds the token store.
+    /// Checks what serde cannot, and builds the token store, for an executor without a tenant
+    /// table.
     pub fn validate(&self) -> Result<TokenStore, ApiConfigError> {
-        if !self.listen.ip().is_loopback() && !self.allow_remote {
-            return Err(ApiConfigError {
-                field: "api.listen".into(),
-                message: format!(
-                    "{} is not a loopback address; the API speaks plain HTTP, so listening beyond this machine needs `allow_remote = true` (and TLS in front)",
-                    self.listen
-                ),
-            });
+        self.validate_with_tenants(&[])
+    }
+
+    /// Checks what serde cannot, and builds the token store; the tokens' tenants must be in
+    /// `tenant_table` (`[[daemon.tenants]]`) when it is not empty. The TLS files are read by
+    /// [`ApiConfig::tls_server_config`].
+    pub fn validate_with_tenants(&self, tenant_table: &[String]) -> Result<TokenStore, ApiConfigError> {
+        if !self.listen.ip().is_loopback() {
+            if !self.allow_remote {
+                return Err(ApiConfigError {
+                    field: "api.listen".into(),
+                    message: format!("{} is not a loopback address; listening beyond this machine needs `allow_remote = true` and `[api.tls]`", self.listen),
+                });
+            }
+            if self.tls.is_none() {
+                return Err(ApiConfigError {
+                    field: "api.listen".into(),
+                    message: format!(
+                        "{} is not a loopback address and the API would speak plain HTTP, sending tokens in the clear; add `[api.tls] cert = ..., key = ...` (or listen on loopback behind a TLS proxy)",
+                        self.listen
+                    ),
+                });
+            }
         }
         if self.max_body_bytes == 0 {
             return Err(ApiConfigError { field: "api.max_body_bytes".into(), message: "expected at least 1 byte, found 0".into() });
@@ -118,8 +145,13 @@ impl ApiConfig {
                 message: "no token is configured, so every call would be refused; make one with `tessera exec token NAME --role admin`".into(),
             });
         }
-        TokenStore::new(&self.tokens)
+        TokenStore::with_tenant_table(&self.tokens, tenant_table)
             .map_err(|e| ApiConfigError { field: format!("api.tokens[{}].{}", e.index, e.field), message: format!("token `{}`: {}", e.name, e.message) })
+    }
+
+    /// The TLS server configuration, when `[api.tls]` is given: the files read and checked.
+    pub fn tls_server_config(&self) -> Result<Option<Arc<rustls::ServerConfig>>, ApiConfigError> {
+        self.tls.as_ref().map(tls::TlsConfig::server_config).transpose()
     }
 }
 
@@ -161,7 +193,9 @@ impl ApiFailure {
 
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
+        let reason = AuditReason(audit::clip(&self.body.error));
         let mut response = (self.status, Json(self.body)).into_response();
+        response.extensions_mut().insert(reason);
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
@@ -212,6 +246,8 @@ pub struct ApiCounters {
     pub submissions_refused: AtomicU64,
     pub unauthorized: AtomicU64,
     pub forbidden: AtomicU64,
+    /// Audit rows that could not be written (the writer logs why).
+    pub audit_write_failures: Arc<AtomicU64>,
 }
 
 #[derive(Clone)]
@@ -220,6 +256,7 @@ pub struct AppState {
     tokens: Arc<TokenStore>,
     public_metrics: bool,
     counters: Arc<ApiCounters>,
+    audit: AuditLog,
     /// Turns true when the server stops, so open event streams end and shutdown can finish.
     stopping: watch::Receiver<bool>,
 }
@@ -227,19 +264,64 @@ pub struct AppState {
 /// The caller, authenticated from `Authorization: Bearer <token>`.
 pub struct Caller(pub Principal);
 
+/// Who the audit layer found calling (once per request; handlers read it through [`Caller`]).
+#[derive(Clone)]
+struct Authenticated(Result<Principal, AuthError>);
+
+fn authenticate(tokens: &TokenStore, headers: &HeaderMap) -> Result<Principal, AuthError> {
+    let value = match headers.get(header::AUTHORIZATION) {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| AuthError::Malformed)?),
+    };
+    tokens.authenticate(value)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiFailure;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiFailure> {
-        let value = match parts.headers.get(header::AUTHORIZATION) {
-            None => None,
-            Some(v) => Some(v.to_str().map_err(|_| ApiFailure::from(AuthError::Malformed))?),
+        let found = match parts.extensions.get::<Authenticated>() {
+            Some(Authenticated(found)) => found.clone(),
+            None => authenticate(&state.tokens, &parts.headers),
         };
-        state.tokens.authenticate(value).map(Caller).map_err(|e| {
+        found.map(Caller).map_err(|e| {
             state.counters.unauthorized.fetch_add(1, Ordering::Relaxed);
             e.into()
         })
     }
+}
+
+/// The audit note of this request, for handlers to say what the call asked.
+pub struct Note(pub AuditNote);
+
+impl FromRequestParts<AppState> for Note {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Note, Infallible> {
+        Ok(Note(parts.extensions.get::<AuditNote>().cloned().unwrap_or_default()))
+    }
+}
+
+/// Authenticates once, lets the route answer, then records the call in the audit log: the
+/// token entry's name (never the token), method, path, the handler's note, status and reason.
+async fn audit_layer(axum::extract::State(state): State<AppState>, mut request: Request, next: Next) -> Response {
+    let at_unix_us = crate::journal::unix_now_us();
+    let method = request.method().to_string();
+    let path = audit::clip(request.uri().path());
+    let found = authenticate(&state.tokens, request.headers());
+    let token = found.as_ref().ok().map(|p| p.name.clone());
+    let note = AuditNote::default();
+    request.extensions_mut().insert(Authenticated(found));
+    request.extensions_mut().insert(note.clone());
+    let response = next.run(request).await;
+    let status = response.status();
+    let reason = match response.extensions().get::<AuditReason>() {
+        Some(AuditReason(reason)) => reason.clone(),
+        None => status.canonical_reason().unwrap_or("").to_string(),
+    };
+    let row = crate::journal::AuditRow { seq: 0, at_unix_us, token, method, path, asked: note.take(), status: status.as_u16(), reason };
+    state.audit.record(row).await;
+    response
 }
 
 impl AppState {
@@ -255,10 +337,19 @@ impl AppState {
     }
 }
 
-/// The API's routes over a running daemon. `stopping` ends event streams when it turns true.
-pub fn router(handle: DaemonHandle, config: &ApiConfig, stopping: watch::Receiver<bool>) -> Result<Router, ApiConfigError> {
-    let tokens = config.validate()?;
-    let state = AppState { handle, tokens: Arc::new(tokens), public_metrics: config.public_metrics, counters: Arc::default(), stopping };
+/// The API's routes over a running daemon. Token tenants resolve against `tenant_table`
+/// (`[[daemon.tenants]]`); every call is recorded in `audit`. `stopping` ends event streams
+/// when it turns true.
+pub fn router(handle: DaemonHandle, config: &ApiConfig, tenant_table: &[String], audit: AuditLog, counters: Arc<ApiCounters>, stopping: watch::Receiver<bool>) -> Result<Router, ApiConfigError> {
+    let tokens = config.validate_with_tenants(tenant_table)?;
+    let unbound = tokens.unbound_submitters();
+    if !unbound.is_empty() {
+        tracing::warn!(
+            "submit token(s) {} name no tenants and may submit as ANY tenant (there is no [[daemon.tenants]] table); bind them with `tenants = [...]`",
+            unbound.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let state = AppState { handle, tokens: Arc::new(tokens), public_metrics: config.public_metrics, counters, audit, stopping };
     Ok(Router::new()
         .route("/v1/jobs", post(submit_job).get(list_jobs))
         .route("/v1/jobs/{id}", get(show_job))
@@ -272,6 +363,7 @@ pub fn router(handle: DaemonHandle, config: &ApiConfig, stopping: watch::Receive
         .route("/healthz", get(healthz))
         .fallback(|| async { ApiFailure::new(StatusCode::NOT_FOUND, "no such route") })
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), audit_layer))
         .with_state(state))
 }
 
@@ -280,19 +372,49 @@ pub async fn bind(config: &ApiConfig) -> std::io::Result<tokio::net::TcpListener
     tokio::net::TcpListener::bind(config.listen).await
 }
 
+/// Where the API serves: plain HTTP (loopback only) or HTTPS.
+pub enum ApiListener {
+    Plain(tokio::net::TcpListener),
+    Tls(tls::TlsListener),
+}
+
+impl ApiListener {
+    /// `tcp` as is, or behind TLS when `tls` is given.
+    pub fn new(tcp: tokio::net::TcpListener, tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<ApiListener> {
+        Ok(match tls {
+            None => ApiListener::Plain(tcp),
+            Some(config) => ApiListener::Tls(tls::TlsListener::new(tcp, config)?),
+        })
+    }
+
+    /// `http` or `https`.
+    pub fn scheme(&self) -> &'static str {
+        match self {
+            ApiListener::Plain(_) => "http",
+            ApiListener::Tls(_) => "https",
+        }
+    }
+}
+
 /// Serves `router` on `listener` until `stop` resolves, then finishes open requests.
 ///
 /// Connections get `TCP_NODELAY`: a response is written as soon as it is ready rather than
 /// held by Nagle's algorithm until the client acknowledges the previous segment (which,
 /// against a client's delayed ACK, can cost up to 40 ms on a keep-alive connection).
-pub async fn serve_until(listener: tokio::net::TcpListener, router: Router, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve_until(listener: ApiListener, router: Router, stop: impl std::future::Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!("TCP_NODELAY refused on an API connection: {e}");
+    match listener {
+        ApiListener::Plain(tcp) => {
+            let listener = tcp.tap_io(|tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!("TCP_NODELAY refused on an API connection: {e}");
+                }
+            });
+            axum::serve(listener, router).with_graceful_shutdown(stop).await
         }
-    });
-    axum::serve(listener, router).with_graceful_shutdown(stop).await
+        // Its acceptor sets TCP_NODELAY before the handshake.
+        ApiListener::Tls(tls) => axum::serve(tls, router).with_graceful_shutdown(stop).await,
+    }
 }
 
 fn parse_job_id(text: &str) -> Result<u64, ApiFailure> {
@@ -316,7 +438,21 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiFailure> {
     }
 }
 
-async fn submit_job(State(state): State<AppState>, Caller(caller): Caller, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiFailure> {
+/// The tenant a submission's text names, `None` when it names none (serde's default then
+/// fills in `default`, which must not be mistaken for a choice). The text parsed already.
+fn named_tenant(kind: &BodyKind, text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[serde(default)]
+        tenant: Option<String>,
+    }
+    match kind {
+        BodyKind::Json => serde_json::from_str::<Probe>(text).ok()?.tenant,
+        BodyKind::Toml => toml::from_str::<Probe>(text).ok()?.tenant,
+    }
+}
+
+async fn submit_job(State(state): State<AppState>, Caller(caller): Caller, Note(note): Note, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiFailure> {
     let refused = |e: ApiFailure| {
         state.counters.submissions_refused.fetch_add(1, Ordering::Relaxed);
         e
@@ -330,7 +466,24 @@ async fn submit_job(State(state): State<AppState>, Caller(caller): Caller, heade
         BodyKind::Toml => crate::spec::parse_toml(text, "<request>"),
     }
     .map_err(|e| refused(e.into()))?;
+    let mut spec = spec;
+    note.set("command", audit::clip(&spec.command));
+    if !spec.name.is_empty() {
+        note.set("name", audit::clip(&spec.name));
+    }
+    let named = named_tenant(&kind, text);
+    match caller.submission_tenant(named.as_deref()) {
+        Ok(TenantChoice::Use(tenant)) => spec.tenant = tenant,
+        Ok(TenantChoice::AsSubmitted) => {}
+        Err(TenantError::Forbidden(e)) => {
+            note.set("tenant", audit::clip(named.as_deref().unwrap_or("")));
+            return Err(refused(state.forbid(e)));
+        }
+        Err(TenantError::MustName(message)) => return Err(refused(ApiFailure::field(StatusCode::BAD_REQUEST, "tenant", message))),
+    }
+    note.set("tenant", audit::clip(&spec.tenant));
     let view = state.handle.submit(spec, &caller.name).await.map_err(|e| refused(e.into()))?;
+    note.set("job", view.id);
     state.counters.submissions_accepted.fetch_add(1, Ordering::Relaxed);
     let location = format!("/v1/jobs/{}", view.id);
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(view)).into_response())
@@ -339,7 +492,7 @@ async fn submit_job(State(state): State<AppState>, Caller(caller): Caller, heade
 async fn list_jobs(State(state): State<AppState>, Caller(caller): Caller) -> Result<Response, ApiFailure> {
     let mut jobs = state.handle.list().await?;
     if !caller.sees_all_jobs() {
-        jobs.retain(|j| j.owner == caller.name);
+        jobs.retain(|j| caller.may_touch(j.id, &j.owner, &j.tenant).is_ok());
     }
     Ok(Json(jobs).into_response())
 }
@@ -347,7 +500,7 @@ async fn list_jobs(State(state): State<AppState>, Caller(caller): Caller) -> Res
 async fn show_job(State(state): State<AppState>, Caller(caller): Caller, Path(id): Path<String>) -> Result<Response, ApiFailure> {
     let id = parse_job_id(&id)?;
     let view = state.handle.show(id).await?.ok_or_else(|| ApiFailure::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
-    caller.may_touch(id, &view.owner).map_err(|e| state.forbid(e))?;
+    caller.may_touch(id, &view.owner, &view.tenant).map_err(|e| state.forbid(e))?;
     Ok(Json(view).into_response())
 }
 
@@ -355,7 +508,7 @@ async fn cancel_job(State(state): State<AppState>, Caller(caller): Caller, Path(
     let id = parse_job_id(&id)?;
     if !caller.sees_all_jobs() {
         let view = state.handle.show(id).await?.ok_or_else(|| ApiFailure::new(StatusCode::NOT_FOUND, format!("no job {id}")))?;
-        caller.may_touch(id, &view.owner).map_err(|e| state.forbid(e))?;
+        caller.may_touch(id, &view.owner, &view.tenant).map_err(|e| state.forbid(e))?;
     }
     Ok(Json(state.handle.cancel(id).await?).into_response())
 }
@@ -388,7 +541,7 @@ struct PolicyAnswer {
     validated: bool,
 }
 
-async fn set_policy(State(state): State<AppState>, Caller(caller): Caller, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiFailure> {
+async fn set_policy(State(state): State<AppState>, Caller(caller): Caller, Note(note): Note, body: Result<Bytes, BytesRejection>) -> Result<Response, ApiFailure> {
     state.require(&caller, Role::Admin)?;
     let body = body?;
     let mut de = serde_json::Deserializer::from_slice(&body);
@@ -402,6 +555,8 @@ async fn set_policy(State(state): State<AppState>, Caller(caller): Caller, body:
         .map_err(|e| ApiFailure::field(StatusCode::BAD_REQUEST, format!("policy.{}", e.key), format!("policy: {e}")))?;
     let label = change.policy.label().to_string();
     let validated = change.record.is_some();
+    note.set("policy", audit::clip(&label));
+    note.set("validated", validated);
     state.handle.set_policy(change.policy, change.record, change.allow_unvalidated).await?;
     Ok(Json(PolicyAnswer { policy: label, validated }).into_response())
 }
@@ -427,7 +582,7 @@ async fn events(State(state): State<AppState>, Caller(caller): Caller) -> Sse<im
             if let Some(owned) = self.owned.get(&job) {
                 return *owned;
             }
-            let owned = matches!(self.handle.show(job).await, Ok(Some(view)) if view.owner == self.caller.name);
+            let owned = matches!(self.handle.show(job).await, Ok(Some(view)) if self.caller.may_touch(job, &view.owner, &view.tenant).is_ok());
             self.owned.insert(job, owned);
             owned
         }
@@ -518,6 +673,7 @@ pub fn render_metrics(m: &MetricsSnapshot, counters: &ApiCounters) -> String {
     );
     w.counter("tessera_api_unauthorized_total", "Requests refused with 401.", &[(&[], load(&counters.unauthorized))]);
     w.counter("tessera_api_forbidden_total", "Requests refused with 403.", &[(&[], load(&counters.forbidden))]);
+    w.counter("tessera_api_audit_write_failures_total", "API calls whose audit row could not be written.", &[(&[], load(&counters.audit_write_failures))]);
     w.finish()
 }
 
@@ -533,7 +689,7 @@ mod tests {
     use super::*;
 
     fn config_with_token() -> ApiConfig {
-        ApiConfig { tokens: vec![TokenEntry { name: "a".into(), role: Role::Admin, sha256: auth::sha256_hex("t") }], ..ApiConfig::default() }
+        ApiConfig { tokens: vec![TokenEntry::new("a", Role::Admin, auth::sha256_hex("t"))], ..ApiConfig::default() }
     }
 
     #[test]
@@ -545,6 +701,9 @@ mod tests {
         assert_eq!(e.field, "api.listen");
         assert!(e.message.contains("allow_remote"), "{e}");
         c.allow_remote = true;
+        let e = c.validate().unwrap_err();
+        assert!(e.message.contains("plain HTTP") && e.message.contains("[api.tls]"), "{e}");
+        c.tls = Some(tls::TlsConfig { cert: "s.pem".into(), key: "s.key".into() });
         assert!(c.validate().is_ok());
         c.listen = "[::1]:7878".parse().unwrap();
         c.allow_remote = false;

@@ -43,7 +43,7 @@ pub fn api_config(max_body_bytes: usize) -> ApiConfig {
     ApiConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         max_body_bytes,
-        tokens: CALLERS.iter().map(|(name, role, token)| TokenEntry { name: name.to_string(), role: *role, sha256: sha256_hex(token) }).collect(),
+        tokens: CALLERS.iter().map(|(name, role, token)| TokenEntry::new(name, *role, sha256_hex(token))).collect(),
         ..ApiConfig::default()
     }
 }
