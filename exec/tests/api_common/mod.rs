@@ -55,7 +55,13 @@ impl Server {
 
     /// Starts on an existing state dir (a restart: the journal is recovered).
     pub async fn start_in(state: tempfile::TempDir, cpus: u32, api: ApiConfig) -> Server {
-        let config = ServeConfig { daemon: daemon_config(&state.path().join("state"), cpus), api };
+        let daemon = daemon_config(&state.path().join("state"), cpus);
+        Server::start_with(state, daemon, api).await
+    }
+
+    /// Starts with this daemon configuration (its state dir should be under `state`).
+    pub async fn start_with(state: tempfile::TempDir, daemon: DaemonConfig, api: ApiConfig) -> Server {
+        let config = ServeConfig { daemon, api };
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(serve(
