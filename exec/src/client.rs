@@ -168,6 +168,9 @@ impl Client {
                 // hyper-rustls hands rustls's error inside an io::Error.
                 if let Some(r) = s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
                     tls = Some(r.to_string());
+                } else if s.to_string().starts_with("invalid peer certificate") {
+                    // The same, when a layer between hid rustls's error type.
+                    tls = Some(s.to_string());
                 }
                 source = s.source();
             }

@@ -60,14 +60,58 @@ impl AuditNote {
 #[derive(Clone)]
 pub struct AuditReason(pub String);
 
-/// `text` cut to [`MAX_TEXT_CHARS`] characters.
+/// `text` with anything shaped like a generated token masked, and cut to [`MAX_TEXT_CHARS`]
+/// characters: what the audit log keeps of a path, a reason or a note.
 pub fn clip(text: &str) -> String {
+    let text = redact_tokens(text);
     if text.chars().count() <= MAX_TEXT_CHARS {
-        text.to_string()
+        text
     } else {
         let mut out: String = text.chars().take(MAX_TEXT_CHARS - 1).collect();
         out.push('…');
         out
+    }
+}
+
+/// Masks every generated token (`tsr_` and 64 hex digits) in `text`. Callers never send a
+/// token anywhere but the `Authorization` header on purpose, but one pasted into a path or a
+/// job's name must not end up in the journal for everyone who reads it.
+pub fn redact_tokens(text: &str) -> String {
+    use crate::api::auth::TOKEN_PREFIX;
+    const HEX_DIGITS: usize = 64;
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(TOKEN_PREFIX) {
+        let after = &rest[at + TOKEN_PREFIX.len()..];
+        let hex = after.bytes().take_while(u8::is_ascii_hexdigit).count();
+        out.push_str(&rest[..at]);
+        if hex >= HEX_DIGITS {
+            out.push_str(TOKEN_PREFIX);
+            out.push_str("[redacted]");
+            rest = &after[hex..];
+        } else {
+            out.push_str(TOKEN_PREFIX);
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_tokens_are_masked_and_long_text_is_cut() {
+        let token = format!("tsr_{}", "ab12".repeat(16));
+        assert_eq!(clip(&format!("/v1/jobs/{token}/cancel")), "/v1/jobs/tsr_[redacted]/cancel");
+        assert_eq!(clip("tsr_ and tsr_abc stay"), "tsr_ and tsr_abc stay");
+        assert_eq!(clip(&format!("{token}{token}")), "tsr_[redacted]tsr_[redacted]");
+        let long = "é".repeat(1000);
+        let cut = clip(&long);
+        assert_eq!(cut.chars().count(), MAX_TEXT_CHARS);
+        assert!(cut.ends_with('…'));
     }
 }
 

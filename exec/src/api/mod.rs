@@ -192,7 +192,10 @@ impl ApiFailure {
 }
 
 impl IntoResponse for ApiFailure {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        // An error may quote the input (a path segment, a field): a token pasted there is not
+        // echoed back, nor recorded.
+        self.body.error = audit::redact_tokens(&self.body.error);
         let reason = AuditReason(audit::clip(&self.body.error));
         let mut response = (self.status, Json(self.body)).into_response();
         response.extensions_mut().insert(reason);
