@@ -275,8 +275,9 @@ fn tokens_stay_out_of_the_journal_the_logs_the_metrics_and_error_messages() {
 
     let state_dir = dir.path().join("state");
     let journal_running = journal_bytes(&state_dir);
-    let audit_text = audit(&state_dir, &["--json"]);
     let logs = serve.stop();
+    // Read once the executor stopped: it writes the last rows before it exits.
+    let audit_text = audit(&state_dir, &["--json"]);
     let journal_stopped = journal_bytes(&state_dir);
     // The search finds what is there: the token names are in the journal and the audit.
     assert!(journal_stopped.contains("olga") && audit_text.contains("\"token\":\"ann\""), "{audit_text}");
