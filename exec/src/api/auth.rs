@@ -356,9 +356,10 @@ pub fn token_instructions(name: &str, role: Role, tenants: &[String], token: &st
         let list = tenants.iter().map(|t| format!("{t:?}")).collect::<Vec<_>>().join(", ");
         text.push_str(&format!("tenants = [{list}]\n"));
     } else if role == Role::Submit {
+        // A TOML comment, so that pasting everything from `[[api.tokens]]` on stays valid.
         text.push_str(
-            "\nnote: this submit token names no tenant (--tenant T): an executor with a tenant table \
-             ([[daemon.tenants]]) refuses it at start; one without lets it submit as any tenant.\n",
+            "# note: this submit token names no tenant (--tenant T): an executor with a tenant\n\
+             # table ([[daemon.tenants]]) refuses it at start; one without lets it submit as any tenant.\n",
         );
     }
     text
@@ -455,6 +456,11 @@ mod tests {
         let parsed: File = toml::from_str(toml_part).unwrap();
         let s = TokenStore::new(&parsed.api.tokens).unwrap();
         assert_eq!(s.lookup(&a).unwrap(), Principal { name: "ci-bot".into(), role: Role::Operate, tenants: vec!["team-a".into()] });
+        // An unbound submit token's note does not break the lines to paste.
+        let text = token_instructions("old", Role::Submit, &[], &b);
+        assert!(text.contains("names no tenant"), "{text}");
+        let parsed: File = toml::from_str(&text[text.find("[[api.tokens]]").unwrap()..]).unwrap();
+        assert!(parsed.api.tokens[0].tenants.is_empty());
         assert!(s.lookup(&b).is_none());
     }
 
