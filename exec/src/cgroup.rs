@@ -215,6 +215,29 @@ impl Cgroups {
         }
     }
 
+    /// The runs (job, run) whose cgroups exist in this executor's scope.
+    pub fn existing_runs(&self) -> Vec<(u64, u32)> {
+        let dir = match self {
+            Cgroups::V2 { scope } => scope,
+            Cgroups::V1 { scopes } => match scopes.first() {
+                Some((_, d)) => d,
+                None => return Vec::new(),
+            },
+            Cgroups::None { .. } => return Vec::new(),
+        };
+        let mut runs = Vec::new();
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let Some(rest) = name.to_str().and_then(|n| n.strip_prefix("job-")) else { continue };
+            let Some((job, run)) = rest.split_once("-run-") else { continue };
+            if let (Ok(job), Ok(run)) = (job.parse(), run.parse()) {
+                runs.push((job, run));
+            }
+        }
+        runs.sort_unstable();
+        runs
+    }
+
     /// The cgroup of run `run` of job `job` (whether it exists or not); `None` without cgroups.
     pub fn job(&self, job: u64, run: u32) -> Option<JobCgroup> {
         let name = format!("job-{job}-run-{run}");

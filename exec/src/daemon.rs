@@ -208,7 +208,11 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     }
     let cgroups = crate::cgroup::Cgroups::detect(config.cgroups, &config.state_dir)?;
     isolation.cgroups = cgroups.describe();
-    if cgroups.is_enabled() {
+    let enabled = cgroups.is_enabled();
+    // Owned by the host from here, which removes the scope when it is dropped (a start that
+    // fails below included).
+    let host = Arc::new(RealHost { cgroups });
+    if enabled {
         tracing::info!("job isolation: {}", isolation.cgroups);
     } else if config.cgroups != crate::cgroup::CgroupMode::Off {
         isolation.warnings.push(isolation.cgroups.clone());
@@ -220,7 +224,7 @@ pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Res
     }
     let backends = devices::from_config(&config)?;
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-    let mut daemon = Daemon::open(config, backends, Arc::new(RealHost { cgroups }), internal_tx, false, isolation)?;
+    let mut daemon = Daemon::open(config, backends, host, internal_tx, false, isolation)?;
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let handle = DaemonHandle { commands: cmd_tx, events: daemon.events.clone(), metrics: daemon.metrics.clone(), state_dir: daemon.cfg.state_dir.clone() };
     let health_task = spawn_health(daemon.backends.clone(), daemon.fleet.iter().map(|d| (d.backend, d.found.clone())).collect(), daemon.health.interval_s, daemon.internal.clone());
@@ -1471,6 +1475,14 @@ impl Daemon {
                 self.journal.row(&row);
             }
             self.jobs.insert(id, row);
+        }
+        // Cgroups of runs that are over (ended or requeued while no executor ran; a job's
+        // escaped process may still be in one): nothing accounts for them any more.
+        let live_runs: BTreeSet<(u64, u32)> =
+            self.jobs.values().filter(|r| matches!(r.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting)).map(|r| (r.id, r.runs)).collect();
+        let swept = self.host.sweep_runs(&|job, run| live_runs.contains(&(job, run)));
+        if !swept.is_empty() {
+            self.journal.event(now.0, "cgroups_swept", None, json!({"runs": swept}));
         }
         self.commit()?;
         let policy = self.build_policy(&self.policy_spec)?.policy;

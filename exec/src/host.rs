@@ -55,6 +55,11 @@ pub(crate) trait Host: Send + Sync {
             self.signal_group(pgid, libc::SIGKILL);
         }
     }
+    /// Kills and removes the cgroups of runs that are not live (`keep` says which are): the
+    /// leftovers of runs that ended or were requeued while no executor ran. Returns them.
+    fn sweep_runs(&self, _keep: &dyn Fn(u64, u32) -> bool) -> Vec<(u64, u32)> {
+        Vec::new()
+    }
     /// After the run's main process ended: kills what it left behind (`kill_run`), tells
     /// whether the OOM killer struck in the run's cgroup, and removes the cgroup.
     fn run_ended(&self, job: u64, run: u32, pgid: Option<i32>) -> RunEnd {
@@ -162,6 +167,22 @@ impl Host for RealHost {
                 tracing::warn!("job {job} run {run}: {e}");
             }
         }
+    }
+
+    fn sweep_runs(&self, keep: &dyn Fn(u64, u32) -> bool) -> Vec<(u64, u32)> {
+        let mut swept = Vec::new();
+        for (job, run) in self.cgroups.existing_runs() {
+            if keep(job, run) {
+                continue;
+            }
+            if let Some(cgroup) = self.cgroups.job(job, run) {
+                match cgroup.kill_all().and_then(|_| cgroup.remove()) {
+                    Ok(()) => swept.push((job, run)),
+                    Err(e) => tracing::warn!("job {job} run {run}: a leftover cgroup: {e}"),
+                }
+            }
+        }
+        swept
     }
 
     fn run_ended(&self, job: u64, run: u32, pgid: Option<i32>) -> RunEnd {

@@ -449,3 +449,52 @@ fn with_cgroups_off_jobs_still_run_and_no_cgroup_is_made() {
     let iso = journal.events(Some("isolation")).unwrap();
     assert!(iso[0].detail["cgroups"].as_str().unwrap().contains("process groups only"), "{}", iso[0].detail);
 }
+
+/// A run whose main process was killed while no executor ran (no exit status: it is
+/// requeued) left a grandchild that escaped its process group: the restarted executor sweeps
+/// the run's cgroup, killing the grandchild, before the job runs again.
+#[test]
+fn a_run_lost_while_the_executor_was_down_leaves_no_process_behind() {
+    if !is_root() {
+        eprintln!("SKIPPED a_run_lost_while_the_executor_was_down_leaves_no_process_behind: not root (cgroups cannot be written)");
+        return;
+    }
+    if !cgroups_writable("a_run_lost_while_the_executor_was_down_leaves_no_process_behind") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path(), 1, PolicySpec::named("fifo"));
+    c.cgroups = CgroupMode::Required;
+    let rt = runtime();
+    let (id, job_pid, pid, ticks, mem_dir) = rt.block_on(async {
+        let (h, _join) = start(c.clone()).await.unwrap();
+        let (id, pid, ticks) = job_with_escapee(&h, None).await;
+        let v = h.show(id).await.unwrap().unwrap();
+        (id, v.pid.unwrap(), pid, ticks, memory_cgroup_dir(pid))
+    });
+    drop(rt);
+    // The run's own processes die with no executor to see it, and so no exit status.
+    // SAFETY: kill(2) on the process group of this test's job.
+    unsafe { libc::kill(-job_pid, libc::SIGKILL) };
+    for _ in 0..100 {
+        if proc_stat(job_pid).is_none_or(|s| s.state == 'Z') {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(is_alive(pid, ticks), "the escaped grandchild outlived its job's group");
+    runtime().block_on(async {
+        let (h, _join) = start(c).await.unwrap();
+        assert!(wait_dead(pid, ticks).await, "the lost run's escaped grandchild was not killed at recovery");
+        assert!(!mem_dir.exists(), "the lost run's cgroup was not removed");
+        let v = wait_for(&h, id, Duration::from_secs(15), |v| v.restarts == 1 && v.state == JobStatus::Running).await;
+        assert!(v.checkpoint_dir.exists());
+        h.cancel(id).await.unwrap();
+        assert_eq!(wait_done(&h, id).await.state, JobStatus::Cancelled);
+        h.shutdown().await.unwrap();
+    });
+    let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
+    let swept = journal.events(Some("cgroups_swept")).unwrap();
+    assert_eq!(swept.len(), 1);
+    assert_eq!(swept[0].detail["runs"], serde_json::json!([[id, 1]]));
+}
