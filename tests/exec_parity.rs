@@ -91,9 +91,11 @@ const FLEET_JOBS: &str = "job_id,submit_s,tenant,priority,devices,models,duratio
 
 /// `exec.toml` for the same fleet (simulated devices), tenants and speeds; `k80_bert` is the
 /// speed given for bert on the K80.
+/// Both tenants' jobs run as the test's user (`single_user`): this test is about the policy's
+/// context, not isolation (`exec/tests/runtime_isolation.rs`).
 fn exec_toml(dir: &Path, policy: &str, record: &Path, k80_bert: f64) -> PathBuf {
     let text = format!(
-        "[daemon]\nstate_dir = 'state-{policy}'\nvalidation_record = '{}'\n\
+        "[daemon]\nstate_dir = 'state-{policy}'\nvalidation_record = '{}'\nsingle_user = true\n\
          [daemon.policy]\n{}\n\
          [daemon.cpu]\ndevices = 0\n[daemon.gpu]\nenabled = false\n[daemon.health]\ninterval_s = 3600\n\
          [[daemon.tenants]]\nname = 'team-a'\n[[daemon.tenants]]\nname = 'team-b'\n\

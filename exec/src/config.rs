@@ -67,6 +67,17 @@ pub struct DaemonConfig {
     /// this machine's.
     #[serde(default)]
     pub simulated: Option<SimulatedConfig>,
+    /// Acknowledges that the jobs of several tenants run as one Unix user (the daemon's, or a
+    /// shared `run_as`), so that they can signal each other and read each other's files.
+    /// Without it, a tenant table of two or more tenants needs a distinct `run_as` for each.
+    /// Logged as a warning at every start.
+    #[serde(default)]
+    pub single_user: bool,
+    /// Each job in its own cgroup with its memory and CPU limits: `"auto"` (default: where the
+    /// cgroup hierarchy is writable, else process groups only, said once at start), `"off"`,
+    /// or `"required"` (refuse to start without them).
+    #[serde(default)]
+    pub cgroups: crate::cgroup::CgroupMode,
 }
 
 /// Nodes and devices that exist only in the configuration (the `simulated` device backend).
@@ -104,6 +115,16 @@ pub struct SimulatedDevices {
 #[serde(deny_unknown_fields)]
 pub struct TenantEntry {
     pub name: String,
+    /// The Unix user this tenant's jobs run as (uid, primary gid, no supplementary groups, a
+    /// clean environment). Needs a daemon running as root, unless it is the daemon's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
+}
+
+impl TenantEntry {
+    pub fn named(name: impl Into<String>) -> TenantEntry {
+        TenantEntry { name: name.into(), run_as: None }
+    }
 }
 
 /// The context policies are built in on this executor: tenants, job classes and the speed
@@ -483,6 +504,8 @@ impl DaemonConfig {
             speed: Vec::new(),
             job_classes: None,
             simulated: None,
+            single_user: false,
+            cgroups: crate::cgroup::CgroupMode::Auto,
         }
     }
 
@@ -522,6 +545,11 @@ impl DaemonConfig {
             }
             if tenants.contains(&t.name) {
                 return Err(ExecError::invalid(format!("tenants[{i}].name"), format!("tenant `{}` is listed twice", t.name)));
+            }
+            if let Some(user) = &t.run_as {
+                if user.is_empty() || user.contains(['\0', ':', '/']) || user.trim() != user {
+                    return Err(ExecError::invalid(format!("tenants[{i}].run_as"), format!("`{user}` is not a Unix user name")));
+                }
             }
             tenants.push(t.name.clone());
         }

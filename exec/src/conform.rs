@@ -273,7 +273,7 @@ fn executor_config(state_dir: &Path, spec: &PolicySpec, workload: &Workload, spe
     config.cpu.devices = crate::config::CpuDevices::Count(0);
     config.gpu.enabled = GpuEnabled::Off;
     config.journal.sync = JournalSync::Normal;
-    config.tenants = workload.tenants.iter().map(|t| TenantEntry { name: t.clone() }).collect();
+    config.tenants = workload.tenants.iter().map(|t| TenantEntry::named(t.clone())).collect();
     config.job_classes = Some(workload.classes.clone());
     for (c, class) in workload.classes.iter().enumerate() {
         for (m, model) in catalogue.iter() {
@@ -554,7 +554,7 @@ impl<'w> Harness<'w> {
     fn open(&mut self) -> Result<(), ExecError> {
         let backends = devices::from_config(&self.config)?;
         let host = Arc::new(VirtualHost { world: self.world.clone() });
-        self.daemon = Some(Daemon::open(self.config.clone(), backends, host, self.internal_tx.clone(), true)?);
+        self.daemon = Some(Daemon::open(self.config.clone(), backends, host, self.internal_tx.clone(), true, crate::isolation::Isolation::default())?);
         Ok(())
     }
 

@@ -31,6 +31,7 @@ use crate::gate;
 use crate::handle::{Command, DaemonHandle, DeviceMetrics, DeviceView, ExecEvent, Histogram, JobStatus, JobView, MetricsSnapshot, Reply};
 use crate::journal::{JobRow, Journal, Stop, UnreadableRow};
 use crate::host::{Host, RealHost};
+use crate::isolation::{self, Isolation};
 use crate::process::{self, LaunchSpec};
 use crate::spec::JobSubmission;
 use serde_json::json;
@@ -178,6 +179,8 @@ pub(crate) struct Daemon {
     states_stale: bool,
     /// Every decision with its time, when asked for (`tessera conform` compares them).
     pub(crate) decision_log: Option<Vec<(Time, Decision)>>,
+    /// The tenants' Unix users and how jobs are contained.
+    isolation: Isolation,
 }
 
 /// Seconds as a `Duration` for a timer. Every duration the daemon arms a timer with was
@@ -196,9 +199,32 @@ fn host_name() -> String {
 /// loads the policy through the gate.
 pub async fn start(config: DaemonConfig) -> Result<(DaemonHandle, JoinHandle<Result<(), ExecError>>), ExecError> {
     config.validate()?;
+    let mut isolation = isolation::resolve(&config, isolation::effective_uid())?;
+    isolation::secure_state_dir(&config.state_dir, &config.journal_path(), isolation.other_users())?;
+    if isolation.switch_user {
+        for (tenant, user) in &isolation.run_as {
+            isolation::check_reachable(&config.state_dir, user).map_err(|e| ExecError::invalid("state_dir", format!("tenant `{tenant}`: {e}")))?;
+        }
+    }
+    let cgroups = crate::cgroup::Cgroups::detect(config.cgroups, &config.state_dir)?;
+    isolation.cgroups = cgroups.describe();
+    let enabled = cgroups.is_enabled();
+    // Owned by the host from here, which removes the scope when it is dropped (a start that
+    // fails below included).
+    let host = Arc::new(RealHost { cgroups });
+    if enabled {
+        tracing::info!("job isolation: {}", isolation.cgroups);
+    } else if config.cgroups != crate::cgroup::CgroupMode::Off {
+        isolation.warnings.push(isolation.cgroups.clone());
+    } else {
+        tracing::info!("job isolation: {}", isolation.cgroups);
+    }
+    for w in &isolation.warnings {
+        tracing::warn!("{w}");
+    }
     let backends = devices::from_config(&config)?;
     let (internal_tx, internal_rx) = mpsc::unbounded_channel();
-    let mut daemon = Daemon::open(config, backends, Arc::new(RealHost), internal_tx, false)?;
+    let mut daemon = Daemon::open(config, backends, host, internal_tx, false, isolation)?;
     let (cmd_tx, cmd_rx) = mpsc::channel(1024);
     let handle = DaemonHandle { commands: cmd_tx, events: daemon.events.clone(), metrics: daemon.metrics.clone(), state_dir: daemon.cfg.state_dir.clone() };
     let health_task = spawn_health(daemon.backends.clone(), daemon.fleet.iter().map(|d| (d.backend, d.found.clone())).collect(), daemon.health.interval_s, daemon.internal.clone());
@@ -281,7 +307,15 @@ impl Daemon {
     /// Opens the journal, finds the fleet, builds the policy in this executor's context and
     /// admits it through the gate, then recovers every job the journal holds.
     /// `log_decisions`: keep every decision with its time in `decision_log`, from recovery on.
-    pub(crate) fn open(config: DaemonConfig, backends: Vec<Box<dyn DeviceBackend>>, host: Arc<dyn Host>, internal: mpsc::UnboundedSender<Internal>, log_decisions: bool) -> Result<Daemon, ExecError> {
+    /// `isolation`: the tenants' users and how jobs are contained (`isolation::resolve`).
+    pub(crate) fn open(
+        config: DaemonConfig,
+        backends: Vec<Box<dyn DeviceBackend>>,
+        host: Arc<dyn Host>,
+        internal: mpsc::UnboundedSender<Internal>,
+        log_decisions: bool,
+        isolation: Isolation,
+    ) -> Result<Daemon, ExecError> {
         std::fs::create_dir_all(config.state_dir.join("jobs"))?;
         std::fs::create_dir_all(config.state_dir.join("checkpoints"))?;
         let journal = Journal::open_with(&config.journal_path(), config.journal.sync)?;
@@ -350,12 +384,20 @@ impl Daemon {
             dirty: BTreeSet::new(),
             states_stale: false,
             decision_log: log_decisions.then(Vec::new),
+            isolation,
         };
         let now = daemon.now();
         let devices: Vec<_> = daemon.fleet.iter().map(|d| json!({"name": d.found.name, "model": d.model_name, "uuid": d.found.uuid, "cores": d.found.cores})).collect();
         let node_names: Vec<&str> = daemon.nodes.iter().map(|n| n.name.as_str()).collect();
         daemon.journal.event(now.0, "daemon_started", None, json!({"node": node_names.first(), "nodes": node_names, "devices": devices, "pid": std::process::id()}));
         daemon.journal.event(now.0, "policy", None, json!({"spec": daemon.policy_spec, "admission": admission}));
+        let run_as: BTreeMap<&str, &str> = daemon.isolation.run_as.iter().map(|(t, u)| (t.as_str(), u.user.as_str())).collect();
+        daemon.journal.event(
+            now.0,
+            "isolation",
+            None,
+            json!({"run_as": run_as, "single_user": daemon.cfg.single_user, "cgroups": daemon.isolation.cgroups, "warnings": daemon.isolation.warnings}),
+        );
         daemon.journal.set_meta("policy", &serde_json::to_string(&daemon.policy_spec).unwrap_or_default());
         daemon.journal.set_meta("fleet", &fleet_key);
         daemon.commit()?;
@@ -791,10 +833,15 @@ impl Daemon {
         let id = row.id;
         let dir = self.job_dir(id);
         let checkpoints = self.cfg.state_dir.join("checkpoints").join(id.to_string());
-        std::fs::create_dir_all(&dir)?;
-        std::fs::create_dir_all(&checkpoints)?;
+        let run_as = self.isolation.user_of(&row.submission.tenant);
+        // Created for the job's user where it has one (the daemon keeps root otherwise).
+        let owner = run_as.filter(|_| self.isolation.switch_user);
+        isolation::prepare_job_dir(&dir, owner)?;
+        isolation::prepare_job_dir(&checkpoints, owner)?;
         let alloc = row.allocation.clone().unwrap_or_default();
-        let mut env: Vec<(String, String)> = row.submission.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // A `run_as` job starts from its user's environment, not the daemon's.
+        let mut env: Vec<(String, String)> = run_as.map(isolation::job_base_env).unwrap_or_default();
+        env.extend(row.submission.env.iter().map(|(k, v)| (k.clone(), v.clone())));
         let mut cpus: Option<Vec<usize>> = None;
         let mut gpus_bound = false;
         for (b, backend) in self.backends.iter().enumerate() {
@@ -822,6 +869,10 @@ impl Daemon {
             program: row.submission.command.clone(),
             args: row.submission.args.clone(),
             env,
+            env_clear: run_as.is_some(),
+            user: owner.cloned(),
+            limits: crate::cgroup::Limits { mem_mib: row.submission.mem_mib, cpu_milli: row.submission.cpu_milli },
+            cgroup_procs: Vec::new(),
             workdir: row.submission.workdir.clone().unwrap_or(dir.clone()),
             stdout: dir.join("stdout"),
             stderr: dir.join("stderr"),
@@ -925,12 +976,15 @@ impl Daemon {
         if row.runs != run || !matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
             return Ok(());
         }
-        if let Some(pgid) = row.pgid {
-            // Whatever the job left behind in its group goes with it.
-            self.host.signal_group(pgid, libc::SIGKILL);
-        }
+        // Whatever the job left behind, in its group or its cgroup, goes with it, before its
+        // end is told to anyone.
+        let end = self.host.run_ended(id, run, row.pgid);
         let status = self.host.exit_status(id, run, &self.exit_file(id, run));
         let now = self.now();
+        if let Some(e) = &end.cleanup_error {
+            tracing::warn!("job {id} run {run}: {e}");
+            self.journal.event(now.0, "cleanup_failed", Some(id), json!({"run": run, "error": e}));
+        }
         let core_state = self.sched.job_state(JobId(id));
         let row = self.jobs.get_mut(&id).expect("checked above");
         if let Some(start) = row.run_start_us.take() {
@@ -996,13 +1050,28 @@ impl Daemon {
                     Some(0) => Outcome::Completed,
                     _ => Outcome::Failed,
                 };
-                row.state = if outcome == Outcome::Completed { JobStatus::Finished } else { JobStatus::Failed };
-                if status.is_none() {
+                // The OOM killer struck in its cgroup and it did not recover (a job that lost a
+                // helper to it and still exited 0 completed).
+                let oom = outcome == Outcome::Failed && end.oom_kills > 0;
+                row.state = match outcome {
+                    Outcome::Completed => JobStatus::Finished,
+                    _ if oom => JobStatus::Oom,
+                    _ => JobStatus::Failed,
+                };
+                if oom {
+                    row.error = Some(format!(
+                        "out of memory: the kernel's OOM killer killed {} process(es) of the job at its memory limit ({} MiB{})",
+                        end.oom_kills,
+                        row.submission.mem_mib,
+                        if row.submission.mem_mib == 0 { ", none requested: the machine's" } else { "" }
+                    ));
+                } else if status.is_none() {
                     row.error = Some("the job ended without an exit status (killed outside tessera?)".into());
                 }
                 row.end_us = Some(now.0);
                 row.allocation = None;
-                self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": outcome, "exit_status": status}));
+                let recorded = if oom { "oom" } else if outcome == Outcome::Completed { "completed" } else { "failed" };
+                self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": recorded, "exit_status": status, "oom_kills": end.oom_kills}));
                 self.save(id);
                 self.feed(Event::JobFinished { job: JobId(id), outcome })
             }
@@ -1017,7 +1086,8 @@ impl Daemon {
                     if row.runs == run && row.pid.is_some() {
                         if let (Some(pgid), Some(pid), Some(ticks)) = (row.pgid, row.pid, row.start_ticks) {
                             if self.host.is_alive(pid, ticks) {
-                                self.host.signal_group(pgid, libc::SIGKILL);
+                                // The whole run: its group and its cgroup.
+                                self.host.kill_run(job, run, Some(pgid));
                                 let now = self.now();
                                 self.journal.event(now.0, "signalled", Some(job), json!({"signal": "KILL"}));
                             }
@@ -1388,7 +1458,7 @@ impl Daemon {
                     (alive, _) => {
                         if let Some((pid, _)) = alive {
                             // Alive, but on devices this fleet no longer has: stop it.
-                            self.host.signal_group(pid, libc::SIGKILL);
+                            self.host.kill_run(id, run, Some(pid));
                         }
                         changed = true;
                         let why = if row.pid.is_none() && alive.is_none() { "its process never started" } else { "its process is gone without an exit status" };
@@ -1405,6 +1475,14 @@ impl Daemon {
                 self.journal.row(&row);
             }
             self.jobs.insert(id, row);
+        }
+        // Cgroups of runs that are over (ended or requeued while no executor ran; a job's
+        // escaped process may still be in one): nothing accounts for them any more.
+        let live_runs: BTreeSet<(u64, u32)> =
+            self.jobs.values().filter(|r| matches!(r.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting)).map(|r| (r.id, r.runs)).collect();
+        let swept = self.host.sweep_runs(&|job, run| live_runs.contains(&(job, run)));
+        if !swept.is_empty() {
+            self.journal.event(now.0, "cgroups_swept", None, json!({"runs": swept}));
         }
         self.commit()?;
         let policy = self.build_policy(&self.policy_spec)?.policy;
@@ -1433,7 +1511,7 @@ impl Daemon {
             (None, _) => None,
         };
         if let Some(pid) = alive {
-            self.host.signal_group(row.pgid.unwrap_or(pid), libc::SIGKILL);
+            self.host.kill_run(row.id, row.runs, Some(row.pgid.unwrap_or(pid)));
         }
         let was = row.state;
         row.state = JobStatus::Failed;
@@ -1587,10 +1665,8 @@ impl Daemon {
                     pass = true;
                     // It cannot hold what it holds here: stop it and queue it again.
                     let row = self.jobs.get_mut(&id).expect("live job");
-                    if let Some(pgid) = row.pgid.or(row.pid) {
-                        self.host.signal_group(pgid, libc::SIGKILL);
-                    }
                     let run = row.runs;
+                    self.host.kill_run(id, run, row.pgid.or(row.pid));
                     row.state = JobStatus::Queued;
                     row.allocation = None;
                     row.pid = None;

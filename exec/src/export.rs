@@ -48,7 +48,8 @@ pub fn export_trace(journal_path: &Path) -> Result<String, ExecError> {
         let ran_us = r.run_us + live_run;
         let outcome = match r.state {
             JobStatus::Finished => "completed",
-            JobStatus::Failed => "failed",
+            // The trace's vocabulary has no OOM: it failed (the `exec_state` column says `oom`).
+            JobStatus::Failed | JobStatus::Oom => "failed",
             JobStatus::Killed | JobStatus::Cancelled | JobStatus::Rejected => "killed",
             _ => "censored",
         };

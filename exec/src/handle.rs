@@ -27,6 +27,9 @@ pub enum JobStatus {
     Failed,
     /// Stopped by the executor for reaching its time limit.
     Killed,
+    /// Killed by the kernel's OOM killer in its cgroup (past its `mem_mib`), and did not
+    /// recover: it exited non-zero or without a status.
+    Oom,
     Cancelled,
     /// The core refused it (it can never fit this fleet).
     Rejected,
@@ -45,6 +48,7 @@ impl JobStatus {
             JobStatus::Finished => "finished",
             JobStatus::Failed => "failed",
             JobStatus::Killed => "killed",
+            JobStatus::Oom => "oom",
             JobStatus::Cancelled => "cancelled",
             JobStatus::Rejected => "rejected",
         }

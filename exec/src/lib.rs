@@ -7,9 +7,11 @@
 //! - [`daemon::start`] starts it; [`handle::DaemonHandle`] is the API the HTTP layer calls.
 //! - [`spec`]: job submissions (TOML/JSON). [`config`]: the daemon's configuration.
 //! - [`devices`]: the backends (`cpu`, `nvidia`). [`process`]: the supervisor's primitives.
+//! - [`isolation`]: tenants' Unix users and file modes. [`cgroup`]: each run's cgroup and limits.
 //! - [`journal`]: the SQLite journal. [`gate`]: the validated-policy gate.
 //! - [`export`]: the run as a native trace and decision log.
 
+pub mod cgroup;
 pub mod config;
 pub mod conform;
 pub mod daemon;
@@ -19,6 +21,7 @@ pub mod export;
 pub mod gate;
 pub mod handle;
 mod host;
+pub mod isolation;
 pub mod journal;
 pub mod process;
 pub mod spec;

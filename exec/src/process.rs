@@ -8,8 +8,12 @@
 //! all of it or nothing). An executor restarted after a crash is no longer the parent of the
 //! jobs it adopts and cannot wait for them; this file is how it learns how they ended.
 
-use std::ffi::OsString;
+use crate::cgroup::Limits;
+use crate::isolation::RunAs;
+use std::ffi::{CString, OsString};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -40,8 +44,17 @@ exit "$st"
 pub struct LaunchSpec {
     pub program: String,
     pub args: Vec<String>,
-    /// Added to the daemon's environment.
+    /// Added to the daemon's environment, or the whole environment with `env_clear`.
     pub env: Vec<(String, String)>,
+    /// Start from an empty environment instead of the daemon's.
+    pub env_clear: bool,
+    /// Run as this user: its uid, its primary gid, no supplementary group (needs root). The
+    /// output files are created for it, and the working directory is entered as it.
+    pub user: Option<RunAs>,
+    /// Memory and CPU limits for the run's cgroup (where the host gives it one).
+    pub limits: Limits,
+    /// `cgroup.procs` files the child joins before exec (filled in by the host).
+    pub cgroup_procs: Vec<PathBuf>,
     pub workdir: PathBuf,
     pub stdout: PathBuf,
     pub stderr: PathBuf,
@@ -82,26 +95,68 @@ pub fn resolve_program(program: &str, path_env: Option<&str>, workdir: &Path) ->
     Err(format!("`{program}` not found in PATH ({path})"))
 }
 
+/// Opens (appending) an output file the daemon hands the job: never through a link and only a
+/// regular file (the job's user owns the directory and could plant a link to a file of the
+/// daemon's, or a FIFO that would block it), created 0600 and given to `owner`.
+fn open_output(path: &Path, owner: Option<&RunAs>) -> Result<std::fs::File, String> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let meta = file.metadata().map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    if let Some(u) = owner {
+        std::os::unix::fs::fchown(&file, Some(u.uid), Some(u.gid)).map_err(|e| format!("{}: chown to `{}`: {e}", path.display(), u.user))?;
+    }
+    Ok(file)
+}
+
 /// Starts a run: checks the program and working directory, then spawns the wrapper in a
-/// new session with the CPU affinity applied before exec.
+/// new session, with the CPU affinity applied, the run's cgroup joined and the job's user
+/// taken on before exec.
 pub fn spawn(spec: &LaunchSpec) -> Result<Launched, String> {
     if !spec.workdir.is_dir() {
         return Err(format!("working directory {} does not exist", spec.workdir.display()));
     }
     let path_env = spec.env.iter().rev().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str());
     resolve_program(&spec.program, path_env, &spec.workdir)?;
-    let open = |p: &Path| std::fs::OpenOptions::new().create(true).append(true).open(p).map_err(|e| format!("{}: {e}", p.display()));
-    let stdout = open(&spec.stdout)?;
-    let stderr = open(&spec.stderr)?;
+    let stdout = open_output(&spec.stdout, spec.user.as_ref())?;
+    let stderr = open_output(&spec.stderr, spec.user.as_ref())?;
     let _ = std::fs::remove_file(&spec.exit_file);
+    // Opened here, written in the child: the child must not allocate or open by path there.
+    let cgroup_files = spec
+        .cgroup_procs
+        .iter()
+        .map(|p| std::fs::OpenOptions::new().write(true).open(p).map_err(|e| format!("joining cgroup: {}: {e}", p.display())))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cgroup_fds: Vec<libc::c_int> = cgroup_files.iter().map(|f| f.as_raw_fd()).collect();
     let mut cmd = tokio::process::Command::new("/bin/sh");
     cmd.arg("-c").arg(WRAPPER).arg("tessera-job").arg(&spec.exit_file).arg(spec.warmup.len().to_string());
     cmd.args(&spec.warmup).arg(&spec.program).args(&spec.args);
+    if spec.env_clear {
+        cmd.env_clear();
+    }
     cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
-    cmd.current_dir(&spec.workdir).stdin(std::process::Stdio::null()).stdout(stdout).stderr(stderr);
+    cmd.stdin(std::process::Stdio::null()).stdout(stdout).stderr(stderr);
+    // As another user the working directory is entered after the switch (below), so that the
+    // job cannot start in a directory its user could not enter.
+    let ids = spec.user.as_ref().map(|u| (u.uid, u.gid));
+    let workdir = match ids {
+        Some(_) => Some(CString::new(spec.workdir.as_os_str().as_bytes()).map_err(|_| "the working directory has a NUL byte".to_string())?),
+        None => {
+            cmd.current_dir(&spec.workdir);
+            None
+        }
+    };
     let cpus = spec.cpus.clone();
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe system calls (setsid, sched_setaffinity) on stack data.
+    // async-signal-safe system calls (setsid, sched_setaffinity, getpid, write, setgroups,
+    // setgid, setuid, chdir) on data prepared before the fork; it allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
             if libc::setsid() < 0 {
@@ -116,10 +171,27 @@ pub fn spawn(spec: &LaunchSpec) -> Result<Launched, String> {
                     return Err(std::io::Error::last_os_error());
                 }
             }
+            // Before exec, so that everything the job starts is born inside its cgroup.
+            let pid = libc::getpid();
+            for &fd in &cgroup_fds {
+                crate::cgroup::write_pid(fd, pid)?;
+            }
+            if let Some((uid, gid)) = ids {
+                // Groups first: once the uid is dropped they can no longer be changed.
+                if libc::setgroups(1, &gid) != 0 || libc::setgid(gid) != 0 || libc::setuid(uid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(dir) = &workdir {
+                if libc::chdir(dir.as_ptr()) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
             Ok(())
         });
     }
     let child = cmd.spawn().map_err(|e| format!("spawn: {e}"))?;
+    drop(cgroup_files);
     let pid = child.id().ok_or("the process exited before its pid was read")? as i32;
     let start_ticks = proc_stat(pid).map(|s| s.start_ticks).unwrap_or(0);
     Ok(Launched { pid, pgid: pid, start_ticks, child })
@@ -176,9 +248,18 @@ pub fn signal_group(pgid: i32, signal: i32) {
     }
 }
 
-/// The exit status the wrapper recorded, if it finished.
+/// The exit status the wrapper recorded, if it finished. Read without following a link and
+/// only from a regular file: the job's user owns the directory, and a FIFO there would block
+/// the daemon.
 pub fn read_exit_status(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+    use std::io::Read;
+    let mut file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).ok()?;
+    if !file.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = String::new();
+    file.by_ref().take(64).read_to_string(&mut text).ok()?;
+    text.trim().parse().ok()
 }
 
 /// Waits until an adopted process (not our child) has ended, polling /proc.
@@ -202,6 +283,10 @@ mod tests {
             program: program.into(),
             args: args.iter().map(|s| s.to_string()).collect(),
             env: vec![("TESSERA_RUN_TOKEN".into(), format!("test-{}", std::process::id()))],
+            env_clear: false,
+            user: None,
+            limits: Limits::default(),
+            cgroup_procs: Vec::new(),
             workdir: dir.to_path_buf(),
             stdout: dir.join("out"),
             stderr: dir.join("err"),
