@@ -35,6 +35,8 @@ async fn start() -> Server {
     let state = tempfile::tempdir().unwrap();
     let mut daemon = daemon_config(&state.path().join("state"), 2);
     daemon.tenants = tenant_table();
+    // Both tenants' jobs run as the test's user: this test is about tokens, not Unix users.
+    daemon.single_user = true;
     let api = ApiConfig { listen: "127.0.0.1:0".parse().unwrap(), tokens: tokens(), ..ApiConfig::default() };
     Server::start_with(state, daemon, api).await
 }
