@@ -93,7 +93,7 @@ fn write_config(dir: &Path, extra_api: &str, token_lines: &str) -> PathBuf {
     fs::write(
         &config,
         format!(
-            "[daemon]\nstate_dir = 'state'\nallow_unvalidated = true\ngrace_s = 1.0\n\
+            "[daemon]\nstate_dir = 'state'\nallow_unvalidated = true\ngrace_s = 1.0\nsingle_user = true\n\
              [[daemon.tenants]]\nname = 'team-a'\n[[daemon.tenants]]\nname = 'team-b'\n\
              [daemon.cpu]\ndevices = 1\n[daemon.gpu]\nenabled = false\n[daemon.health]\ninterval_s = 3600\n\n\
              [api]\nlisten = '127.0.0.1:0'\n{extra_api}\n{token_lines}"
