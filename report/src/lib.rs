@@ -8,7 +8,8 @@
 //! - [`write_parquet`]: `NAME.parquet` beside each `summary.csv`, `comparison.csv`, `jobs.csv`
 //!   and `timeseries.csv`.
 //! - [`write_report`]: `report.html` (one self-contained file: inline SVG charts and styles, no
-//!   scripts, fonts or anything else from the network) and each chart as `plots/<name>.svg`.
+//!   scripts, fonts or anything else from the network) and each chart as `plots/<name>.svg` and
+//!   `plots/<name>.png`.
 
 pub mod chart;
 pub mod data;
@@ -34,6 +35,8 @@ pub enum ReportError {
     Polars { path: PathBuf, message: String },
     #[error("{0}")]
     Layout(String),
+    #[error("{path}: {message}")]
+    Chart { path: PathBuf, message: String },
 }
 
 impl ReportError {
@@ -80,14 +83,14 @@ const BAR_METRICS: &[(&str, &str, &str)] = &[
     ("utilization", "Utilization", "fraction of device-time"),
 ];
 
-/// Writes `dir/report.html` and `dir/plots/<name>.svg` from the outputs in `dir`.
+/// Writes `dir/report.html` and `dir/plots/<name>.svg` and `.png` from the outputs in `dir`.
 pub fn write_report(dir: &Path) -> Result<Report, ReportError> {
     let started = Instant::now();
     let out = Outputs::read(dir)?;
     let name = out.meta.get("name").and_then(|v| v.as_str()).map(str::to_string).unwrap_or_else(|| dir.display().to_string());
     let mut page = Page::new(&format!("tessera report: {name}"));
     page.h(1, &format!("tessera report: {name}"));
-    page.note(&format!("From {}. Every chart is also in plots/ as SVG.", dir.display()));
+    page.note(&format!("From {}. Every chart is also in plots/ as SVG and PNG.", dir.display()));
 
     scenario_section(&mut page, &out);
 
@@ -175,24 +178,39 @@ pub fn write_report(dir: &Path) -> Result<Report, ReportError> {
         charts.extend(world);
     }
 
-    // Per tenant.
-    page.h(2, &format!("Per tenant{point_note}"));
-    let tenants = data::per_tenant(first)?;
-    let rows: Vec<Vec<String>> = strs(&tenants, "policy")
-        .into_iter()
-        .zip(strs(&tenants, "tenant"))
-        .zip(f64s(&tenants, "jobs"))
-        .zip(f64s(&tenants, "mean_jct_s").into_iter().zip(f64s(&tenants, "mean_wait_s")))
-        .map(|(((p, t), n), (j, w))| vec![p, t, format!("{n:.0}"), fmt(j), fmt(w)])
-        .collect();
+    // Per tenant, at every sweep point.
+    let sweep = out.points.len() > 1;
+    page.h(2, "Per tenant");
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for point in &out.points {
+        let tenants = data::per_tenant(point)?;
+        rows.extend(
+            strs(&tenants, "policy")
+                .into_iter()
+                .zip(strs(&tenants, "tenant"))
+                .zip(f64s(&tenants, "jobs"))
+                .zip(f64s(&tenants, "mean_jct_s").into_iter().zip(f64s(&tenants, "mean_wait_s")))
+                .map(|(((p, t), n), (j, w))| {
+                    let row = vec![p, t, format!("{n:.0}"), fmt(j), fmt(w)];
+                    if sweep { std::iter::once(point.label.clone()).chain(row).collect() } else { row }
+                }),
+        );
+    }
     page.note("Over every replication; jobs counts each replication's jobs.");
-    page.table(&["policy", "tenant", "jobs", "mean JCT (s)", "mean wait (s)"], &rows, 2);
+    if sweep {
+        page.table(&["sweep point", "policy", "tenant", "jobs", "mean JCT (s)", "mean wait (s)"], &rows, 3);
+    } else {
+        page.table(&["policy", "tenant", "jobs", "mean JCT (s)", "mean wait (s)"], &rows, 2);
+    }
 
     let plots = dir.join("plots");
     std::fs::create_dir_all(&plots).map_err(|e| ReportError::io(&plots, e))?;
     for c in &charts {
         let path = plots.join(format!("{}.svg", c.name));
         std::fs::write(&path, &c.svg).map_err(|e| ReportError::io(&path, e))?;
+        let path = plots.join(format!("{}.png", c.name));
+        let png = c.png().map_err(|message| ReportError::Chart { path: path.clone(), message })?;
+        std::fs::write(&path, png).map_err(|e| ReportError::io(&path, e))?;
     }
     let path = dir.join("report.html");
     let tmp = dir.join("report.html.tmp");
