@@ -65,8 +65,11 @@ pub fn scan_parquet(path: &Path) -> Result<LazyFrame, ReportError> {
     LazyFrame::scan_parquet(PlPath::new(&path.to_string_lossy()), args).map_err(|e| ReportError::polars(path, e))
 }
 
+/// Runs a query on polars' streaming engine: it reads the files in batches, so a sweep of many
+/// large runs is held in memory only as far as the result needs (a CDF's sorted column), not
+/// as every run's whole frame at once.
 pub fn collect(lf: LazyFrame, what: &Path) -> Result<DataFrame, ReportError> {
-    lf.collect().map_err(|e| ReportError::polars(what, e))
+    lf.collect_with_engine(Engine::Streaming).map_err(|e| ReportError::polars(what, e))
 }
 
 /// One run: a policy's replication at one point.
