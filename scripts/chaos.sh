@@ -192,9 +192,10 @@ wait_healthy() {
   local deadline=$(( $(now_ms) + 60000 ))
   until curl -s -o /dev/null --max-time 1 "$addr/healthz"; do
     if ! kill -0 "$daemon_pid" 2>/dev/null && [ "$bind_retries_left" -gt 0 ] && tail -n 1 "$log" | grep -q 'Address already in use'; then
-      # The killed daemon's port can stay taken for a moment: a child it was forking when
-      # killed holds the listening socket until its exec closes it. Start again, as a
-      # supervisor would, and count it.
+      # Seen once in development: the port of a daemon just killed was still taken at the
+      # next start (EADDRINUSE; the likely holder, not confirmed, is a child forked at the
+      # moment of the kill, which keeps the listening socket until its exec). Start again,
+      # as a supervisor would, and count it.
       bind_retries=$((bind_retries + 1)) bind_retries_left=$((bind_retries_left - 1))
       sleep 0.05
       start_daemon
@@ -245,8 +246,8 @@ declare -A kills_at=()
 modes=(burst recovery quiet)
 for ((k = 0; k < kills; k++)); do
   mode=${modes[$((RANDOM % 3))]}
-  # The first kill of a burst cannot follow a restart there, so it is never `recovery`; nor
-  # is the first kill of all.
+  # A `recovery` kill comes right after the previous kill's restart, at the same burst; the
+  # first kill has none before it and becomes a `burst` kill.
   b=$((RANDOM % bursts))
   case $mode in
     burst) delay=$((RANDOM % 30)) ;;
