@@ -82,6 +82,13 @@ pub struct JobRow {
     pub stop_deadline_us: Option<u64>,
 }
 
+/// Decodes a `jobs` row's text as recovery reads it: the row, or an error naming the field at
+/// fault. Public for the fuzz target `journal_row` (fuzz/) and its corpus replay.
+pub fn decode_job_row(text: &str) -> Result<JobRow, String> {
+    // The path names the field at fault, which serde_json's message alone does not.
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| format!("field `{}`: {}", e.path(), e.inner()))
+}
+
 /// Saved scheduler states by job id.
 pub type JobStates = std::collections::BTreeMap<u64, RestoredJob>;
 
@@ -339,13 +346,9 @@ impl Journal {
         let (mut out, mut unreadable) = (Vec::new(), Vec::new());
         for row in rows {
             let (id, state, text) = row?;
-            // The path names the field at fault, which serde_json's message alone does not.
-            match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(&text)) {
+            match decode_job_row(&text) {
                 Ok(parsed) => out.push(parsed),
-                Err(e) => {
-                    let error = format!("field `{}`: {}", e.path(), e.inner());
-                    unreadable.push(UnreadableRow { id: id as u64, state, text, error });
-                }
+                Err(error) => unreadable.push(UnreadableRow { id: id as u64, state, text, error }),
             }
         }
         Ok((out, unreadable))

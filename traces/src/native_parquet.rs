@@ -99,6 +99,30 @@ fn texts(jobs: &[TraceJob], text: impl Fn(&TraceJob) -> String) -> Vec<ByteArray
 
 /// Reads a native Parquet trace, with the CSV loader's checks.
 pub fn load_native_parquet(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
+    // The `parquet` crate panics on some malformed files rather than returning an error (a
+    // page that uses a dictionary the column chunk never set: "Decoder for dict should have
+    // been set", found by fuzz/ and kept in fuzz/corpus/trace_native_parquet/). A bad file
+    // must be an error naming it, not a crash, so its panic is caught here. The panic hook
+    // still prints the crate's message on stderr before the error is returned.
+    match std::panic::catch_unwind(|| read_native_parquet(path)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let reason = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("no message");
+            Err(TraceError::Invalid {
+                path: path.to_path_buf(),
+                line: 0,
+                column: "the Parquet structure".into(),
+                message: format!("a malformed Parquet file: the Parquet reader failed on it ({reason})"),
+            })
+        }
+    }
+}
+
+fn read_native_parquet(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
     let file = File::open(path).map_err(|source| TraceError::Io { path: path.to_path_buf(), source })?;
     let reader = SerializedFileReader::new(file).map_err(|e| parquet_error(path, e))?;
     let schema = reader.metadata().file_metadata().schema_descr();

@@ -148,3 +148,14 @@ fn not_a_parquet_file_is_an_error() {
     let err = load_native_parquet(&path).unwrap_err().to_string();
     assert!(err.starts_with(&format!("{}", path.display())), "{err}");
 }
+
+/// A file on which the `parquet` crate itself panics (a page using a dictionary its column
+/// chunk never set; found by fuzz/trace_native_parquet) is an error naming the file.
+#[test]
+fn a_file_the_parquet_reader_panics_on_is_an_error_naming_it() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/trace_native_parquet/crash-dict-decoder-not-set.parquet");
+    let err = load_native_parquet(&path).expect_err("a malformed file");
+    let text = err.to_string();
+    assert!(text.contains("crash-dict-decoder-not-set.parquet"), "{text}");
+    assert!(text.contains("malformed Parquet file") && text.contains("Decoder for dict"), "{text}");
+}
