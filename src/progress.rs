@@ -17,6 +17,16 @@ impl ProgressDisplay {
             return (None, ProgressDisplay { stop, thread: None });
         }
         let progress = Arc::new(tessera_sim::progress::Progress::default());
+        // The bar lives in this slot: the runner's hook takes it out and clears it, on the
+        // runner's thread, before the summary table is printed to the same terminal.
+        let slot: Arc<std::sync::Mutex<Option<indicatif::ProgressBar>>> = Arc::default();
+        let (hook_slot, hook_stop) = (slot.clone(), stop.clone());
+        progress.on_output(move || {
+            hook_stop.store(true, Ordering::Relaxed);
+            if let Some(bar) = hook_slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                bar.finish_and_clear();
+            }
+        });
         let (p, s) = (progress.clone(), stop.clone());
         let thread = std::thread::spawn(move || {
             let started = std::time::Instant::now();
@@ -27,27 +37,49 @@ impl ProgressDisplay {
                 }
                 std::thread::sleep(tick);
             }
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}").expect("a valid template").progress_chars("=> "));
-            let (mut last_events, mut last_at) = (0u64, std::time::Instant::now());
+            {
+                let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                if s.load(Ordering::Relaxed) {
+                    return;
+                }
+                let bar = indicatif::ProgressBar::new(0);
+                bar.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}").expect("a valid template").progress_chars("=> "));
+                *slot = Some(bar);
+            }
+            // The first rate is over the whole run so far, not over the instant since the bar appeared.
+            let (mut last_events, mut last_at) = (0u64, started);
             while !s.load(Ordering::Relaxed) {
                 let snap = p.snapshot();
                 let dt = last_at.elapsed().as_secs_f64();
-                let rate = if dt > 0.0 { (snap.events - last_events) as f64 / dt } else { 0.0 };
+                let all_done = snap.jobs_total > 0 && snap.jobs_done >= snap.jobs_total;
+                // Once every job is done, outputs are being written: the mean rate says more than 0.
+                let rate = if all_done {
+                    snap.events as f64 / started.elapsed().as_secs_f64()
+                } else if dt > 0.0 {
+                    (snap.events - last_events) as f64 / dt
+                } else {
+                    0.0
+                };
                 (last_events, last_at) = (snap.events, std::time::Instant::now());
-                bar.set_length(snap.runs_total);
-                bar.set_position(snap.runs_done);
-                bar.set_message(format!(
-                    "({} left) | simulated {:.1} h | jobs done {}/{} | {:.2} M events/s",
-                    snap.runs_total - snap.runs_done,
-                    snap.sim_time_s / 3600.0,
-                    snap.jobs_done,
-                    snap.jobs_total,
-                    rate / 1e6
-                ));
+                {
+                    let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+                    let Some(bar) = slot.as_ref() else { break };
+                    bar.set_length(snap.runs_total);
+                    bar.set_position(snap.runs_done);
+                    bar.set_message(format!(
+                        "({} left) | simulated {:.1} h | jobs done {}/{} | {:.2} M events/s",
+                        snap.runs_total - snap.runs_done,
+                        snap.sim_time_s / 3600.0,
+                        snap.jobs_done,
+                        snap.jobs_total,
+                        rate / 1e6
+                    ));
+                }
                 std::thread::sleep(tick);
             }
-            bar.finish_and_clear();
+            if let Some(bar) = slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                bar.finish_and_clear();
+            }
         });
         (Some(progress), ProgressDisplay { stop, thread: Some(thread) })
     }

@@ -5,6 +5,7 @@
 //! business.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 /// Events between two publications of a run's counters.
 pub(crate) const PUBLISH_EVERY: u64 = 1 << 14;
@@ -18,6 +19,17 @@ pub struct Progress {
     events: AtomicU64,
     /// The furthest simulated time any run has reached, in microseconds.
     sim_time_us: AtomicU64,
+    /// Called before the runner prints its table, so a display on the same terminal clears
+    /// itself first instead of leaving its last line in front of the table.
+    before_output: OnceLock<OutputHook>,
+}
+
+struct OutputHook(Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for OutputHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OutputHook")
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -53,6 +65,18 @@ impl Progress {
     /// The whole of a sweep's runs, before its first point starts.
     pub(crate) fn expect_runs(&self, runs: u64) {
         self.runs_total.fetch_max(runs, Relaxed);
+    }
+
+    /// Sets what [`Progress::before_output`] calls (once; a second hook is ignored).
+    pub fn on_output(&self, hook: impl Fn() + Send + Sync + 'static) {
+        let _ = self.before_output.set(OutputHook(Box::new(hook)));
+    }
+
+    /// The runs are over and the runner is about to print: the display must be gone when this returns.
+    pub(crate) fn before_output(&self) {
+        if let Some(hook) = self.before_output.get() {
+            (hook.0)();
+        }
     }
 
     pub(crate) fn run_done(&self) {

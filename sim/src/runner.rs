@@ -186,6 +186,9 @@ pub(crate) fn run_scenario_with<T: Send>(
         let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
         write_summary_csv(&mut w, &rows).and_then(|_| w.flush()).map_err(io_err(&path))?;
     }
+    if let Some(progress) = &options.progress {
+        progress.before_output();
+    }
     if !options.quiet {
         print!("{}", format_summary_table(&rows));
         if let Some(dir) = &options.out_dir {
@@ -276,6 +279,9 @@ pub fn compare_scenario(scenario: &Scenario, options: &RunOptions) -> Result<Vec
         let path = dir.join("comparison.csv");
         let mut w = BufWriter::new(File::create(&path).map_err(io_err(&path))?);
         write_comparison_csv(&mut w, &rows).and_then(|_| w.flush()).map_err(io_err(&path))?;
+    }
+    if let Some(progress) = &options.progress {
+        progress.before_output();
     }
     if !options.quiet {
         if !filter.is_all() {
