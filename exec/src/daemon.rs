@@ -1202,31 +1202,7 @@ impl Daemon {
         let spec = self.core_spec(id, &submission)?;
         self.next_id = next;
         let now = self.now();
-        let row = JobRow {
-            id,
-            owner,
-            submission,
-            state: JobStatus::Queued,
-            submit_us: now.0,
-            first_start_us: None,
-            run_start_us: None,
-            end_us: None,
-            run_us: 0,
-            exit_code: None,
-            runs: 0,
-            preemptions: 0,
-            pid: None,
-            pgid: None,
-            start_ticks: None,
-            allocation: None,
-            devices: Vec::new(),
-            error: None,
-            wait_reason: None,
-            launch_reason: None,
-            stop: None,
-            spawn_failures: 0,
-            stop_deadline_us: None,
-        };
+        let row = JobRow::queued(id, owner, submission, now.0);
         self.journal.event(now.0, "submitted", Some(id), json!({"owner": row.owner, "submission": row.submission}));
         self.journal.set_meta("next_job_id", &self.next_id.to_string());
         self.jobs.insert(id, row);
@@ -1546,30 +1522,15 @@ impl Daemon {
         }
         let was: Option<JobStatus> = serde_json::from_value(serde_json::Value::String(u.state.clone())).ok();
         let state = was.filter(|s| !s.is_live()).unwrap_or(JobStatus::Failed);
+        let owner = loose.get("owner").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let submission = loose.get("submission").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_else(|| JobSubmission::command("<unreadable>", &[]));
         let row = JobRow {
-            id: u.id,
-            owner: loose.get("owner").and_then(|v| v.as_str()).unwrap_or_default().to_string(),
-            submission: loose.get("submission").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_else(|| JobSubmission::command("<unreadable>", &[])),
             state,
-            submit_us: number("submit_us").unwrap_or(now.0),
-            first_start_us: None,
-            run_start_us: None,
             end_us: Some(number("end_us").unwrap_or(now.0)),
             run_us: number("run_us").unwrap_or(0),
             exit_code: loose.get("exit_code").and_then(|v| v.as_i64()).and_then(|c| i32::try_from(c).ok()),
-            runs: 0,
-            preemptions: 0,
-            pid: None,
-            pgid: None,
-            start_ticks: None,
-            allocation: None,
-            devices: Vec::new(),
             error: Some(format!("quarantined at recovery: its journal row does not parse: {}", u.error)),
-            wait_reason: None,
-            launch_reason: None,
-            stop: None,
-            spawn_failures: 0,
-            stop_deadline_us: None,
+            ..JobRow::queued(u.id, owner, submission, number("submit_us").unwrap_or(now.0))
         };
         self.journal.event(now.0, "quarantined", Some(u.id), json!({"was": u.state, "error": u.error, "row": u.text, "killed_pid": alive}));
         self.journal.row(&row);

@@ -82,6 +82,37 @@ pub struct JobRow {
     pub stop_deadline_us: Option<u64>,
 }
 
+impl JobRow {
+    /// A job just submitted: queued, never run. Other states start from it (`..JobRow::queued(..)`).
+    pub fn queued(id: u64, owner: String, submission: JobSubmission, submit_us: u64) -> JobRow {
+        JobRow {
+            id,
+            owner,
+            submission,
+            state: JobStatus::Queued,
+            submit_us,
+            first_start_us: None,
+            run_start_us: None,
+            end_us: None,
+            run_us: 0,
+            exit_code: None,
+            runs: 0,
+            preemptions: 0,
+            pid: None,
+            pgid: None,
+            start_ticks: None,
+            allocation: None,
+            devices: Vec::new(),
+            error: None,
+            wait_reason: None,
+            launch_reason: None,
+            stop: None,
+            spawn_failures: 0,
+            stop_deadline_us: None,
+        }
+    }
+}
+
 /// Decodes a `jobs` row's text as recovery reads it: the row, or an error naming the field at
 /// fault. Public for the fuzz target `journal_row` (fuzz/) and its corpus replay.
 pub fn decode_job_row(text: &str) -> Result<JobRow, String> {

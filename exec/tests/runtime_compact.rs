@@ -15,31 +15,7 @@ use tessera_exec::{start, JobStatus, JobSubmission};
 const S: u64 = 1_000_000;
 
 fn row(id: u64, state: JobStatus, submit_us: u64) -> JobRow {
-    JobRow {
-        id,
-        owner: "u".into(),
-        submission: JobSubmission::command("true", &[]),
-        state,
-        submit_us,
-        first_start_us: None,
-        run_start_us: None,
-        end_us: (!state.is_live()).then_some(submit_us + S / 2),
-        run_us: 0,
-        exit_code: None,
-        runs: 0,
-        preemptions: 0,
-        pid: None,
-        pgid: None,
-        start_ticks: None,
-        allocation: None,
-        devices: Vec::new(),
-        error: None,
-        wait_reason: None,
-        launch_reason: None,
-        stop: None,
-        spawn_failures: 0,
-        stop_deadline_us: None,
-    }
+    JobRow { state, end_us: (!state.is_live()).then_some(submit_us + S / 2), ..JobRow::queued(id, "u".into(), JobSubmission::command("true", &[]), submit_us) }
 }
 
 /// `n` jobs, job `i` submitted at `i` s and (unless live) ended at `i + 0.5` s, each with two
