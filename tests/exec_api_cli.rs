@@ -10,26 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tempfile::TempDir;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env_remove("TESSERA_ADDR").env_remove("TESSERA_TOKEN").env_remove("TESSERA_CA");
-    c
-}
-
-/// `tessera exec token NAME --role ROLE --tenant T...`: (the token, the `[[api.tokens]]` lines).
-fn make_token(name: &str, role: &str, tenants: &[&str]) -> (String, String) {
-    let mut c = tessera();
-    c.args(["exec", "token", name, "--role", role]);
-    for t in tenants {
-        c.args(["--tenant", t]);
-    }
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let token = text.lines().find(|l| l.starts_with("tsr_")).expect("the token is printed").to_string();
-    let lines = text[text.find("[[api.tokens]]").expect("config lines are printed")..].to_string();
-    (token, lines)
-}
+mod support;
+use support::{tessera, make_token};
 
 /// A running `tessera -vv exec serve`: its URL from its first line, everything it writes kept.
 struct Serve {

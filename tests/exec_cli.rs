@@ -9,25 +9,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env_remove("TESSERA_ADDR").env_remove("TESSERA_TOKEN");
-    c
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `tessera exec token NAME --role ROLE`: (the token, the `[[api.tokens]]` lines it printed).
-fn make_token(name: &str, role: &str) -> (String, String) {
-    let out = tessera().args(["exec", "token", name, "--role", role]).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let text = String::from_utf8(out.stdout).unwrap();
-    let token = text.lines().find(|l| l.starts_with("tsr_")).expect("the token is printed").to_string();
-    let lines = text[text.find("[[api.tokens]]").expect("config lines are printed")..].to_string();
-    (token, lines)
-}
+mod support;
+use support::{tessera, repo_root, make_token};
 
 /// A running `tessera exec serve`, its address read from its first line of output.
 struct Serve {
@@ -118,7 +101,7 @@ fn write_config_with(dir: &Path, token_lines: &str, policy: &str, cpu_devices: u
 #[test]
 fn exec_serve_killed_mid_run_and_restarted_runs_every_job_exactly_once() {
     let dir = TempDir::new().unwrap();
-    let (token, lines) = make_token("ci", "operate");
+    let (token, lines) = make_token("ci", "operate", &[]);
     let config = write_config(dir.path(), &lines);
     let runs = dir.path().join("runs.txt");
     let job = dir.path().join("job.toml");
@@ -195,7 +178,7 @@ fn fails(mut command: Command) -> String {
 #[test]
 fn exec_verbs_refuse_bad_input_naming_file_line_and_field() {
     let dir = TempDir::new().unwrap();
-    let (token, lines) = make_token("ci", "submit");
+    let (token, lines) = make_token("ci", "submit", &[]);
     let config = write_config(dir.path(), &lines);
 
     // A bad exec.toml: the file, line and field.
@@ -308,7 +291,7 @@ fn state_of(serve: &Serve, token: &str, id: u64) -> String {
 #[test]
 fn exec_serve_killed_under_las_keeps_each_jobs_attained_service() {
     let dir = TempDir::new().unwrap();
-    let (token, lines) = make_token("ci", "operate");
+    let (token, lines) = make_token("ci", "operate", &[]);
     let policy = "name = 'las'\nthresholds_device_s = [1.0]\ngrace_s = 0.2";
     let config = write_config_with(dir.path(), &lines, policy, 1);
 

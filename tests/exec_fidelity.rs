@@ -23,15 +23,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
+mod support;
+use support::tessera;
+
 const JOBS: usize = 12;
 const TOLERANCE_S: f64 = 0.25;
 const MIN_WITHIN: usize = 10;
-
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env_remove("TESSERA_ADDR").env_remove("TESSERA_TOKEN");
-    c
-}
 
 fn run_ok(mut command: Command) -> String {
     let out = command.output().unwrap();

@@ -5,17 +5,10 @@
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-fn tessera() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tessera"));
-    c.env_remove("TESSERA_ADDR").env_remove("TESSERA_TOKEN");
-    c
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::{tessera, repo_root};
 
 fn conform(args: &[&str]) -> (i32, String, String) {
     let out = tessera().arg("conform").args(args).current_dir(repo_root()).output().unwrap();
