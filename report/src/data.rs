@@ -1,11 +1,19 @@
 //! The report's data layer: what an output directory holds, read with polars.
 //!
-//! Jobs are scanned lazily (Parquet where it was written, else CSV) and reduced before they are
-//! collected, so that a sweep of many runs of a million jobs each never holds more than one
-//! policy's column of one point in memory.
+//! Each run's jobs are read (Parquet where it was written, else CSV), only the columns a query
+//! needs, and reduced one run at a time as a lazy query: a breakdown over several runs adds up
+//! per-run sums and counts. So a sweep of many runs of a million jobs each holds one run's few
+//! columns at a time, plus, for a CDF, one policy's column of one point.
+//!
+//! polars runs the queries on its in-memory engine over frames read by polars-io's readers.
+//! Its file scans (`LazyFrame::scan_*`) run only on the streaming engine (`new_streaming`),
+//! which brings polars' cloud I/O with it (object_store, reqwest, hyper, rustls, tokio): most
+//! of a cold build, for nothing a run-by-run reduction needs.
 
 use crate::ReportError;
 use polars::prelude::*;
+use polars_io::prelude::{CsvReadOptions, ParquetReader, SerReader};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The columns that hold text; every other column of tessera's CSV outputs is a number.
@@ -40,36 +48,53 @@ pub fn csv_schema(path: &Path) -> Result<Schema, ReportError> {
 
 /// A CSV output as a lazy frame with [`csv_schema`]'s types.
 pub fn scan_csv(path: &Path) -> Result<LazyFrame, ReportError> {
+    read_csv(path, None).map(IntoLazy::lazy)
+}
+
+/// A CSV output with [`csv_schema`]'s types, only `columns` (all without).
+pub fn read_csv(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, ReportError> {
     let schema = csv_schema(path)?;
-    LazyCsvReader::new(PlPath::new(&path.to_string_lossy()))
+    CsvReadOptions::default()
         .with_has_header(true)
         .with_schema(Some(Arc::new(schema)))
-        .finish()
+        .with_columns(columns.map(|c| c.iter().map(|&name| PlSmallStr::from(name)).collect()))
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|reader| reader.finish())
         .map_err(|e| ReportError::polars(path, e))
 }
 
 /// `NAME.parquet` beside `NAME.csv` if it is there and not older, else the CSV.
 pub fn scan(csv: &Path) -> Result<LazyFrame, ReportError> {
+    read(csv, None).map(IntoLazy::lazy)
+}
+
+/// [`scan`]'s file, only `columns` (all without), read whole.
+pub fn read(csv: &Path, columns: Option<&[&str]>) -> Result<DataFrame, ReportError> {
     let parquet = csv.with_extension("parquet");
     let fresh = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     if parquet.is_file() && fresh(&parquet) >= fresh(csv) {
-        return scan_parquet(&parquet);
+        return read_parquet(&parquet, columns);
     }
-    scan_csv(csv)
+    read_csv(csv, columns)
 }
 
-/// One Parquet file. Hive partitioning is off: a sweep point's directory (`load_scale=1.5`)
-/// looks like a partition and would otherwise add a column.
+/// One Parquet file as a lazy frame.
 pub fn scan_parquet(path: &Path) -> Result<LazyFrame, ReportError> {
-    let args = ScanArgsParquet { hive_options: polars::io::HiveOptions { enabled: Some(false), ..Default::default() }, ..ScanArgsParquet::default() };
-    LazyFrame::scan_parquet(PlPath::new(&path.to_string_lossy()), args).map_err(|e| ReportError::polars(path, e))
+    read_parquet(path, None).map(IntoLazy::lazy)
 }
 
-/// Runs a query on polars' streaming engine: it reads the files in batches, so a sweep of many
-/// large runs is held in memory only as far as the result needs (a CDF's sorted column), not
-/// as every run's whole frame at once.
+/// One Parquet file, only `columns` (all without).
+pub fn read_parquet(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, ReportError> {
+    let file = std::fs::File::open(path).map_err(|e| ReportError::io(path, e))?;
+    ParquetReader::new(file)
+        .with_columns(columns.map(|c| c.iter().map(|&name| name.to_string()).collect()))
+        .finish()
+        .map_err(|e| ReportError::polars(path, e))
+}
+
+/// Runs a query; `what` names the file or directory in its error.
 pub fn collect(lf: LazyFrame, what: &Path) -> Result<DataFrame, ReportError> {
-    lf.collect_with_engine(Engine::Streaming).map_err(|e| ReportError::polars(what, e))
+    lf.collect().map_err(|e| ReportError::polars(what, e))
 }
 
 /// One run: a policy's replication at one point.
@@ -100,7 +125,7 @@ impl Point {
         if !path.is_file() {
             return Err(ReportError::Layout(format!("{}: no summary.csv; is this the output directory of `tessera sim` or `tessera compare`?", dir.display())));
         }
-        let summary = collect(scan(&path)?, &path)?;
+        let summary = read(&path, None)?;
         let policy = summary.column("policy").and_then(|c| c.str().cloned()).map_err(|e| ReportError::polars(&path, e))?;
         let reps = summary.column("replication").and_then(|c| c.i64().cloned()).map_err(|e| ReportError::polars(&path, e))?;
         let mut policies: Vec<String> = Vec::new();
@@ -116,14 +141,9 @@ impl Point {
         Ok(Point { label: label.to_string(), dir: dir.to_path_buf(), policies, runs, summary, meta })
     }
 
-    /// Every run's jobs as one lazy frame with `policy` and `replication` columns added.
-    pub fn jobs(&self) -> Result<LazyFrame, ReportError> {
-        let mut frames = Vec::new();
-        for run in &self.runs {
-            let path = run.dir.join("jobs.csv");
-            frames.push(scan(&path)?.with_columns([lit(run.policy.as_str()).alias("policy"), lit(run.replication).alias("replication")]));
-        }
-        concat(frames, UnionArgs::default()).map_err(|e| ReportError::polars(&self.dir, e))
+    /// One run's jobs, only `columns`, as a lazy frame to query.
+    pub fn jobs(run: &Run, columns: &[&str]) -> Result<LazyFrame, ReportError> {
+        read(&run.dir.join("jobs.csv"), Some(columns)).map(IntoLazy::lazy)
     }
 
     /// The time series of a run, if it recorded them.
@@ -132,7 +152,7 @@ impl Point {
         if !path.is_file() {
             return Ok(None);
         }
-        collect(scan(&path)?, &path).map(Some)
+        read(&path, None).map(Some)
     }
 }
 
@@ -154,7 +174,7 @@ impl Outputs {
             Err(_) => serde_json::Value::Null,
         };
         let comparison_path = dir.join("comparison.csv");
-        let comparison = if comparison_path.is_file() { Some(collect(scan(&comparison_path)?, &comparison_path)?) } else { None };
+        let comparison = if comparison_path.is_file() { Some(read(&comparison_path, None)?) } else { None };
         let mut points = Vec::new();
         let mut sweep: Vec<(String, Vec<f64>)> = Vec::new();
         match meta.get("sweep_points").and_then(|p| p.as_array()) {
@@ -183,20 +203,23 @@ impl Outputs {
 pub fn cdf(point: &Point, column: &str, max_points: usize) -> Result<Vec<(String, Vec<(f64, f64)>)>, ReportError> {
     let mut out = Vec::new();
     for policy in &point.policies {
-        let lf = point.jobs()?.filter(col("policy").eq(lit(policy.as_str()))).select([col(column)]).drop_nulls(None).sort([column], SortMultipleOptions::default());
-        let df = collect(lf, &point.dir)?;
-        let values = df.column(column).and_then(|c| c.f64().cloned()).map_err(|e| ReportError::polars(&point.dir, e))?;
+        let mut values: Vec<f64> = Vec::new();
+        for run in point.runs.iter().filter(|r| &r.policy == policy) {
+            let df = collect(Point::jobs(run, &[column])?.select([col(column)]).drop_nulls(None), &run.dir)?;
+            values.extend(f64s(&df, column).into_iter().filter(|v| !v.is_nan()));
+        }
+        values.sort_by(f64::total_cmp);
         let n = values.len();
         let mut pts = Vec::new();
         if n > 0 {
             let step = (n / max_points).max(1);
             let mut i = step - 1;
             while i < n {
-                pts.push((values.get(i).unwrap_or(f64::NAN), (i + 1) as f64 / n as f64));
+                pts.push((values[i], (i + 1) as f64 / n as f64));
                 i += step;
             }
             if pts.last().is_none_or(|&(_, f)| f < 1.0) {
-                pts.push((values.get(n - 1).unwrap_or(f64::NAN), 1.0));
+                pts.push((values[n - 1], 1.0));
             }
         }
         out.push((policy.clone(), pts));
@@ -204,68 +227,137 @@ pub fn cdf(point: &Point, column: &str, max_points: usize) -> Result<Vec<(String
     Ok(out)
 }
 
-/// Per policy and tenant: jobs, mean JCT and mean wait, over every run of the point.
-pub fn per_tenant(point: &Point) -> Result<DataFrame, ReportError> {
-    let lf = point
-        .jobs()?
-        .group_by([col("policy"), col("tenant")])
-        .agg([
-            len().alias("jobs"),
-            col("jct_s").mean().alias("mean_jct_s"),
-            col("wait_s").mean().alias("mean_wait_s"),
-            col("devices").sum().alias("devices_asked"),
-        ])
-        .sort(["policy", "tenant"], SortMultipleOptions::default());
-    collect(lf, &point.dir)
+/// Sums and counts that add up over runs into a mean.
+#[derive(Clone, Copy, Debug, Default)]
+struct MeanParts {
+    sum: f64,
+    n: f64,
+}
+
+impl MeanParts {
+    fn add(&mut self, sum: f64, n: f64) {
+        if n > 0.0 {
+            self.sum += sum;
+            self.n += n;
+        }
+    }
+    fn mean(self) -> f64 {
+        if self.n > 0.0 { self.sum / self.n } else { f64::NAN }
+    }
+}
+
+/// One policy's jobs of one tenant, over every run of a point.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantRow {
+    pub policy: String,
+    pub tenant: String,
+    /// Jobs submitted, summed over the runs.
+    pub jobs: u64,
+    /// Means over the jobs that have a value (ended ones); NaN where none has.
+    pub mean_jct_s: f64,
+    pub mean_wait_s: f64,
+}
+
+/// Per policy and tenant: jobs, mean JCT and mean wait, over every run of the point, in the
+/// order of the point's policies, then tenants by name.
+pub fn per_tenant(point: &Point) -> Result<Vec<TenantRow>, ReportError> {
+    let mut acc: BTreeMap<(usize, String), (u64, MeanParts, MeanParts)> = BTreeMap::new();
+    for run in &point.runs {
+        let lf = Point::jobs(run, &["tenant", "jct_s", "wait_s"])?.group_by([col("tenant")]).agg([
+            len().cast(DataType::Float64).alias("jobs"),
+            col("jct_s").sum().alias("jct_sum"),
+            col("jct_s").count().cast(DataType::Float64).alias("jct_n"),
+            col("wait_s").sum().alias("wait_sum"),
+            col("wait_s").count().cast(DataType::Float64).alias("wait_n"),
+        ]);
+        let df = collect(lf, &run.dir)?;
+        let policy = point.policies.iter().position(|p| p == &run.policy).unwrap_or(usize::MAX);
+        let columns = ["jobs", "jct_sum", "jct_n", "wait_sum", "wait_n"].map(|c| f64s(&df, c));
+        for (i, tenant) in strs(&df, "tenant").into_iter().enumerate() {
+            let entry = acc.entry((policy, tenant)).or_default();
+            entry.0 += columns[0][i] as u64;
+            entry.1.add(columns[1][i], columns[2][i]);
+            entry.2.add(columns[3][i], columns[4][i]);
+        }
+    }
+    Ok(acc
+        .into_iter()
+        .map(|((policy, tenant), (jobs, jct, wait))| TenantRow {
+            policy: point.policies.get(policy).cloned().unwrap_or_default(),
+            tenant,
+            jobs,
+            mean_jct_s: jct.mean(),
+            mean_wait_s: wait.mean(),
+        })
+        .collect())
 }
 
 /// Jain's index over tenants of 1 / (the tenant's mean bounded slowdown), per run, as
-/// `tessera compare` defines its `jain_fairness` (bounded at 10 s of run time).
-pub fn jain_per_run(point: &Point) -> Result<DataFrame, ReportError> {
+/// `tessera compare` defines its `jain_fairness` (bounded at 10 s of run time): (policy,
+/// replication, index) in the order of the point's runs, for runs where a job ended.
+pub fn jain_per_run(point: &Point) -> Result<Vec<(String, i64, f64)>, ReportError> {
     // max() by when/then: polars' clip needs its `round_series` feature, a build cost for two calls.
     let at_least = |e: Expr, floor: f64| when(e.clone().gt(lit(floor))).then(e).otherwise(lit(floor));
-    let bsd = at_least(col("jct_s") / at_least(col("run_s"), 10.0), 1.0);
-    let per_tenant = point
-        .jobs()?
-        .filter(col("jct_s").is_not_null())
-        .group_by([col("policy"), col("replication"), col("tenant")])
-        .agg([bsd.mean().alias("bsd")])
-        .with_column((lit(1.0) / col("bsd")).alias("x"));
-    let lf = per_tenant
-        .group_by([col("policy"), col("replication")])
-        .agg([(col("x").sum() * col("x").sum() / (col("x").count().cast(DataType::Float64) * (col("x") * col("x")).sum())).alias("jain")]);
-    collect(lf, &point.dir)
+    let mut out = Vec::new();
+    for run in &point.runs {
+        let bsd = at_least(col("jct_s") / at_least(col("run_s"), 10.0), 1.0);
+        let lf = Point::jobs(run, &["tenant", "jct_s", "run_s"])?
+            .filter(col("jct_s").is_not_null())
+            .group_by([col("tenant")])
+            .agg([bsd.mean().alias("bsd")])
+            .select([(lit(1.0) / col("bsd")).alias("x")])
+            .select([(col("x").sum() * col("x").sum() / (col("x").count().cast(DataType::Float64) * (col("x") * col("x")).sum())).alias("jain")]);
+        let df = collect(lf, &run.dir)?;
+        // A run where no job ended has no index (0/0), and no sample.
+        if let Some(&jain) = f64s(&df, "jain").first().filter(|j| !j.is_nan()) {
+            out.push((run.policy.clone(), run.replication, jain));
+        }
+    }
+    Ok(out)
 }
 
 /// Mean JCT per policy in each of `windows` equal windows of submission time: how the service
 /// changes as the load does over the run.
 pub fn jct_by_window(point: &Point, windows: usize) -> Result<Vec<(String, Vec<(f64, f64)>)>, ReportError> {
-    let span = collect(point.jobs()?.select([col("submit_s").min().alias("lo"), col("submit_s").max().alias("hi")]), &point.dir)?;
-    let get = |name: &str| span.column(name).ok().and_then(|c| c.f64().ok().and_then(|v| v.get(0))).unwrap_or(0.0);
-    let (lo, hi) = (get("lo"), get("hi"));
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for run in &point.runs {
+        let span = collect(Point::jobs(run, &["submit_s"])?.select([col("submit_s").min().alias("lo"), col("submit_s").max().alias("hi")]), &run.dir)?;
+        let first = |name: &str| f64s(&span, name).first().copied().filter(|v| !v.is_nan());
+        lo = first("lo").map_or(lo, |v| lo.min(v));
+        hi = first("hi").map_or(hi, |v| hi.max(v));
+    }
+    if lo > hi {
+        (lo, hi) = (0.0, 0.0);
+    }
     let width = ((hi - lo) / windows as f64).max(1.0);
-    let lf = point
-        .jobs()?
-        .filter(col("jct_s").is_not_null())
-        // Non-negative, so truncation is the floor (`floor` needs polars' `round_series`).
-        .with_column(((col("submit_s") - lit(lo)) / lit(width)).cast(DataType::Int64).cast(DataType::Float64).alias("window"))
-        .group_by([col("policy"), col("window")])
-        .agg([col("jct_s").mean().alias("mean_jct_s")])
-        .sort(["policy", "window"], SortMultipleOptions::default());
-    let df = collect(lf, &point.dir)?;
-    let policies = df.column("policy").and_then(|c| c.str().cloned()).map_err(|e| ReportError::polars(&point.dir, e))?;
-    let window = df.column("window").and_then(|c| c.f64().cloned()).map_err(|e| ReportError::polars(&point.dir, e))?;
-    let jct = df.column("mean_jct_s").and_then(|c| c.f64().cloned()).map_err(|e| ReportError::polars(&point.dir, e))?;
-    let mut out: Vec<(String, Vec<(f64, f64)>)> = point.policies.iter().map(|p| (p.clone(), Vec::new())).collect();
-    for ((p, w), j) in policies.into_iter().zip(window.into_iter()).zip(jct.into_iter()) {
-        if let (Some(p), Some(w), Some(j)) = (p, w, j) {
-            if let Some((_, pts)) = out.iter_mut().find(|(name, _)| name == p) {
-                // The window's middle, in hours from the first submission.
-                pts.push(((w.min(windows as f64 - 1.0) + 0.5) * width / 3600.0, j));
-            }
+    let mut acc: Vec<BTreeMap<i64, MeanParts>> = vec![BTreeMap::new(); point.policies.len()];
+    for run in &point.runs {
+        let Some(policy) = point.policies.iter().position(|p| p == &run.policy) else { continue };
+        let lf = Point::jobs(run, &["submit_s", "jct_s"])?
+            .filter(col("jct_s").is_not_null())
+            // Non-negative, so truncation is the floor (`floor` needs polars' `round_series`).
+            .with_column(((col("submit_s") - lit(lo)) / lit(width)).cast(DataType::Int64).alias("window"))
+            .group_by([col("window")])
+            .agg([col("jct_s").sum().alias("jct_sum"), col("jct_s").count().cast(DataType::Float64).alias("jct_n")]);
+        let df = collect(lf, &run.dir)?;
+        let (sums, counts) = (f64s(&df, "jct_sum"), f64s(&df, "jct_n"));
+        for (i, w) in f64s(&df, "window").into_iter().enumerate() {
+            acc[policy].entry(w as i64).or_default().add(sums[i], counts[i]);
         }
     }
-    Ok(out)
+    Ok(point
+        .policies
+        .iter()
+        .zip(acc)
+        .map(|(p, windows_of_p)| {
+            let pts = windows_of_p
+                .into_iter()
+                // The window's middle, in hours from the first submission.
+                .map(|(w, parts)| (((w as f64).min(windows as f64 - 1.0) + 0.5) * width / 3600.0, parts.mean()))
+                .collect();
+            (p.clone(), pts)
+        })
+        .collect())
 }
 
 /// A numeric column of a frame, nulls as NaN.

@@ -26,6 +26,7 @@ use tessera_reports::compare::{compare_runs, RunSample};
 pub use parquet::write_parquet;
 /// For readers of the Parquet outputs (and the tests) to use the same polars.
 pub use polars;
+pub use polars_io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -184,17 +185,10 @@ pub fn write_report(dir: &Path) -> Result<Report, ReportError> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     for point in &out.points {
         let tenants = data::per_tenant(point)?;
-        rows.extend(
-            strs(&tenants, "policy")
-                .into_iter()
-                .zip(strs(&tenants, "tenant"))
-                .zip(f64s(&tenants, "jobs"))
-                .zip(f64s(&tenants, "mean_jct_s").into_iter().zip(f64s(&tenants, "mean_wait_s")))
-                .map(|(((p, t), n), (j, w))| {
-                    let row = vec![p, t, format!("{n:.0}"), fmt(j), fmt(w)];
-                    if sweep { std::iter::once(point.label.clone()).chain(row).collect() } else { row }
-                }),
-        );
+        rows.extend(tenants.into_iter().map(|t| {
+            let row = vec![t.policy, t.tenant, t.jobs.to_string(), fmt(t.mean_jct_s), fmt(t.mean_wait_s)];
+            if sweep { std::iter::once(point.label.clone()).chain(row).collect() } else { row }
+        }));
     }
     page.note("Over every replication; jobs counts each replication's jobs.");
     if sweep {
@@ -323,11 +317,9 @@ fn statistics(out: &Outputs) -> Result<Vec<Stat>, ReportError> {
     let mut stats = summary_statistics(out, &["avg_jct_s", "p50_jct_s", "p95_jct_s", "p99_jct_s", "avg_wait_s", "p95_wait_s", "avg_bounded_slowdown", "makespan_s", "utilization", "preemptions"]);
     for point in &out.points {
         let jain = data::jain_per_run(point)?;
-        let samples: Vec<RunSample> = strs(&jain, "policy")
+        let samples: Vec<RunSample> = jain
             .into_iter()
-            .zip(f64s(&jain, "replication"))
-            .zip(f64s(&jain, "jain"))
-            .map(|((policy, r), j)| RunSample { policy, replication: r as u32, values: vec![("jain_fairness".to_string(), j)] })
+            .map(|(policy, r, j)| RunSample { policy, replication: r as u32, values: vec![("jain_fairness".to_string(), j)] })
             .collect();
         let mut ordered = Vec::new();
         for p in &point.policies {
@@ -503,7 +495,7 @@ fn model_capacity(point: &Point) -> Vec<(String, f64)> {
         return from_meta;
     }
     let path = point.dir.join("devices.csv");
-    let Ok(df) = data::scan_csv(&path).and_then(|lf| data::collect(lf, &path)) else { return Vec::new() };
+    let Ok(df) = data::read_csv(&path, None) else { return Vec::new() };
     let mut counts: Vec<(String, f64)> = Vec::new();
     for m in strs(&df, "model") {
         match counts.iter_mut().find(|(k, _)| *k == m) {

@@ -1,9 +1,9 @@
 //! Parquet copies of the CSV outputs, so that users carry on in polars or pandas with typed
 //! columns and without parsing text.
 
-use crate::data::{collect, scan_csv, Outputs};
+use crate::data::{read_csv, Outputs};
 use crate::ReportError;
-use polars::prelude::*;
+use polars_io::prelude::{ParquetCompression, ParquetWriter};
 use std::path::{Path, PathBuf};
 
 /// Writes `NAME.parquet` beside each `summary.csv`, `comparison.csv`, and each run's `jobs.csv`
@@ -31,7 +31,7 @@ pub fn write_parquet(dir: &Path) -> Result<Vec<PathBuf>, ReportError> {
 pub fn csv_to_parquet(csv: &Path) -> Result<PathBuf, ReportError> {
     let out = csv.with_extension("parquet");
     let tmp = csv.with_extension("parquet.tmp");
-    let mut df = collect(scan_csv(csv)?, csv)?;
+    let mut df = read_csv(csv, None)?;
     let file = std::fs::File::create(&tmp).map_err(|e| ReportError::io(&tmp, e))?;
     ParquetWriter::new(std::io::BufWriter::new(file))
         .with_compression(ParquetCompression::Snappy)
