@@ -43,37 +43,48 @@ impl ProgressDisplay {
                     return;
                 }
                 let bar = indicatif::ProgressBar::new(0);
-                bar.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} runs {msg}").expect("a valid template").progress_chars("=> "));
+                // The run counts are in the message, not `{pos}/{len}`: indicatif draws on each
+                // setter, and a frame between two setters showed one tick's position beside the
+                // last tick's count of runs left.
+                bar.set_style(indicatif::ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {msg}").expect("a valid template").progress_chars("=> "));
                 *slot = Some(bar);
             }
-            // The first rate is over the whole run so far, not over the instant since the bar appeared.
-            let (mut last_events, mut last_at) = (0u64, started);
+            // The rate is over the last two seconds (at first, the run so far): the engine
+            // publishes its counters every few thousand events, so two ticks 200 ms apart often
+            // see the same count, and a rate between them would flicker to 0.
+            let window = std::time::Duration::from_secs(2);
+            let mut samples: std::collections::VecDeque<(std::time::Instant, u64)> = std::collections::VecDeque::from([(started, 0)]);
             while !s.load(Ordering::Relaxed) {
                 let snap = p.snapshot();
-                let dt = last_at.elapsed().as_secs_f64();
+                let now = std::time::Instant::now();
+                samples.push_back((now, snap.events));
+                while samples.len() > 2 && now.duration_since(samples[1].0) >= window {
+                    samples.pop_front();
+                }
                 let all_done = snap.jobs_total > 0 && snap.jobs_done >= snap.jobs_total;
                 // Once every job is done, outputs are being written: the mean rate says more than 0.
                 let rate = if all_done {
                     snap.events as f64 / started.elapsed().as_secs_f64()
-                } else if dt > 0.0 {
-                    (snap.events - last_events) as f64 / dt
                 } else {
-                    0.0
+                    let (t0, e0) = samples[0];
+                    let dt = now.duration_since(t0).as_secs_f64();
+                    if dt > 0.0 { (snap.events - e0) as f64 / dt } else { 0.0 }
                 };
-                (last_events, last_at) = (snap.events, std::time::Instant::now());
                 {
                     let slot = slot.lock().unwrap_or_else(|e| e.into_inner());
                     let Some(bar) = slot.as_ref() else { break };
-                    bar.set_length(snap.runs_total);
-                    bar.set_position(snap.runs_done);
                     bar.set_message(format!(
-                        "({} left) | simulated {:.1} h | jobs done {}/{} | {:.2} M events/s",
+                        "{}/{} runs ({} left) | simulated {:.1} h | jobs done {}/{} | {:.2} M events/s",
+                        snap.runs_done,
+                        snap.runs_total,
                         snap.runs_total - snap.runs_done,
                         snap.sim_time_s / 3600.0,
                         snap.jobs_done,
                         snap.jobs_total,
                         rate / 1e6
                     ));
+                    bar.set_length(snap.runs_total);
+                    bar.set_position(snap.runs_done);
                 }
                 std::thread::sleep(tick);
             }
