@@ -460,11 +460,13 @@ fn read_policy(path: &Path) -> Result<PolicySpec, String> {
     struct Wrapped {
         policy: PolicySpec,
     }
+    use tessera_driver::toml_input::from_toml;
     let has_table = toml::from_str::<toml::Table>(&text).map(|t| t.contains_key("policy")).unwrap_or(false);
-    let parsed = if has_table { toml::from_str::<Wrapped>(&text).map(|w| w.policy) } else { toml::from_str::<PolicySpec>(&text) };
+    let parsed = if has_table { from_toml::<Wrapped>(&text).map(|w| w.policy) } else { from_toml::<PolicySpec>(&text) };
     parsed.map_err(|e| {
-        let line = e.span().map(|s| format!(", line {}", text[..s.start.min(text.len())].matches('\n').count() + 1)).unwrap_or_default();
-        format!("{}{line}: {}", path.display(), e.message().trim())
+        let line = e.location.map(|l| format!(", line {}", l.line)).unwrap_or_default();
+        let key = if e.path.is_empty() { String::new() } else { format!(", `{}`", e.path) };
+        format!("{}{line}{key}: {}", path.display(), e.message)
     })
 }
 

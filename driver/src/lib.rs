@@ -7,6 +7,8 @@
 //! - [`drive`]: the one order in which a driver empties the core after every input.
 //! - [`speed`]: the speed matrix's sources (`[[speed]]` entries, `speed_table` files), read
 //!   the same way for a scenario and for `exec.toml`.
+//! - [`toml_input`]: TOML deserialized with the key path, line and column of a failure, for
+//!   every file a person writes (scenario, `exec.toml`, job spec, policy file).
 //!
 //! **Architecture invariant:** no I/O but reading a speed-table file, no clock, no tokio: the
 //! simulator's hot loop calls [`drive::drain`].
@@ -14,6 +16,7 @@
 pub mod drive;
 pub mod policy;
 pub mod speed;
+pub mod toml_input;
 
 pub use drive::{carry_out, drain, World};
 pub use policy::{build_policy, BuiltPolicy, PolicyContext};

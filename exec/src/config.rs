@@ -586,17 +586,9 @@ impl DaemonConfig {
 
     /// Parses a `[daemon]`-shaped TOML document (the table's contents); `origin` names it in errors.
     pub fn parse_toml(text: &str, origin: &str) -> Result<DaemonConfig, ExecError> {
-        let config: DaemonConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            let at = inner
-                .span()
-                .map(|s| {
-                    let before = &text[..s.start.min(text.len())];
-                    format!(" (line {})", before.matches('\n').count() + 1)
-                })
-                .unwrap_or_default();
-            ExecError::invalid(if path == "." { String::new() } else { path }, format!("{origin}{at}: {}", inner.message().trim()))
+        let config: DaemonConfig = tessera_driver::toml_input::from_toml(text).map_err(|e| {
+            let at = e.location.map(|l| format!(" (line {})", l.line)).unwrap_or_default();
+            ExecError::invalid(e.path, format!("{origin}{at}: {}", e.message))
         })?;
         config.validate()?;
         Ok(config)

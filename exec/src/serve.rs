@@ -62,10 +62,6 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
-}
-
 /// The line of `field` (dotted, e.g. `api.listen` or `daemon.cpu.cores_per_device`) in
 /// `text`, found by walking the document with spans; None when the key is not written.
 fn line_of_field(text: &str, field: &str) -> Option<usize> {
@@ -102,16 +98,8 @@ impl ServeConfig {
     /// Parses and checks an `exec.toml`'s text; `file` names it in errors and relative paths
     /// are resolved against `base_dir`.
     pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<ServeConfig, ConfigError> {
-        let mut config: ServeConfig = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            ConfigError {
-                file: file.to_string(),
-                line: inner.span().map(|s| line_of(text, s.start)),
-                field: if field == "." { String::new() } else { field },
-                message: inner.message().trim().replace('\n', "; "),
-            }
-        })?;
+        let mut config: ServeConfig = tessera_driver::toml_input::from_toml(text)
+            .map_err(|e| ConfigError { file: file.to_string(), line: e.location.map(|l| l.line), field: e.path, message: e.message })?;
         let speed_table = config.daemon.speed_table.as_mut().map(|t| &mut t.path);
         let (tls_cert, tls_key) = match config.api.tls.as_mut() {
             Some(tls) => (Some(&mut tls.cert), Some(&mut tls.key)),

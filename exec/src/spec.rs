@@ -199,23 +199,12 @@ impl JobSubmission {
     }
 }
 
-/// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    (line, col)
-}
-
 /// Parses and validates a TOML submission; `origin` names it in errors (a file path, or
 /// `<request>`).
 pub fn parse_toml(text: &str, origin: &str) -> Result<JobSubmission, ExecError> {
-    let parsed: JobSubmission = serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let at = inner.span().map(|s| line_col(text, s.start)).map(|(l, c)| format!(" (line {l}, column {c})")).unwrap_or_default();
-        let message = inner.message().trim().replace('\n', "; ");
-        ExecError::invalid(if path == "." { String::new() } else { path }, format!("{origin}{at}: {message}"))
+    let parsed: JobSubmission = tessera_driver::toml_input::from_toml(text).map_err(|e| {
+        let at = e.location.map(|l| format!(" (line {}, column {})", l.line, l.column)).unwrap_or_default();
+        ExecError::invalid(e.path, format!("{origin}{at}: {}", e.message))
     })?;
     parsed.validate().map_err(|e| prefix(e, origin))?;
     Ok(parsed)

@@ -1,8 +1,9 @@
 //! Scenario files: what cluster, what workload, which policies, how many replications.
 //!
-//! A scenario is TOML. Parsing goes through `serde_path_to_error` over toml's own deserializer
-//! so that every error names the key path (`workload.synthetic.interarrival.mean_s`), what was
-//! expected, and the line and column. Checks that need only one value run inside
+//! A scenario is TOML. Parsing goes through `tessera_driver::toml_input` (`serde_path_to_error`
+//! over toml's deserializer), as every TOML file a person writes does, so that every error names
+//! the key path (`workload.synthetic.interarrival.mean_s`), what was expected, and the line and
+//! column. Checks that need only one value run inside
 //! deserialization for that reason: that is where the position is still known. Checks that
 //! relate values to each other or to the device catalogue run afterwards, in `validate`, and
 //! name the key they blame. Nothing here panics on bad input.
@@ -25,24 +26,7 @@ pub const MAX_TENANTS: u32 = 1_000_000;
 pub const MAX_REPLICATIONS: u32 = 10_000;
 
 /// Where in the scenario file an error was found (1-based).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Location {
-    pub line: usize,
-    pub column: usize,
-}
-
-impl Location {
-    /// Line and column of a byte offset into `text`.
-    fn of_offset(text: &str, offset: usize) -> Location {
-        let mut offset = offset.min(text.len());
-        while !text.is_char_boundary(offset) {
-            offset -= 1;
-        }
-        let before = &text[..offset];
-        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-        Location { line: before.matches('\n').count() + 1, column: before[line_start..].chars().count() + 1 }
-    }
-}
+pub use tessera_driver::toml_input::Location;
 
 struct At(Option<Location>);
 
@@ -729,8 +713,7 @@ impl Scenario {
                 "the scenario file is empty; expected at least `name`, [[cluster.nodes]], [workload] and [[policies]]",
             ));
         }
-        let parsed: ScenarioFile = serde_path_to_error::deserialize(toml::Deserializer::new(text))
-            .map_err(|e| Self::parse_error(origin, text, e))?;
+        let parsed: ScenarioFile = tessera_driver::toml_input::from_toml(text).map_err(|e| Self::parse_error(origin, e))?;
         let base = origin.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let mut workload = parsed.workload;
         if let Some(trace) = &mut workload.trace {
@@ -757,11 +740,8 @@ impl Scenario {
         Ok(scenario)
     }
 
-    fn parse_error(origin: &Path, text: &str, e: serde_path_to_error::Error<toml::de::Error>) -> ScenarioError {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        let location = inner.span().map(|s| Location::of_offset(text, s.start));
-        let message = inner.message().trim().replace('\n', "; ");
+    fn parse_error(origin: &Path, e: tessera_driver::toml_input::TomlError) -> ScenarioError {
+        let tessera_driver::toml_input::TomlError { path, location, message } = e;
         // serde reports a missing or unknown field at the table that holds it; name the field.
         let (key, message) = if let Some((field, rest)) = quoted_after(&message, "missing field ") {
             let expected = match rest.trim_start_matches(',').trim() {
@@ -775,7 +755,7 @@ impl Scenario {
             let already = path == field || path.ends_with(&format!(".{field}"));
             (if already { path } else { join_key(&path, field) }, message.clone())
         } else {
-            (if path == "." { String::new() } else { path }, message)
+            (path, message)
         };
         ScenarioError::Invalid { file: origin.to_path_buf(), key, message, location }
     }
