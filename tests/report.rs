@@ -188,7 +188,7 @@ fn parquet_outputs_read_back_equal_to_the_csvs() {
     let mut cells = 0usize;
     for csv in &csvs {
         let parquet = csv.with_extension("parquet");
-        let df = tessera_report::data::scan_parquet(&parquet).unwrap().collect().unwrap();
+        let df = tessera_report::data::read_parquet(&parquet, None).unwrap();
         let (header, rows) = read_csv(csv);
         assert_eq!(df.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>(), header, "{}", parquet.display());
         assert_eq!(df.height(), rows.len(), "{}", parquet.display());

@@ -46,11 +46,6 @@ pub fn csv_schema(path: &Path) -> Result<Schema, ReportError> {
     Ok(schema)
 }
 
-/// A CSV output as a lazy frame with [`csv_schema`]'s types.
-pub fn scan_csv(path: &Path) -> Result<LazyFrame, ReportError> {
-    read_csv(path, None).map(IntoLazy::lazy)
-}
-
 /// A CSV output with [`csv_schema`]'s types, only `columns` (all without).
 pub fn read_csv(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, ReportError> {
     let schema = csv_schema(path)?;
@@ -63,12 +58,8 @@ pub fn read_csv(path: &Path, columns: Option<&[&str]>) -> Result<DataFrame, Repo
         .map_err(|e| ReportError::polars(path, e))
 }
 
-/// `NAME.parquet` beside `NAME.csv` if it is there and not older, else the CSV.
-pub fn scan(csv: &Path) -> Result<LazyFrame, ReportError> {
-    read(csv, None).map(IntoLazy::lazy)
-}
-
-/// [`scan`]'s file, only `columns` (all without), read whole.
+/// `NAME.parquet` beside `NAME.csv` if it is there and not older, else the CSV; only
+/// `columns` (all without).
 pub fn read(csv: &Path, columns: Option<&[&str]>) -> Result<DataFrame, ReportError> {
     let parquet = csv.with_extension("parquet");
     let fresh = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -76,11 +67,6 @@ pub fn read(csv: &Path, columns: Option<&[&str]>) -> Result<DataFrame, ReportErr
         return read_parquet(&parquet, columns);
     }
     read_csv(csv, columns)
-}
-
-/// One Parquet file as a lazy frame.
-pub fn scan_parquet(path: &Path) -> Result<LazyFrame, ReportError> {
-    read_parquet(path, None).map(IntoLazy::lazy)
 }
 
 /// One Parquet file, only `columns` (all without).
@@ -270,8 +256,8 @@ pub fn per_tenant(point: &Point) -> Result<Vec<TenantRow>, ReportError> {
             col("wait_s").sum().alias("wait_sum"),
             col("wait_s").count().cast(DataType::Float64).alias("wait_n"),
         ]);
+        let Some(policy) = point.policies.iter().position(|p| p == &run.policy) else { continue };
         let df = collect(lf, &run.dir)?;
-        let policy = point.policies.iter().position(|p| p == &run.policy).unwrap_or(usize::MAX);
         let columns = ["jobs", "jct_sum", "jct_n", "wait_sum", "wait_n"].map(|c| f64s(&df, c));
         for (i, tenant) in strs(&df, "tenant").into_iter().enumerate() {
             let entry = acc.entry((policy, tenant)).or_default();
@@ -283,7 +269,7 @@ pub fn per_tenant(point: &Point) -> Result<Vec<TenantRow>, ReportError> {
     Ok(acc
         .into_iter()
         .map(|((policy, tenant), (jobs, jct, wait))| TenantRow {
-            policy: point.policies.get(policy).cloned().unwrap_or_default(),
+            policy: point.policies[policy].clone(),
             tenant,
             jobs,
             mean_jct_s: jct.mean(),

@@ -26,7 +26,6 @@ use tessera_reports::compare::{compare_runs, RunSample};
 pub use parquet::write_parquet;
 /// For readers of the Parquet outputs (and the tests) to use the same polars.
 pub use polars;
-pub use polars_io;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
