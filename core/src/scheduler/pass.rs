@@ -19,7 +19,7 @@
 
 use super::Scheduler;
 use crate::policy::queue::TenantUsage;
-use crate::event::{Backfilled, BackfillKind, Decision, LaunchReason, PlacementReason, WaitReason};
+use crate::event::{Backfilled, Decision, LaunchReason, OrderReason, PlacementReason, WaitReason};
 use crate::ids::{JobId, TenantId};
 use crate::policy::backfill::{self, Backfiller, BackfillMode};
 use crate::policy::{PlaceContext, Placed, QueueKey};
@@ -28,10 +28,90 @@ use std::collections::BTreeSet;
 use std::ops::Bound;
 
 impl Scheduler {
-    /// The pass for orders that rank tenants: each round tries the heads of the tenants'
-    /// queues in rank order and starts the first that fits; a tenant whose head does not fit
-    /// is passed over. Rounds repeat until no head can start.
-    pub(super) fn run_tenant_pass(&mut self) {
+    pub(super) fn run_pass_if_needed(&mut self) {
+        if !self.needs_pass {
+            return;
+        }
+        self.needs_pass = false;
+        if self.rounds.is_some() && !self.run_round_pass() {
+            return;
+        }
+        if self.policy.tenant_order.is_some() {
+            self.tenant_pass()
+        } else {
+            self.strict_pass()
+        }
+    }
+
+    /// Order stage, strict discipline: jobs in queue order; the pass stops at the first job
+    /// within its quota that cannot start, after making room for it or backfilling behind it.
+    ///
+    /// Jobs held by their tenant's quota are passed over: a cap limits its tenant only. Jobs
+    /// that could start only by borrowing wait until no job within its quota is blocked:
+    /// borrowing takes idle devices, not devices someone is entitled to.
+    fn strict_pass(&mut self) {
+        let mut after: Option<(QueueKey, u64)> = None;
+        let mut borrowers: Vec<(JobId, WaitReason)> = Vec::new();
+        loop {
+            let next = match after {
+                None => self.queue.iter().next(),
+                Some(slot) => self.queue.range((Bound::Excluded(slot), Bound::Unbounded)).next(),
+            };
+            let Some((&slot, &head)) = next else { break };
+            if self.awaits_victims(head) {
+                return self.borrowers_wait(borrowers);
+            }
+            match self.quota_verdict(head) {
+                QuotaVerdict::Within => {}
+                QuotaVerdict::Held(reason) => {
+                    self.note_waiting(head, reason);
+                    after = Some(slot);
+                    continue;
+                }
+                QuotaVerdict::Borrow(reason) => {
+                    borrowers.push((head, reason));
+                    after = Some(slot);
+                    continue;
+                }
+            }
+            match self.place_job(head) {
+                Ok(placed) => self.launch(head, placed, None, None),
+                Err(reason) => {
+                    if !self.make_room(head, true) {
+                        self.wait_for(head, reason);
+                        if self.policy.backfill.enabled() {
+                            self.backfill_behind(head, slot);
+                        }
+                    }
+                    return self.borrowers_wait(borrowers);
+                }
+            }
+        }
+        // Nobody within a quota is blocked: jobs over theirs borrow what is idle, in order.
+        for (job, reason) in borrowers {
+            match self.place_job(job) {
+                Ok(placed) => self.launch(job, placed, None, None),
+                Err(_) => self.note_waiting(job, reason),
+            }
+        }
+    }
+
+    fn borrowers_wait(&mut self, borrowers: Vec<(JobId, WaitReason)>) {
+        for (job, reason) in borrowers {
+            self.note_waiting(job, reason);
+        }
+    }
+
+    /// Order stage, tenant rounds (orders that rank tenants): each round tries the heads of
+    /// the tenants' queues in rank order and starts the first that can; a tenant whose head
+    /// cannot start is passed over. Rounds repeat until no head starts.
+    ///
+    /// Heads within their quota come first; heads that would borrow only while no head
+    /// within its quota is blocked. Making room is by reclaiming borrowed devices only (the
+    /// tenant orders do not rank jobs against each other). With backfilling, the first head
+    /// that cannot start reserves, and the heads after it start only if they delay no
+    /// reservation.
+    fn tenant_pass(&mut self) {
         let Some(order) = self.policy.tenant_order.take() else { return };
         let half_life = order.half_life();
         loop {
@@ -49,21 +129,13 @@ impl Scheduler {
                     heads.push((rank, seq, tenant, job));
                 }
             }
-            // Heads within their quota first; heads that would borrow only when no head
-            // within its quota is blocked (borrowing takes idle devices only).
             let borrowing: BTreeSet<JobId> = heads.iter().filter(|h| matches!(self.quota_verdict(h.3), QuotaVerdict::Borrow(_))).map(|h| h.3).collect();
             heads.sort_by(|a, b| borrowing.contains(&a.3).cmp(&borrowing.contains(&b.3)).then(a.0.total_cmp(&b.0)).then(a.1.cmp(&b.1)));
             let mut blocked_within = false;
             let mut launched = false;
-            // The first head that cannot start reserves (backfilling); the heads after it
-            // start only if they delay no reservation.
-            let mut backfiller: Option<(Backfiller, JobId, Option<Time>)> = None;
-            let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
+            let mut behind: Option<BehindBlocked> = None;
             for (_, _, tenant, head) in heads {
-                let entry = &self.jobs[&head];
-                if !entry.pending_victims.is_empty() {
-                    let victims = entry.pending_victims.clone();
-                    self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                if self.awaits_victims(head) {
                     continue;
                 }
                 let quota = self.quota_verdict(head);
@@ -78,37 +150,18 @@ impl Scheduler {
                     }
                     _ => {}
                 }
-                let entry = &self.jobs[&head];
-                let end = backfill::expected_end(&entry.spec, self.now, self.now);
-                let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
-                match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
+                match self.place_job(head) {
                     Ok(placed) => {
-                        let mut info = None;
-                        if let Some((bf, first, first_start)) = &mut backfiller {
-                            if let Err(held) = bf.admit(&placed.allocation, end) {
-                                let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
-                                self.wait_for(head, reason);
-                                if conservative {
-                                    let mut bf = backfiller.take().expect("present");
-                                    self.reserve(&mut bf.0, head);
-                                    backfiller = Some(bf);
-                                }
-                                continue;
+                        let mut backfilled = None;
+                        if let Some(b) = &mut behind {
+                            let end = backfill::expected_end(&self.jobs[&head].spec, self.now, self.now);
+                            match self.admit_behind(&mut b.backfiller, head, &placed.allocation, end, b.first, b.first_start) {
+                                Ok(info) => backfilled = Some(info),
+                                Err(_) => continue,
                             }
-                            info = Some(Backfilled {
-                                mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
-                                head: *first,
-                                reserved_start_s: first_start.map(Time::as_secs_f64),
-                                expected_end_s: end_s,
-                                ends_before_reservation: first_start.is_some_and(|t| end <= t),
-                            });
                         }
-                        let reason = order.explain(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
-                        self.launch(head, placed);
-                        if let Some(Decision::Launch { reason: r, .. }) = self.decisions.back_mut() {
-                            r.order = reason;
-                            r.backfill = info;
-                        }
+                        let why = order.explain(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
+                        self.launch(head, placed, Some(why), backfilled);
                         launched = true;
                         break;
                     }
@@ -118,24 +171,21 @@ impl Scheduler {
                             continue;
                         }
                         blocked_within = true;
-                        if self.try_reclaim(head) {
-                            let victims = self.jobs[&head].pending_victims.clone();
-                            self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+                        if self.make_room(head, false) {
                             continue;
                         }
                         self.wait_for(head, reason);
                         if self.policy.backfill.enabled() {
-                            match backfiller.take() {
+                            match &mut behind {
                                 None => {
-                                    let mut bf = self.backfiller();
-                                    let start = self.reserve(&mut bf, head).flatten();
-                                    backfiller = Some((bf, head, start));
+                                    let mut backfiller = self.backfiller();
+                                    let first_start = self.reserve(&mut backfiller, head).flatten();
+                                    behind = Some(BehindBlocked { backfiller, first: head, first_start });
                                 }
-                                Some(mut bf) => {
-                                    if conservative {
-                                        self.reserve(&mut bf.0, head);
+                                Some(b) => {
+                                    if self.policy.backfill.mode == BackfillMode::Conservative {
+                                        self.reserve(&mut b.backfiller, head);
                                     }
-                                    backfiller = Some(bf);
                                 }
                             }
                         }
@@ -149,82 +199,19 @@ impl Scheduler {
         self.policy.tenant_order = Some(order);
     }
 
-    pub(super) fn run_pass_if_needed(&mut self) {
-        if !self.needs_pass {
-            return;
+    /// A job that made room by preemption waits until its victims are gone: it is told so.
+    fn awaits_victims(&mut self, job: JobId) -> bool {
+        let entry = &self.jobs[&job];
+        if entry.pending_victims.is_empty() {
+            return false;
         }
-        self.needs_pass = false;
-        if self.rounds.is_some() && !self.run_round_pass() {
-            return;
-        }
-        if self.policy.tenant_order.is_some() {
-            return self.run_tenant_pass();
-        }
-        // Jobs held by their tenant's quota are passed over: a cap limits its tenant only.
-        // Jobs that could start only by borrowing wait until no job within its quota is
-        // blocked: borrowing takes idle devices, not devices someone is entitled to.
-        let mut after: Option<(QueueKey, u64)> = None;
-        let mut borrowers: Vec<(JobId, WaitReason)> = Vec::new();
-        loop {
-            let next = match after {
-                None => self.queue.iter().next(),
-                Some(slot) => self.queue.range((Bound::Excluded(slot), Bound::Unbounded)).next(),
-            };
-            let Some((&slot, &head)) = next else { break };
-            let entry = &self.jobs[&head];
-            if !entry.pending_victims.is_empty() {
-                let victims = entry.pending_victims.clone();
-                self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
-                return self.borrowers_wait(borrowers);
-            }
-            match self.quota_verdict(head) {
-                QuotaVerdict::Within => {}
-                QuotaVerdict::Held(reason) => {
-                    self.note_waiting(head, reason);
-                    after = Some(slot);
-                    continue;
-                }
-                QuotaVerdict::Borrow(reason) => {
-                    borrowers.push((head, reason));
-                    after = Some(slot);
-                    continue;
-                }
-            }
-            let entry = &self.jobs[&head];
-            match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
-                Ok(placed) => self.launch(head, placed),
-                Err(reason) => {
-                    if self.try_reclaim(head) || (self.policy.preemption.enabled && self.try_preempt(head)) {
-                        let victims = self.jobs[&head].pending_victims.clone();
-                        self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
-                    } else {
-                        self.wait_for(head, reason);
-                        if self.policy.backfill.enabled() {
-                            self.backfill_behind(head, slot);
-                        }
-                    }
-                    return self.borrowers_wait(borrowers);
-                }
-            }
-        }
-        // Nobody within a quota is blocked: jobs over theirs borrow what is idle, in order.
-        for (job, reason) in borrowers {
-            let entry = &self.jobs[&job];
-            match self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since)) {
-                Ok(placed) => self.launch(job, placed),
-                Err(_) => self.note_waiting(job, reason),
-            }
-        }
+        let victims = entry.pending_victims.clone();
+        self.note_waiting(job, WaitReason::AwaitingPreemption { victims });
+        true
     }
 
-    pub(super) fn borrowers_wait(&mut self, borrowers: Vec<(JobId, WaitReason)>) {
-        for (job, reason) in borrowers {
-            self.note_waiting(job, reason);
-        }
-    }
-
-    /// Whether a job's tenant quota lets it start: within the quota, only by borrowing idle
-    /// devices (the reason it waits if there are none), or not at all.
+    /// Quota stage: whether a job's tenant quota lets it start: within the quota, only by
+    /// borrowing idle devices (the reason it waits if there are none), or not at all.
     pub(super) fn quota_verdict(&self, job: JobId) -> QuotaVerdict {
         let spec = &self.jobs[&job].spec;
         let Some(quota) = self.policy.quotas.cap(spec.tenant) else { return QuotaVerdict::Within };
@@ -246,7 +233,18 @@ impl Scheduler {
         (used > quota + 1e-9).then_some((used, quota))
     }
 
-    pub(super) fn launch(&mut self, job: JobId, placed: Placed) {
+    /// Place stage: where the policy's placement puts a queued job on the cluster as it is
+    /// now, or why it cannot start.
+    pub(super) fn place_job(&self, job: JobId) -> Result<Placed, WaitReason> {
+        let entry = &self.jobs[&job];
+        self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since))
+    }
+
+    /// Starts a queued job where it was placed, and emits its decision, whole: `order` is
+    /// what put it first when the order stage says more than the queue order would
+    /// (a tenant's rank, a round's plan); `backfill`, the reservation it respected when it
+    /// started behind a blocked job.
+    pub(super) fn launch(&mut self, job: JobId, placed: Placed, order: Option<OrderReason>, backfill: Option<Backfilled>) {
         let entry = self.jobs.get_mut(&job).expect("queued job is known");
         self.queue.remove(&(entry.queue_key, entry.seq));
         if let Some(q) = self.tenant_queues.get_mut(&entry.spec.tenant) {
@@ -256,13 +254,20 @@ impl Scheduler {
         let entry = &self.jobs[&job];
         let reason = LaunchReason {
             policy: self.policy.label.clone(),
-            order: self.policy.queue.explain(&entry.spec, &Self::view(entry)),
+            order: order.unwrap_or_else(|| self.policy.queue.explain(&entry.spec, &Self::view(entry))),
             placement: PlacementReason { rule: self.policy.placement.name().into(), how: placed.how, alternatives: placed.alternatives },
             queued_after: self.queue.len() as u32,
-            backfill: None,
+            backfill,
         };
         self.decisions.push_back(Decision::Launch { job, allocation: placed.allocation, reason });
     }
+}
+
+/// Backfilling behind the first head a tenant pass found blocked.
+struct BehindBlocked {
+    backfiller: Backfiller,
+    first: JobId,
+    first_start: Option<Time>,
 }
 
 /// What a tenant's quota says of a job.

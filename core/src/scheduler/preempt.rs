@@ -7,18 +7,30 @@
 use super::pass::QuotaVerdict;
 use super::{JobState, Scheduler, TimerKind};
 use crate::cluster::Allocation;
-use crate::event::{Notice, PreemptReason};
+use crate::event::{Notice, PreemptReason, WaitReason};
 use crate::ids::{JobId, NodeId};
-use crate::policy::{PlaceContext, VictimRule};
+use crate::policy::VictimRule;
 use crate::time::Time;
 use std::cmp::Reverse;
 use std::collections::BTreeSet;
 
 impl Scheduler {
+    /// Makes room for the blocked `head`: reclaims borrowed devices when its tenant is within
+    /// its quota, then, when `evict_by_rank` and the policy preempts, evicts jobs of lower
+    /// rank. True when victims are being stopped for it (it is told it awaits them).
+    pub(super) fn make_room(&mut self, head: JobId, evict_by_rank: bool) -> bool {
+        let making_room = self.try_reclaim(head) || (evict_by_rank && self.policy.preemption.enabled && self.try_preempt(head));
+        if making_room {
+            let victims = self.jobs[&head].pending_victims.clone();
+            self.note_waiting(head, WaitReason::AwaitingPreemption { victims });
+        }
+        making_room
+    }
+
     /// For a blocked job whose tenant is within its quota: evicts borrowed jobs of tenants
     /// over their quotas (latest started first, the least work lost) until it fits, with the
     /// policy's grace; jobs that (re)started less than the minimum run time ago are spared.
-    pub(super) fn try_reclaim(&mut self, head: JobId) -> bool {
+    fn try_reclaim(&mut self, head: JobId) -> bool {
         if !self.policy.quotas.any() {
             return false;
         }
@@ -52,7 +64,7 @@ impl Scheduler {
     ///
     /// Tiers never change while a job runs, so for `priority` the sorted victim set is the
     /// candidate set; other orders rank running jobs now.
-    pub(super) fn preemption_candidates(&self, head_rank: i64) -> Vec<(i64, Reverse<Time>, JobId)> {
+    fn preemption_candidates(&self, head_rank: i64) -> Vec<(i64, Reverse<Time>, JobId)> {
         let mut candidates: Vec<(i64, Reverse<Time>, JobId)> = if self.policy.queue.ranks_are_tiers() {
             self.victims
                 .iter()
@@ -89,7 +101,7 @@ impl Scheduler {
 
     /// Running time a job would lose if stopped now: since its last checkpoint (its
     /// checkpoint interval, counted from its (re)start), or since its (re)start without one.
-    pub(super) fn work_at_risk(&self, job: JobId) -> Time {
+    fn work_at_risk(&self, job: JobId) -> Time {
         let e = &self.jobs[&job];
         let ran = self.now.saturating_sub(e.run_started);
         match e.spec.checkpoint_interval {
@@ -101,7 +113,7 @@ impl Scheduler {
     /// Looks for lower-tier running jobs whose eviction lets the blocked head start. Victims
     /// are tried lowest tier first, then latest start first, releasing their resources
     /// tentatively until the head fits; only those on the nodes the head would use are evicted.
-    pub(super) fn try_preempt(&mut self, head: JobId) -> bool {
+    fn try_preempt(&mut self, head: JobId) -> bool {
         let head_entry = &self.jobs[&head];
         let head_tier = head_entry.spec.priority;
         let head_rank = self.policy.queue.rank(&head_entry.spec, &Self::view(head_entry), self.attained_now(head_entry));
@@ -116,7 +128,7 @@ impl Scheduler {
     /// head fits; then evicts those on the nodes the head would use. A candidate that
     /// (re)started less than the minimum run time ago is passed over; if the head fits only
     /// with such, a timer retries when the first becomes eligible.
-    pub(super) fn evict_for(&mut self, head: JobId, candidates: Vec<(Time, JobId)>, deferred_why: &str, reason: &dyn Fn(&Scheduler, JobId) -> PreemptReason) -> bool {
+    fn evict_for(&mut self, head: JobId, candidates: Vec<(Time, JobId)>, deferred_why: &str, reason: &dyn Fn(&Scheduler, JobId) -> PreemptReason) -> bool {
         let min_runtime = self.policy.preemption.min_runtime;
         let mut released: Vec<(JobId, Allocation)> = Vec::new();
         let mut earliest_eligible: Option<Time> = None;
@@ -130,8 +142,7 @@ impl Scheduler {
             let alloc = self.jobs[&victim].allocation.clone().expect("a victim holds resources");
             self.cluster.release(&alloc);
             released.push((victim, alloc));
-            let head_entry = &self.jobs[&head];
-            if let Ok(p) = self.policy.placement.place(&self.cluster, &head_entry.spec, &PlaceContext::new(self.now, head_entry.queued_since)) {
+            if let Ok(p) = self.place_job(head) {
                 placed = Some(p);
                 break;
             }

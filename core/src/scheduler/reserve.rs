@@ -7,10 +7,10 @@
 use super::pass::QuotaVerdict;
 use super::Scheduler;
 use crate::cluster::{Allocation, ModelKey};
-use crate::event::{Backfilled, BackfillKind, Decision, Notice, WaitReason};
+use crate::event::{Backfilled, BackfillKind, Notice, WaitReason};
 use crate::ids::JobId;
 use crate::policy::backfill::{self, Backfiller, BackfillMode};
-use crate::policy::{PlaceContext, QueueKey};
+use crate::policy::QueueKey;
 use crate::time::Time;
 use std::ops::Bound;
 
@@ -120,7 +120,7 @@ impl Scheduler {
     /// last pass left it: that pass's reservations for the jobs before `slot` are the ones a
     /// new pass would make (`Backfiller::advance` checks that time passing changed nothing),
     /// so only the jobs from `slot` on are examined again. False when a full pass is needed.
-    pub(super) fn conservative_new_job(&mut self, cache: BackfillCache, slot: (QueueKey, u64)) -> bool {
+    fn conservative_new_job(&mut self, cache: BackfillCache, slot: (QueueKey, u64)) -> bool {
         let BackfillCache { mut backfiller, head, head_slot, head_start, mut scan, .. } = cache;
         // Time may change placements (locality waits) as well as the profile.
         let time_moved = backfiller.now() != self.now;
@@ -173,7 +173,7 @@ impl Scheduler {
     /// Conservative: a job that cannot fit now whatever the reservations has its reservation
     /// put off (`scan.deferred`) until a later job that might start needs it: jobs after the last
     /// one that might start constrain nobody in this pass.
-    pub(super) fn backfill_candidate(&mut self, bf: &mut Backfiller, job: JobId, head: JobId, head_start: Option<Time>, scan: &mut ConservativeScan) {
+    fn backfill_candidate(&mut self, bf: &mut Backfiller, job: JobId, head: JobId, head_start: Option<Time>, scan: &mut ConservativeScan) {
         let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
         let entry = &self.jobs[&job];
         let end = backfill::expected_end(&entry.spec, self.now, self.now);
@@ -194,37 +194,17 @@ impl Scheduler {
         for earlier in std::mem::take(&mut scan.deferred) {
             self.reserve(bf, earlier);
         }
-        let entry = &self.jobs[&job];
-        if let Some(held) = bf.surely_held(&entry.spec, end) {
+        if let Some(held) = bf.surely_held(&self.jobs[&job].spec, end) {
             let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
             self.wait_for(job, reason);
             return;
         }
-        let placed = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.queued_since));
-        match placed {
-            Ok(placed) => match bf.admit(&placed.allocation, end).inspect_err(|_| {
-                if conservative {
-                    scan.held.push((job, placed.allocation.clone(), bf.reservations().len()));
-                }
-            }) {
-                Ok(()) => {
-                    self.launch(job, placed);
-                    let info = Backfilled {
-                        mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
-                        head,
-                        reserved_start_s: head_start.map(Time::as_secs_f64),
-                        expected_end_s: end_s,
-                        ends_before_reservation: head_start.is_some_and(|t| end <= t),
-                    };
-                    if let Some(Decision::Launch { reason, .. }) = self.decisions.back_mut() {
-                        reason.backfill = Some(info);
-                    }
-                }
-                Err(held) => {
-                    let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
-                    self.wait_for(job, reason);
+        match self.place_job(job) {
+            Ok(placed) => match self.admit_behind(bf, job, &placed.allocation, end, head, head_start) {
+                Ok(info) => self.launch(job, placed, None, Some(info)),
+                Err(reservations_before) => {
                     if conservative {
-                        self.reserve(bf, job);
+                        scan.held.push((job, placed.allocation, reservations_before));
                     }
                 }
             },
@@ -233,6 +213,34 @@ impl Scheduler {
                 if conservative {
                     self.reserve(bf, job);
                 }
+            }
+        }
+    }
+
+    /// A job behind the blocked `first` (which reserved to start at `first_start`), that the
+    /// placement would start now on `allocation` and that is expected to end at `end`: it
+    /// starts only if `bf` admits it, delaying no reservation. `Ok`: what its launch reason
+    /// says of backfilling. `Err`: it waits for the reservation that holds it, and under
+    /// conservative reserves in turn; the error counts the reservations made before it.
+    pub(super) fn admit_behind(&mut self, bf: &mut Backfiller, job: JobId, allocation: &Allocation, end: Time, first: JobId, first_start: Option<Time>) -> Result<Backfilled, usize> {
+        let conservative = self.policy.backfill.mode == BackfillMode::Conservative;
+        let end_s = (end != Time::MAX).then(|| end.as_secs_f64());
+        match bf.admit(allocation, end) {
+            Ok(()) => Ok(Backfilled {
+                mode: if conservative { BackfillKind::Conservative } else { BackfillKind::Easy },
+                head: first,
+                reserved_start_s: first_start.map(Time::as_secs_f64),
+                expected_end_s: end_s,
+                ends_before_reservation: first_start.is_some_and(|t| end <= t),
+            }),
+            Err(held) => {
+                let reservations_before = bf.reservations().len();
+                let reason = WaitReason::Reservation { head: held.by, reserved_start_s: held.reserved_start.map(Time::as_secs_f64), expected_end_s: end_s };
+                self.wait_for(job, reason);
+                if conservative {
+                    self.reserve(bf, job);
+                }
+                Err(reservations_before)
             }
         }
     }

@@ -5,7 +5,7 @@
 use super::{IdMap, JobState, Scheduler, TimerKind};
 use crate::catalogue::ModelSet;
 use crate::cluster::ModelKey;
-use crate::event::{Decision, OrderReason, PreemptReason, WaitReason};
+use crate::event::{OrderReason, PreemptReason, WaitReason};
 use crate::ids::{JobId, ModelId};
 use crate::job::DeviceRequest;
 use crate::policy::round::{RoundInput, RoundJob, RoundPlan, RoundStats, Standing};
@@ -277,12 +277,7 @@ impl Scheduler {
             let mut spec = entry.spec.clone();
             spec.devices = d;
             match self.policy.placement.place(&self.cluster, &spec, &PlaceContext::new(self.now, entry.submitted)) {
-                Ok(placed) => {
-                    self.launch(job, placed);
-                    if let (Some(order), Some(Decision::Launch { reason, .. })) = (planned.order, self.decisions.back_mut()) {
-                        reason.order = order;
-                    }
-                }
+                Ok(placed) => self.launch(job, placed, planned.order, None),
                 Err(why) => {
                     self.note_waiting(job, why);
                     planned.waits_for_devices = false;
@@ -326,10 +321,7 @@ impl Scheduler {
                 continue;
             }
             if let Ok(placed) = self.policy.placement.place(&self.cluster, &entry.spec, &PlaceContext::new(self.now, entry.submitted)) {
-                self.launch(job, placed);
-                if let Some(Decision::Launch { reason, .. }) = self.decisions.back_mut() {
-                    reason.order = OrderReason::BetweenRounds { round };
-                }
+                self.launch(job, placed, Some(OrderReason::BetweenRounds { round }), None);
             }
         }
     }
