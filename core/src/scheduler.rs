@@ -13,7 +13,7 @@
 
 use crate::cluster::{Allocation, ClusterState};
 use crate::event::{Decision, Event, Notice, PreemptReason, RejectReason, WaitReason};
-use crate::policy::backfill::{self, Backfiller, DeviceEnds};
+use crate::policy::backfill;
 use crate::cluster::{Limit, ModelKey};
 use crate::ids::{DeviceId, JobId, NodeId};
 use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
@@ -31,7 +31,7 @@ mod reserve;
 mod restore;
 mod rounds;
 
-use reserve::BackfillCache;
+use reserve::BackfillState;
 
 pub use restore::{BackfillSnapshot, JobSnapshot, PlannedLaunch, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage};
 
@@ -125,36 +125,34 @@ pub struct Scheduler {
     notices: VecDeque<Notice>,
     now: Time,
     next_seq: u64,
-    /// Per-tenant FIFO queues, kept beside `queue` when the policy orders tenants.
-    tenant_queues: BTreeMap<TenantId, BTreeMap<(QueueKey, u64), JobId>>,
-    /// What each tenant holds and has used, by tenant id.
-    tenant_usage: Vec<TenantUsage>,
-    capacity: Capacity,
-    /// Whether tenants' usage is tracked (the policy ranks tenants), and its half-life; fixed at
-    /// construction, since the pass borrows the order itself.
-    tracks_usage: bool,
-    usage_half_life: Option<Time>,
+    /// The tenant-rounds order's and the quota stage's state.
+    tenants: Tenants,
     /// Pending timers: (when, what, job, the job's timer epoch when set).
     timers: BTreeSet<(Time, TimerKind, JobId, u32)>,
     needs_pass: bool,
     /// Jobs holding resources (launching, running or being preempted).
     holding: BTreeSet<JobId>,
-    /// Per device, the expected end of its holders: backfilling's profile, kept up to date
-    /// only when the policy backfills.
-    device_ends: DeviceEnds,
-    /// Devices each tenant holds, by tenant id, when the policy has quotas.
-    quota_used: Vec<f64>,
     /// Counts changes to the cluster (allocations, releases, health, nodes).
     cluster_version: u64,
-    /// Backfilling's state after the last pass, reused for submissions behind the blocked head.
-    backfill_cache: Option<BackfillCache>,
-    /// A backfiller no longer needed, whose buffers the next pass reuses.
-    spare_backfiller: Option<Backfiller>,
+    /// The reserve stage's state (`reserve.rs`).
+    backfill: BackfillState,
     /// Round-based policies only (`rounds.rs`).
     rounds: Option<rounds::RoundState>,
-    /// Whether backfilling may reuse the last pass's plan (off only to check that reuse
-    /// changes no decision).
-    reuse_backfill_plans: bool,
+}
+
+/// Per-tenant state, by tenant id.
+struct Tenants {
+    /// Per-tenant FIFO queues, kept beside `queue` when the policy orders tenants.
+    queues: BTreeMap<TenantId, BTreeMap<(QueueKey, u64), JobId>>,
+    /// What each tenant holds and has used.
+    usage: Vec<TenantUsage>,
+    capacity: Capacity,
+    /// Whether tenants' usage is tracked (the policy ranks tenants), and its half-life; fixed at
+    /// construction, since the pass borrows the order itself.
+    tracks_usage: bool,
+    usage_half_life: Option<Time>,
+    /// Devices each tenant holds, when the policy has quotas.
+    quota_used: Vec<f64>,
 }
 
 impl Scheduler {
@@ -164,11 +162,7 @@ impl Scheduler {
         let usage_half_life = policy.tenant_order.as_ref().and_then(|o| o.half_life());
         let rounds = rounds::RoundState::for_policy(&policy);
         let mut scheduler = Scheduler {
-            tracks_usage,
-            usage_half_life,
-            tenant_queues: BTreeMap::new(),
-            tenant_usage: Vec::new(),
-            capacity,
+            tenants: Tenants { queues: BTreeMap::new(), usage: Vec::new(), capacity, tracks_usage, usage_half_life, quota_used: Vec::new() },
             policy,
             cluster,
             jobs: IdMap::default(),
@@ -181,13 +175,9 @@ impl Scheduler {
             timers: BTreeSet::new(),
             needs_pass: false,
             holding: BTreeSet::new(),
-            device_ends: DeviceEnds::default(),
-            quota_used: Vec::new(),
             cluster_version: 0,
-            backfill_cache: None,
-            spare_backfiller: None,
+            backfill: BackfillState::default(),
             rounds,
-            reuse_backfill_plans: true,
         };
         scheduler.arm_round_timer();
         scheduler
@@ -206,7 +196,7 @@ impl Scheduler {
             Event::NodeAdded { spec } => {
                 self.cluster_version += 1;
                 self.cluster.add_node(spec);
-                self.capacity = Self::capacity_of(&self.cluster);
+                self.tenants.capacity = Self::capacity_of(&self.cluster);
                 self.needs_pass = true;
             }
             Event::NodeUp { node } => self.on_node_up(node, true),
@@ -373,7 +363,7 @@ impl Scheduler {
         }
         if self.policy.tenant_order.is_some() {
             self.queue.insert(slot, id);
-            let tenant_queue = self.tenant_queues.entry(entry.spec.tenant).or_default();
+            let tenant_queue = self.tenants.queues.entry(entry.spec.tenant).or_default();
             let head = tenant_queue.first_key_value().map(|(_, &j)| j);
             tenant_queue.insert(slot, id);
             if let Some(head) = head {
@@ -405,7 +395,7 @@ impl Scheduler {
             JobState::Queued => {
                 let slot = (entry.queue_key, entry.seq);
                 self.queue.remove(&slot);
-                if let Some(q) = self.tenant_queues.get_mut(&entry.spec.tenant) {
+                if let Some(q) = self.tenants.queues.get_mut(&entry.spec.tenant) {
                     q.remove(&slot);
                 }
                 self.forget(job);
@@ -433,7 +423,7 @@ impl Scheduler {
                 }
                 if self.policy.backfill.enabled() {
                     if let Some(alloc) = &entry.allocation {
-                        self.device_ends.extend(&self.cluster, alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+                        self.backfill.device_ends.extend(&self.cluster, alloc, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
                     }
                 }
             }
@@ -563,7 +553,7 @@ impl Scheduler {
         // The job runs on through its grace period; its attained service is booked at eviction.
         entry.state = JobState::Preempting;
         // A preemption plans where a head goes: no backfill may be judged on an older plan.
-        self.backfill_cache = None;
+        self.backfill.cache = None;
         self.victims.remove(&key);
         self.decisions.push_back(Decision::Preempt { job, reason, grace });
     }
@@ -585,7 +575,7 @@ impl Scheduler {
             self.cluster.release(&alloc);
             if self.policy.backfill.enabled() {
                 let (jobs, holding) = (&self.jobs, &self.holding);
-                self.device_ends.release(&self.cluster, &alloc, |device| {
+                self.backfill.device_ends.release(&self.cluster, &alloc, |device| {
                     holding
                         .iter()
                         .filter_map(|j| {
@@ -600,7 +590,7 @@ impl Scheduler {
         }
         let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         if held && self.policy.quotas.cap(entry.spec.tenant).is_some() {
-            if let Some(used) = self.quota_used.get_mut(entry.spec.tenant.index()) {
+            if let Some(used) = self.tenants.quota_used.get_mut(entry.spec.tenant.index()) {
                 *used = (*used - entry.spec.devices.device_equivalents()).max(0.0);
             }
             entry.borrowed = false;
@@ -638,17 +628,17 @@ impl Scheduler {
     }
 
     fn usage_mut(&mut self, tenant: TenantId) -> &mut TenantUsage {
-        if self.tenant_usage.len() <= tenant.index() {
-            self.tenant_usage.resize(tenant.index() + 1, TenantUsage { as_of: self.now, ..TenantUsage::default() });
+        if self.tenants.usage.len() <= tenant.index() {
+            self.tenants.usage.resize(tenant.index() + 1, TenantUsage { as_of: self.now, ..TenantUsage::default() });
         }
-        &mut self.tenant_usage[tenant.index()]
+        &mut self.tenants.usage[tenant.index()]
     }
 
     fn add_usage(&mut self, tenant: TenantId, devices: f64, cpu_milli: f64, mem_mib: f64) {
-        if !self.tracks_usage {
+        if !self.tenants.tracks_usage {
             return;
         }
-        let half_life = self.usage_half_life;
+        let half_life = self.tenants.usage_half_life;
         let now = self.now;
         let usage = self.usage_mut(tenant);
         usage.advance(now, half_life);
@@ -789,16 +779,16 @@ impl Scheduler {
         entry.last_reserved = None;
         if let Some(cap) = self.policy.quotas.cap(entry.spec.tenant) {
             let t = entry.spec.tenant.index();
-            if self.quota_used.len() <= t {
-                self.quota_used.resize(t + 1, 0.0);
+            if self.tenants.quota_used.len() <= t {
+                self.tenants.quota_used.resize(t + 1, 0.0);
             }
             let demand = entry.spec.devices.device_equivalents();
-            entry.borrowed = self.quota_used[t] + demand > cap + 1e-9;
-            self.quota_used[t] += demand;
+            entry.borrowed = self.tenants.quota_used[t] + demand > cap + 1e-9;
+            self.tenants.quota_used[t] += demand;
         }
         self.holding.insert(job);
         if self.policy.backfill.enabled() {
-            self.device_ends.hold(&self.cluster, allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
+            self.backfill.device_ends.hold(&self.cluster, allocation, backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO));
         }
         if self.policy.preemption.enabled {
             self.victims.insert(Self::victim_key(entry, job));

@@ -116,16 +116,16 @@ impl Scheduler {
         let half_life = order.half_life();
         loop {
             let now = self.now;
-            for usage in &mut self.tenant_usage {
+            for usage in &mut self.tenants.usage {
                 usage.advance(now, half_life);
             }
             let mut heads: Vec<(f64, u64, TenantId, JobId)> = Vec::new();
-            for (&tenant, q) in &self.tenant_queues {
+            for (&tenant, q) in &self.tenants.queues {
                 if let Some((&(_, seq), &job)) = q.first_key_value() {
-                    if self.tenant_usage.len() <= tenant.index() {
-                        self.tenant_usage.resize(tenant.index() + 1, TenantUsage { as_of: now, ..TenantUsage::default() });
+                    if self.tenants.usage.len() <= tenant.index() {
+                        self.tenants.usage.resize(tenant.index() + 1, TenantUsage { as_of: now, ..TenantUsage::default() });
                     }
-                    let rank = order.tenant_rank(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
+                    let rank = order.tenant_rank(tenant.index(), &self.tenants.usage[tenant.index()], &self.tenants.usage, &self.tenants.capacity);
                     heads.push((rank, seq, tenant, job));
                 }
             }
@@ -160,7 +160,7 @@ impl Scheduler {
                                 Err(_) => continue,
                             }
                         }
-                        let why = order.explain(tenant.index(), &self.tenant_usage[tenant.index()], &self.tenant_usage, &self.capacity);
+                        let why = order.explain(tenant.index(), &self.tenants.usage[tenant.index()], &self.tenants.usage, &self.tenants.capacity);
                         self.launch(head, placed, Some(why), backfilled);
                         launched = true;
                         break;
@@ -215,7 +215,7 @@ impl Scheduler {
     pub(super) fn quota_verdict(&self, job: JobId) -> QuotaVerdict {
         let spec = &self.jobs[&job].spec;
         let Some(quota) = self.policy.quotas.cap(spec.tenant) else { return QuotaVerdict::Within };
-        let used = self.quota_used.get(spec.tenant.index()).copied().unwrap_or(0.0);
+        let used = self.tenants.quota_used.get(spec.tenant.index()).copied().unwrap_or(0.0);
         if used + spec.devices.device_equivalents() <= quota + 1e-9 {
             return QuotaVerdict::Within;
         }
@@ -229,7 +229,7 @@ impl Scheduler {
 
     pub(super) fn over_quota(&self, tenant: TenantId) -> Option<(f64, f64)> {
         let quota = self.policy.quotas.cap(tenant)?;
-        let used = self.quota_used.get(tenant.index()).copied().unwrap_or(0.0);
+        let used = self.tenants.quota_used.get(tenant.index()).copied().unwrap_or(0.0);
         (used > quota + 1e-9).then_some((used, quota))
     }
 
@@ -247,7 +247,7 @@ impl Scheduler {
     pub(super) fn launch(&mut self, job: JobId, placed: Placed, order: Option<OrderReason>, backfill: Option<Backfilled>) {
         let entry = self.jobs.get_mut(&job).expect("queued job is known");
         self.queue.remove(&(entry.queue_key, entry.seq));
-        if let Some(q) = self.tenant_queues.get_mut(&entry.spec.tenant) {
+        if let Some(q) = self.tenants.queues.get_mut(&entry.spec.tenant) {
             q.remove(&(entry.queue_key, entry.seq));
         }
         self.take_resources(job, &placed.allocation, self.now);

@@ -9,10 +9,30 @@ use super::Scheduler;
 use crate::cluster::{Allocation, ModelKey};
 use crate::event::{Backfilled, BackfillKind, Notice, WaitReason};
 use crate::ids::JobId;
-use crate::policy::backfill::{self, Backfiller, BackfillMode};
+use crate::policy::backfill::{self, Backfiller, BackfillMode, DeviceEnds};
 use crate::policy::QueueKey;
 use crate::time::Time;
 use std::ops::Bound;
+
+/// The reserve stage's state between passes.
+pub(super) struct BackfillState {
+    /// Per device, the expected end of its holders: backfilling's profile, kept up to date
+    /// only when the policy backfills.
+    pub(super) device_ends: DeviceEnds,
+    /// Backfilling's state after the last pass, reused for submissions behind the blocked head.
+    pub(super) cache: Option<BackfillCache>,
+    /// A backfiller no longer needed, whose buffers the next pass reuses.
+    pub(super) spare: Option<Backfiller>,
+    /// Whether backfilling may reuse the last pass's plan (off only to check that reuse
+    /// changes no decision).
+    pub(super) reuse_plans: bool,
+}
+
+impl Default for BackfillState {
+    fn default() -> BackfillState {
+        BackfillState { device_ends: DeviceEnds::default(), cache: None, spare: None, reuse_plans: true }
+    }
+}
 
 pub(super) struct BackfillCache {
     pub(super) backfiller: Backfiller,
@@ -39,15 +59,15 @@ impl Scheduler {
     /// builds its profile and reservations afresh. No decision or notice may change; tests use
     /// this to check it. (EASY's reuse is not exact and is not affected.)
     pub fn set_backfill_plan_reuse(&mut self, reuse: bool) {
-        self.reuse_backfill_plans = reuse;
-        self.backfill_cache = None;
+        self.backfill.reuse_plans = reuse;
+        self.backfill.cache = None;
     }
 
     /// The profile backfilling reasons on: every job holding resources, expected to end at its
     /// start plus its stated duration (now if overdue, never if it states none).
     pub(super) fn backfiller(&mut self) -> Backfiller {
-        let old = self.backfill_cache.take().map(|c| c.backfiller).or_else(|| self.spare_backfiller.take());
-        Backfiller::renew(old, self.policy.backfill.mode, &self.cluster, self.now, &self.device_ends)
+        let old = self.backfill.cache.take().map(|c| c.backfiller).or_else(|| self.backfill.spare.take());
+        Backfiller::renew(old, self.policy.backfill.mode, &self.cluster, self.now, &self.backfill.device_ends)
     }
 
     /// Reserves for a blocked job and announces the reservation when its start changed.
@@ -85,11 +105,11 @@ impl Scheduler {
             BackfillMode::Conservative => version_before == self.cluster_version && !bf.walled(),
             BackfillMode::None => false,
         };
-        let reuse = self.reuse_backfill_plans || self.policy.backfill.mode == BackfillMode::Easy;
+        let reuse = self.backfill.reuse_plans || self.policy.backfill.mode == BackfillMode::Easy;
         if reusable && reuse && !self.policy.quotas.any() {
-            self.backfill_cache = Some(BackfillCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
+            self.backfill.cache = Some(BackfillCache { backfiller: bf, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
         } else {
-            self.spare_backfiller = Some(bf);
+            self.backfill.spare = Some(bf);
         }
     }
 
@@ -97,7 +117,7 @@ impl Scheduler {
     /// the one candidate that is new, if it is within the scan depth (conservative: with the
     /// jobs queued after it, re-examined on the plan of the jobs before it).
     pub(super) fn backfill_new_job(&mut self, job: JobId, slot: (QueueKey, u64)) -> bool {
-        let Some(cache) = self.backfill_cache.take() else { return false };
+        let Some(cache) = self.backfill.cache.take() else { return false };
         let head_now = self.queue.first_key_value().map(|(_, &j)| j);
         if cache.cluster_version != self.cluster_version || head_now != Some(cache.head) {
             return false;
@@ -112,7 +132,7 @@ impl Scheduler {
         if within_depth {
             self.backfill_candidate(&mut backfiller, job, head, head_start, &mut ConservativeScan::default());
         }
-        self.backfill_cache = Some(BackfillCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
+        self.backfill.cache = Some(BackfillCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
         true
     }
 
@@ -162,7 +182,7 @@ impl Scheduler {
                 return true;
             }
         }
-        self.backfill_cache = Some(BackfillCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
+        self.backfill.cache = Some(BackfillCache { backfiller, head, head_slot, head_start, cluster_version: self.cluster_version, scan });
         true
     }
 

@@ -249,7 +249,7 @@ impl Scheduler {
                 };
                 self.queue.insert(slot, id);
                 if self.policy.tenant_order.is_some() {
-                    self.tenant_queues.entry(tenant).or_default().insert(slot, id);
+                    self.tenants.queues.entry(tenant).or_default().insert(slot, id);
                 }
                 // Victims already restored that are being evicted for this job.
                 let mut victims: Vec<JobId> = self.jobs.iter().filter(|(_, e)| e.preempted_for == Some(id)).map(|(&v, _)| v).collect();
@@ -265,7 +265,7 @@ impl Scheduler {
                         entry.state = JobState::Running;
                         if self.policy.backfill.enabled() {
                             let end = crate::policy::backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO);
-                            self.device_ends.extend(&self.cluster, &run.allocation, end);
+                            self.backfill.device_ends.extend(&self.cluster, &run.allocation, end);
                         }
                     }
                     RunState::Preempting => {
@@ -336,10 +336,10 @@ impl Scheduler {
     /// Every tenant's remembered usage (empty unless the policy ranks tenants by usage), as it
     /// stands (decayed as of its `as_of`).
     pub fn tenant_usage(&self) -> Vec<(TenantId, SavedUsage)> {
-        if !self.tracks_usage {
+        if !self.tenants.tracks_usage {
             return Vec::new();
         }
-        self.tenant_usage
+        self.tenants.usage
             .iter()
             .enumerate()
             .map(|(t, u)| (TenantId(t as u32), SavedUsage { decayed_device_s: u.decayed_device_s, as_of: u.as_of }))
@@ -350,7 +350,7 @@ impl Scheduler {
     /// from `as_of` on is then booked with the devices the restored jobs hold (they ran meanwhile).
     pub fn restore_tenant_usage(&mut self, now: Time, saved: &[(TenantId, SavedUsage)]) {
         self.advance(now);
-        if !self.tracks_usage {
+        if !self.tenants.tracks_usage {
             return;
         }
         let now = self.now;
@@ -389,7 +389,7 @@ impl Scheduler {
     /// EASY's kept reservation, while it is valid (the cluster has not changed since it was
     /// made); `None` otherwise and under the other backfill modes.
     pub fn backfill_snapshot(&self) -> Option<BackfillSnapshot> {
-        let cache = self.backfill_cache.as_ref()?;
+        let cache = self.backfill.cache.as_ref()?;
         if self.policy.backfill.mode != crate::policy::BackfillMode::Easy || cache.cluster_version != self.cluster_version {
             return None;
         }
@@ -411,7 +411,7 @@ impl Scheduler {
         }
         let backfiller = crate::policy::backfill::Backfiller::from_easy_snapshot(&snapshot.plan, &self.cluster)
             .ok_or_else(|| RestoreError::Backfill("the saved profile is of another fleet".into()))?;
-        self.backfill_cache = Some(super::BackfillCache {
+        self.backfill.cache = Some(super::reserve::BackfillCache {
             backfiller,
             head: snapshot.head,
             head_slot: slot,

@@ -111,7 +111,7 @@ impl Scheduler {
         self.queue.insert(slot, id);
         if self.policy.tenant_order.is_some() {
             let tenant = self.jobs[&id].spec.tenant;
-            self.tenant_queues.entry(tenant).or_default().insert(slot, id);
+            self.tenants.queues.entry(tenant).or_default().insert(slot, id);
         }
         let Some(state) = &self.rounds else { return };
         let (round, at) = state.next_tick(self.now);
