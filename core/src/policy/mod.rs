@@ -44,7 +44,8 @@ pub struct PolicySpec {
     #[serde(default)]
     pub label: Option<String>,
     /// Evict lower tiers (ranks) for a blocked higher-tier head. Default: on for `priority` and
-    /// `las`, off otherwise.
+    /// `las`, off otherwise; refused for the tenant orders (`drf`, `fair-share`), which rank
+    /// tenants, not jobs (quotas reclaim borrowed devices instead).
     #[serde(default)]
     pub preempt: Option<bool>,
     /// `las`: queue thresholds in device-seconds (default one threshold at 3,200, Tiresias').
@@ -350,6 +351,18 @@ impl Policy {
             }
             _ => None,
         };
+        if tenant_order.is_some() && spec.preempt == Some(true) {
+            // The tenant pass makes room only by reclaiming borrowed devices: a job of one
+            // tenant never outranks a running job of another, so this would do nothing.
+            return Err(PolicyError {
+                key: "preempt",
+                message: format!(
+                    "`{}` ranks tenants, not jobs, so no running job ranks below a waiting one and `preempt = true` would preempt nothing; \
+                     to take devices back from a tenant, give it a quota (`quota_devices`): borrowed devices are reclaimed with the grace",
+                    spec.name
+                ),
+            });
+        }
         let mut quotas = QuotaRule { caps: Vec::new(), borrow: spec.borrow.unwrap_or(true) };
         for (name, &cap) in spec.quota_devices.iter().flatten() {
             let t = resolve("quota_devices", name)?.index();
@@ -425,5 +438,21 @@ mod tests {
         let mut spec = PolicySpec::named("fifo");
         spec.grace_s = Some(-1.0);
         assert_eq!(Policy::from_spec(&spec).unwrap_err().key, "grace_s");
+    }
+
+    #[test]
+    fn tenant_orders_refuse_preemption_by_rank_they_cannot_do() {
+        for name in ["drf", "fair-share"] {
+            let mut spec = PolicySpec::named(name);
+            spec.preempt = Some(true);
+            let err = Policy::from_spec(&spec).unwrap_err();
+            assert_eq!(err.key, "preempt", "{name}");
+            assert!(err.message.contains("quota_devices"), "{err}");
+            spec.preempt = Some(false);
+            assert!(Policy::from_spec(&spec).is_ok(), "{name}");
+        }
+        let mut spec = PolicySpec::named("fifo");
+        spec.preempt = Some(true);
+        assert!(Policy::from_spec(&spec).unwrap().preemption.enabled);
     }
 }
