@@ -12,7 +12,6 @@ use tessera_core::{ClusterState, Policy};
 use tessera_reports::erlang_c_wait;
 use tessera_sim::engine::{run, NullSink, World};
 use tessera_sim::scenario::Scenario;
-use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload};
 
 /// Mean wait of each replication, after dropping the warm-up jobs.
@@ -22,7 +21,7 @@ fn replication_mean_waits(toml: &str, replications: u64, warmup_fraction: f64) -
     (0..replications)
         .map(|k| {
             let workload = build_workload(&scenario, &catalogue, 1000 + k).unwrap();
-            let speed = SpeedMatrix::build(&scenario, &workload, &catalogue).unwrap();
+            let speed = tessera_sim::speed::build(&scenario, &workload, &catalogue).unwrap();
             let policy = Policy::from_spec(&scenario.policies[0]).unwrap();
             let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
             let out = run(&World::plain(&workload, &speed), cluster, policy, &mut NullSink).unwrap();

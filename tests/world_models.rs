@@ -19,7 +19,6 @@ use tessera_core::{ClusterState, JobId, JobRecord, Policy, RecordOutcome, Time};
 use tessera_sim::engine::{run, NullSink, RunLimits, RunOutput, World};
 use tessera_sim::models::WorldModels;
 use tessera_sim::scenario::Scenario;
-use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload};
 
 // ---------------------------------------------------------------------------------------------
@@ -47,7 +46,7 @@ fn case(toml: &str, trace: Option<&str>) -> Case {
 fn simulate(s: &Scenario, seed: u64, policy: usize) -> RunOutput {
     let (catalogue, nodes) = build_cluster(s).unwrap();
     let workload = build_workload(s, &catalogue, seed).unwrap();
-    let speed = SpeedMatrix::build(s, &workload, &catalogue).unwrap();
+    let speed = tessera_sim::speed::build(s, &workload, &catalogue).unwrap();
     let models = WorldModels::build(s, &catalogue, &nodes, &workload.classes).unwrap_or_else(|e| panic!("{e}"));
     let policy = Policy::from_spec(&s.policies[policy]).unwrap();
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());

@@ -38,7 +38,7 @@ use tessera_driver::speed::SpeedEntry;
 use tessera_sim::engine::{DecisionSink, World};
 use tessera_sim::models::WorldModels;
 use tessera_sim::scenario::Scenario;
-use tessera_sim::speed::SpeedMatrix;
+use tessera_sim::speed::SpeedTable;
 use tessera_sim::workload::{build_cluster, build_workload, Workload};
 
 /// What to conform.
@@ -127,7 +127,7 @@ pub fn conform(scenario_path: &Path, options: &ConformOptions) -> Result<Conform
     let (catalogue, nodes) = build_cluster(&scenario).map_err(|e| ExecError::Refused(e.to_string()))?;
     let seed = scenario.seed.wrapping_add(options.replication as u64);
     let workload = build_workload(&scenario, &catalogue, seed).map_err(|e| ExecError::Refused(e.to_string()))?;
-    let speed = SpeedMatrix::build(&scenario, &workload, &catalogue).map_err(|e| ExecError::Refused(e.to_string()))?;
+    let speed = tessera_sim::speed::build(&scenario, &workload, &catalogue).map_err(|e| ExecError::Refused(e.to_string()))?;
     let models = WorldModels::build(&scenario, &catalogue, &nodes, &workload.classes).map_err(|e| ExecError::Refused(e.to_string()))?;
     refuse_unreproducible(&scenario, &models)?;
     check_ids(&workload)?;
@@ -267,7 +267,7 @@ fn check_ids(workload: &Workload) -> Result<(), ExecError> {
 }
 
 /// `exec.toml` as an operator would write it for this scenario's fleet and workload.
-fn executor_config(state_dir: &Path, spec: &PolicySpec, workload: &Workload, speed: &SpeedMatrix, catalogue: &Catalogue, nodes: &[tessera_core::NodeSpec]) -> Result<DaemonConfig, ExecError> {
+fn executor_config(state_dir: &Path, spec: &PolicySpec, workload: &Workload, speed: &SpeedTable, catalogue: &Catalogue, nodes: &[tessera_core::NodeSpec]) -> Result<DaemonConfig, ExecError> {
     let mut config = DaemonConfig::new(state_dir);
     config.policy = spec.clone();
     config.cpu.devices = crate::config::CpuDevices::Count(0);
@@ -362,7 +362,7 @@ struct JobWorld {
     class: HashMap<u64, ClassId>,
     /// Device name -> (model, node index).
     devices: HashMap<String, (ModelId, usize)>,
-    speed: SpeedMatrix,
+    speed: SpeedTable,
     per_extra_node: Option<f64>,
     processes: BTreeMap<i32, Process>,
     next_pid: i32,
@@ -379,7 +379,7 @@ enum Pending {
 }
 
 impl JobWorld {
-    fn new(workload: &Workload, speed: &SpeedMatrix, nodes: &[tessera_core::NodeSpec], per_extra_node: Option<f64>) -> JobWorld {
+    fn new(workload: &Workload, speed: &SpeedTable, nodes: &[tessera_core::NodeSpec], per_extra_node: Option<f64>) -> JobWorld {
         let mut devices = HashMap::new();
         for (n, node) in nodes.iter().enumerate() {
             for (i, &m) in node.devices.iter().enumerate() {

@@ -8,7 +8,6 @@ use std::path::Path;
 use tessera_core::{ClusterState, Policy, PolicySpec};
 use tessera_sim::engine::{run, NullSink, World};
 use tessera_sim::scenario::Scenario;
-use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload};
 
 const SCENARIO: &str = r#"
@@ -59,7 +58,7 @@ fn policies(c: &mut Criterion) {
     let scenario = Scenario::from_toml_str(SCENARIO, Path::new("bench.toml")).expect("bench scenario is valid");
     let (catalogue, nodes) = build_cluster(&scenario).unwrap();
     let workload = build_workload(&scenario, &catalogue, scenario.seed).unwrap();
-    let speed = SpeedMatrix::build(&scenario, &workload, &catalogue).unwrap();
+    let speed = tessera_sim::speed::build(&scenario, &workload, &catalogue).unwrap();
     for (family, specs) in FAMILIES {
         let mut group = c.benchmark_group(format!("simulate_50k_jobs_1024_gpus/{family}"));
         group.sample_size(10);
@@ -70,7 +69,7 @@ fn policies(c: &mut Criterion) {
             group.bench_with_input(BenchmarkId::from_parameter(id), &spec, |b, spec| {
                 b.iter(|| {
                     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
-                    let policy = Policy::from_spec(spec).unwrap().with_speeds(speed.to_table());
+                    let policy = Policy::from_spec(spec).unwrap().with_speeds(speed.clone());
                     run(&World::plain(&workload, &speed), cluster, policy, &mut NullSink).unwrap().events
                 })
             });

@@ -8,7 +8,7 @@
 use crate::models::{CheckpointCostsUs, WorldModels, DEVICE, NVLINK_ISLAND, PCIE_SWITCH};
 use crate::progress::{Progress, PUBLISH_EVERY};
 use crate::series::{Recorder, TimeSeries};
-use crate::speed::SpeedMatrix;
+use crate::speed::SpeedTable;
 use crate::workload::Workload;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -281,7 +281,7 @@ pub struct RunLimits {
 /// The world a run happens in: jobs, speeds, models, the seed that drives every draw.
 pub struct World<'a> {
     pub workload: &'a Workload,
-    pub speed: &'a SpeedMatrix,
+    pub speed: &'a SpeedTable,
     pub models: &'a WorldModels,
     pub seed: u64,
     pub limits: RunLimits,
@@ -289,7 +289,7 @@ pub struct World<'a> {
 
 impl<'a> World<'a> {
     /// A world with no models: jobs run at their speed-matrix rate, nothing fails.
-    pub fn plain(workload: &'a Workload, speed: &'a SpeedMatrix) -> World<'a> {
+    pub fn plain(workload: &'a Workload, speed: &'a SpeedTable) -> World<'a> {
         static NO_MODELS: std::sync::OnceLock<WorldModels> = std::sync::OnceLock::new();
         World { workload, speed, models: NO_MODELS.get_or_init(WorldModels::default), seed: 0, limits: RunLimits::default() }
     }

@@ -10,7 +10,6 @@
 //! reproduces a run exactly, and every placement sees the same task sequence in a replication.
 
 use crate::runner::{build_policy, selected_policies, RunError};
-use crate::speed::SpeedMatrix;
 use crate::scenario::Scenario;
 use crate::workload::{build_cluster, build_workload};
 use rand::{Rng, SeedableRng};
@@ -79,7 +78,7 @@ pub fn fill_scenario(scenario: &Scenario, options: &FillOptions) -> Result<Vec<F
     for replication in 0..replications {
         let seed = base_seed.wrapping_add(replication as u64);
         let workload = build_workload(scenario, &catalogue, seed)?;
-        let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
+        let speed = crate::speed::build(scenario, &workload, &catalogue)?;
         if workload.jobs.is_empty() {
             return Err(RunError::Scenario(crate::scenario::ScenarioError::invalid(&scenario.path, "workload", "the fill-up needs at least one job")));
         }

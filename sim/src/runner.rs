@@ -8,7 +8,6 @@ use crate::engine::{self, JsonlSink, NullSink, RunLimits, RunOutput, World};
 use crate::progress::Progress;
 use crate::models::WorldModels;
 use crate::scenario::{Scenario, ScenarioError, MAX_REPLICATIONS};
-use crate::speed::SpeedMatrix;
 use crate::workload::{build_cluster, build_workload, Workload};
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
@@ -84,7 +83,7 @@ struct Replication {
     index: u32,
     seed: u64,
     workload: Workload,
-    speed: SpeedMatrix,
+    speed: SpeedTable,
     models: WorldModels,
 }
 
@@ -128,7 +127,7 @@ pub(crate) fn run_scenario_with<T: Send>(
         .map(|index| {
             let seed = base_seed.wrapping_add(index as u64);
             let workload = build_workload(scenario, &catalogue, seed)?;
-            let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
+            let speed = crate::speed::build(scenario, &workload, &catalogue)?;
             let models = WorldModels::build(scenario, &catalogue, &nodes, &workload.classes)?;
             Ok(Replication { index, seed, workload, speed, models })
         })
@@ -313,13 +312,12 @@ pub fn build_policy(
     scenario: &Scenario,
     spec: &PolicySpec,
     workload: &Workload,
-    speed: &SpeedMatrix,
+    speed: &SpeedTable,
     catalogue: &Catalogue,
     nodes: &[NodeSpec],
 ) -> Result<tessera_driver::BuiltPolicy, ScenarioError> {
     let fleet_models: Vec<tessera_core::ModelId> = nodes.iter().flat_map(|n| n.devices.iter().copied()).collect();
-    let speeds = speed.to_table();
-    let ctx = tessera_driver::PolicyContext { catalogue, fleet_models: &fleet_models, tenants: &workload.tenants, classes: &workload.classes, speeds: &speeds };
+    let ctx = tessera_driver::PolicyContext { catalogue, fleet_models: &fleet_models, tenants: &workload.tenants, classes: &workload.classes, speeds: speed };
     tessera_driver::build_policy(spec, &ctx).map_err(|e| ScenarioError::invalid(&scenario.path, format!("policies.{}", e.key), format!("policy `{}`: {}", spec.label(), e.message)))
 }
 
@@ -494,7 +492,7 @@ pub fn bench(scenario: &Scenario, policy: Option<&str>, with_outputs: bool, targ
         let started = Instant::now();
         let (catalogue, nodes) = build_cluster(scenario)?;
         let workload = build_workload(scenario, &catalogue, scenario.seed)?;
-        let speed = SpeedMatrix::build(scenario, &workload, &catalogue)?;
+        let speed = crate::speed::build(scenario, &workload, &catalogue)?;
         let models = WorldModels::build(scenario, &catalogue, &nodes, &workload.classes)?;
         let generated_s = started.elapsed().as_secs_f64();
         let rep = Replication { index: 0, seed: scenario.seed, workload, speed, models };

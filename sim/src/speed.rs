@@ -1,99 +1,44 @@
-//! The speed matrix: job class x device model -> throughput relative to the reference device.
-//!
-//! Looked up on every rate change of every running job, so it is a dense table indexed by
-//! `(class, model)` rather than a map keyed by names.
+//! The speed matrix: job class x device model -> throughput relative to the reference device,
+//! built from a scenario's sources into the core's dense [`SpeedTable`] (looked up on every
+//! rate change of every running job, so indexed by `(class, model)`, not by names).
 
 use crate::scenario::{Scenario, ScenarioError};
 use crate::workload::Workload;
-use tessera_core::policy::SpeedTable;
-use tessera_core::{Catalogue, ClassId, ModelId};
+pub use tessera_core::policy::SpeedTable;
+use tessera_core::{Catalogue, ClassId};
 
-#[derive(Clone, Debug, PartialEq)]
-pub struct SpeedMatrix {
-    models: usize,
-    /// Row-major: `relative[class * models + model]`.
-    relative: Vec<f64>,
-}
-
-impl SpeedMatrix {
-    /// Every class runs at speed 1.0 on every model.
-    pub fn uniform(classes: usize, models: usize) -> SpeedMatrix {
-        SpeedMatrix { models, relative: vec![1.0; classes * models] }
-    }
-
-    /// From the scenario's `[[speed]]` entries. Entries for classes the workload does not
-    /// have are ignored (one scenario file may serve several traces); unknown models and
-    /// non-positive speeds are errors.
-    pub fn new(s: &Scenario, classes: &[String], catalogue: &Catalogue) -> Result<SpeedMatrix, ScenarioError> {
-        let mut matrix = SpeedMatrix::uniform(classes.len(), catalogue.len());
-        for (i, entry) in s.speed.iter().enumerate() {
-            let model = s.lookup_model(catalogue, &format!("speed[{i}].model"), &entry.model)?;
-            if !(entry.relative.is_finite() && entry.relative > 0.0) {
-                return Err(ScenarioError::invalid(
-                    &s.path,
-                    format!("speed[{i}].relative"),
-                    format!("expected a positive number, found {}", entry.relative),
-                ));
-            }
-            if let Some(class) = classes.iter().position(|c| *c == entry.class) {
-                matrix.relative[class * matrix.models + model.index()] = entry.relative;
-            }
+/// The speed matrix for a workload, as the core's [`SpeedTable`] (the simulator's world and
+/// the placements that weigh speeds read the same table), from the least to the most specific
+/// source: the trace's own speeds (Gavel's table), then the scenario's `speed_table` file,
+/// then its `[[speed]]` entries. Entries for classes the workload does not have are ignored
+/// (one scenario file may serve several traces); unknown models and non-positive speeds are
+/// errors naming their key.
+pub fn build(s: &Scenario, workload: &Workload, catalogue: &Catalogue) -> Result<SpeedTable, ScenarioError> {
+    let mut matrix = SpeedTable::uniform(workload.classes.len(), catalogue.len());
+    // Every source is checked, even the scenario's entries (validated at load, but a
+    // scenario can be built in code).
+    let mut apply = |key: String, class: &str, model: &str, relative: f64| -> Result<(), ScenarioError> {
+        let model = s.lookup_model(catalogue, &format!("{key}.model"), model)?;
+        if !(relative.is_finite() && relative > 0.0) {
+            return Err(ScenarioError::invalid(&s.path, format!("{key}.relative"), format!("expected a positive number, found {relative}")));
         }
-        Ok(matrix)
-    }
-
-    /// The whole matrix for a workload, from the least to the most specific source: the
-    /// trace's own speeds (Gavel's table), then the scenario's `speed_table` file, then its
-    /// `[[speed]]` entries.
-    pub fn build(s: &Scenario, workload: &Workload, catalogue: &Catalogue) -> Result<SpeedMatrix, ScenarioError> {
-        let mut matrix = SpeedMatrix::uniform(workload.classes.len(), catalogue.len());
-        // Every source is checked, even the scenario's entries (validated at load, but a
-        // scenario can be built in code).
-        let mut apply = |key: String, class: &str, model: &str, relative: f64| -> Result<(), ScenarioError> {
-            let model = s.lookup_model(catalogue, &format!("{key}.model"), model)?;
-            if !(relative.is_finite() && relative > 0.0) {
-                return Err(ScenarioError::invalid(&s.path, format!("{key}.relative"), format!("expected a positive number, found {relative}")));
-            }
-            if let Some(class) = workload.classes.iter().position(|c| c == class) {
-                matrix.relative[class * matrix.models + model.index()] = relative;
-            }
-            Ok(())
-        };
-        for (class, model, relative) in &workload.speed {
-            apply("workload.trace".into(), class, model, *relative)?;
+        if let Some(class) = workload.classes.iter().position(|c| c == class) {
+            matrix.set(ClassId(class as u32), model, relative);
         }
-        if let Some(table) = &s.speed_table {
-            for (class, model, relative) in load_speed_table(s, table)? {
-                apply("speed_table".into(), &class, &model, relative)?;
-            }
-        }
-        for (i, e) in s.speed.iter().enumerate() {
-            apply(format!("speed[{i}]"), &e.class, &e.model, e.relative)?;
-        }
-        Ok(matrix)
+        Ok(())
+    };
+    for (class, model, relative) in &workload.speed {
+        apply("workload.trace".into(), class, model, *relative)?;
     }
-
-    /// Relative speed of `class` on `model`; 1.0 for pairs nobody gave.
-    ///
-    pub fn speed(&self, class: ClassId, model: ModelId) -> f64 {
-        if model.index() >= self.models {
-            return 1.0;
-        }
-        self.relative.get(class.index() * self.models + model.index()).copied().unwrap_or(1.0)
-    }
-
-    /// The same matrix as the core's `SpeedTable`, for placements that weigh speeds (`hetero`).
-    pub fn to_table(&self) -> SpeedTable {
-        SpeedTable::from_dense(self.models, self.relative.clone())
-    }
-
-    pub fn set(&mut self, class: ClassId, model: ModelId, relative: f64) {
-        if model.index() < self.models {
-            if let Some(cell) = self.relative.get_mut(class.index() * self.models + model.index()) {
-                *cell = relative;
-            }
+    if let Some(table) = &s.speed_table {
+        for (class, model, relative) in load_speed_table(s, table)? {
+            apply("speed_table".into(), &class, &model, relative)?;
         }
     }
+    for (i, e) in s.speed.iter().enumerate() {
+        apply(format!("speed[{i}]"), &e.class, &e.model, e.relative)?;
+    }
+    Ok(matrix)
 }
 
 #[cfg(test)]
@@ -120,7 +65,7 @@ mod tests {
         .unwrap();
         let (catalogue, _) = crate::workload::build_cluster(&s).unwrap();
         let w = crate::workload::build_workload(&s, &catalogue, 1).unwrap();
-        let m = SpeedMatrix::build(&s, &w, &catalogue).unwrap();
+        let m = build(&s, &w, &catalogue).unwrap();
         let v100 = catalogue.lookup("V100-32GB").unwrap();
         let t4 = catalogue.lookup("T4").unwrap();
         assert_eq!(m.speed(ClassId(0), v100), 2.0);
@@ -147,7 +92,7 @@ mod tests {
         s.speed.push(crate::scenario::SpeedEntry { class: "bert".into(), model: "T4".into(), relative: -1.0 });
         let (catalogue, _) = crate::workload::build_cluster(&s).unwrap();
         let w = crate::workload::build_workload(&s, &catalogue, 1).unwrap();
-        assert_eq!(SpeedMatrix::build(&s, &w, &catalogue).unwrap_err().key(), Some("speed[0].relative"));
+        assert_eq!(build(&s, &w, &catalogue).unwrap_err().key(), Some("speed[0].relative"));
     }
 }
 

@@ -327,7 +327,7 @@ pub fn validate(scenario_path: &Path, options: &ValidateOptions) -> Result<Valid
     // scenario's first replication (tenants, classes and speeds do not depend on the seed).
     let seed = options.seed.unwrap_or(scenario.seed);
     let workload = crate::workload::build_workload(&scenario, &catalogue, seed)?;
-    let speed = crate::speed::SpeedMatrix::build(&scenario, &workload, &catalogue)?;
+    let speed = crate::speed::build(&scenario, &workload, &catalogue)?;
     let fingerprint = crate::runner::build_policy(&scenario, &policy, &workload, &speed, &catalogue, &nodes)?.fingerprint;
     let record = ValidationRecord {
         record_version: VALIDATION_RECORD_VERSION,

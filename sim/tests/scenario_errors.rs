@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use tessera_core::{JobId, Time, WHOLE_DEVICE_MILLI};
 use tessera_sim::dist::DistSpec;
 use tessera_sim::scenario::{Scenario, ScenarioError};
-use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload};
 
 fn fixture(name: &str) -> PathBuf {
@@ -401,7 +400,7 @@ fn native_trace_converts() {
     assert_eq!(by_id(13).spec.priority, -1);
     // Trace workloads do not depend on the seed.
     assert_eq!(build_workload(&s, &catalogue, 99).unwrap(), w);
-    let speed = SpeedMatrix::build(&s, &w, &catalogue).unwrap();
+    let speed = tessera_sim::speed::build(&s, &w, &catalogue).unwrap();
     assert_eq!(speed.speed(gang.spec.class, catalogue.lookup("T4").unwrap()), 1.0);
 }
 

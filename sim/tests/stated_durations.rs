@@ -7,7 +7,6 @@ use tessera_core::{ClusterState, JobId, Policy, Time};
 use tessera_sim::engine::{run, NullSink, RunLimits, World};
 use tessera_sim::models::WorldModels;
 use tessera_sim::scenario::Scenario;
-use tessera_sim::speed::SpeedMatrix;
 use tessera_sim::workload::{build_cluster, build_workload, Workload};
 
 const TRACE: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,stated_duration_s\n\
@@ -94,7 +93,7 @@ fn start_order(trace: &str, policy: &str) -> Vec<u64> {
     let s = Scenario::from_toml_str(&toml, &dir.path().join("scenario.toml")).unwrap_or_else(|e| panic!("{e}"));
     let (catalogue, nodes) = build_cluster(&s).unwrap();
     let workload = build_workload(&s, &catalogue, 0).unwrap();
-    let speed = SpeedMatrix::build(&s, &workload, &catalogue).unwrap();
+    let speed = tessera_sim::speed::build(&s, &workload, &catalogue).unwrap();
     let models = WorldModels::build(&s, &catalogue, &nodes, &workload.classes).unwrap();
     let cluster = ClusterState::new(catalogue.clone(), nodes.iter().cloned());
     let world = World { workload: &workload, speed: &speed, models: &models, seed: 0, limits: RunLimits { horizon: s.horizon(), timeseries: None } };
