@@ -133,8 +133,62 @@ impl PolicySpec {
     }
 }
 
-pub const QUEUE_ORDERS: &[&str] = &["fifo", "sjf", "srtf", "priority", "las", "drf", "fair-share", "gavel"];
-pub const PLACEMENTS: &[&str] = &["first-fit", "best-fit", "pack", "spread", "topology", "fgd", "hetero"];
+type BuildQueue = fn(&PolicySpec) -> Result<Box<dyn QueueOrder>, PolicyError>;
+type BuildTenantOrder = fn(&PolicySpec, Vec<f64>) -> Result<Box<dyn TenantOrder>, PolicyError>;
+type BuildPlacement = fn(&PolicySpec) -> Result<Box<dyn Placement>, PolicyError>;
+
+/// The registry of policy names: the job order each builds, one line each. Adding an order is
+/// its type (in `queue.rs` or a file of its own) and its line here. `drf` and `fair-share`
+/// (see [`TENANT_ORDER_REGISTRY`]) and `gavel` (rounds, `round.rs`) keep each queue in
+/// submission order and decide among queues or over rounds.
+const QUEUE_ORDER_REGISTRY: [(&str, BuildQueue); 8] = [
+    ("fifo", |_| Ok(Box::new(Fifo))),
+    ("sjf", |_| Ok(Box::new(ShortestJobFirst))),
+    ("srtf", |_| Ok(Box::new(ShortestRemaining))),
+    ("priority", |_| Ok(Box::new(PriorityTiers))),
+    ("las", LeastAttained::from_spec),
+    ("drf", |_| Ok(Box::new(Fifo))),
+    ("fair-share", |_| Ok(Box::new(Fifo))),
+    ("gavel", |_| Ok(Box::new(Fifo))),
+];
+
+/// The policy names that rank tenants rather than jobs, with their tenant order (given the
+/// tenants' weights, 1 where not named).
+const TENANT_ORDER_REGISTRY: [(&str, BuildTenantOrder); 2] = [
+    ("drf", |_, weights| Ok(Box::new(queue::DominantResourceFairness { weights }))),
+    ("fair-share", queue::FairShare::from_spec),
+];
+
+/// The registry of placements, one line each (its type in `placement.rs` or a file of its own).
+const PLACEMENT_REGISTRY: [(&str, BuildPlacement); 7] = [
+    ("first-fit", |_| Ok(Box::new(FirstFit))),
+    ("best-fit", |_| Ok(Box::new(BestFit))),
+    ("pack", |spec| Ok(Box::new(Pack { island_size: spec.island_size }))),
+    ("spread", |_| Ok(Box::new(Spread))),
+    ("topology", |spec| {
+        Ok(Box::new(Topology { locality_wait: non_negative_secs("locality_wait_s", spec.locality_wait_s, 0.0)?, island_size: spec.island_size }))
+    }),
+    ("fgd", |_| Ok(Box::new(Fgd::default()))),
+    ("hetero", |_| Ok(Box::new(Hetero::default()))),
+];
+
+const fn registry_names<T, const N: usize>(registry: &[(&'static str, T); N]) -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut i = 0;
+    while i < N {
+        names[i] = registry[i].0;
+        i += 1;
+    }
+    names
+}
+
+const QUEUE_ORDER_NAMES: [&str; QUEUE_ORDER_REGISTRY.len()] = registry_names(&QUEUE_ORDER_REGISTRY);
+const PLACEMENT_NAMES: [&str; PLACEMENT_REGISTRY.len()] = registry_names(&PLACEMENT_REGISTRY);
+const TENANT_ORDER_NAMES: [&str; TENANT_ORDER_REGISTRY.len()] = registry_names(&TENANT_ORDER_REGISTRY);
+/// The policy names the registry knows, in its order.
+pub const QUEUE_ORDERS: &[&str] = &QUEUE_ORDER_NAMES;
+/// The placements the registry knows, in its order.
+pub const PLACEMENTS: &[&str] = &PLACEMENT_NAMES;
 
 /// The preemption part of a policy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,47 +322,17 @@ impl Policy {
     /// `tenant_count`: tenants the workload has (weights cover them all, 1 where not named,
     /// so shares are of the whole workload's weight).
     fn build(spec: &PolicySpec, tenant_count: usize, resolve: &dyn Fn(&'static str, &str) -> Result<TenantId, PolicyError>) -> Result<Policy, PolicyError> {
-        let queue: Box<dyn QueueOrder> = match spec.name.as_str() {
-            "fifo" => Box::new(Fifo),
-            "sjf" => Box::new(ShortestJobFirst),
-            "priority" => Box::new(PriorityTiers),
-            "srtf" => Box::new(ShortestRemaining),
-            "las" => {
-                let thresholds = spec.thresholds_device_s.clone().unwrap_or_else(|| vec![3200.0]);
-                if thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) || thresholds.windows(2).any(|w| w[0] >= w[1]) {
-                    return Err(PolicyError { key: "thresholds_device_s", message: format!("expected increasing positive device-seconds, found {thresholds:?}") });
-                }
-                let promote_after = spec.promote_after_s.map(|s| non_negative_secs("promote_after_s", Some(s), 0.0)).transpose()?;
-                Box::new(LeastAttained { thresholds_device_s: thresholds, promote_after })
-            }
-            "drf" | "fair-share" | "gavel" => Box::new(Fifo),
-            other => {
-                return Err(PolicyError {
-                    key: "name",
-                    message: format!("unknown queue order `{other}`, expected one of: {}", QUEUE_ORDERS.join(", ")),
-                })
-            }
+        let queue = match QUEUE_ORDER_REGISTRY.iter().find(|(name, _)| *name == spec.name) {
+            Some((_, build)) => build(spec)?,
+            None => return Err(PolicyError { key: "name", message: format!("unknown queue order `{}`, expected one of: {}", spec.name, QUEUE_ORDERS.join(", ")) }),
         };
-        let placement: Box<dyn Placement> = match spec.placement.as_deref().unwrap_or("first-fit") {
-            "first-fit" => Box::new(FirstFit),
-            "best-fit" => Box::new(BestFit),
-            "pack" => Box::new(Pack { island_size: spec.island_size }),
-            "spread" => Box::new(Spread),
-            "topology" => Box::new(Topology {
-                locality_wait: non_negative_secs("locality_wait_s", spec.locality_wait_s, 0.0)?,
-                island_size: spec.island_size,
-            }),
-            "fgd" => Box::new(Fgd::default()),
-            "hetero" => Box::new(Hetero::default()),
-            other => {
-                return Err(PolicyError {
-                    key: "placement",
-                    message: format!("unknown placement `{other}`, expected one of: {}", PLACEMENTS.join(", ")),
-                })
-            }
+        let placement_name = spec.placement.as_deref().unwrap_or("first-fit");
+        let placement = match PLACEMENT_REGISTRY.iter().find(|(name, _)| *name == placement_name) {
+            Some((_, build)) => build(spec)?,
+            None => return Err(PolicyError { key: "placement", message: format!("unknown placement `{placement_name}`, expected one of: {}", PLACEMENTS.join(", ")) }),
         };
         let preemption = PreemptionRule {
-            enabled: spec.preempt.unwrap_or(spec.name == "priority" || spec.name == "las"),
+            enabled: spec.preempt.unwrap_or(queue.preempts_by_default()),
             grace: non_negative_secs("grace_s", spec.grace_s, 30.0)?,
             min_runtime: non_negative_secs("min_runtime_s", spec.min_runtime_s, 0.0)?,
             victim: match spec.victim.as_deref().unwrap_or("lowest-tier") {
@@ -326,10 +350,12 @@ impl Policy {
         if spec.island_size == Some(0) {
             return Err(PolicyError { key: "island_size", message: "expected at least 1 device per island, found 0".into() });
         }
+        let build_tenant_order = TENANT_ORDER_REGISTRY.iter().find(|(name, _)| *name == spec.name).map(|(_, build)| build);
         let mut weights: Vec<f64> = Vec::new();
         if let Some(named) = &spec.tenant_weights {
-            if spec.name != "drf" && spec.name != "fair-share" {
-                return Err(PolicyError { key: "tenant_weights", message: format!("only `drf` and `fair-share` weigh tenants, not `{}`", spec.name) });
+            if build_tenant_order.is_none() {
+                let names: Vec<String> = TENANT_ORDER_NAMES.iter().map(|n| format!("`{n}`")).collect();
+                return Err(PolicyError { key: "tenant_weights", message: format!("only {} weigh tenants, not `{}`", names.join(" and "), spec.name) });
             }
             weights.resize(tenant_count, 1.0);
             for (name, &w) in named {
@@ -343,14 +369,7 @@ impl Policy {
                 weights[t] = w;
             }
         }
-        let tenant_order: Option<Box<dyn queue::TenantOrder>> = match spec.name.as_str() {
-            "drf" => Some(Box::new(queue::DominantResourceFairness { weights })),
-            "fair-share" => {
-                let half_life = non_negative_secs("half_life_s", spec.half_life_s, 7.0 * 86_400.0)?;
-                Some(Box::new(queue::FairShare { weights, half_life }))
-            }
-            _ => None,
-        };
+        let tenant_order = build_tenant_order.map(|build| build(spec, weights)).transpose()?;
         if tenant_order.is_some() && spec.preempt == Some(true) {
             // The tenant pass makes room only by reclaiming borrowed devices: a job of one
             // tenant never outranks a running job of another, so this would do nothing.
@@ -438,6 +457,29 @@ mod tests {
         let mut spec = PolicySpec::named("fifo");
         spec.grace_s = Some(-1.0);
         assert_eq!(Policy::from_spec(&spec).unwrap_err().key, "grace_s");
+    }
+
+    #[test]
+    fn every_registered_name_builds_once_and_preempts_as_documented() {
+        for names in [QUEUE_ORDERS, PLACEMENTS] {
+            let unique: std::collections::BTreeSet<&str> = names.iter().copied().collect();
+            assert_eq!(unique.len(), names.len(), "a name registered twice: {names:?}");
+        }
+        for &name in QUEUE_ORDERS {
+            let p = Policy::from_spec(&PolicySpec::named(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(p.preemption.enabled, name == "priority" || name == "las", "{name}");
+            assert_eq!(p.tenant_order.is_some(), TENANT_ORDER_NAMES.contains(&name), "{name}");
+        }
+        for &placement in PLACEMENTS {
+            let mut spec = PolicySpec::named("fifo");
+            spec.placement = Some(placement.into());
+            assert_eq!(Policy::from_spec(&spec).unwrap().placement.name(), placement);
+        }
+        let mut spec = PolicySpec::named("sjf");
+        spec.tenant_weights = Some([("a".to_string(), 2.0)].into_iter().collect());
+        let err = Policy::from_spec_with_tenants(&spec, &["a".into()]).unwrap_err();
+        assert_eq!(err.key, "tenant_weights");
+        assert!(err.message.contains("`drf` and `fair-share`"), "{err}");
     }
 
     #[test]

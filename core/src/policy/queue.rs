@@ -3,6 +3,7 @@
 //! Orders whose keys change over time say when (`rekey_at`: LAS promotes a starving job), and
 //! orders that preempt rank running jobs against the head (`rank`).
 
+use super::{non_negative_secs, PolicyError, PolicySpec};
 use crate::event::OrderReason;
 use crate::job::JobSpec;
 use crate::time::Time;
@@ -35,6 +36,10 @@ pub trait QueueOrder: Send {
     fn rank(&self, job: &JobSpec, view: &OrderView, attained_device_s: f64) -> i64 {
         let _ = (view, attained_device_s);
         job.priority as i64
+    }
+    /// Whether policies of this order preempt unless their spec says `preempt = false`.
+    fn preempts_by_default(&self) -> bool {
+        false
     }
     /// Whether `rank` depends on service attained while running (then running jobs are
     /// re-ranked when preemption is considered, and `rank_changes_at` says when).
@@ -124,6 +129,9 @@ impl QueueOrder for PriorityTiers {
     fn ranks_are_tiers(&self) -> bool {
         true
     }
+    fn preempts_by_default(&self) -> bool {
+        true
+    }
 
     fn key(&self, job: &JobSpec, view: &OrderView) -> QueueKey {
         [-(job.priority as i64), micros(view.submitted)]
@@ -146,6 +154,17 @@ pub struct LeastAttained {
 }
 
 impl LeastAttained {
+    /// The registry's constructor: `thresholds_device_s` (default one threshold at 3,200,
+    /// Tiresias'), `promote_after_s`.
+    pub(super) fn from_spec(spec: &PolicySpec) -> Result<Box<dyn QueueOrder>, PolicyError> {
+        let thresholds = spec.thresholds_device_s.clone().unwrap_or_else(|| vec![3200.0]);
+        if thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) || thresholds.windows(2).any(|w| w[0] >= w[1]) {
+            return Err(PolicyError { key: "thresholds_device_s", message: format!("expected increasing positive device-seconds, found {thresholds:?}") });
+        }
+        let promote_after = spec.promote_after_s.map(|s| non_negative_secs("promote_after_s", Some(s), 0.0)).transpose()?;
+        Ok(Box::new(LeastAttained { thresholds_device_s: thresholds, promote_after }))
+    }
+
     pub fn level(&self, attained_device_s: f64) -> usize {
         self.thresholds_device_s.iter().take_while(|&&t| attained_device_s >= t).count()
     }
@@ -170,6 +189,9 @@ impl QueueOrder for LeastAttained {
         -(self.level(attained_device_s) as i64)
     }
     fn dynamic_rank(&self) -> bool {
+        true
+    }
+    fn preempts_by_default(&self) -> bool {
         true
     }
     fn rank_changes_at(&self, job: &JobSpec, attained_device_s: f64, run_started: Time) -> Option<Time> {
@@ -282,6 +304,14 @@ impl FairShare {
         let target = weight(tenant) / total_weight;
         let used = if total_usage > 0.0 { usage.decayed_device_s / total_usage } else { 0.0 };
         ((-used / target.max(f64::MIN_POSITIVE)).exp2(), used, target)
+    }
+}
+
+impl FairShare {
+    /// The registry's constructor: `half_life_s` (default 7 days).
+    pub(super) fn from_spec(spec: &PolicySpec, weights: Vec<f64>) -> Result<Box<dyn TenantOrder>, PolicyError> {
+        let half_life = non_negative_secs("half_life_s", spec.half_life_s, 7.0 * 86_400.0)?;
+        Ok(Box::new(FairShare { weights, half_life }))
     }
 }
 
