@@ -138,3 +138,41 @@ fn a_row_beyond_a_bound_is_an_error_naming_its_line() {
         }
     }
 }
+
+/// `tessera trace formats` is the registry: every format, its line, and each of its options.
+#[test]
+fn trace_formats_lists_the_registry_with_options() {
+    let (ok, out, err) = tessera(&["trace", "formats"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, tessera_traces::source::render_formats());
+    for format in tessera_traces::source::FORMATS {
+        assert!(out.lines().any(|l| l.starts_with(format.name()) && l.contains(format.description())), "{}:\n{out}", format.name());
+        for option in format.options() {
+            assert!(out.contains(&format!("{}={}", option.name, option.kind.placeholder())), "{}:\n{out}", option.name);
+        }
+    }
+    assert!(out.contains("throughputs=PATH (required)") && out.contains("work_s=NAME=NUMBER,... (required)"), "{out}");
+}
+
+/// `--option KEY=VALUE` reaches any format's options, checked by the format: the shorthand
+/// flags mean the same, and an unknown option or a value of the wrong kind is refused naming
+/// the format and the option.
+#[test]
+fn generic_options_equal_the_shorthands_and_are_checked() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/tests/fixtures/gavel");
+    let (trace, table) = (fixtures.join("vc1.trace"), fixtures.join("throughputs.json"));
+    let (trace, table) = (trace.to_str().unwrap(), table.to_str().unwrap());
+    let (ok, shorthand, err) = tessera(&["trace", "stats", "-f", "gavel", "--throughputs", table, "--skip-unmeasured", trace]);
+    assert!(ok, "{err}");
+    let option = format!("throughputs={table}");
+    let (ok, generic, err) = tessera(&["trace", "stats", "-f", "gavel", "--option", &option, "--option", "skip_unmeasured=true", trace]);
+    assert!(ok, "{err}");
+    assert_eq!(generic, shorthand);
+    assert!(figure(&generic, "jobs") > 0, "{generic}");
+    let (ok, _, err) = tessera(&["trace", "stats", "-f", "gavel", "--option", &option, "--option", "throughput=x", trace]);
+    assert!(!ok && err.contains("the gavel trace format has no option `throughput`") && err.contains("throughputs, reference_model"), "{err}");
+    let (ok, _, err) = tessera(&["trace", "stats", "-f", "gavel", "--option", &option, "--option", "skip_unmeasured=yes", trace]);
+    assert!(!ok && err.contains("option `skip_unmeasured` must be true or false"), "{err}");
+    let (ok, _, err) = tessera(&["trace", "stats", "-f", "native", "--option", "nokey", trace]);
+    assert!(!ok && err.contains("expected KEY=VALUE"), "{err}");
+}
