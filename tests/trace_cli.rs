@@ -2,23 +2,10 @@
 //! the raw files, conversion round trips, and errors. Tests that need ../shared/traces print
 //! why they skip when it is absent.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn shared(rel: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces").join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipped: {} not found", path.display());
-        None
-    }
-}
-
-fn tessera(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("tessera runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+mod support;
+use support::{run_text as tessera, shared_trace as shared};
 
 /// The number after `label` on the line that starts with it.
 fn figure(report: &str, label: &str) -> u64 {
@@ -111,7 +98,7 @@ fn import_to_parquet_and_csv_gives_the_same_statistics_and_simulates() {
 fn bad_formats_and_missing_options_are_explained() {
     let (ok, _, err) = tessera(&["trace", "stats", "-f", "slurm", "x.csv"]);
     assert!(!ok && err.contains("unknown trace format `slurm`") && err.contains("philly, philly-log"), "{err}");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/tests/fixtures/gavel/vc1.trace");
+    let fixture = support::trace_fixture("gavel/vc1.trace");
     let (ok, _, err) = tessera(&["trace", "stats", "-f", "gavel", fixture.to_str().unwrap()]);
     assert!(!ok && err.contains("needs `throughputs`"), "{err}");
     let (ok, _, err) = tessera(&["trace", "stats", "-f", "philly", "/nonexistent/philly.csv"]);
@@ -159,8 +146,7 @@ fn trace_formats_lists_the_registry_with_options() {
 /// the format and the option.
 #[test]
 fn generic_options_equal_the_shorthands_and_are_checked() {
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/tests/fixtures/gavel");
-    let (trace, table) = (fixtures.join("vc1.trace"), fixtures.join("throughputs.json"));
+    let (trace, table) = (support::trace_fixture("gavel/vc1.trace"), support::trace_fixture("gavel/throughputs.json"));
     let (trace, table) = (trace.to_str().unwrap(), table.to_str().unwrap());
     let (ok, shorthand, err) = tessera(&["trace", "stats", "-f", "gavel", "--throughputs", table, "--skip-unmeasured", trace]);
     assert!(ok, "{err}");
