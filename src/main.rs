@@ -6,7 +6,7 @@ mod progress;
 mod validate_cli;
 
 use clap::{Args, Parser, Subcommand};
-use tessera_traces::source::{Format, Options};
+use tessera_traces::source::{GivenOption, TraceFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use tessera_sim::runner::{self, RunOptions};
@@ -232,31 +232,42 @@ fn report_outputs(_: &std::path::Path, parquet: bool, html: bool, quiet: bool) -
 
 #[derive(Args)]
 struct TraceInput {
-    /// The trace's format.
-    #[arg(long, short, default_value = "native", value_parser = parse_format)]
-    format: Format,
-    /// Gavel: the throughput table (simulation_throughputs.json).
-    #[arg(long)]
-    throughputs: Option<PathBuf>,
-    /// Gavel: the device model the work is measured on [default: v100].
-    #[arg(long)]
+    /// The trace's format (`tessera trace formats` lists them, with their options).
+    #[arg(long, short, default_value = tessera_traces::source::DEFAULT_FORMAT, value_parser = parse_format)]
+    format: &'static dyn TraceFormat,
+    /// One of the format's options, as KEY=VALUE (repeatable); a table as
+    /// KEY=NAME=NUMBER,NAME=NUMBER.
+    #[arg(long = "option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    options: Vec<(String, String)>,
+    /// Shorthand for --option throughputs=PATH.
+    #[arg(long, value_name = "PATH")]
+    throughputs: Option<String>,
+    /// Shorthand for --option reference_model=MODEL.
+    #[arg(long, value_name = "MODEL")]
     reference_model: Option<String>,
-    /// Gavel: leave out (and count) jobs the throughput table cannot time.
+    /// Shorthand for --option skip_unmeasured=true.
     #[arg(long)]
     skip_unmeasured: bool,
-    /// Pollux: seconds of work per application, as APP=SECONDS (repeatable).
+    /// Shorthand for --option work_s=APP=SECONDS (repeatable: the entries are gathered).
     #[arg(long = "work", value_parser = parse_work)]
     work_s: Vec<(String, f64)>,
 }
 
 impl TraceInput {
+    /// Every option given, the shorthands as the `--option` they stand for.
+    fn given_options(&self) -> Vec<(String, GivenOption)> {
+        let mut given: Vec<(String, String)> = self.options.clone();
+        given.extend(self.throughputs.iter().map(|p| ("throughputs".to_string(), p.clone())));
+        given.extend(self.reference_model.iter().map(|m| ("reference_model".to_string(), m.clone())));
+        if self.skip_unmeasured {
+            given.push(("skip_unmeasured".to_string(), "true".to_string()));
+        }
+        given.extend(self.work_s.iter().map(|(app, secs)| ("work_s".to_string(), format!("{app}={secs}"))));
+        given.into_iter().map(|(k, v)| (k, GivenOption::Text(v))).collect()
+    }
+
     fn load(&self, path: &std::path::Path) -> Result<tessera_traces::source::LoadedTrace, String> {
-        let options = Options {
-            throughputs: self.throughputs.clone(),
-            reference_model: self.reference_model.clone(),
-            work_s: (!self.work_s.is_empty()).then(|| self.work_s.iter().cloned().collect()),
-            skip_unmeasured: self.skip_unmeasured,
-        };
+        let options = tessera_traces::source::check_options(self.format, self.given_options()).map_err(|e| e.to_string())?;
         let loaded = tessera_traces::source::load(self.format, path, &options).map_err(|e| e.to_string())?;
         for note in &loaded.notes {
             eprintln!("note: {note}");
@@ -285,10 +296,17 @@ enum TraceCommand {
     },
     /// Summarise an openb node list: nodes, CPU-only nodes, GPUs by model.
     Nodes { path: PathBuf },
+    /// List the trace formats, each with its options.
+    Formats,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse()
+fn parse_format(s: &str) -> Result<&'static dyn TraceFormat, String> {
+    tessera_traces::source::find(s)
+}
+
+fn parse_option(s: &str) -> Result<(String, String), String> {
+    let (key, value) = s.split_once('=').ok_or_else(|| format!("expected KEY=VALUE, found `{s}`"))?;
+    Ok((key.to_string(), value.to_string()))
 }
 
 fn parse_work(s: &str) -> Result<(String, f64), String> {
@@ -320,6 +338,10 @@ fn trace_command(command: TraceCommand) -> Result<(), String> {
         TraceCommand::Nodes { path } => {
             let nodes = tessera_traces::openb::load_nodes(&path).map_err(|e| e.to_string())?;
             print!("{}", tessera_traces::stats::render_nodes(&nodes));
+            Ok(())
+        }
+        TraceCommand::Formats => {
+            print!("{}", tessera_traces::source::render_formats());
             Ok(())
         }
     }

@@ -6,8 +6,11 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use tempfile::TempDir;
+
+mod support;
+use support::repo_root;
 
 const SUMMARY_HEADER: &str = "policy,replication,seed,jobs,completed,rejected,avg_jct_s,p50_jct_s,p95_jct_s,p99_jct_s,avg_wait_s,p50_wait_s,p95_wait_s,p99_wait_s,avg_bounded_slowdown,makespan_s,utilization,preemptions,events,lost_work_s,checkpoint_overhead_s,failures,wall_s";
 const JOBS_HEADER: &str = "job_id,tenant,devices,submit_s,start_s,end_s,wait_s,jct_s,preemptions,models,outcome,run_s,lost_work_s,restarts,slowdown";
@@ -16,13 +19,9 @@ const TRACE_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,durat
 // ---------------------------------------------------------------------------------------------
 // Running the binary
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `tessera sim SCENARIO --out OUT --quiet EXTRA...`, whatever its exit status.
 fn sim(scenario: &Path, out: &Path, extra: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
+    support::tessera()
         .arg("sim")
         .arg(scenario)
         .arg("--out")
@@ -310,7 +309,7 @@ fn assert_same_outputs(a: &Path, b: &Path, labels: &[&str], replications: u32) {
 fn quickstart_writes_documented_summary_jobs_and_decision_log() {
     let tmp = TempDir::new().unwrap();
     let out = tmp.path().join("out");
-    sim_ok(&repo_root().join("scenarios/quickstart.toml"), &out, &[]);
+    sim_ok(&support::scenario("quickstart.toml"), &out, &[]);
 
     // The scenario's three policies, one replication each, seed 1.
     let labels = ["fifo", "fifo-best-fit", "sjf"];
@@ -432,7 +431,7 @@ fn policy_flag_runs_only_that_policy() {
 
     // A label picks that entry alone, even where another entry has the same queue order.
     let quick = tmp.path().join("quick");
-    sim_ok(&repo_root().join("scenarios/quickstart.toml"), &quick, &["--policy", "fifo-best-fit"]);
+    sim_ok(&support::scenario("quickstart.toml"), &quick, &["--policy", "fifo-best-fit"]);
     assert_eq!(summary_keys(&quick), vec![("fifo-best-fit".to_string(), 0, 1)]);
     assert!(!quick.join("fifo").exists() && !quick.join("sjf").exists());
 }

@@ -3,19 +3,17 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tempfile::TempDir;
+
+mod support;
+use support::run;
 
 const COMPARISON_HEADER: &str =
     "point,metric,policy,n,mean,ci_low,ci_high,n_pairs,diff_vs_baseline,diff_ci_low,diff_ci_high,p_value";
 const TRACE_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
 
-fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("the tessera binary runs")
-}
-
 fn ok(args: &[&str]) -> String {
-    let out = tessera(args);
+    let out = run(args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "tessera {args:?} failed: {stderr}");
     assert!(stderr.trim().is_empty(), "unexpected stderr: {stderr}");
@@ -23,7 +21,7 @@ fn ok(args: &[&str]) -> String {
 }
 
 fn fails(args: &[&str]) -> String {
-    let out = tessera(args);
+    let out = run(args);
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "expected tessera {args:?} to fail; stdout: {}", String::from_utf8_lossy(&out.stdout));
     assert!(!stderr.contains("panicked"), "{stderr}");

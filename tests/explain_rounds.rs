@@ -4,15 +4,10 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use tempfile::TempDir;
 
-fn tessera(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("the tessera binary runs");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "tessera {args:?} failed: {stderr}");
-    String::from_utf8(out.stdout).unwrap()
-}
+mod support;
+use support::run_ok;
 
 /// Asserts `needles` occur in `text` in this order.
 fn in_order(text: &str, needles: &[&str]) {
@@ -63,7 +58,7 @@ label = "gavel-backfill"
     )
     .unwrap();
     let out = dir.join("out");
-    tessera(&["sim", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
+    run_ok(&["sim", scenario.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"]);
     out
 }
 
@@ -73,7 +68,7 @@ fn explain_tells_the_rounds_of_a_gavel_job() {
     let out = gavel_run(tmp.path());
     let out = out.to_str().unwrap();
 
-    let story = tessera(&["explain", out, "2", "--policy", "gavel"]);
+    let story = run_ok(&["explain", out, "2", "--policy", "gavel"]);
     in_order(
         &story,
         &[
@@ -87,7 +82,7 @@ fn explain_tells_the_rounds_of_a_gavel_job() {
         ],
     );
 
-    let story = tessera(&["explain", out, "3", "--policy", "gavel"]);
+    let story = run_ok(&["explain", out, "3", "--policy", "gavel"]);
     in_order(
         &story,
         &[
@@ -99,7 +94,7 @@ fn explain_tells_the_rounds_of_a_gavel_job() {
         ],
     );
 
-    let story = tessera(&["explain", out, "1", "--policy", "gavel-backfill"]);
+    let story = run_ok(&["explain", out, "1", "--policy", "gavel-backfill"]);
     in_order(
         &story,
         &[

@@ -3,26 +3,29 @@
 //! (hand-made) executor export.
 
 use std::fs;
-use std::path::Path;
-use std::process::{Command, Output};
+use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
-fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("the tessera binary runs")
-}
+mod support;
+use support::run;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-const REPLAY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/exec-replay/replay.toml");
-const OBSERVED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scenarios/exec-replay/observed.csv");
+fn replay() -> PathBuf {
+    support::scenario("exec-replay/replay.toml")
+}
+
+fn observed() -> PathBuf {
+    support::scenario("exec-replay/observed.csv")
+}
 
 #[test]
 fn the_replay_template_predicts_the_export_up_to_the_launch_latency() {
     let dir = TempDir::new().unwrap();
     let sim_out = dir.path().join("replay");
-    let o = tessera(&["sim", REPLAY, "--out", s(&sim_out), "--quiet"]);
+    let o = run(&["sim", s(&replay()), "--out", s(&sim_out), "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let jobs = fs::read_to_string(sim_out.join("fifo/r0/jobs.csv")).unwrap();
     // Two CPU slots under fifo, worked out by hand from the export's submissions and run
@@ -32,7 +35,7 @@ fn the_replay_template_predicts_the_export_up_to_the_launch_latency() {
     assert!(jobs.lines().skip(1).all(|l| l.contains(",Xeon-8380,completed,")), "{jobs}");
 
     let fid_out = dir.path().join("fidelity");
-    let o = tessera(&["fidelity", OBSERVED, s(&sim_out), "--tolerance-s", "0.05", "--out", s(&fid_out)]);
+    let o = run(&["fidelity", s(&observed()), s(&sim_out), "--tolerance-s", "0.05", "--out", s(&fid_out)]);
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("6 jobs") && stdout.contains("83.3% of jobs within 0.05 s"), "{stdout}");
@@ -49,13 +52,13 @@ fn the_replay_template_predicts_the_export_up_to_the_launch_latency() {
 fn a_replay_that_left_jobs_out_is_refused() {
     let dir = TempDir::new().unwrap();
     let scenario = dir.path().join("replay.toml");
-    fs::copy(OBSERVED, dir.path().join("observed.csv")).unwrap();
-    let text = fs::read_to_string(REPLAY).unwrap().replace("path = \"observed.csv\" }", "path = \"observed.csv\" }\nfirst_jobs = 4");
+    fs::copy(observed(), dir.path().join("observed.csv")).unwrap();
+    let text = fs::read_to_string(replay()).unwrap().replace("path = \"observed.csv\" }", "path = \"observed.csv\" }\nfirst_jobs = 4");
     fs::write(&scenario, text).unwrap();
     let sim_out = dir.path().join("out");
-    let o = tessera(&["sim", s(&scenario), "--out", s(&sim_out), "--quiet"]);
+    let o = run(&["sim", s(&scenario), "--out", s(&sim_out), "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = tessera(&["fidelity", OBSERVED, s(&sim_out), "--out", s(&dir.path().join("f"))]);
+    let o = run(&["fidelity", s(&observed()), s(&sim_out), "--out", s(&dir.path().join("f"))]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(stderr.starts_with("error: the files do not hold the same jobs: 2 job(s) only in "), "{stderr}");

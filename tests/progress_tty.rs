@@ -7,6 +7,8 @@ use std::path::Path;
 use std::process::Command;
 use tempfile::TempDir;
 
+mod support;
+
 /// Four runs of 40,000 synthetic jobs: several seconds in a debug build, so the bar (which waits
 /// a second before it draws) is drawn a few times.
 const SCENARIO: &str = r#"
@@ -126,7 +128,7 @@ fn the_bar_draws_on_a_terminal_and_is_gone_before_the_table() {
 fn no_bar_when_stderr_is_not_a_terminal() {
     let tmp = TempDir::new().unwrap();
     let scenario = scenario(tmp.path());
-    let output = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    let output = support::tessera()
         .args(["sim"])
         .arg(&scenario)
         .arg("--out")

@@ -7,14 +7,16 @@ use std::process::Command;
 use std::sync::OnceLock;
 use tessera_report::polars::prelude::*;
 
+mod support;
+
 /// `tessera compare scenarios/compare-philly.toml` once for all the tests of this file.
 fn philly() -> &'static Path {
     static OUT: OnceLock<PathBuf> = OnceLock::new();
     OUT.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-compare-philly");
         let _ = std::fs::remove_dir_all(&out);
-        let scenario = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/compare-philly.toml");
-        let run = Command::new(env!("CARGO_BIN_EXE_tessera")).arg("compare").arg(&scenario).arg("--out").arg(&out).output().unwrap();
+        let scenario = support::scenario("compare-philly.toml");
+        let run = support::tessera().arg("compare").arg(&scenario).arg("--out").arg(&out).output().unwrap();
         assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
         let stdout = String::from_utf8_lossy(&run.stdout);
         assert!(stdout.contains("report.html"), "{stdout}");

@@ -2,23 +2,10 @@
 //! the raw files, conversion round trips, and errors. Tests that need ../shared/traces print
 //! why they skip when it is absent.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-fn shared(rel: &str) -> Option<PathBuf> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/traces").join(rel);
-    if path.exists() {
-        Some(path)
-    } else {
-        println!("skipped: {} not found", path.display());
-        None
-    }
-}
-
-fn tessera(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("tessera runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
-}
+mod support;
+use support::{run_text as tessera, shared_trace as shared};
 
 /// The number after `label` on the line that starts with it.
 fn figure(report: &str, label: &str) -> u64 {
@@ -111,7 +98,7 @@ fn import_to_parquet_and_csv_gives_the_same_statistics_and_simulates() {
 fn bad_formats_and_missing_options_are_explained() {
     let (ok, _, err) = tessera(&["trace", "stats", "-f", "slurm", "x.csv"]);
     assert!(!ok && err.contains("unknown trace format `slurm`") && err.contains("philly, philly-log"), "{err}");
-    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/tests/fixtures/gavel/vc1.trace");
+    let fixture = support::trace_fixture("gavel/vc1.trace");
     let (ok, _, err) = tessera(&["trace", "stats", "-f", "gavel", fixture.to_str().unwrap()]);
     assert!(!ok && err.contains("needs `throughputs`"), "{err}");
     let (ok, _, err) = tessera(&["trace", "stats", "-f", "philly", "/nonexistent/philly.csv"]);
@@ -137,4 +124,41 @@ fn a_row_beyond_a_bound_is_an_error_naming_its_line() {
             assert!(err.contains("jobs.csv: line 3") && err.contains(&format!("column `{column}`")) && err.contains("beyond the bound of"), "{command} {row}: {err}");
         }
     }
+}
+
+/// `tessera trace formats` is the registry: every format, its line, and each of its options.
+#[test]
+fn trace_formats_lists_the_registry_with_options() {
+    let (ok, out, err) = tessera(&["trace", "formats"]);
+    assert!(ok, "{err}");
+    assert_eq!(out, tessera_traces::source::render_formats());
+    for format in tessera_traces::source::FORMATS {
+        assert!(out.lines().any(|l| l.starts_with(format.name()) && l.contains(format.description())), "{}:\n{out}", format.name());
+        for option in format.options() {
+            assert!(out.contains(&format!("{}={}", option.name, option.kind.placeholder())), "{}:\n{out}", option.name);
+        }
+    }
+    assert!(out.contains("throughputs=PATH (required)") && out.contains("work_s=NAME=NUMBER,... (required)"), "{out}");
+}
+
+/// `--option KEY=VALUE` reaches any format's options, checked by the format: the shorthand
+/// flags mean the same, and an unknown option or a value of the wrong kind is refused naming
+/// the format and the option.
+#[test]
+fn generic_options_equal_the_shorthands_and_are_checked() {
+    let (trace, table) = (support::trace_fixture("gavel/vc1.trace"), support::trace_fixture("gavel/throughputs.json"));
+    let (trace, table) = (trace.to_str().unwrap(), table.to_str().unwrap());
+    let (ok, shorthand, err) = tessera(&["trace", "stats", "-f", "gavel", "--throughputs", table, "--skip-unmeasured", trace]);
+    assert!(ok, "{err}");
+    let option = format!("throughputs={table}");
+    let (ok, generic, err) = tessera(&["trace", "stats", "-f", "gavel", "--option", &option, "--option", "skip_unmeasured=true", trace]);
+    assert!(ok, "{err}");
+    assert_eq!(generic, shorthand);
+    assert!(figure(&generic, "jobs") > 0, "{generic}");
+    let (ok, _, err) = tessera(&["trace", "stats", "-f", "gavel", "--option", &option, "--option", "throughput=x", trace]);
+    assert!(!ok && err.contains("the gavel trace format has no option `throughput`") && err.contains("throughputs, reference_model"), "{err}");
+    let (ok, _, err) = tessera(&["trace", "stats", "-f", "gavel", "--option", &option, "--option", "skip_unmeasured=yes", trace]);
+    assert!(!ok && err.contains("option `skip_unmeasured` must be true or false"), "{err}");
+    let (ok, _, err) = tessera(&["trace", "stats", "-f", "native", "--option", "nokey", trace]);
+    assert!(!ok && err.contains("expected KEY=VALUE"), "{err}");
 }

@@ -3,14 +3,12 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use tempfile::TempDir;
 use tessera_core::validation::{GateRefusal, ValidationRecord};
 use tessera_sim::scenario::Scenario;
 
-fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("the tessera binary runs")
-}
+mod support;
+use support::run;
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -70,7 +68,7 @@ fn read_record(path: &Path) -> ValidationRecord {
 
 /// The mean over replications of a column of summary.csv for one policy, from `tessera sim`.
 fn sim_mean(scenario: &Path, policy: &str, column: &str, out: &Path) -> f64 {
-    let o = tessera(&["sim", s(scenario), "--policy", policy, "--out", s(out), "--quiet"]);
+    let o = run(&["sim", s(scenario), "--policy", policy, "--out", s(out), "--quiet"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = fs::read_to_string(out.join("summary.csv")).unwrap();
     let mut lines = text.lines();
@@ -86,7 +84,7 @@ fn a_passing_validation_writes_the_record_and_exits_0() {
     let dir = TempDir::new().unwrap();
     let scenario = scenario(dir.path());
     let record_path = dir.path().join("rec/prio.json");
-    let o = tessera(&[
+    let o = run(&[
         "validate",
         s(&scenario),
         "--policy",
@@ -139,7 +137,7 @@ fn a_failing_validation_still_writes_the_record_and_exits_1() {
     let dir = TempDir::new().unwrap();
     let scenario = scenario(dir.path());
     let record_path = dir.path().join("fifo.json");
-    let o = tessera(&[
+    let o = run(&[
         "validate",
         s(&scenario),
         "--policy",
@@ -173,7 +171,7 @@ fn the_same_command_writes_the_same_bytes() {
     let scenario = scenario(dir.path());
     let run = |name: &str, threads: &str| {
         let path = dir.path().join(name);
-        let o = tessera(&["validate", s(&scenario), "--policy", "prio", "--require", "p99_jct_s < 1e9", "--threads", threads, "--out", s(&path)]);
+        let o = run(&["validate", s(&scenario), "--policy", "prio", "--require", "p99_jct_s < 1e9", "--threads", threads, "--out", s(&path)]);
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
         fs::read(path).unwrap()
     };
@@ -187,7 +185,7 @@ fn the_record_admits_its_own_policy_and_refuses_a_changed_parameter() {
     let dir = TempDir::new().unwrap();
     let scenario = scenario(dir.path());
     let record_path = dir.path().join("prio.json");
-    let o = tessera(&["validate", s(&scenario), "--policy", "prio", "--require", "jobs == 40", "--out", s(&record_path)]);
+    let o = run(&["validate", s(&scenario), "--policy", "prio", "--require", "jobs == 40", "--out", s(&record_path)]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
     let rec = read_record(&record_path);
     let spec = Scenario::load(&scenario).unwrap().policies[1].clone();
@@ -211,7 +209,7 @@ fn a_changed_trace_changes_its_hash() {
     let scenario = scenario(dir.path());
     let validate = |name: &str| {
         let path = dir.path().join(name);
-        let o = tessera(&["validate", s(&scenario), "--policy", "fifo", "--require", "jobs >= 1", "--replications", "1", "--out", s(&path)]);
+        let o = run(&["validate", s(&scenario), "--policy", "fifo", "--require", "jobs >= 1", "--replications", "1", "--out", s(&path)]);
         assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
         read_record(&path)
     };
@@ -239,14 +237,14 @@ fn usage_errors_exit_2_and_say_what_is_wrong() {
     for (args, expected) in cases {
         let mut all = vec!["validate", s(&scenario), "--out", s(&record_path)];
         all.extend_from_slice(args);
-        let o = tessera(&all);
+        let o = run(&all);
         let stderr = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
     assert!(!record_path.exists(), "no record is written without a verdict");
-    let o = tessera(&["validate", s(&dir.path().join("missing.toml")), "--policy", "fifo", "--require", "jobs > 0"]);
+    let o = run(&["validate", s(&dir.path().join("missing.toml")), "--policy", "fifo", "--require", "jobs > 0"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("missing.toml"));
 }

@@ -5,11 +5,11 @@ use proptest::prelude::*;
 use std::collections::BTreeMap;
 use tessera_core::*;
 
+mod support;
+use support::NodeSize;
+
 fn cluster(gpus_per_node: &[usize]) -> ClusterState {
-    let cat = Catalogue::built_in();
-    let v100 = cat.lookup("V100-32GB").unwrap();
-    let specs = gpus_per_node.iter().enumerate().map(|(i, &n)| NodeSpec { name: format!("n{i}"), devices: vec![v100; n], cpu_milli: 32_000, mem_mib: 256 << 10 });
-    ClusterState::new(cat, specs)
+    support::uniform_cluster("V100-32GB", gpus_per_node, NodeSize { cpu_milli: 32_000, mem_mib: 256 << 10 })
 }
 
 fn policy(backfill: &str) -> PolicySpec {

@@ -4,11 +4,11 @@
 
 use tessera_core::*;
 
+mod support;
+
 #[test]
 fn a_demotion_timer_never_re_arms_at_the_same_instant() {
-    let cat = Catalogue::built_in();
-    let v100 = cat.lookup("V100-32GB").unwrap();
-    let cluster = ClusterState::new(cat, [NodeSpec { name: "n0".into(), devices: vec![v100; 3], cpu_milli: 8000, mem_mib: 1 << 16 }]);
+    let cluster = support::uniform_cluster("V100-32GB", &[3], support::NodeSize { cpu_milli: 8000, mem_mib: 1 << 16 });
     let mut spec = PolicySpec::named("las");
     // 3 devices cross 10 device-seconds after 10/3 s: not a whole number of microseconds.
     spec.thresholds_device_s = Some(vec![10.0, 20.0]);

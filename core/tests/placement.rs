@@ -4,28 +4,18 @@ use tessera_core::policy::{
     BestFit, Fgd, FirstFit, Hetero, Pack, PlaceContext, Placed, Placement, SpeedTable, Spread, Topology, PLACEMENTS,
 };
 use tessera_core::{
-    Alternative, Allocation, Catalogue, ClassId, ClusterState, DeviceId, DeviceShare, JobSpec, ModelId, NodeId, NodeShare,
+    Alternative, Allocation, Catalogue, ClassId, ClusterState, DeviceId, DeviceShare, JobSpec, NodeId, NodeShare,
     NodeSpec, PlacedHow, Policy, PolicySpec, Time, WaitReason,
 };
 
+mod support;
+
 const NOW: PlaceContext = PlaceContext { now: Time::ZERO, waited: Time::ZERO };
 
-fn a100() -> (Catalogue, ModelId) {
-    let cat = Catalogue::built_in();
-    let m = cat.lookup("A100-80GB").unwrap();
-    (cat, m)
-}
 
 /// Nodes of A100s with these device counts, all free.
 fn cluster(devices_per_node: &[usize]) -> ClusterState {
-    let (cat, m) = a100();
-    let nodes = devices_per_node.iter().enumerate().map(|(i, &n)| NodeSpec {
-        name: format!("n{i}"),
-        devices: vec![m; n],
-        cpu_milli: 64_000,
-        mem_mib: 1 << 20,
-    });
-    ClusterState::new(cat, nodes)
+    support::uniform_cluster("A100-80GB", devices_per_node, support::NodeSize { cpu_milli: 64_000, mem_mib: 1 << 20 })
 }
 
 /// Takes `milli` of each listed device (by global id), as a running job would.

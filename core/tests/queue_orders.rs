@@ -3,10 +3,10 @@
 use tessera_core::policy::{BackfillRule, FirstFit, LeastAttained, PreemptionRule, ShortestRemaining};
 use tessera_core::*;
 
+mod support;
+
 fn one_gpu_cluster(gpus: usize) -> ClusterState {
-    let cat = Catalogue::built_in();
-    let v100 = cat.lookup("V100-32GB").unwrap();
-    ClusterState::new(cat, [NodeSpec { name: "n0".into(), devices: vec![v100; gpus], cpu_milli: 8000, mem_mib: 1 << 16 }])
+    support::uniform_cluster("V100-32GB", &[gpus], support::NodeSize { cpu_milli: 8000, mem_mib: 1 << 16 })
 }
 
 fn policy(queue: Box<dyn tessera_core::policy::QueueOrder>, preempt: bool) -> Policy {

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use tessera_core::*;
 
+mod support;
+
 fn cluster(gpus: usize) -> ClusterState {
-    let cat = Catalogue::built_in();
-    let v100 = cat.lookup("V100-32GB").unwrap();
-    ClusterState::new(cat, [NodeSpec { name: "n0".into(), devices: vec![v100; gpus], cpu_milli: 64_000, mem_mib: 1 << 20 }])
+    support::uniform_cluster("V100-32GB", &[gpus], support::NodeSize { cpu_milli: 64_000, mem_mib: 1 << 20 })
 }
 
 fn tenants() -> Vec<String> {

@@ -15,13 +15,11 @@ use std::collections::{BTreeMap, HashMap};
 use tessera_core::policy::SpeedTable;
 use tessera_core::*;
 
+mod support;
+
 /// Node 0: 4 V100s; node 1: 4 K80s; 16 CPUs and 64 GiB each.
 fn cluster() -> ClusterState {
-    let cat = Catalogue::built_in();
-    let v100 = cat.lookup("V100-32GB").unwrap();
-    let k80 = cat.lookup("K80").unwrap();
-    let nodes = [("n0", v100), ("n1", k80)].map(|(name, m)| NodeSpec { name: name.into(), devices: vec![m; 4], cpu_milli: 16_000, mem_mib: 64 << 10 });
-    ClusterState::new(cat, nodes)
+    support::cluster_of(&[("V100-32GB", 4), ("K80", 4)], support::NodeSize { cpu_milli: 16_000, mem_mib: 64 << 10 })
 }
 
 /// Class 0 runs 3x faster on a V100, class 1 1.2x (gavel's program tells them apart).

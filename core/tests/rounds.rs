@@ -7,15 +7,11 @@ use tessera_core::policy::gavel::{max_min_allocation, TypeDemand};
 use tessera_core::policy::SpeedTable;
 use tessera_core::*;
 
+mod support;
+
 /// Nodes of (model name, devices), 8 CPUs and 64 GiB each.
 fn cluster(nodes: &[(&str, usize)]) -> ClusterState {
-    let cat = Catalogue::built_in();
-    let specs: Vec<NodeSpec> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, &(model, n))| NodeSpec { name: format!("n{i}"), devices: vec![cat.lookup(model).unwrap(); n], cpu_milli: 8000, mem_mib: 64 << 10 })
-        .collect();
-    ClusterState::new(cat, specs)
+    support::cluster_of(nodes, support::NodeSize { cpu_milli: 8000, mem_mib: 64 << 10 })
 }
 
 fn spec(name: &str, round_s: Option<f64>, backfill: Option<bool>) -> PolicySpec {

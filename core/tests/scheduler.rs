@@ -3,11 +3,10 @@
 
 use tessera_core::*;
 
+mod support;
+
 fn cluster(nodes: usize, gpus_per_node: usize) -> ClusterState {
-    let cat = Catalogue::built_in();
-    let v100 = cat.lookup("V100-32GB").unwrap();
-    let specs = (0..nodes).map(|i| NodeSpec { name: format!("n{i}"), devices: vec![v100; gpus_per_node], cpu_milli: 32_000, mem_mib: 256 << 10 });
-    ClusterState::new(cat, specs)
+    support::uniform_cluster("V100-32GB", &vec![gpus_per_node; nodes], support::NodeSize { cpu_milli: 32_000, mem_mib: 256 << 10 })
 }
 
 fn sched(policy: PolicySpec, nodes: usize, gpus: usize) -> Scheduler {

@@ -7,6 +7,7 @@
 // it uses only crates the root package depends on, and no inner attributes or `//!` docs.
 
 use std::path::{Path, PathBuf};
+use tessera_traces::source::GivenOption;
 
 /// Every target: its name (the folder of its corpus, the file of its fuzz target) and body.
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
@@ -130,43 +131,45 @@ fn input_file(data: &[u8], file_name: &str) -> PathBuf {
 /// A trace through `source::load`, the one entry point of scenarios and `tessera trace`
 /// (the format's loader, then the bounds every job is checked against), and, when it loads,
 /// `tessera trace stats` over its jobs.
-fn trace(format: tessera_traces::source::Format, data: &[u8], file_name: &str, options: &tessera_traces::source::Options) {
+fn trace(format: &str, data: &[u8], file_name: &str, options: Vec<(String, GivenOption)>) {
+    let format = tessera_traces::source::find(format).expect("a registered format");
+    let options = tessera_traces::source::check_options(format, options).expect("the target's options suit its format");
     let path = input_file(data, file_name);
-    if let Ok(loaded) = tessera_traces::source::load(format, &path, options) {
+    if let Ok(loaded) = tessera_traces::source::load(format, &path, &options) {
         let stats = tessera_traces::stats::trace_stats(&loaded.jobs, loaded.day_offset_s);
         let _ = stats.render();
     }
 }
 
-fn no_options() -> tessera_traces::source::Options {
-    tessera_traces::source::Options::default()
+fn no_options() -> Vec<(String, GivenOption)> {
+    Vec::new()
 }
 
 pub fn trace_native_csv(data: &[u8]) {
-    trace(tessera_traces::source::Format::Native, data, "trace.csv", &no_options());
+    trace("native", data, "trace.csv", no_options());
 }
 
 /// The native schema in Parquet: the `parquet` crate reads the footer and pages.
 pub fn trace_native_parquet(data: &[u8]) {
-    trace(tessera_traces::source::Format::Native, data, "trace.parquet", &no_options());
+    trace("native", data, "trace.parquet", no_options());
 }
 
 pub fn trace_philly(data: &[u8]) {
-    trace(tessera_traces::source::Format::Philly, data, "pollux_philly.csv", &no_options());
+    trace("philly", data, "pollux_philly.csv", no_options());
 }
 
 pub fn trace_philly_log(data: &[u8]) {
-    trace(tessera_traces::source::Format::PhillyLog, data, "cluster_job_log", &no_options());
+    trace("philly-log", data, "cluster_job_log", no_options());
 }
 
 pub fn trace_itp(data: &[u8]) {
-    trace(tessera_traces::source::Format::Itp, data, "cluster01.csv", &no_options());
+    trace("itp", data, "cluster01.csv", no_options());
 }
 
 /// openb pod lists through `source::load`, and the same bytes as a node list
 /// (`openb::parse_nodes`, which `[cluster] path` scenarios read) with its rendering.
 pub fn trace_openb(data: &[u8]) {
-    trace(tessera_traces::source::Format::Openb, data, "openb_pod_list.csv", &no_options());
+    trace("openb", data, "openb_pod_list.csv", no_options());
     if let Ok(nodes) = tessera_traces::openb::parse_nodes(data, Path::new("openb_node_list.csv")) {
         let _ = tessera_traces::stats::render_nodes(&nodes);
     }
@@ -180,8 +183,12 @@ const GAVEL_THROUGHPUTS: &str = r#"{"k80": {"('ResNet-18 (batch size 64)', 1)": 
 /// a throughput table (`Throughputs::parse`) and as a speed CSV (`gavel::parse_speed_csv`).
 pub fn trace_gavel(data: &[u8]) {
     let table = input_file(GAVEL_THROUGHPUTS.as_bytes(), "simulation_throughputs.json");
-    let options = tessera_traces::source::Options { throughputs: Some(table), skip_unmeasured: data.first().is_some_and(|b| b % 2 == 1), ..no_options() };
-    trace(tessera_traces::source::Format::Gavel, data, "gavel.trace", &options);
+    let skip_unmeasured = serde_json::Value::Bool(data.first().is_some_and(|b| b % 2 == 1));
+    let options = vec![
+        ("throughputs".to_string(), GivenOption::Text(table.to_string_lossy().into_owned())),
+        ("skip_unmeasured".to_string(), GivenOption::Value(skip_unmeasured)),
+    ];
+    trace("gavel", data, "gavel.trace", options);
     if let Ok(t) = tessera_traces::gavel::Throughputs::parse(&text(data), Path::new("throughputs.json")) {
         let _ = t.models();
         let _ = t.job_types();
@@ -191,7 +198,7 @@ pub fn trace_gavel(data: &[u8]) {
 
 /// Tiresias job files through `source::load`, and the same bytes as a cluster spec.
 pub fn trace_tiresias(data: &[u8]) {
-    trace(tessera_traces::source::Format::Tiresias, data, "60_job.csv", &no_options());
+    trace("tiresias", data, "60_job.csv", no_options());
     if let Ok(c) = tessera_traces::tiresias::parse_cluster_spec(data, Path::new("cluster_spec.csv")) {
         let _ = (c.nodes(), c.gpus());
     }
@@ -199,7 +206,6 @@ pub fn trace_tiresias(data: &[u8]) {
 
 /// Pollux workloads, with `scenarios/pollux-workload.toml`'s work per application.
 pub fn trace_pollux(data: &[u8]) {
-    let work_s = [("cifar10", 3600.0), ("ncf", 1800.0), ("bert", 7200.0), ("deepspeech2", 14400.0), ("imagenet", 43200.0), ("yolov3", 28800.0)].into_iter().map(|(k, v)| (k.to_string(), v)).collect();
-    let options = tessera_traces::source::Options { work_s: Some(work_s), ..no_options() };
-    trace(tessera_traces::source::Format::Pollux, data, "workload-1.csv", &options);
+    let work_s = serde_json::json!({ "cifar10": 3600.0, "ncf": 1800.0, "bert": 7200.0, "deepspeech2": 14400.0, "imagenet": 43200.0, "yolov3": 28800.0 });
+    trace("pollux", data, "workload-1.csv", vec![("work_s".to_string(), GivenOption::Value(work_s))]);
 }

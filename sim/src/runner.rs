@@ -426,7 +426,7 @@ fn scenario_meta(
             "devices": by_model.iter().map(|&(m, n)| json!({ "model": catalogue.name(m), "count": n })).collect::<Vec<_>>(),
         },
         "workload": {
-            "source": match &scenario.workload.trace { Some(t) => format!("trace {:?} {}", t.format, t.path.display()), None => "synthetic".to_string() },
+            "source": match &scenario.workload.trace { Some(t) => format!("trace {} {}", t.format.name(), t.path.display()), None => "synthetic".to_string() },
             "jobs": jobs.len(),
             "tenants": workload.tenants.len(),
             "classes": workload.classes.len(),

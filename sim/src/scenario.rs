@@ -122,7 +122,7 @@ struct ScenarioFile {
     #[serde(default = "one_u32", deserialize_with = "positive_u32")]
     replications: u32,
     cluster: ClusterSpec,
-    workload: WorkloadSpec,
+    workload: WorkloadSpec<TraceFile>,
     #[serde(default)]
     policies: Vec<PolicySpec>,
     #[serde(default)]
@@ -422,13 +422,14 @@ impl ModelSpec {
 }
 
 /// Exactly one of `synthetic` and `trace` (checked after parsing, so both can be named).
+/// `Trace` is [`TraceFile`] as the file is read, [`TraceSpec`] once its options are checked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WorkloadSpec {
+pub struct WorkloadSpec<Trace = TraceSpec> {
     #[serde(default)]
     pub synthetic: Option<SyntheticSpec>,
-    #[serde(default)]
-    pub trace: Option<TraceSpec>,
+    #[serde(default = "no_trace")]
+    pub trace: Option<Trace>,
     /// Keep only these tenants' jobs (applied first).
     #[serde(default)]
     pub only_tenants: Option<Vec<String>>,
@@ -473,48 +474,120 @@ pub struct SyntheticSpec {
     pub classes: Vec<String>,
 }
 
-pub use tessera_traces::source::Format as TraceFormat;
+fn no_trace<T>() -> Option<T> {
+    None
+}
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+use tessera_traces::source::{GivenOption, Options, TraceFormat};
+
+/// `[workload.trace]`: a format of `tessera_traces::source::FORMATS`, the file, and the
+/// format's own options (every other key), checked against what the format declares.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct TraceSpec {
-    /// One of `tessera_traces::source::Format`'s names (`native`, `philly`, `openb`, ...).
-    #[serde(deserialize_with = "trace_format", serialize_with = "trace_format_name")]
-    pub format: TraceFormat,
-    /// As written, relative to the scenario file's directory; resolved by `Scenario` loading.
+    #[serde(serialize_with = "trace_format_name")]
+    pub format: &'static dyn TraceFormat,
+    /// Resolved against the scenario file's directory.
     pub path: PathBuf,
-    /// Gavel: the throughput table, relative to the scenario file.
-    #[serde(default)]
-    pub throughputs: Option<PathBuf>,
-    /// Gavel: the device model jobs' work is measured on (default `k80`).
-    #[serde(default)]
-    pub reference_model: Option<String>,
-    /// Pollux: seconds of work per application (`work_s = { cifar10 = 3600, ... }`).
-    #[serde(default)]
-    pub work_s: Option<std::collections::BTreeMap<String, f64>>,
-    /// Gavel: leave out (and report) jobs the throughput table cannot time, instead of failing.
-    #[serde(default)]
-    pub skip_unmeasured: bool,
+    /// Path options resolved against the scenario file's directory.
+    #[serde(flatten)]
+    pub options: Options,
 }
 
-impl TraceSpec {
-    pub fn options(&self) -> tessera_traces::source::Options {
-        tessera_traces::source::Options {
-            throughputs: self.throughputs.clone(),
-            reference_model: self.reference_model.clone(),
-            work_s: self.work_s.clone(),
-            skip_unmeasured: self.skip_unmeasured,
-        }
-    }
-}
-
-fn trace_format_name<S: serde::Serializer>(format: &TraceFormat, s: S) -> Result<S::Ok, S::Error> {
+fn trace_format_name<S: serde::Serializer>(format: &&'static dyn TraceFormat, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(format.name())
 }
 
-fn trace_format<'de, D: Deserializer<'de>>(d: D) -> Result<TraceFormat, D::Error> {
-    let name = String::deserialize(d)?;
-    name.parse().map_err(de::Error::custom)
+/// `[workload.trace]` as written: its options not yet checked, each with where it is written,
+/// so that a refusal names its line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceFile {
+    format: FormatName,
+    path: PathBuf,
+    options: Vec<(String, toml::Spanned<toml::Value>)>,
+}
+
+/// A registered format, found by its name while the file is read (so that an unknown name is
+/// refused at its key and line).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct FormatName(&'static dyn TraceFormat);
+
+impl<'de> Deserialize<'de> for FormatName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FormatName, D::Error> {
+        let name = String::deserialize(d)?;
+        tessera_traces::source::find(&name).map(FormatName).map_err(de::Error::custom)
+    }
+}
+
+impl<'de> Deserialize<'de> for TraceFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<TraceFile, D::Error> {
+        struct TraceTable;
+        impl<'de> Visitor<'de> for TraceTable {
+            type Value = TraceFile;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a table { format, path, ... }")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<TraceFile, A::Error> {
+                let (mut format, mut path, mut options) = (None, None, Vec::new());
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "format" => format = Some(map.next_value()?),
+                        "path" => path = Some(map.next_value()?),
+                        _ => {
+                            let value = map.next_value()?;
+                            options.push((key, value));
+                        }
+                    }
+                }
+                Ok(TraceFile {
+                    format: format.ok_or_else(|| de::Error::missing_field("format"))?,
+                    path: path.ok_or_else(|| de::Error::missing_field("path"))?,
+                    options,
+                })
+            }
+        }
+        d.deserialize_map(TraceTable)
+    }
+}
+
+/// Where `[workload.trace]` is written (read again, only for a message).
+fn trace_table_span(text: &str) -> Option<std::ops::Range<usize>> {
+    #[derive(Deserialize)]
+    struct Doc {
+        workload: Workload,
+    }
+    #[derive(Deserialize)]
+    struct Workload {
+        trace: toml::Spanned<toml::Value>,
+    }
+    toml::from_str::<Doc>(text).ok().map(|d| d.workload.trace.span())
+}
+
+impl TraceFile {
+    /// Checks the options against the format's declaration (`tessera_traces::source::check_options`,
+    /// the one place that does) and resolves the file and path options against `base`.
+    fn check(self, file: &Path, text: &str, base: &Path) -> Result<TraceSpec, ScenarioError> {
+        let format = self.format.0;
+        let given = self.options.iter().map(|(key, value)| {
+            let value = serde_json::to_value(value.get_ref()).unwrap_or(serde_json::Value::Null);
+            (key.clone(), GivenOption::Value(value))
+        });
+        let mut options = tessera_traces::source::check_options(format, given).map_err(|e| {
+            // A missing option is blamed on the trace table; a table's entry on the table.
+            let written = e.option.split('.').next().unwrap_or(&e.option);
+            let span = match self.options.iter().find(|(k, _)| k == written) {
+                Some((_, value)) => Some(value.span()),
+                None => trace_table_span(text),
+            };
+            ScenarioError::Invalid {
+                file: file.to_path_buf(),
+                key: format!("workload.trace.{}", e.option),
+                message: e.message,
+                location: span.map(|s| Location::of_offset(text, s.start)),
+            }
+        })?;
+        options.resolve_paths(base);
+        Ok(TraceSpec { format, path: base.join(&self.path), options })
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -635,7 +708,10 @@ fn opt_positive_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::E
 // Loading
 
 /// What a missing required key should hold, for the message.
-fn expected_for(key: &str) -> Option<&'static str> {
+fn expected_for(key: &str) -> Option<String> {
+    if key == "format" {
+        return Some(format!("a trace format: {}", tessera_traces::source::names()));
+    }
     Some(match key {
         "name" => "a string naming the scenario",
         "cluster" => "a table with [[cluster.nodes]] entries",
@@ -644,13 +720,12 @@ fn expected_for(key: &str) -> Option<&'static str> {
         "jobs" => "a positive integer",
         "interarrival" | "duration" => "a distribution such as { dist = \"exponential\", mean_s = 100.0 }",
         "model" => "a device model name",
-        "format" => "a trace format: native, philly, philly-log, itp, openb, gavel, tiresias, pollux",
         "path" => "a file path, relative to the scenario file",
         "class" => "a job class name",
         "relative" => "a positive number",
         "kind" => "one of gpu, tpu, cpu",
         _ => return None,
-    })
+    }.to_string())
 }
 
 fn join_key(path: &str, key: &str) -> String {
@@ -715,11 +790,20 @@ impl Scenario {
         }
         let parsed: ScenarioFile = tessera_driver::toml_input::from_toml(text).map_err(|e| Self::parse_error(origin, e))?;
         let base = origin.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let mut workload = parsed.workload;
-        if let Some(trace) = &mut workload.trace {
-            trace.path = base.join(&trace.path);
-            trace.throughputs = trace.throughputs.as_ref().map(|p| base.join(p));
-        }
+        let w = parsed.workload;
+        let trace = match w.trace {
+            Some(trace) => Some(trace.check(origin, text, base)?),
+            None => None,
+        };
+        let workload = WorkloadSpec {
+            synthetic: w.synthetic,
+            trace,
+            only_tenants: w.only_tenants,
+            window_s: w.window_s,
+            first_jobs: w.first_jobs,
+            load_scale: w.load_scale,
+            max_devices: w.max_devices,
+        };
         let scenario = Scenario {
             path: file,
             name: parsed.name,
@@ -839,12 +923,17 @@ impl Scenario {
     /// The built-in catalogue plus the scenario's own models.
     pub fn catalogue(&self) -> Result<Catalogue, ScenarioError> {
         let mut catalogue = Catalogue::built_in();
-        let uses_openb = self.cluster.format == Some(ClusterFormat::Openb)
-            || self.workload.trace.as_ref().is_some_and(|t| t.format == TraceFormat::Openb);
-        if uses_openb {
-            for model in tessera_traces::openb::catalogue_models() {
-                catalogue.add(model).map_err(|e| self.err("cluster", e.to_string()))?;
+        let mut models = Vec::new();
+        if self.cluster.format == Some(ClusterFormat::Openb) {
+            models = tessera_traces::openb::catalogue_models();
+        }
+        for model in self.workload.trace.iter().flat_map(|t| t.format.catalogue_models()) {
+            if !models.iter().any(|m| m.name == model.name) {
+                models.push(model);
             }
+        }
+        for model in models {
+            catalogue.add(model).map_err(|e| self.err("cluster", e.to_string()))?;
         }
         for (i, model) in self.cluster.models.iter().enumerate() {
             if let Err(e) = catalogue.add(model.to_model()) {
@@ -1074,28 +1163,13 @@ impl Scenario {
             )),
             (Some(s), None) => self.validate_synthetic(s).and_then(|_| self.validate_transforms()),
             (None, Some(t)) => {
-                // ITP traces may be a directory of cluster files.
-                let exists = t.path.is_file() || (t.format == TraceFormat::Itp && t.path.is_dir());
+                // The options were checked against the format when the file was read.
+                let exists = t.path.is_file() || (t.format.reads_directories() && t.path.is_dir());
                 if !exists {
                     return Err(self.err("workload.trace.path", format!("no such file: {}", t.path.display())));
                 }
-                if let Some(p) = t.throughputs.as_ref().filter(|p| !p.is_file()) {
-                    return Err(self.err("workload.trace.throughputs", format!("no such file: {}", p.display())));
-                }
-                let needs = |option: &str, present: bool| {
-                    if present {
-                        Ok(())
-                    } else {
-                        Err(self.err(format!("workload.trace.{option}"), format!("the {} format needs `{option}`", t.format)))
-                    }
-                };
-                match t.format {
-                    TraceFormat::Gavel => needs("throughputs", t.throughputs.is_some())?,
-                    TraceFormat::Pollux => needs("work_s", t.work_s.is_some())?,
-                    _ => {}
-                }
-                if let Some((app, v)) = t.work_s.iter().flatten().find(|(_, v)| !(v.is_finite() && **v > 0.0)) {
-                    return Err(self.err(format!("workload.trace.work_s.{app}"), format!("expected a positive number of seconds, found {v}")));
+                if let Some((option, p)) = t.options.paths().find(|(_, p)| !p.is_file()) {
+                    return Err(self.err(format!("workload.trace.{option}"), format!("no such file: {}", p.display())));
                 }
                 self.validate_transforms()
             }

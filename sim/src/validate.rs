@@ -245,28 +245,18 @@ fn hash_file(path: &Path) -> Result<FileHash, ValidateError> {
     Ok(FileHash { path: path.display().to_string(), sha256: sha256_hex(&bytes) })
 }
 
-/// The files a scenario reads besides itself, in a fixed order: the workload's trace (for an
-/// ITP directory, each of its `cluster*.csv` files by name, as the loader reads them), Gavel's
-/// throughput table, the speed table, and the cluster's node list.
+/// The files a scenario reads besides itself, in a fixed order: the workload's trace (for a
+/// directory, each file its format reads from it, in the order it reads them), the trace
+/// format's path options (by option name), the speed table, and the cluster's node list.
 pub fn input_files(scenario: &Scenario) -> Result<Vec<PathBuf>, ValidateError> {
     let mut files = Vec::new();
     if let Some(trace) = &scenario.workload.trace {
-        if trace.path.is_dir() {
-            let io = |source| ValidateError::Io { path: trace.path.clone(), source };
-            let mut in_dir = Vec::new();
-            for entry in std::fs::read_dir(&trace.path).map_err(io)? {
-                let path = entry.map_err(io)?.path();
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-                if name.starts_with("cluster") && name.ends_with(".csv") && path.is_file() {
-                    in_dir.push(path);
-                }
-            }
-            in_dir.sort();
-            files.extend(in_dir);
-        } else {
-            files.push(trace.path.clone());
-        }
-        files.extend(trace.throughputs.clone());
+        let listed = trace.format.input_files(&trace.path).map_err(|e| match e {
+            tessera_traces::TraceError::Io { path, source } => ValidateError::Io { path, source },
+            other => ValidateError::Io { path: trace.path.clone(), source: std::io::Error::other(other.to_string()) },
+        })?;
+        files.extend(listed);
+        files.extend(trace.options.paths().map(|(_, p)| p.to_path_buf()));
     }
     files.extend(scenario.speed_table.as_ref().map(|t| t.path.clone()));
     files.extend(scenario.cluster.path.clone());

@@ -318,7 +318,7 @@ impl Interner {
 
 fn from_trace(s: &Scenario, trace: &TraceSpec, catalogue: &Catalogue) -> Result<Workload, ScenarioError> {
     let key = "workload.trace.path";
-    let loaded = tessera_traces::source::load(trace.format, &trace.path, &trace.options())
+    let loaded = tessera_traces::source::load(trace.format, &trace.path, &trace.options)
         .map_err(|e| ScenarioError::invalid(&s.path, key, e.to_string()))?;
     let rows = loaded.jobs;
     let (trace_speed, notes) = (loaded.speed, loaded.notes);

@@ -735,3 +735,84 @@ pub fn parse_speed_csv(
     }
     Ok(out)
 }
+
+/// Gavel `.trace` files as a trace format, timed by Gavel's throughput table.
+pub struct Gavel;
+
+impl crate::format::TraceFormat for Gavel {
+    fn name(&self) -> &'static str {
+        "gavel"
+    }
+
+    fn description(&self) -> &'static str {
+        "Gavel .trace files, timed by Gavel's throughput table"
+    }
+
+    fn options(&self) -> &'static [crate::format::OptionSpec] {
+        use crate::format::{OptionKind, OptionSpec};
+        &[
+            OptionSpec {
+                name: "throughputs",
+                kind: OptionKind::Path,
+                required: true,
+                doc: "the throughput table (simulation_throughputs.json)",
+            },
+            OptionSpec {
+                name: "reference_model",
+                kind: OptionKind::Text,
+                required: false,
+                doc: "the device model a job's work is measured on (default v100: the table measures every job type there, while some have a throughput of 0 on a K80)",
+            },
+            OptionSpec {
+                name: "skip_unmeasured",
+                kind: OptionKind::Bool,
+                required: false,
+                doc: "leave out (and count) jobs the throughput table cannot time, instead of failing (default false)",
+            },
+        ]
+    }
+
+    fn load(&self, path: &Path, options: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+        load_timed(path, options)
+    }
+}
+
+fn load_timed(path: &Path, options: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+    // check_options made sure a required option is there.
+    let table_path = options.path("throughputs").expect("throughputs is a required option");
+    let table = Throughputs::load(table_path)?;
+    let reference = options.text("reference_model").unwrap_or("v100");
+    let mut notes = Vec::new();
+    let mut jobs = if options.flag("skip_unmeasured") {
+        let (jobs, skipped) = load_trace_skipping(path, &table, reference)?;
+        if !skipped.is_empty() {
+            let lines: Vec<String> = skipped.iter().take(10).map(|u| u.line.to_string()).collect();
+            notes.push(format!(
+                "{} jobs left out because the throughput table cannot time them on {reference} (lines {}{})",
+                skipped.len(),
+                lines.join(", "),
+                if skipped.len() > 10 { ", ..." } else { "" }
+            ));
+        }
+        jobs
+    } else {
+        load_trace(path, &table, reference)?
+    };
+    // Each class once, with the job type and scale factor its name encodes.
+    let mut classes: Vec<(String, String, u32)> = Vec::new();
+    for job in &jobs {
+        if classes.iter().any(|(c, _, _)| *c == job.job_class) {
+            continue;
+        }
+        let (job_type, sf) = job.job_class.rsplit_once(" x").expect("gavel class names are `<type> x<sf>`");
+        classes.push((job.job_class.clone(), job_type.to_string(), sf.parse().expect("a scale factor")));
+    }
+    let speed = table.speed_matrix(&classes, reference);
+    // A job runs only where Gavel measured its class: elsewhere its speed is unknown.
+    for job in &mut jobs {
+        job.models = speed.iter().filter(|(c, _, _)| *c == job.job_class).map(|(_, m, _)| m.clone()).collect();
+    }
+    let reference_name = catalogue_model_name(reference).unwrap_or(reference);
+    notes.push(format!("work measured on {reference_name}; each job may run only on the models Gavel measured for its class"));
+    Ok(crate::source::LoadedTrace { jobs, speed, notes, ..Default::default() })
+}

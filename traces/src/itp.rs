@@ -70,25 +70,13 @@ pub fn parse(data: &[u8], origin: &Path, tenant: &str) -> Result<Vec<TraceJob>, 
 /// line order), ids 1, 2, … over the whole trace, UUIDs unique across files. A directory with
 /// no such file is an error.
 pub fn load_dir(dir: &Path) -> Result<Vec<TraceJob>, TraceError> {
-    let io = |source| TraceError::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    let mut files: Vec<PathBuf> = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        if name.starts_with("cluster") && name.ends_with(".csv") && path.is_file() {
-            files.push(path);
-        }
-    }
+    let files = cluster_files(dir)?;
     if files.is_empty() {
-        return Err(io(std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "the directory holds no `cluster*.csv` file",
-        )));
+        return Err(TraceError::Io {
+            path: dir.to_path_buf(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "the directory holds no `cluster*.csv` file"),
+        });
     }
-    files.sort();
     let data = files.iter().map(|f| csv::read(f)).collect::<Result<Vec<_>, _>>()?;
     let total: usize = data.iter().map(Vec::len).sum();
     let mut uuids = Uuids::default();
@@ -99,6 +87,21 @@ pub fn load_dir(dir: &Path) -> Result<Vec<TraceJob>, TraceError> {
     }
     csv::sort_and_number(&mut jobs);
     Ok(jobs)
+}
+
+/// The `cluster*.csv` files of `dir`, in name order: what [`load_dir`] reads.
+pub fn cluster_files(dir: &Path) -> Result<Vec<PathBuf>, TraceError> {
+    let io = |source| TraceError::Io { path: dir.to_path_buf(), source };
+    let mut files: Vec<PathBuf> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if name.starts_with("cluster") && name.ends_with(".csv") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 /// Each job id seen, with the index of its file and its line. A canonical UUID
@@ -208,4 +211,34 @@ fn read_rows(
         return Err(t.no_jobs());
     }
     Ok(jobs)
+}
+
+/// ITP cluster files as a trace format: one file, or a directory of them.
+pub struct Itp;
+
+impl crate::format::TraceFormat for Itp {
+    fn name(&self) -> &'static str {
+        "itp"
+    }
+
+    fn description(&self) -> &'static str {
+        "Microsoft ITP clusterNN.csv (raw or ElasticFlow variant), or a directory of them"
+    }
+
+    fn load(&self, path: &Path, _: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+        let jobs = if path.is_dir() { load_dir(path)? } else { load(path)? };
+        Ok(crate::source::LoadedTrace { jobs, ..Default::default() })
+    }
+
+    fn reads_directories(&self) -> bool {
+        true
+    }
+
+    fn input_files(&self, path: &Path) -> Result<Vec<PathBuf>, TraceError> {
+        if path.is_dir() {
+            cluster_files(path)
+        } else {
+            Ok(vec![path.to_path_buf()])
+        }
+    }
 }

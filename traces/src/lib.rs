@@ -8,9 +8,11 @@
 //! Loaders never drop a row silently: a row they cannot read is an error, not a skip.
 
 pub(crate) mod csv;
+pub mod format;
 pub mod gavel;
 pub mod itp;
 pub mod native;
+pub mod native_format;
 pub mod native_parquet;
 pub mod openb;
 pub mod philly;

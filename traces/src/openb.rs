@@ -485,3 +485,36 @@ fn parse_spec(s: &str) -> Option<Vec<String>> {
     }
     Some(models)
 }
+
+/// openb pod lists as a trace format.
+pub struct Openb;
+
+impl crate::format::TraceFormat for Openb {
+    fn name(&self) -> &'static str {
+        "openb"
+    }
+
+    fn description(&self) -> &'static str {
+        "Alibaba GPU 2023 (openb) pod list"
+    }
+
+    fn load(&self, path: &Path, _: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+        let mut jobs = load_pods(path)?;
+        for job in &mut jobs {
+            for model in &mut job.models {
+                *model = model_name(model).to_string();
+            }
+        }
+        let pending = jobs.iter().filter(|j| j.outcome.is_none()).count();
+        let censored = jobs.iter().filter(|j| j.outcome == Some(crate::TraceOutcome::Censored)).count();
+        let notes = vec![
+            format!("{pending} pending pods (never scheduled) kept, each asking for its resources from creation to deletion"),
+            format!("{censored} pods still running at the trace's end kept with their run so far (censored)"),
+        ];
+        Ok(crate::source::LoadedTrace { jobs, models: catalogue_models(), notes, ..Default::default() })
+    }
+
+    fn catalogue_models(&self) -> Vec<DeviceModel> {
+        catalogue_models()
+    }
+}

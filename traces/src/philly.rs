@@ -535,3 +535,45 @@ mod tests {
         }
     }
 }
+
+/// Philly's derived job list as a trace format.
+pub struct Philly;
+
+impl crate::format::TraceFormat for Philly {
+    fn name(&self) -> &'static str {
+        "philly"
+    }
+
+    fn description(&self) -> &'static str {
+        "Microsoft Philly's derived job list (pollux_philly.csv)"
+    }
+
+    fn load(&self, path: &Path, _: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+        let (jobs, epoch) = load_with_epoch(path)?;
+        Ok(crate::source::LoadedTrace { jobs, day_offset_s: Some(epoch.rem_euclid(86_400) as f64), ..Default::default() })
+    }
+}
+
+/// Philly's raw `cluster_job_log` as a trace format.
+pub struct PhillyLog;
+
+impl crate::format::TraceFormat for PhillyLog {
+    fn name(&self) -> &'static str {
+        "philly-log"
+    }
+
+    fn description(&self) -> &'static str {
+        "Microsoft Philly's raw cluster_job_log JSON"
+    }
+
+    fn load(&self, path: &Path, _: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+        let log = load_job_log(path)?;
+        let day_offset_s = parse_time(&log.epoch).map(|t| t.rem_euclid(86_400) as f64);
+        let notes = vec![
+            format!("{} jobs never ran (no attempts) and are not in the workload", log.never_ran),
+            format!("{} attempts had no start or end time and added no run time", log.attempts_without_times),
+            format!("{} jobs were still running when the log was taken (censored)", log.censored),
+        ];
+        Ok(crate::source::LoadedTrace { jobs: log.jobs, day_offset_s, notes, ..Default::default() })
+    }
+}

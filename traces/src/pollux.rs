@@ -111,3 +111,32 @@ pub fn parse(data: &[u8], origin: &Path, work_s: &BTreeMap<String, f64>) -> Resu
     csv::sort_and_number(&mut jobs);
     Ok(jobs)
 }
+
+/// Pollux workload CSVs as a trace format, with the work of each application.
+pub struct Pollux;
+
+impl crate::format::TraceFormat for Pollux {
+    fn name(&self) -> &'static str {
+        "pollux"
+    }
+
+    fn description(&self) -> &'static str {
+        "Pollux workload CSVs, with the work of each application"
+    }
+
+    fn options(&self) -> &'static [crate::format::OptionSpec] {
+        use crate::format::{OptionKind, OptionSpec};
+        &[OptionSpec {
+            name: "work_s",
+            kind: OptionKind::NumberTable,
+            required: true,
+            doc: "seconds of work per application (work_s = { cifar10 = 3600, ... }; --work APP=SECONDS)",
+        }]
+    }
+
+    fn load(&self, path: &Path, options: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+        // check_options made sure a required option is there.
+        let work_s = options.number_table("work_s").expect("work_s is a required option");
+        Ok(crate::source::LoadedTrace { jobs: load(path, work_s)?, ..Default::default() })
+    }
+}

@@ -185,3 +185,20 @@ pub fn parse_cluster_spec(data: &[u8], origin: &Path) -> Result<TiresiasCluster,
         mem_gb_per_node: v[4],
     })
 }
+
+/// Tiresias job CSVs as a trace format.
+pub struct Tiresias;
+
+impl crate::format::TraceFormat for Tiresias {
+    fn name(&self) -> &'static str {
+        "tiresias"
+    }
+
+    fn description(&self) -> &'static str {
+        "Tiresias job CSVs"
+    }
+
+    fn load(&self, path: &Path, _: &crate::format::Options) -> Result<crate::source::LoadedTrace, TraceError> {
+        Ok(crate::source::LoadedTrace { jobs: load(path)?, ..Default::default() })
+    }
+}
