@@ -34,7 +34,8 @@ use crate::spec::JobSubmission;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tessera_core::{Allocation, RestoredJob};
+use tessera_core::{Allocation, RestoredJob, Time};
+use tessera_driver::JobLedger;
 
 /// Why the executor is stopping a running job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,18 +54,15 @@ pub struct JobRow {
     pub owner: String,
     pub submission: JobSubmission,
     pub state: JobStatus,
-    /// Times in microseconds on the journal's timeline (since `epoch_unix_us`).
-    pub submit_us: u64,
-    pub first_start_us: Option<u64>,
-    /// When the current run's process started.
-    pub run_start_us: Option<u64>,
-    pub end_us: Option<u64>,
-    /// Running time over finished runs.
-    pub run_us: u64,
+    /// The job's accounting (the driver layer's ledger, kept by the same rules as the
+    /// simulator's): times in microseconds on the journal's timeline (since
+    /// `epoch_unix_us`), written as the row's own `submit_us`, `first_start_us`,
+    /// `run_start_us` (the current run's process start), `end_us`, `run_us` (over ended runs),
+    /// `runs` (launched so far; the current run is number `runs`, from 1), `preemptions` and
+    /// `restarts` fields.
+    #[serde(flatten)]
+    pub ledger: JobLedger,
     pub exit_code: Option<i32>,
-    /// Runs launched so far; the current run is number `runs` (from 1).
-    pub runs: u32,
-    pub preemptions: u32,
     pub pid: Option<i32>,
     pub pgid: Option<i32>,
     pub start_ticks: Option<u64>,
@@ -89,15 +87,9 @@ impl JobRow {
             id,
             owner,
             submission,
-            state: JobStatus::Queued,
-            submit_us,
-            first_start_us: None,
-            run_start_us: None,
-            end_us: None,
-            run_us: 0,
+            state: JobStatus::QUEUED,
+            ledger: JobLedger::submitted(Time(submit_us)),
             exit_code: None,
-            runs: 0,
-            preemptions: 0,
             pid: None,
             pgid: None,
             start_ticks: None,
