@@ -109,7 +109,18 @@ impl JobRow {
 /// fault. Public for the fuzz target `journal_row` (fuzz/) and its corpus replay.
 pub fn decode_job_row(text: &str) -> Result<JobRow, String> {
     // The path names the field at fault, which serde_json's message alone does not.
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| format!("field `{}`: {}", e.path(), e.inner()))
+    let e = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)) {
+        Ok(row) => return Ok(row),
+        Err(e) => e,
+    };
+    // The ledger's fields are flattened into the row, where the path is lost (`.`): read them
+    // alone to name the one at fault.
+    if e.path().to_string() == "." {
+        if let Err(le) = serde_path_to_error::deserialize::<_, JobLedger>(&mut serde_json::Deserializer::from_str(text)) {
+            return Err(format!("field `{}`: {}", le.path(), le.inner()));
+        }
+    }
+    Err(format!("field `{}`: {}", e.path(), e.inner()))
 }
 
 /// Saved scheduler states by job id.
@@ -639,6 +650,20 @@ mod tests {
         assert_eq!(j.last_t_us().unwrap(), 5);
         let mode: String = j.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_bad_ledger_field_is_named_though_the_ledger_is_flattened_into_the_row() {
+        let row = JobRow::queued(3, "u".into(), JobSubmission::command("true", &[]), 5);
+        let mut v = serde_json::to_value(&row).unwrap();
+        assert_eq!(decode_job_row(&v.to_string()).unwrap(), row);
+        v["runs"] = serde_json::json!("many");
+        let e = decode_job_row(&v.to_string()).unwrap_err();
+        assert!(e.starts_with("field `runs`: invalid type: string \"many\""), "{e}");
+        v["runs"] = serde_json::json!(1);
+        v["owner"] = serde_json::json!(7);
+        let e = decode_job_row(&v.to_string()).unwrap_err();
+        assert!(e.starts_with("field `owner`"), "{e}");
     }
 
     #[test]
