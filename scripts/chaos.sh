@@ -36,7 +36,7 @@
 #
 # The verdict, over every job the final `GET /v1/jobs` lists or a 201 named:
 #   acknowledged  a submission answered 2xx with a job id;
-#   lost          an acknowledged job that is not listed, or did not end `finished` with exit
+#   lost          an acknowledged job that is not listed, or did not end `completed` with exit
 #                 status 0, or whose command never completed a run (no `end` marker), or
 #                 whose listed name is not the submission's;
 #   duplicated    a job whose command started more than once (two `start` markers), plus every
@@ -72,8 +72,8 @@ if [ "$self_test" = 1 ]; then
   out=$("$self" --seed 7 --jobs 20 --kills 1 --keep $no_build 2>&1) || { echo "$out"; echo "chaos self-test: the base run failed" >&2; exit 1; }
   kept=$(sed -n 's/^chaos: kept //p' <<<"$out")
   [ -d "$kept" ] || { echo "$out"; echo "chaos self-test: no kept run" >&2; exit 1; }
-  first=$(jq -r '[.[] | select(.state == "finished")][0].id' "$kept/jobs.json")
-  second=$(jq -r '[.[] | select(.state == "finished")][1].id' "$kept/jobs.json")
+  first=$(jq -r '[.[] | select(.state == "completed")][0].id' "$kept/jobs.json")
+  second=$(jq -r '[.[] | select(.state == "completed")][1].id' "$kept/jobs.json")
   expect() { # name, jq filter on jobs.json, marker edit, wanted verdict line
     local name=$1 filter=$2 edit=$3 want=$4 copy="$kept.$1" verdict
     cp -r "$kept" "$copy"
@@ -423,10 +423,10 @@ for n in "${!acked_id_of[@]}"; do
     why="acknowledged, not listed"
   elif [ "${listed_name[$id]}" != "chaos-$n" ]; then
     why="listed as ${listed_name[$id]}"
-  elif [ "${listed_state[$id]}" != finished ] || [ "${listed_exit[$id]}" != 0 ]; then
+  elif [ "${listed_state[$id]}" != completed ] || [ "${listed_exit[$id]}" != 0 ]; then
     why="ended ${listed_state[$id]}, exit ${listed_exit[$id]}"
   elif [ "${run_ends[$id]:-0}" -lt 1 ]; then
-    why="finished, but its command never completed a run"
+    why="completed, but its command never completed a run"
   fi
   if [ -n "$why" ]; then lost=$((lost + 1)); echo "job $id (submission $n): $why" >> "$problems"; fi
 done

@@ -147,9 +147,9 @@ pub enum ExecCommand {
         #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
         sync: String,
     },
-    /// Write what the executor ran as a trace in the native schema, with the observed
-    /// `start_s, end_s, wait_s, restarts, exec_state` columns (times in seconds since the first
-    /// submission), for `tessera sim` to replay and `tessera fidelity` to compare. Reads the
+    /// Write what the executor ran as a trace in the native schema (by the native writer), with
+    /// the observed `start_s, end_s, wait_s, restarts, preemptions, runs, exec_state` columns
+    /// after the native ones (times in seconds since the first submission), for `tessera sim` to replay and `tessera fidelity` to compare. Reads the
     /// journal directly (read-only), so it works with the executor running or stopped.
     ExportTrace {
         #[command(flatten)]
@@ -338,7 +338,7 @@ fn job_detail(j: &JobView) -> String {
     line("started", unix_time(j.start_unix_s));
     line("ended", unix_time(j.end_unix_s));
     line("exit code", j.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
-    line("restarts", j.restarts.to_string());
+    line("runs", format!("{} ({} preempted, {} restarted after a failure)", j.runs, j.preemptions, j.restarts));
     line("devices", if j.devices.is_empty() { "-".into() } else { j.devices.join(", ") });
     line("stdout", j.stdout_path.display().to_string());
     line("stderr", j.stderr_path.display().to_string());

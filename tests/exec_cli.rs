@@ -155,7 +155,7 @@ fn exec_serve_killed_mid_run_and_restarted_runs_every_job_exactly_once() {
     let listed: Vec<u64> = done.iter().map(|j| j["id"].as_u64().unwrap()).collect();
     assert_eq!(listed, ids, "exactly the submitted jobs, once each");
     for j in &done {
-        assert_eq!(j["state"], "finished", "{j:#}");
+        assert_eq!(j["state"], "completed", "{j:#}");
     }
     let mut ran: Vec<u64> = fs::read_to_string(&runs).unwrap().lines().map(|l| l.trim().parse().unwrap()).collect();
     ran.sort();

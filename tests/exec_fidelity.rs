@@ -175,7 +175,7 @@ fn a_live_run_is_predicted_by_replaying_its_export() {
             c
         });
     }
-    // The export reads the journal while the executor runs: poll it until no job is censored.
+    // The export reads the journal while the executor runs: poll it until no job is unfinished.
     let progress = root.join("progress.csv");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -186,7 +186,7 @@ fn a_live_run_is_predicted_by_replaying_its_export() {
         });
         let outcomes = column(&fs::read_to_string(&progress).unwrap(), "outcome");
         assert_eq!(outcomes.len(), JOBS);
-        if outcomes.iter().all(|o| o != "censored") {
+        if outcomes.iter().all(|o| o != "unfinished") {
             assert!(outcomes.iter().all(|o| o == "completed"), "{outcomes:?}");
             break;
         }

@@ -69,7 +69,9 @@ impl JobSpec {
     }
 }
 
-/// How a job's run ended, as the world reports it.
+/// How one run of a job ended, as the world reports it to the core (`Event::JobFinished`).
+/// A subset of [`JobOutcome`] (`From` maps it there): the core only needs to know whether the
+/// job's work is done, failed or was stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -79,43 +81,203 @@ pub enum Outcome {
     Killed,
 }
 
-/// How a job's life in a run ended, for records and reports.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where a live job stands: the phases the scheduler, the simulator and the executor share.
+/// The job's life has not ended; once it has, it has a [`JobOutcome`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum RecordOutcome {
+pub enum JobPhase {
+    /// Waiting for devices (never started, or returned to the queue).
+    Queued,
+    /// Chosen to run (`Launch` emitted); its process is being started.
+    Launching,
+    Running,
+    /// Being stopped (`Preempt` emitted, grace running) to be requeued or cancelled.
+    Preempting,
+}
+
+impl JobPhase {
+    pub const ALL: [JobPhase; 4] = [JobPhase::Queued, JobPhase::Launching, JobPhase::Running, JobPhase::Preempting];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobPhase::Queued => "queued",
+            JobPhase::Launching => "launching",
+            JobPhase::Running => "running",
+            JobPhase::Preempting => "preempting",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobPhase> {
+        JobPhase::ALL.into_iter().find(|p| p.as_str() == s)
+    }
+}
+
+/// How a job's life ended: the one vocabulary of the simulator's `jobs.csv`, the executor's
+/// journal, API and CLI, native traces (`outcome` column) and reports. The table of names,
+/// meanings and producers is in ARCHITECTURE.md ("Job states and outcomes").
+///
+/// Older names are still read (never written): `finished` (the executor's journal before this
+/// vocabulary) is [`JobOutcome::Completed`], `censored` (native traces before it) is
+/// [`JobOutcome::Unfinished`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobOutcome {
+    /// Its work is done (the process exited 0; the simulator's work reached zero).
+    #[serde(alias = "finished")]
     Completed,
+    /// A run failed and was not retried (non-zero exit, could not start, too many device
+    /// failures).
     Failed,
+    /// Stopped by the system: a time limit.
     Killed,
-    Rejected,
+    /// Killed by the kernel's OOM killer at its memory limit, and did not recover.
+    Oom,
+    /// Cancelled by its owner or an operator, queued or running.
     Cancelled,
-    /// Still queued or running when the run stopped.
+    /// Refused by the scheduler: it can never fit the fleet.
+    Rejected,
+    /// Still queued or running when the record was taken: its times are lower bounds.
+    #[serde(alias = "censored")]
     Unfinished,
 }
 
-impl RecordOutcome {
+impl JobOutcome {
+    pub const ALL: [JobOutcome; 7] = [
+        JobOutcome::Completed,
+        JobOutcome::Failed,
+        JobOutcome::Killed,
+        JobOutcome::Oom,
+        JobOutcome::Cancelled,
+        JobOutcome::Rejected,
+        JobOutcome::Unfinished,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            RecordOutcome::Completed => "completed",
-            RecordOutcome::Failed => "failed",
-            RecordOutcome::Killed => "killed",
-            RecordOutcome::Rejected => "rejected",
-            RecordOutcome::Cancelled => "cancelled",
-            RecordOutcome::Unfinished => "unfinished",
+            JobOutcome::Completed => "completed",
+            JobOutcome::Failed => "failed",
+            JobOutcome::Killed => "killed",
+            JobOutcome::Oom => "oom",
+            JobOutcome::Cancelled => "cancelled",
+            JobOutcome::Rejected => "rejected",
+            JobOutcome::Unfinished => "unfinished",
         }
     }
+
+    /// The name as written, or one of the older names read for compatibility (`finished`,
+    /// `censored`).
+    pub fn parse(s: &str) -> Option<JobOutcome> {
+        match s {
+            "finished" => Some(JobOutcome::Completed),
+            "censored" => Some(JobOutcome::Unfinished),
+            _ => JobOutcome::ALL.into_iter().find(|o| o.as_str() == s),
+        }
+    }
+
+    /// The names written, comma-separated, for error messages.
+    pub fn names() -> String {
+        JobOutcome::ALL.map(JobOutcome::as_str).join(", ")
+    }
+
+    /// Old name of `Unfinished` in native traces; kept while the trace loaders still spell it
+    /// so (`traces/src/{philly,openb,source}.rs`): the same value, not a second outcome.
+    #[allow(non_upper_case_globals)]
+    #[doc(hidden)]
+    pub const Censored: JobOutcome = JobOutcome::Unfinished;
 }
 
-impl From<Outcome> for RecordOutcome {
+/// The name [`JobRecord`] and reports used for [`JobOutcome`]; the same type.
+pub type RecordOutcome = JobOutcome;
+
+impl From<Outcome> for JobOutcome {
     fn from(o: Outcome) -> Self {
         match o {
-            Outcome::Completed => RecordOutcome::Completed,
-            Outcome::Failed => RecordOutcome::Failed,
-            Outcome::Killed => RecordOutcome::Killed,
+            Outcome::Completed => JobOutcome::Completed,
+            Outcome::Failed => JobOutcome::Failed,
+            Outcome::Killed => JobOutcome::Killed,
         }
     }
 }
 
-/// One job's life in a run, as a driver (simulator or executor) observed it.
+/// A job's state as the executor shows and journals it: its phase while live, its outcome
+/// once ended. Written as one word (`"running"`, `"completed"`); read with the older names
+/// [`JobOutcome::parse`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobStatus {
+    Live(JobPhase),
+    Ended(JobOutcome),
+}
+
+impl JobStatus {
+    pub const QUEUED: JobStatus = JobStatus::Live(JobPhase::Queued);
+    pub const LAUNCHING: JobStatus = JobStatus::Live(JobPhase::Launching);
+    pub const RUNNING: JobStatus = JobStatus::Live(JobPhase::Running);
+    pub const PREEMPTING: JobStatus = JobStatus::Live(JobPhase::Preempting);
+    pub const COMPLETED: JobStatus = JobStatus::Ended(JobOutcome::Completed);
+    pub const FAILED: JobStatus = JobStatus::Ended(JobOutcome::Failed);
+    pub const KILLED: JobStatus = JobStatus::Ended(JobOutcome::Killed);
+    pub const OOM: JobStatus = JobStatus::Ended(JobOutcome::Oom);
+    pub const CANCELLED: JobStatus = JobStatus::Ended(JobOutcome::Cancelled);
+    pub const REJECTED: JobStatus = JobStatus::Ended(JobOutcome::Rejected);
+
+    pub fn is_live(self) -> bool {
+        matches!(self, JobStatus::Live(_))
+    }
+
+    pub fn phase(self) -> Option<JobPhase> {
+        match self {
+            JobStatus::Live(p) => Some(p),
+            JobStatus::Ended(_) => None,
+        }
+    }
+
+    /// The outcome of an ended job; [`JobOutcome::Unfinished`] for a live one.
+    pub fn outcome(self) -> JobOutcome {
+        match self {
+            JobStatus::Live(_) => JobOutcome::Unfinished,
+            JobStatus::Ended(o) => o,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobStatus::Live(p) => p.as_str(),
+            JobStatus::Ended(o) => o.as_str(),
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<JobStatus> {
+        JobPhase::parse(s).map(JobStatus::Live).or_else(|| JobOutcome::parse(s).map(JobStatus::Ended))
+    }
+}
+
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for JobStatus {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for JobStatus {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        JobStatus::parse(&text).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown job state `{text}`: expected one of queued, launching, running, preempting, {}",
+                JobOutcome::names()
+            ))
+        })
+    }
+}
+
+/// One job's life in a run, as a driver (simulator or executor) observed it. Its times and
+/// counters (`submit`, `first_start`, `end`, `run`, `preemptions`, `restarts`) are the driver
+/// layer's job ledger's (`tessera_driver::ledger`), by its rules.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: JobId,
@@ -133,7 +295,7 @@ pub struct JobRecord {
     pub ran_on: crate::catalogue::ModelSet,
     /// Device-time held, in device-microseconds (a 0.5 share for 10 s is 5 s).
     pub device_micros: u128,
-    pub outcome: RecordOutcome,
+    pub outcome: JobOutcome,
     /// Work done and then lost (since the last checkpoint, at a failure or an unsaved
     /// preemption), measured as time on the reference device.
     pub lost_work: Time,
@@ -159,7 +321,7 @@ impl JobRecord {
             preemptions: 0,
             ran_on: crate::catalogue::ModelSet::ANY,
             device_micros: 0,
-            outcome: RecordOutcome::Unfinished,
+            outcome: JobOutcome::Unfinished,
             lost_work: Time::ZERO,
             restarts: 0,
             checkpoint_overhead: Time::ZERO,
@@ -183,5 +345,43 @@ impl JobRecord {
     /// Time not running between submission and end (all queueing, requeues included).
     pub fn wait(&self) -> Option<Time> {
         self.jct().map(|j| j - self.run)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_is_written_as_one_word_and_read_back() {
+        let all = JobPhase::ALL.map(JobStatus::Live).into_iter().chain(JobOutcome::ALL.map(JobStatus::Ended));
+        for state in all {
+            let text = serde_json::to_string(&state).unwrap();
+            assert_eq!(text, format!("\"{}\"", state.as_str()));
+            assert_eq!(serde_json::from_str::<JobStatus>(&text).unwrap(), state);
+            assert_eq!(JobStatus::parse(state.as_str()), Some(state));
+        }
+        assert!(JobStatus::RUNNING.is_live() && !JobStatus::COMPLETED.is_live());
+        assert_eq!((JobStatus::RUNNING.outcome(), JobStatus::OOM.outcome()), (JobOutcome::Unfinished, JobOutcome::Oom));
+    }
+
+    #[test]
+    fn the_old_names_are_read_as_the_new_ones_and_never_written() {
+        assert_eq!(serde_json::from_str::<JobStatus>("\"finished\"").unwrap(), JobStatus::COMPLETED);
+        assert_eq!(serde_json::from_str::<JobOutcome>("\"finished\"").unwrap(), JobOutcome::Completed);
+        assert_eq!(serde_json::from_str::<JobOutcome>("\"censored\"").unwrap(), JobOutcome::Unfinished);
+        assert_eq!(JobOutcome::parse("censored"), Some(JobOutcome::Unfinished));
+        assert_eq!(JobOutcome::Censored, JobOutcome::Unfinished);
+        assert!(JobOutcome::ALL.iter().all(|o| !["finished", "censored"].contains(&o.as_str())));
+        let e = serde_json::from_str::<JobStatus>("\"done\"").unwrap_err().to_string();
+        assert!(e.contains("unknown job state `done`") && e.contains("completed") && e.contains("unfinished"), "{e}");
+    }
+
+    #[test]
+    fn a_run_outcome_maps_to_the_same_named_job_outcome() {
+        for o in [Outcome::Completed, Outcome::Failed, Outcome::Killed] {
+            let name = serde_json::to_value(o).unwrap();
+            assert_eq!(JobOutcome::from(o).as_str(), name.as_str().unwrap());
+        }
     }
 }

@@ -5,6 +5,8 @@
 //!   device models), and the fingerprint of what was built, which the validation gate
 //!   compares.
 //! - [`drive`]: the one order in which a driver empties the core after every input.
+//! - [`ledger`]: each job's accounting (submit, runs, run time, preemptions, restarts, end),
+//!   kept by the same calls in both drivers.
 //! - [`speed`]: the speed matrix's sources (`[[speed]]` entries, `speed_table` files), read
 //!   the same way for a scenario and for `exec.toml`.
 //! - [`toml_input`]: TOML deserialized with the key path, line and column of a failure, for
@@ -14,9 +16,11 @@
 //! simulator's hot loop calls [`drive::drain`].
 
 pub mod drive;
+pub mod ledger;
 pub mod policy;
 pub mod speed;
 pub mod toml_input;
 
 pub use drive::{carry_out, drain, World};
+pub use ledger::{JobLedger, StopCause};
 pub use policy::{build_policy, BuiltPolicy, PolicyContext};

@@ -82,7 +82,7 @@ fn main() {
         summary("journal commit (all)", &m.journal_commit_latency);
         let failed = m.jobs_by_state.get("failed").copied().unwrap_or(0);
         assert_eq!(failed, 0, "no job failed");
-        assert_eq!(h.show(blocker).await.unwrap().unwrap().state, JobStatus::Cancelled);
+        assert_eq!(h.show(blocker).await.unwrap().unwrap().state, JobStatus::CANCELLED);
         h.shutdown().await.unwrap();
     });
 }

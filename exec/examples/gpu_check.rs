@@ -87,7 +87,7 @@ while [ "$i" -lt 30 ]; do i=$((i+1)); echo "$i" >> "$f"; sleep 0.1; done; echo "
     let low = wait_done(&h, low.id, Duration::from_secs(60)).await;
     println!("  high: state={:?} stdout={:?}", high.state, std::fs::read_to_string(&high.stdout_path).unwrap_or_default());
     println!("  low: state={:?} restarts={} stdout={:?}", low.state, low.restarts, std::fs::read_to_string(&low.stdout_path).unwrap_or_default());
-    let ok = v.state == JobStatus::Finished && high.state == JobStatus::Finished && low.state == JobStatus::Finished && low.restarts == 1;
+    let ok = v.state == JobStatus::COMPLETED && high.state == JobStatus::COMPLETED && low.state == JobStatus::COMPLETED && low.restarts == 1;
     let m = h.metrics();
     println!("== metrics: decision latency p99 {:?} s, launch overhead p99 {:?} s", m.decision_latency.quantile(0.99), m.launch_overhead.quantile(0.99));
     println!("gpu-check: {}", if ok { "PASS" } else { "FAIL" });

@@ -24,7 +24,7 @@
 
 use crate::config::{DaemonConfig, HealthConfig, PolicyTables};
 use tessera_core::policy::SpeedTable;
-use tessera_driver::{BuiltPolicy, PolicyContext};
+use tessera_driver::{BuiltPolicy, PolicyContext, StopCause};
 use crate::devices::{self, DeviceBackend, Discovered, ModelChoice, Reading};
 use crate::error::ExecError;
 use crate::gate;
@@ -632,11 +632,13 @@ impl Daemon {
             tenant: row.submission.tenant.clone(),
             priority: row.submission.priority,
             state: row.state,
-            submit_unix_s: self.unix_s(row.submit_us),
-            start_unix_s: row.first_start_us.map(|t| self.unix_s(t)),
-            end_unix_s: row.end_us.map(|t| self.unix_s(t)),
+            submit_unix_s: self.unix_s(row.ledger.submit.0),
+            start_unix_s: row.ledger.first_start.map(|t| self.unix_s(t.0)),
+            end_unix_s: row.ledger.end.map(|t| self.unix_s(t.0)),
             exit_code: row.exit_code,
-            restarts: row.runs.saturating_sub(1),
+            restarts: row.ledger.restarts,
+            preemptions: row.ledger.preemptions,
+            runs: row.ledger.runs,
             devices: row.devices.clone(),
             pid: row.pid,
             stdout_path: dir.join("stdout"),
@@ -786,7 +788,7 @@ impl Daemon {
             }
             Notice::Requeued { job, attained_s } => {
                 if let Some(row) = self.jobs.get_mut(&job.0) {
-                    row.state = JobStatus::Queued;
+                    row.state = JobStatus::QUEUED;
                     row.allocation = None;
                     row.stop = None;
                     self.journal.event(now.0, "requeued", Some(job.0), json!({"attained_s": attained_s}));
@@ -795,9 +797,9 @@ impl Daemon {
             }
             Notice::Cancelled { job } => {
                 if let Some(row) = self.jobs.get_mut(&job.0) {
-                    row.state = JobStatus::Cancelled;
+                    row.state = JobStatus::CANCELLED;
                     row.allocation = None;
-                    row.end_us = Some(now.0);
+                    row.ledger.ended(now);
                     self.journal.event(now.0, "cancelled", Some(job.0), json!({}));
                     self.save(job.0);
                 }
@@ -862,9 +864,9 @@ impl Daemon {
         }
         env.push(("TESSERA_JOB_ID".into(), id.to_string()));
         env.push(("TESSERA_CHECKPOINT_DIR".into(), process::os(&checkpoints)));
-        env.push(("TESSERA_RESTART_COUNT".into(), row.runs.saturating_sub(1).to_string()));
+        env.push(("TESSERA_RESTART_COUNT".into(), row.ledger.requeues().to_string()));
         env.push(("TESSERA_DEVICES".into(), row.devices.join(",")));
-        env.push(("TESSERA_RUN_TOKEN".into(), self.run_token(id, row.runs)));
+        env.push(("TESSERA_RUN_TOKEN".into(), self.run_token(id, row.ledger.runs)));
         Ok(LaunchSpec {
             program: row.submission.command.clone(),
             args: row.submission.args.clone(),
@@ -876,7 +878,7 @@ impl Daemon {
             workdir: row.submission.workdir.clone().unwrap_or(dir.clone()),
             stdout: dir.join("stdout"),
             stderr: dir.join("stderr"),
-            exit_file: self.exit_file(id, row.runs),
+            exit_file: self.exit_file(id, row.ledger.runs),
             cpus,
             warmup: row.submission.warmup.clone(),
         })
@@ -885,10 +887,10 @@ impl Daemon {
     /// Starts the current run of a job in state `Launching` (its launch is journalled).
     fn launch(&mut self, id: u64) -> Result<(), ExecError> {
         let Some(row) = self.jobs.get(&id) else { return Ok(()) };
-        if row.state != JobStatus::Launching {
+        if row.state != JobStatus::LAUNCHING {
             return Ok(());
         }
-        let run = row.runs;
+        let run = row.ledger.runs;
         let retries = row.submission.retries.unwrap_or(self.cfg.launch_retries);
         let spawned = self.launch_spec(row).map_err(|e| e.to_string()).and_then(|spec| self.host.spawn(id, run, &spec));
         let now = self.now();
@@ -901,12 +903,11 @@ impl Daemon {
                     }
                 }
                 let row = self.jobs.get_mut(&id).expect("checked above");
-                row.state = JobStatus::Running;
+                row.state = JobStatus::RUNNING;
                 row.pid = Some(launched.pid);
                 row.pgid = Some(launched.pgid);
                 row.start_ticks = Some(launched.start_ticks);
-                row.run_start_us = Some(now.0);
-                row.first_start_us.get_or_insert(now.0);
+                row.ledger.run_started(now);
                 let limit = row.submission.time_limit_s;
                 self.journal.event(now.0, "launched", Some(id), json!({"run": run, "pid": launched.pid, "pgid": launched.pgid, "start_ticks": launched.start_ticks, "devices": row.devices}));
                 self.save(id);
@@ -927,8 +928,8 @@ impl Daemon {
                 let attempt = row.spawn_failures;
                 self.journal.event(now.0, "spawn_failed", Some(id), json!({"run": run, "attempt": attempt, "error": error}));
                 if attempt > retries {
-                    row.state = JobStatus::Failed;
-                    row.end_us = Some(now.0);
+                    row.state = JobStatus::FAILED;
+                    row.ledger.ended(now);
                     row.error = Some(format!("failed to start after {attempt} attempts: {error}"));
                     row.allocation = None;
                     self.save(id);
@@ -954,7 +955,7 @@ impl Daemon {
     fn signal_stop(&mut self, id: u64, grace: Time) {
         let now = self.now();
         let Some(row) = self.jobs.get(&id) else { return };
-        let run = row.runs;
+        let run = row.ledger.runs;
         match (row.pgid, row.pid, row.start_ticks) {
             (Some(pgid), Some(pid), Some(ticks)) if self.host.is_alive(pid, ticks) => {
                 if let Some(row) = self.jobs.get_mut(&id) {
@@ -973,7 +974,7 @@ impl Daemon {
     /// A run's process ended: learn how, journal it, tell the core.
     fn on_exited(&mut self, id: u64, run: u32) -> Result<(), ExecError> {
         let Some(row) = self.jobs.get(&id) else { return Ok(()) };
-        if row.runs != run || !matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
+        if row.ledger.runs != run || !matches!(row.state, JobStatus::LAUNCHING | JobStatus::RUNNING | JobStatus::PREEMPTING) {
             return Ok(());
         }
         // Whatever the job left behind, in its group or its cgroup, goes with it, before its
@@ -987,9 +988,7 @@ impl Daemon {
         }
         let core_state = self.sched.job_state(JobId(id));
         let row = self.jobs.get_mut(&id).expect("checked above");
-        if let Some(start) = row.run_start_us.take() {
-            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
-        }
+        row.ledger.run_stopped(now);
         row.pid = None;
         row.exit_code = status;
         let stop = row.stop;
@@ -1007,18 +1006,14 @@ impl Daemon {
         };
         match stop {
             Some(Stop::Requeue) | Some(Stop::Cancel) if preempting => {
-                if stop == Some(Stop::Requeue) {
-                    row.preemptions = row.preemptions.saturating_add(1);
-                }
                 self.journal.event(now.0, "evicted", Some(id), json!({"run": run}));
                 self.save(id);
                 self.feed(Event::JobEvicted { job: JobId(id) })
             }
             Some(Stop::Requeue) => {
                 // The core no longer knows it is stopping (its state was rebuilt): end the run
-                // and submit the job again.
-                row.preemptions = row.preemptions.saturating_add(1);
-                row.state = JobStatus::Queued;
+                // and submit the job again. Its preemption was counted when it was ordered.
+                row.state = JobStatus::QUEUED;
                 row.allocation = None;
                 row.stop = None;
                 self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": "stopped while the scheduler was rebuilt"}));
@@ -1029,16 +1024,16 @@ impl Daemon {
                 self.feed(Event::JobSubmitted { spec })
             }
             Some(Stop::Cancel) => {
-                row.state = JobStatus::Cancelled;
-                row.end_us = Some(now.0);
+                row.state = JobStatus::CANCELLED;
+                row.ledger.ended(now);
                 row.allocation = None;
                 self.journal.event(now.0, "cancelled", Some(id), json!({"run": run}));
                 self.save(id);
                 self.feed(Event::JobFinished { job: JobId(id), outcome: Outcome::Killed })
             }
             Some(Stop::TimeLimit) => {
-                row.state = JobStatus::Killed;
-                row.end_us = Some(now.0);
+                row.state = JobStatus::KILLED;
+                row.ledger.ended(now);
                 row.allocation = None;
                 row.error = Some(format!("time limit of {} s reached", row.submission.time_limit_s.unwrap_or(0.0)));
                 self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": "killed", "exit_status": status}));
@@ -1054,9 +1049,9 @@ impl Daemon {
                 // helper to it and still exited 0 completed).
                 let oom = outcome == Outcome::Failed && end.oom_kills > 0;
                 row.state = match outcome {
-                    Outcome::Completed => JobStatus::Finished,
-                    _ if oom => JobStatus::Oom,
-                    _ => JobStatus::Failed,
+                    Outcome::Completed => JobStatus::COMPLETED,
+                    _ if oom => JobStatus::OOM,
+                    _ => JobStatus::FAILED,
                 };
                 if oom {
                     row.error = Some(format!(
@@ -1068,7 +1063,7 @@ impl Daemon {
                 } else if status.is_none() {
                     row.error = Some("the job ended without an exit status (killed outside tessera?)".into());
                 }
-                row.end_us = Some(now.0);
+                row.ledger.ended(now);
                 row.allocation = None;
                 let recorded = if oom { "oom" } else if outcome == Outcome::Completed { "completed" } else { "failed" };
                 self.journal.event(now.0, "finished", Some(id), json!({"run": run, "outcome": recorded, "exit_status": status, "oom_kills": end.oom_kills}));
@@ -1083,7 +1078,7 @@ impl Daemon {
             Internal::Exited { job, run } => self.on_exited(job, run),
             Internal::GraceOver { job, run } => {
                 if let Some(row) = self.jobs.get(&job) {
-                    if row.runs == run && row.pid.is_some() {
+                    if row.ledger.runs == run && row.pid.is_some() {
                         if let (Some(pgid), Some(pid), Some(ticks)) = (row.pgid, row.pid, row.start_ticks) {
                             if self.host.is_alive(pid, ticks) {
                                 // The whole run: its group and its cgroup.
@@ -1099,7 +1094,7 @@ impl Daemon {
             Internal::TimeLimit { job, run } => {
                 let now = self.now();
                 let Some(row) = self.jobs.get_mut(&job) else { return Ok(()) };
-                if row.runs != run || row.state != JobStatus::Running || row.stop.is_some() {
+                if row.ledger.runs != run || row.state != JobStatus::RUNNING || row.stop.is_some() {
                     return Ok(());
                 }
                 row.stop = Some(Stop::TimeLimit);
@@ -1109,7 +1104,7 @@ impl Daemon {
                 Ok(())
             }
             Internal::RetryLaunch { job, run } => {
-                if self.jobs.get(&job).is_some_and(|row| row.runs == run && row.state == JobStatus::Launching) {
+                if self.jobs.get(&job).is_some_and(|row| row.ledger.runs == run && row.state == JobStatus::LAUNCHING) {
                     self.actions.push(Action::Launch(job));
                 }
                 Ok(())
@@ -1217,7 +1212,7 @@ impl Daemon {
         if !row.state.is_live() {
             return Err(ExecError::Refused(format!("job {id} is already {}", row.state.as_str())));
         }
-        if row.state != JobStatus::Queued && row.stop != Some(Stop::TimeLimit) {
+        if row.state != JobStatus::QUEUED && row.stop != Some(Stop::TimeLimit) {
             row.stop = Some(Stop::Cancel);
         }
         self.journal.event(now.0, "cancel_requested", Some(id), json!({}));
@@ -1384,8 +1379,8 @@ impl Daemon {
                     continue;
                 }
             }
-            if matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting) {
-                let run = row.runs;
+            if matches!(row.state, JobStatus::LAUNCHING | JobStatus::RUNNING | JobStatus::PREEMPTING) {
+                let run = row.ledger.runs;
                 let alive = match (row.pid, row.start_ticks) {
                     (Some(pid), Some(ticks)) if self.host.is_alive(pid, ticks) => Some((pid, ticks)),
                     (Some(_), _) => None,
@@ -1405,10 +1400,9 @@ impl Daemon {
                         row.pgid = Some(pid);
                         row.start_ticks = Some(ticks);
                         row.allocation = Some(alloc);
-                        if row.state == JobStatus::Launching {
-                            row.state = JobStatus::Running;
-                            row.run_start_us.get_or_insert(now.0);
-                            row.first_start_us.get_or_insert(now.0);
+                        if row.state == JobStatus::LAUNCHING {
+                            row.state = JobStatus::RUNNING;
+                            row.ledger.run_resumed(now);
                         }
                         self.journal.event(now.0, "adopted", Some(id), json!({"run": run, "pid": pid, "start_ticks": ticks}));
                         self.host.watch(id, run, None, pid, ticks, &self.internal);
@@ -1419,7 +1413,7 @@ impl Daemon {
                             // What is left of its grace; all of it if the deadline was never journalled.
                             let left = row.stop_deadline_us.map_or(grace.0, |d| d.saturating_sub(now.0));
                             self.after(Duration::from_micros(left), Internal::GraceOver { job: id, run });
-                        } else if let (Some(limit), Some(start)) = (row.submission.time_limit_s, row.run_start_us) {
+                        } else if let (Some(limit), Some(start)) = (row.submission.time_limit_s, row.ledger.run_start.map(|t| t.0)) {
                             let left = (limit - now.0.saturating_sub(start) as f64 / 1e6).max(0.0);
                             self.after(secs(left), Internal::TimeLimit { job: id, run });
                         }
@@ -1427,7 +1421,7 @@ impl Daemon {
                     (None, Some(alloc)) if exit.is_some() => {
                         // It ended while the executor was down; its status is on disk.
                         row.allocation = Some(alloc);
-                        row.state = JobStatus::Running;
+                        row.state = JobStatus::RUNNING;
                         self.journal.event(now.0, "ended_while_down", Some(id), json!({"run": run, "exit_status": exit}));
                         ended.push((id, run));
                     }
@@ -1438,13 +1432,11 @@ impl Daemon {
                         }
                         changed = true;
                         let why = if row.pid.is_none() && alive.is_none() { "its process never started" } else { "its process is gone without an exit status" };
-                        row.state = JobStatus::Queued;
+                        row.state = JobStatus::QUEUED;
                         row.allocation = None;
                         row.pid = None;
                         row.stop = None;
-                        if let Some(start) = row.run_start_us.take() {
-                            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
-                        }
+                        row.ledger.run_stopped(now);
                         self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": why}));
                     }
                 }
@@ -1455,7 +1447,7 @@ impl Daemon {
         // Cgroups of runs that are over (ended or requeued while no executor ran; a job's
         // escaped process may still be in one): nothing accounts for them any more.
         let live_runs: BTreeSet<(u64, u32)> =
-            self.jobs.values().filter(|r| matches!(r.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting)).map(|r| (r.id, r.runs)).collect();
+            self.jobs.values().filter(|r| matches!(r.state, JobStatus::LAUNCHING | JobStatus::RUNNING | JobStatus::PREEMPTING)).map(|r| (r.id, r.ledger.runs)).collect();
         let swept = self.host.sweep_runs(&|job, run| live_runs.contains(&(job, run)));
         if !swept.is_empty() {
             self.journal.event(now.0, "cgroups_swept", None, json!({"runs": swept}));
@@ -1483,18 +1475,15 @@ impl Daemon {
         let alive = match (row.pid, row.start_ticks) {
             (Some(pid), Some(ticks)) if self.host.is_alive(pid, ticks) => Some(pid),
             (Some(_), _) => None,
-            (None, _) if row.state != JobStatus::Queued => self.host.find_by_token(&self.run_token(row.id, row.runs)).map(|(pid, _)| pid),
+            (None, _) if row.state != JobStatus::QUEUED => self.host.find_by_token(&self.run_token(row.id, row.ledger.runs)).map(|(pid, _)| pid),
             (None, _) => None,
         };
         if let Some(pid) = alive {
-            self.host.kill_run(row.id, row.runs, Some(row.pgid.unwrap_or(pid)));
+            self.host.kill_run(row.id, row.ledger.runs, Some(row.pgid.unwrap_or(pid)));
         }
         let was = row.state;
-        row.state = JobStatus::Failed;
-        row.end_us = Some(now.0);
-        if let Some(start) = row.run_start_us.take() {
-            row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
-        }
+        row.state = JobStatus::FAILED;
+        row.ledger.ended(now);
         row.allocation = None;
         row.pid = None;
         row.pgid = None;
@@ -1521,17 +1510,18 @@ impl Daemon {
             self.host.signal_group(pid, libc::SIGKILL);
         }
         let was: Option<JobStatus> = serde_json::from_value(serde_json::Value::String(u.state.clone())).ok();
-        let state = was.filter(|s| !s.is_live()).unwrap_or(JobStatus::Failed);
+        let state = was.filter(|s| !s.is_live()).unwrap_or(JobStatus::FAILED);
         let owner = loose.get("owner").and_then(|v| v.as_str()).unwrap_or_default().to_string();
         let submission = loose.get("submission").and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_else(|| JobSubmission::command("<unreadable>", &[]));
         let row = JobRow {
             state,
-            end_us: Some(number("end_us").unwrap_or(now.0)),
-            run_us: number("run_us").unwrap_or(0),
             exit_code: loose.get("exit_code").and_then(|v| v.as_i64()).and_then(|c| i32::try_from(c).ok()),
             error: Some(format!("quarantined at recovery: its journal row does not parse: {}", u.error)),
             ..JobRow::queued(u.id, owner, submission, number("submit_us").unwrap_or(now.0))
         };
+        let mut row = row;
+        row.ledger.end = Some(Time(number("end_us").unwrap_or(now.0)));
+        row.ledger.run = Time(number("run_us").unwrap_or(0));
         self.journal.event(now.0, "quarantined", Some(u.id), json!({"was": u.state, "error": u.error, "row": u.text, "killed_pid": alive}));
         self.journal.row(&row);
         self.journal.set_job_state(u.id, None)?;
@@ -1626,16 +1616,14 @@ impl Daemon {
                     pass = true;
                     // It cannot hold what it holds here: stop it and queue it again.
                     let row = self.jobs.get_mut(&id).expect("live job");
-                    let run = row.runs;
+                    let run = row.ledger.runs;
                     self.host.kill_run(id, run, row.pgid.or(row.pid));
-                    row.state = JobStatus::Queued;
+                    row.state = JobStatus::QUEUED;
                     row.allocation = None;
                     row.pid = None;
                     row.pgid = None;
                     row.stop = None;
-                    if let Some(start) = row.run_start_us.take() {
-                        row.run_us = row.run_us.saturating_add(now.0.saturating_sub(start));
-                    }
+                    row.ledger.run_stopped(now);
                     self.journal.event(now.0, "requeued", Some(id), json!({"run": run, "why": format!("restoring it failed: {e}")}));
                     let queued = RestoredJob { running: None, queued_since: now, ..restored };
                     match sched.restore_job(now, spec, queued) {
@@ -1683,9 +1671,9 @@ impl Daemon {
         let row = &self.jobs[&id];
         let devices = spec.devices.device_equivalents();
         let mut r = saved.cloned().unwrap_or_else(|| {
-            let attained = Time(row.run_us);
+            let attained = row.ledger.run;
             RestoredJob {
-                submitted: Time(row.submit_us),
+                submitted: row.ledger.submit,
                 queued_since: now,
                 attained,
                 attained_device_s: devices * attained.as_secs_f64(),
@@ -1694,13 +1682,13 @@ impl Daemon {
                 round_service: None,
             }
         });
-        let holding = matches!(row.state, JobStatus::Launching | JobStatus::Running | JobStatus::Preempting);
+        let holding = matches!(row.state, JobStatus::LAUNCHING | JobStatus::RUNNING | JobStatus::PREEMPTING);
         match (holding, row.allocation.clone(), r.running.take()) {
             (true, Some(allocation), saved_run) => {
-                let run_started = saved_run.as_ref().map(|s| s.run_started).or(row.run_start_us.map(Time)).unwrap_or(now);
+                let run_started = saved_run.as_ref().map(|s| s.run_started).or(row.ledger.run_start).unwrap_or(now);
                 let state = match row.state {
-                    JobStatus::Preempting if matches!(row.stop, Some(Stop::Requeue | Stop::Cancel)) => RunState::Preempting,
-                    JobStatus::Launching if row.pid.is_none() => RunState::Launching,
+                    JobStatus::PREEMPTING if matches!(row.stop, Some(Stop::Requeue | Stop::Cancel)) => RunState::Preempting,
+                    JobStatus::LAUNCHING if row.pid.is_none() => RunState::Launching,
                     _ => match saved_run.as_ref().map(|s| s.state) {
                         Some(RunState::Preempting) if row.stop.is_some() => RunState::Preempting,
                         _ => RunState::Running,
@@ -1739,8 +1727,8 @@ impl tessera_driver::World for Daemon {
     fn launch(&mut self, _now: Time, job: JobId, allocation: &Allocation) -> Result<(), ExecError> {
         let devices = self.device_names(allocation);
         let Some(row) = self.jobs.get_mut(&job.0) else { return Ok(()) };
-        row.state = JobStatus::Launching;
-        row.runs = row.runs.saturating_add(1);
+        row.state = JobStatus::LAUNCHING;
+        row.ledger.launched();
         row.stop_deadline_us = None;
         row.allocation = Some(allocation.clone());
         row.devices = devices;
@@ -1758,7 +1746,8 @@ impl tessera_driver::World for Daemon {
 
     fn stop(&mut self, _now: Time, job: JobId, grace: Time, reason: &PreemptReason) -> Result<(), ExecError> {
         let Some(row) = self.jobs.get_mut(&job.0) else { return Ok(()) };
-        row.state = JobStatus::Preempting;
+        row.state = JobStatus::PREEMPTING;
+        row.ledger.stop_ordered(StopCause::of(reason));
         if row.stop.is_none() {
             row.stop = Some(if matches!(reason, PreemptReason::Cancelled) { Stop::Cancel } else { Stop::Requeue });
         }
@@ -1769,8 +1758,8 @@ impl tessera_driver::World for Daemon {
 
     fn reject(&mut self, now: Time, job: JobId, reason: &RejectReason) -> Result<(), ExecError> {
         let Some(row) = self.jobs.get_mut(&job.0) else { return Ok(()) };
-        row.state = JobStatus::Rejected;
-        row.end_us = Some(now.0);
+        row.state = JobStatus::REJECTED;
+        row.ledger.ended(now);
         row.error = Some(format!("rejected: {}", serde_json::to_string(reason).unwrap_or_default()));
         self.save(job.0);
         Ok(())

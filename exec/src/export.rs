@@ -1,86 +1,82 @@
-//! What the executor ran, for the simulator: the jobs as a trace in the native schema
-//! (`traces/src/native.rs`), and the core's decisions with their provenance as JSON lines.
+//! What the executor ran, for the simulator: the jobs as a trace in the native schema, written
+//! by the native writer of `traces/` (`tessera_traces::write_native_csv_with_extras`, the
+//! code `tessera trace convert` uses), and the core's decisions with their provenance as JSON
+//! lines.
 //!
 //! The trace has the native columns (`job_id, submit_s, tenant, priority, devices, models,
-//! duration_s, job_class, cpu_milli, mem_mib, outcome`) and, as extra columns the native loader
-//! ignores but the fidelity report compares, what was observed: `start_s` (first start),
-//! `end_s`, `wait_s` (time not running between submission and end), `restarts` and
-//! `exec_state`; then the native column `stated_duration_s`, last so that the observed
-//! columns keep their positions. Times are seconds since the first submission. `duration_s`
-//! is the time the job ran over all its runs; `stated_duration_s` is what the submission
-//! declared (empty if it declared nothing), which is what `sjf`, `srtf` and backfilling ranked
-//! it by here and what a replay must rank it by; `outcome` is `completed`, `failed`, `killed`
-//! (time limit, cancelled, rejected) or `censored` (still queued or running: `duration_s` is a
-//! lower bound).
+//! duration_s, job_class, cpu_milli, mem_mib, outcome, stated_duration_s`), then, as extra
+//! columns the native loader ignores but the fidelity report reads, what was observed of the
+//! job's runs ([`OBSERVED_COLUMNS`]): `start_s` (first start), `end_s`, `wait_s` (time not
+//! running between submission and end), `restarts` (runs stopped by a device or node failure,
+//! as `jobs.csv` counts them), `preemptions`, `runs` and `exec_state` (the job's state in the
+//! journal: its phase while live, its outcome once ended). Times are seconds since the first
+//! submission. `duration_s` is the time the job ran over all its runs (a run still going counts
+//! up to the journal's last event); `stated_duration_s` is what the submission declared
+//! (empty if it declared nothing), which is what `sjf`, `srtf` and backfilling ranked it by
+//! here and what a replay must rank it by; `outcome` is the job's outcome in tessera's one
+//! vocabulary (`completed`, `failed`, `killed`, `oom`, `cancelled`, `rejected`, or
+//! `unfinished` for a job still queued or running: its `duration_s` is then a lower bound).
+//!
+//! The observed columns are extras rather than native columns because they describe one
+//! recorded execution, not the job: no loader fills them and a replay never reads them.
 
 use crate::error::ExecError;
-use crate::handle::JobStatus;
-use crate::journal::Journal;
-use std::fmt::Write;
+use crate::journal::{JobRow, Journal};
 use std::path::Path;
+use tessera_core::Time;
+use tessera_traces::{write_native_csv_with_extras, TraceJob};
 
-pub const EXPORT_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome,start_s,end_s,wait_s,restarts,exec_state,stated_duration_s";
+/// The columns written after the native ones, in order.
+pub const OBSERVED_COLUMNS: [&str; 7] = ["start_s", "end_s", "wait_s", "restarts", "preemptions", "runs", "exec_state"];
 
-fn quote(field: &str) -> String {
-    if field.contains([',', '"', '\n', '\r']) || field != field.trim() {
-        format!("\"{}\"", field.replace('"', "\"\""))
-    } else {
-        field.to_string()
+/// The header of an exported trace: the native columns, then [`OBSERVED_COLUMNS`].
+pub const EXPORT_HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,cpu_milli,mem_mib,outcome,stated_duration_s,start_s,end_s,wait_s,restarts,preemptions,runs,exec_state";
+
+fn secs(t: Time) -> f64 {
+    t.0 as f64 / 1e6
+}
+
+/// A journal row as a native trace job, its times relative to `origin_us` (the first
+/// submission); `now_us` ends a run still going.
+pub fn trace_job(r: &JobRow, origin_us: u64, now_us: u64) -> TraceJob {
+    let s = &r.submission;
+    let rel = |t: Time| secs(Time(t.0.saturating_sub(origin_us)));
+    let devices = if s.devices.share < 1.0 { s.devices.share } else { f64::from(s.devices.count) };
+    let ran = if r.state.is_live() { r.ledger.ran_until(Time(now_us)) } else { r.ledger.run };
+    TraceJob {
+        priority: s.priority,
+        models: s.devices.models.clone(),
+        cpu_milli: s.cpu_milli,
+        mem_mib: s.mem_mib,
+        outcome: Some(r.state.outcome()),
+        stated_duration_s: s.stated_duration_s,
+        ..TraceJob::new(r.id, rel(r.ledger.submit), s.tenant.clone(), devices, secs(ran))
     }
 }
 
-fn secs(us: u64) -> String {
-    format!("{:.6}", us as f64 / 1e6)
+/// The observed columns of a journal row, as text, in [`OBSERVED_COLUMNS`] order.
+pub fn observed_fields(r: &JobRow, origin_us: u64, out: &mut Vec<String>) {
+    let rel = |t: Time| secs(Time(t.0.saturating_sub(origin_us))).to_string();
+    out.push(r.ledger.first_start.map(rel).unwrap_or_default());
+    out.push(r.ledger.end.map(rel).unwrap_or_default());
+    out.push(r.ledger.wait().map(|w| secs(w).to_string()).unwrap_or_default());
+    out.push(r.ledger.restarts.to_string());
+    out.push(r.ledger.preemptions.to_string());
+    out.push(r.ledger.runs.to_string());
+    out.push(r.state.as_str().to_string());
 }
 
 /// The jobs of the journal at `journal_path` as a native trace (CSV text).
 pub fn export_trace(journal_path: &Path) -> Result<String, ExecError> {
     let journal = Journal::open_read_only(journal_path)?;
     let rows = journal.jobs()?;
-    let origin = rows.iter().map(|r| r.submit_us).min().unwrap_or(0);
+    let origin = rows.iter().map(|r| r.ledger.submit.0).min().unwrap_or(0);
     let now_us = journal.last_t_us()?;
-    let mut out = String::from(EXPORT_HEADER);
-    out.push('\n');
-    for r in &rows {
-        let s = &r.submission;
-        let devices = if s.devices.share < 1.0 { format!("{}", s.devices.share) } else { s.devices.count.to_string() };
-        let live_run = if r.state.is_live() { r.run_start_us.map_or(0, |t| now_us.saturating_sub(t)) } else { 0 };
-        let ran_us = r.run_us + live_run;
-        let outcome = match r.state {
-            JobStatus::Finished => "completed",
-            // The trace's vocabulary has no OOM: it failed (the `exec_state` column says `oom`).
-            JobStatus::Failed | JobStatus::Oom => "failed",
-            JobStatus::Killed | JobStatus::Cancelled | JobStatus::Rejected => "killed",
-            _ => "censored",
-        };
-        let end = r.end_us;
-        let wait = end.map(|e| e.saturating_sub(r.submit_us).saturating_sub(r.run_us));
-        let rel = |t: u64| secs(t.saturating_sub(origin));
-        writeln!(
-            out,
-            "{},{},{},{},{},{},{},,{},{},{},{},{},{},{},{},{}",
-            r.id,
-            rel(r.submit_us),
-            quote(&s.tenant),
-            s.priority,
-            devices,
-            quote(&s.devices.models.join("|")),
-            secs(ran_us),
-            s.cpu_milli,
-            s.mem_mib,
-            outcome,
-            r.first_start_us.map(rel).unwrap_or_default(),
-            end.map(rel).unwrap_or_default(),
-            wait.map(secs).unwrap_or_default(),
-            r.runs.saturating_sub(1),
-            r.state.as_str(),
-            // The shortest form that reads back as the same f64, so the replay's stated
-            // duration converts to the same microseconds as the daemon's did.
-            s.stated_duration_s.map(|d| d.to_string()).unwrap_or_default(),
-        )
-        .expect("writing to a String");
-    }
-    Ok(out)
+    let jobs: Vec<TraceJob> = rows.iter().map(|r| trace_job(r, origin, now_us)).collect();
+    let mut out = Vec::new();
+    write_native_csv_with_extras(&mut out, &jobs, &OBSERVED_COLUMNS, |i, fields| observed_fields(&rows[i], origin, fields))
+        .map_err(|e| ExecError::Journal(format!("{}: exporting its jobs: {e}", journal_path.display())))?;
+    Ok(String::from_utf8(out).expect("the native writer writes UTF-8"))
 }
 
 /// Every core decision the journal holds, one JSON object per line, in order: the journal

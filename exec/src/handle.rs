@@ -11,49 +11,10 @@ use tessera_core::validation::ValidationRecord;
 use tessera_core::PolicySpec;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-/// Where a job stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    Queued,
-    /// Chosen to run; its process is being started (or its start retried).
-    Launching,
-    Running,
-    /// Being stopped (SIGTERM sent, grace running) to be requeued or cancelled.
-    Preempting,
-    /// Exited with status 0.
-    Finished,
-    /// Exited with a non-zero status, or could not be started.
-    Failed,
-    /// Stopped by the executor for reaching its time limit.
-    Killed,
-    /// Killed by the kernel's OOM killer in its cgroup (past its `mem_mib`), and did not
-    /// recover: it exited non-zero or without a status.
-    Oom,
-    Cancelled,
-    /// The core refused it (it can never fit this fleet).
-    Rejected,
-}
-
-impl JobStatus {
-    pub fn is_live(self) -> bool {
-        matches!(self, JobStatus::Queued | JobStatus::Launching | JobStatus::Running | JobStatus::Preempting)
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobStatus::Queued => "queued",
-            JobStatus::Launching => "launching",
-            JobStatus::Running => "running",
-            JobStatus::Preempting => "preempting",
-            JobStatus::Finished => "finished",
-            JobStatus::Failed => "failed",
-            JobStatus::Killed => "killed",
-            JobStatus::Oom => "oom",
-            JobStatus::Cancelled => "cancelled",
-            JobStatus::Rejected => "rejected",
-        }
-    }
-}
+/// Where a job stands: its phase while live, its outcome once ended, in tessera's one
+/// vocabulary (`tessera_core::JobStatus`; the table is in ARCHITECTURE.md). Journalled and
+/// shown as one word; `finished`, this executor's name for `completed` before, is still read.
+pub use tessera_core::JobStatus;
 
 /// A job as the API shows it. Times are unix seconds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -69,8 +30,16 @@ pub struct JobView {
     pub start_unix_s: Option<f64>,
     pub end_unix_s: Option<f64>,
     pub exit_code: Option<i32>,
-    /// Runs after the first (preemptions, requeues after a crash).
+    /// Runs stopped by a failure under the job (a device or node failed), as `jobs.csv`
+    /// counts them (the driver layer's ledger, `tessera_driver::ledger`).
     pub restarts: u32,
+    /// Stops the scheduler ordered to requeue the job (counted when ordered).
+    #[serde(default)]
+    pub preemptions: u32,
+    /// Runs started; `runs - 1` are requeues for any reason (preemption, failure, a restart of
+    /// the executor).
+    #[serde(default)]
+    pub runs: u32,
     /// Devices of the current (or last) run, by tessera name (`cpu0`, `gpu1`).
     pub devices: Vec<String>,
     pub pid: Option<i32>,

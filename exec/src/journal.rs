@@ -34,7 +34,8 @@ use crate::spec::JobSubmission;
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
-use tessera_core::{Allocation, RestoredJob};
+use tessera_core::{Allocation, RestoredJob, Time};
+use tessera_driver::JobLedger;
 
 /// Why the executor is stopping a running job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,18 +54,15 @@ pub struct JobRow {
     pub owner: String,
     pub submission: JobSubmission,
     pub state: JobStatus,
-    /// Times in microseconds on the journal's timeline (since `epoch_unix_us`).
-    pub submit_us: u64,
-    pub first_start_us: Option<u64>,
-    /// When the current run's process started.
-    pub run_start_us: Option<u64>,
-    pub end_us: Option<u64>,
-    /// Running time over finished runs.
-    pub run_us: u64,
+    /// The job's accounting (the driver layer's ledger, kept by the same rules as the
+    /// simulator's): times in microseconds on the journal's timeline (since
+    /// `epoch_unix_us`), written as the row's own `submit_us`, `first_start_us`,
+    /// `run_start_us` (the current run's process start), `end_us`, `run_us` (over ended runs),
+    /// `runs` (launched so far; the current run is number `runs`, from 1), `preemptions` and
+    /// `restarts` fields.
+    #[serde(flatten)]
+    pub ledger: JobLedger,
     pub exit_code: Option<i32>,
-    /// Runs launched so far; the current run is number `runs` (from 1).
-    pub runs: u32,
-    pub preemptions: u32,
     pub pid: Option<i32>,
     pub pgid: Option<i32>,
     pub start_ticks: Option<u64>,
@@ -89,15 +87,9 @@ impl JobRow {
             id,
             owner,
             submission,
-            state: JobStatus::Queued,
-            submit_us,
-            first_start_us: None,
-            run_start_us: None,
-            end_us: None,
-            run_us: 0,
+            state: JobStatus::QUEUED,
+            ledger: JobLedger::submitted(Time(submit_us)),
             exit_code: None,
-            runs: 0,
-            preemptions: 0,
             pid: None,
             pgid: None,
             start_ticks: None,
@@ -117,7 +109,18 @@ impl JobRow {
 /// fault. Public for the fuzz target `journal_row` (fuzz/) and its corpus replay.
 pub fn decode_job_row(text: &str) -> Result<JobRow, String> {
     // The path names the field at fault, which serde_json's message alone does not.
-    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)).map_err(|e| format!("field `{}`: {}", e.path(), e.inner()))
+    let e = match serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(text)) {
+        Ok(row) => return Ok(row),
+        Err(e) => e,
+    };
+    // The ledger's fields are flattened into the row, where the path is lost (`.`): read them
+    // alone to name the one at fault.
+    if e.path().to_string() == "." {
+        if let Err(le) = serde_path_to_error::deserialize::<_, JobLedger>(&mut serde_json::Deserializer::from_str(text)) {
+            return Err(format!("field `{}`: {}", le.path(), le.inner()));
+        }
+    }
+    Err(format!("field `{}`: {}", e.path(), e.inner()))
 }
 
 /// Saved scheduler states by job id.
@@ -647,6 +650,20 @@ mod tests {
         assert_eq!(j.last_t_us().unwrap(), 5);
         let mode: String = j.conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn a_bad_ledger_field_is_named_though_the_ledger_is_flattened_into_the_row() {
+        let row = JobRow::queued(3, "u".into(), JobSubmission::command("true", &[]), 5);
+        let mut v = serde_json::to_value(&row).unwrap();
+        assert_eq!(decode_job_row(&v.to_string()).unwrap(), row);
+        v["runs"] = serde_json::json!("many");
+        let e = decode_job_row(&v.to_string()).unwrap_err();
+        assert!(e.starts_with("field `runs`: invalid type: string \"many\""), "{e}");
+        v["runs"] = serde_json::json!(1);
+        v["owner"] = serde_json::json!(7);
+        let e = decode_job_row(&v.to_string()).unwrap_err();
+        assert!(e.starts_with("field `owner`"), "{e}");
     }
 
     #[test]

@@ -112,7 +112,7 @@ async fn a_submitter_sees_and_cancels_only_its_own_jobs() {
     let a = alice.submit(&sh("sleep 30")).await.unwrap();
     let b = bob.submit(&sh("sleep 30")).await.unwrap();
     assert_eq!((a.owner.as_str(), b.owner.as_str()), ("alice", "bob"));
-    wait_state(&alice, a.id, JobStatus::Running).await;
+    wait_state(&alice, a.id, JobStatus::RUNNING).await;
 
     // Another's job is answered exactly as one that does not exist: 404, the same body, no
     // owner named, so ids cannot be enumerated.
@@ -135,13 +135,13 @@ async fn a_submitter_sees_and_cancels_only_its_own_jobs() {
     assert_eq!(listed, vec![a.id, b.id]);
     // Bob's refused cancel left alice's job running.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(alice.show(a.id).await.unwrap().state, JobStatus::Running);
+    assert_eq!(alice.show(a.id).await.unwrap().state, JobStatus::RUNNING);
 
     // Alice cancels her own; the operator cancels bob's.
     alice.cancel(a.id).await.unwrap();
     olga.cancel(b.id).await.unwrap();
-    assert_eq!(wait_done(&alice, a.id).await.state, JobStatus::Cancelled);
-    assert_eq!(wait_done(&bob, b.id).await.state, JobStatus::Cancelled);
+    assert_eq!(wait_done(&alice, a.id).await.state, JobStatus::CANCELLED);
+    assert_eq!(wait_done(&bob, b.id).await.state, JobStatus::CANCELLED);
     // A finished job cannot be cancelled again: 409, not a silent success.
     assert_eq!(alice.cancel(a.id).await.unwrap_err().status(), Some(409));
     assert_eq!(alice.show(999).await.unwrap_err().status(), Some(404));

@@ -68,7 +68,7 @@ async fn bad_submissions_are_refused_clearly_and_leave_no_trace() {
     let listed: Vec<u64> = server.client("olga").list().await.unwrap().iter().map(|j| j.id).collect();
     assert_eq!(listed, accepted);
     for id in &accepted {
-        assert_eq!(wait_done(&alice, *id).await.state, JobStatus::Finished);
+        assert_eq!(wait_done(&alice, *id).await.state, JobStatus::COMPLETED);
     }
     let exp = parse_text(&alice.metrics_text().await.unwrap()).unwrap();
     assert_eq!(exp.value("tessera_api_submissions_total", &[("outcome", "accepted")]), Some(3.0));
@@ -143,7 +143,7 @@ async fn metrics_parse_as_prometheus_text_with_the_expected_series() {
     let (alice, olga) = (server.client("alice"), server.client("olga"));
     olga.drain("cpu1", true).await.unwrap();
     let running = alice.submit(&sh("sleep 30")).await.unwrap();
-    wait_state(&alice, running.id, JobStatus::Running).await;
+    wait_state(&alice, running.id, JobStatus::RUNNING).await;
     let queued = alice.submit(&sh("sleep 30")).await.unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
 

@@ -15,7 +15,9 @@ use tessera_exec::{start, JobStatus, JobSubmission};
 const S: u64 = 1_000_000;
 
 fn row(id: u64, state: JobStatus, submit_us: u64) -> JobRow {
-    JobRow { state, end_us: (!state.is_live()).then_some(submit_us + S / 2), ..JobRow::queued(id, "u".into(), JobSubmission::command("true", &[]), submit_us) }
+    let mut row = JobRow { state, ..JobRow::queued(id, "u".into(), JobSubmission::command("true", &[]), submit_us) };
+    row.ledger.end = (!state.is_live()).then_some(tessera_core::Time(submit_us + S / 2));
+    row
 }
 
 /// `n` jobs, job `i` submitted at `i` s and (unless live) ended at `i + 0.5` s, each with two
@@ -23,7 +25,7 @@ fn row(id: u64, state: JobStatus, submit_us: u64) -> JobRow {
 fn fill(j: &mut Journal, n: u64, live: &[u64], pad: usize) {
     let padding = "x".repeat(pad);
     for id in 1..=n {
-        let state = if live.contains(&id) { JobStatus::Queued } else { JobStatus::Finished };
+        let state = if live.contains(&id) { JobStatus::QUEUED } else { JobStatus::COMPLETED };
         j.row(&row(id, state, id * S));
         j.event(id * S, "submitted", Some(id), json!({"pad": padding}));
         j.event(id * S + 1, "health", None, json!({"pad": padding}));
@@ -167,11 +169,11 @@ fn a_daemon_restarted_on_a_compacted_journal_finds_every_live_job() {
             done.push(h.submit(sh("true"), "u").await.unwrap().id);
         }
         for &id in &done {
-            assert_eq!(wait_done(&h, id).await.state, JobStatus::Finished);
+            assert_eq!(wait_done(&h, id).await.state, JobStatus::COMPLETED);
         }
         let running = h.submit(sh("sleep 2"), "u").await.unwrap().id;
         let queued = h.submit(sh("true"), "u").await.unwrap().id;
-        let v = wait_state(&h, running, JobStatus::Running).await;
+        let v = wait_state(&h, running, JobStatus::RUNNING).await;
         (done, running, queued, v.pid.unwrap())
     });
     // A crash, then a restart: the start-up compaction runs before anything else is asked.
@@ -185,9 +187,9 @@ fn a_daemon_restarted_on_a_compacted_journal_finds_every_live_job() {
         assert!(journal.events(Some("journal_compacted")).unwrap().len() == 1);
         assert!(h.show(done[0]).await.unwrap().is_none(), "a compacted job is forgotten by the daemon too");
         let adopted = h.show(running).await.unwrap().unwrap();
-        assert_eq!((adopted.state, adopted.pid), (JobStatus::Running, Some(running_pid)));
-        assert_eq!(wait_done(&h, running).await.state, JobStatus::Finished);
-        assert_eq!(wait_done(&h, queued).await.state, JobStatus::Finished);
+        assert_eq!((adopted.state, adopted.pid), (JobStatus::RUNNING, Some(running_pid)));
+        assert_eq!(wait_done(&h, running).await.state, JobStatus::COMPLETED);
+        assert_eq!(wait_done(&h, queued).await.state, JobStatus::COMPLETED);
         let next = h.submit(sh("true"), "u").await.unwrap().id;
         assert_eq!(next, queued + 1, "ids are not reused after their rows are deleted");
         h.shutdown().await.unwrap();

@@ -25,7 +25,7 @@ async fn a_gpu_job_sees_exactly_its_gpu() {
     s.devices.models = vec![gpus[0].model.clone()];
     let v = h.submit(s, "u").await.unwrap();
     let v = wait_done(&h, v.id).await;
-    assert_eq!(v.state, JobStatus::Finished, "{v:#?}");
+    assert_eq!(v.state, JobStatus::COMPLETED, "{v:#?}");
     let out = std::fs::read_to_string(&v.stdout_path).unwrap();
     let bound = out.lines().next().unwrap().to_string();
     assert!(gpus.iter().any(|g| g.uuid.as_deref() == Some(bound.as_str())), "bound by UUID: {out}");

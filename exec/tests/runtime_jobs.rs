@@ -33,14 +33,14 @@ async fn a_mix_of_short_jobs_runs_bound_to_their_cores() {
         ids.push(h.submit(s, "alice").await.unwrap().id);
     }
     for id in blockers {
-        assert_eq!(wait_done(&h, id).await.state, JobStatus::Finished);
+        assert_eq!(wait_done(&h, id).await.state, JobStatus::COMPLETED);
     }
     let mut views = Vec::new();
     for &id in &ids {
         views.push(wait_done(&h, id).await);
     }
     for v in &views[..4] {
-        assert_eq!(v.state, JobStatus::Finished, "{v:#?}");
+        assert_eq!(v.state, JobStatus::COMPLETED, "{v:#?}");
         assert_eq!(v.exit_code, Some(0));
         assert_eq!(v.owner, "alice");
         assert!(v.start_unix_s.unwrap() >= v.submit_unix_s && v.end_unix_s.unwrap() >= v.start_unix_s.unwrap());
@@ -53,7 +53,7 @@ async fn a_mix_of_short_jobs_runs_bound_to_their_cores() {
     let dev = &views[3].devices[0];
     let core = devices.iter().find(|d| &d.name == dev).unwrap().cores[0];
     assert_eq!(env_line, format!("{}|{dev}|0||\nCpus_allowed_list:\t{core}\n", views[3].id), "bound to its device's core");
-    assert_eq!(views[4].state, JobStatus::Failed);
+    assert_eq!(views[4].state, JobStatus::FAILED);
     assert_eq!(views[4].exit_code, Some(3));
     assert_eq!(std::fs::read_to_string(&views[4].stderr_path).unwrap(), "bad\n");
     // Queued together, they started highest tier first.
@@ -92,10 +92,12 @@ async fn a_higher_tier_preempts_and_the_victim_resumes_from_its_checkpoint() {
     high.priority = 10;
     let high = h.submit(high, "carol").await.unwrap();
     let high_done = wait_done(&h, high.id).await;
-    assert_eq!(high_done.state, JobStatus::Finished);
+    assert_eq!(high_done.state, JobStatus::COMPLETED);
     let low_done = wait_done(&h, low.id).await;
-    assert_eq!(low_done.state, JobStatus::Finished, "{low_done:#?}");
-    assert_eq!(low_done.restarts, 1);
+    assert_eq!(low_done.state, JobStatus::COMPLETED, "{low_done:#?}");
+    assert_eq!(low_done.runs.saturating_sub(1), 1);
+    // The ledger counts a preemption, not a restart (restarts are runs a failure stopped), as jobs.csv does.
+    assert_eq!((low_done.preemptions, low_done.restarts), (1, 0), "{low_done:#?}");
     // Every step exactly once: the second run resumed where the first stopped.
     let steps: Vec<u32> = std::fs::read_to_string(&checkpoint).unwrap().lines().map(|l| l.parse().unwrap()).collect();
     assert_eq!(steps, (1..=10).collect::<Vec<_>>());
@@ -125,14 +127,14 @@ async fn cancelling_running_and_queued_jobs() {
     let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
     let running = h.submit(sh("echo $$ > pid; sleep 30"), "u").await.unwrap();
     let queued = h.submit(sh("echo never"), "u").await.unwrap();
-    let v = wait_state(&h, running.id, JobStatus::Running).await;
+    let v = wait_state(&h, running.id, JobStatus::RUNNING).await;
     let pid = v.pid.unwrap();
-    assert_eq!(h.show(queued.id).await.unwrap().unwrap().state, JobStatus::Queued);
+    assert_eq!(h.show(queued.id).await.unwrap().unwrap().state, JobStatus::QUEUED);
     let q = h.cancel(queued.id).await.unwrap();
-    assert_eq!(q.state, JobStatus::Cancelled);
+    assert_eq!(q.state, JobStatus::CANCELLED);
     h.cancel(running.id).await.unwrap();
     let v = wait_done(&h, running.id).await;
-    assert_eq!(v.state, JobStatus::Cancelled);
+    assert_eq!(v.state, JobStatus::CANCELLED);
     assert!(std::fs::metadata(format!("/proc/{pid}")).is_err() || std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap().contains(") Z"), "the job's process is gone");
     assert!(matches!(h.cancel(running.id).await, Err(tessera_exec::ExecError::Refused(_))));
     assert!(matches!(h.cancel(999).await, Err(tessera_exec::ExecError::NotFound(_))));
@@ -147,7 +149,7 @@ async fn a_time_limit_stops_the_job() {
     s.time_limit_s = Some(0.5);
     let v = h.submit(s, "u").await.unwrap();
     let v = wait_done(&h, v.id).await;
-    assert_eq!(v.state, JobStatus::Killed);
+    assert_eq!(v.state, JobStatus::KILLED);
     assert!(v.error.as_deref().unwrap().contains("time limit of 0.5 s"), "{v:?}");
     let ran = v.end_unix_s.unwrap() - v.start_unix_s.unwrap();
     assert!((0.5..3.0).contains(&ran), "ran {ran} s");
@@ -157,7 +159,7 @@ async fn a_time_limit_stops_the_job() {
     s.time_limit_s = Some(0.3);
     let v = h.submit(s, "u").await.unwrap();
     let v = wait_done(&h, v.id).await;
-    assert_eq!(v.state, JobStatus::Killed);
+    assert_eq!(v.state, JobStatus::KILLED);
     let ran = v.end_unix_s.unwrap() - v.start_unix_s.unwrap();
     assert!(ran >= 1.2, "SIGKILL came only after the 1 s grace: ran {ran} s");
 }
@@ -172,11 +174,11 @@ async fn a_job_that_cannot_start_is_retried_then_failed() {
     let v = h.submit(s, "u").await.unwrap();
     let after = h.submit(sh("echo next"), "u").await.unwrap();
     let v = wait_done(&h, v.id).await;
-    assert_eq!(v.state, JobStatus::Failed);
+    assert_eq!(v.state, JobStatus::FAILED);
     let err = v.error.unwrap();
     assert!(err.contains("failed to start after 3 attempts") && err.contains("not found in PATH"), "{err}");
     // The device it held is free again.
-    assert_eq!(wait_done(&h, after.id).await.state, JobStatus::Finished);
+    assert_eq!(wait_done(&h, after.id).await.state, JobStatus::COMPLETED);
     let mut attempts = Vec::new();
     while let Ok(e) = events.try_recv() {
         if e.kind == "spawn_failed" {
@@ -205,6 +207,6 @@ async fn bad_submissions_are_refused_with_the_field() {
     let mut s = sh("true");
     s.devices.count = 5;
     let v = h.submit(s, "u").await.unwrap();
-    assert_eq!(v.state, JobStatus::Rejected, "more devices than the fleet has");
+    assert_eq!(v.state, JobStatus::REJECTED, "more devices than the fleet has");
     assert!(v.error.unwrap().contains("too_many_devices"));
 }

@@ -28,7 +28,7 @@ fn a_panicking_daemon_stops_without_corrupting_its_journal_and_the_next_start_ru
     let first = rt.block_on(async {
         let (h, join) = start(config(dir.path(), 2, PolicySpec::named("fifo"))).await.unwrap();
         let first = h.submit(job(1.0), "u").await.unwrap().id;
-        wait_state(&h, first, JobStatus::Running).await;
+        wait_state(&h, first, JobStatus::RUNNING).await;
         let mut fatal = job(0.5);
         fatal.name = FAULT_PANIC_AFTER_SPAWN.into();
         // Its submission and launch are committed, then the daemon panics: no answer comes.
@@ -57,7 +57,7 @@ fn a_panicking_daemon_stops_without_corrupting_its_journal_and_the_next_start_ru
         assert_eq!(ids, vec![first, first + 1], "the committed job is there, the refused one is not");
         for id in ids {
             let v = wait_done(&h, id).await;
-            assert_eq!((v.state, v.exit_code, v.restarts), (JobStatus::Finished, Some(0), 0), "{v:#?}");
+            assert_eq!((v.state, v.exit_code, v.runs.saturating_sub(1)), (JobStatus::COMPLETED, Some(0), 0), "{v:#?}");
         }
         // The fatal job's pid was never journalled: it was found by its run token and adopted.
         let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();

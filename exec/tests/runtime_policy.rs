@@ -44,15 +44,15 @@ async fn the_gate_refuses_unvalidated_policies_at_start_and_at_run_time() {
     assert!(matches!(&e, ExecError::Gate(m) if m.contains("failed")), "{e}");
     // A queued job survives the swap and runs under the new policy.
     let blocker = h.submit(sh("sleep 0.5"), "u").await.unwrap();
-    wait_state(&h, blocker.id, JobStatus::Running).await;
+    wait_state(&h, blocker.id, JobStatus::RUNNING).await;
     let queued = h.submit(sh("echo after"), "u").await.unwrap();
     h.set_policy(priority.clone(), Some(record(priority.clone(), true)), false).await.unwrap();
     assert_eq!(h.metrics().policy_label, "priority");
-    assert_eq!(h.show(blocker.id).await.unwrap().unwrap().state, JobStatus::Running, "the swap leaves running jobs alone");
+    assert_eq!(h.show(blocker.id).await.unwrap().unwrap().state, JobStatus::RUNNING, "the swap leaves running jobs alone");
     let v = wait_done(&h, queued.id).await;
-    assert_eq!(v.state, JobStatus::Finished);
+    assert_eq!(v.state, JobStatus::COMPLETED);
     assert_eq!(v.launch_reason.unwrap()["policy"], "priority");
-    assert_eq!(wait_done(&h, blocker.id).await.state, JobStatus::Finished);
+    assert_eq!(wait_done(&h, blocker.id).await.state, JobStatus::COMPLETED);
     // Unvalidated, but allowed: journalled as such.
     h.set_policy(PolicySpec::named("sjf"), None, true).await.unwrap();
     let j = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();

@@ -27,9 +27,9 @@ fn a_killed_daemon_restarted_on_its_journal_loses_no_job_and_runs_none_twice() {
         for secs in [0.4, 2.5, 0.3, 0.3, 0.3] {
             ids.push(h.submit(job(secs), "u").await.unwrap().id);
         }
-        let long = wait_state(&h, ids[1], JobStatus::Running).await;
-        wait_state(&h, ids[0], JobStatus::Running).await;
-        assert_eq!(h.show(ids[2]).await.unwrap().unwrap().state, JobStatus::Queued);
+        let long = wait_state(&h, ids[1], JobStatus::RUNNING).await;
+        wait_state(&h, ids[0], JobStatus::RUNNING).await;
+        assert_eq!(h.show(ids[2]).await.unwrap().unwrap().state, JobStatus::QUEUED);
         (ids, long.pid.unwrap())
     });
     // The crash: every task of the daemon is dropped mid-flight; nothing is cleaned up.
@@ -43,13 +43,13 @@ fn a_killed_daemon_restarted_on_its_journal_loses_no_job_and_runs_none_twice() {
         let t0 = Instant::now();
         let (h, _join) = start(config(dir.path(), 2, PolicySpec::named("fifo"))).await.unwrap();
         let long = h.show(ids[1]).await.unwrap().unwrap();
-        assert_eq!(long.state, JobStatus::Running, "adopted: {long:#?}");
+        assert_eq!(long.state, JobStatus::RUNNING, "adopted: {long:#?}");
         assert_eq!(long.pid, Some(pid_long));
         for &id in &ids {
             let v = wait_done(&h, id).await;
-            assert_eq!(v.state, JobStatus::Finished, "{v:#?}");
+            assert_eq!(v.state, JobStatus::COMPLETED, "{v:#?}");
             assert_eq!(v.exit_code, Some(0));
-            assert_eq!(v.restarts, 0, "no job was started a second time");
+            assert_eq!(v.runs.saturating_sub(1), 0, "no job was started a second time");
         }
         assert!(t0.elapsed() < Duration::from_secs(10));
         let mut kinds: HashMap<String, Vec<u64>> = HashMap::new();
@@ -88,7 +88,7 @@ fn the_timeline_continues_across_restarts_and_ids_are_not_reused() {
     rt.block_on(async {
         let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
         let old = h.show(first).await.unwrap().unwrap();
-        assert_eq!(old.state, JobStatus::Finished);
+        assert_eq!(old.state, JobStatus::COMPLETED);
         assert_eq!(old.end_unix_s, Some(end1));
         let v = h.submit(sh("true"), "u").await.unwrap();
         assert_eq!(v.id, first + 1);
@@ -139,7 +139,7 @@ fn a_batch_of_concurrent_submissions_is_all_journalled_and_none_twice() {
         for (i, &id) in ids.iter().enumerate() {
             let v = jobs.iter().find(|v| v.id == id).unwrap_or_else(|| panic!("job {id} lost"));
             assert_eq!(v.name, format!("batch-{i}"));
-            assert_eq!(v.state, JobStatus::Queued);
+            assert_eq!(v.state, JobStatus::QUEUED);
         }
         let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
         let mut submitted: Vec<u64> = journal.events(Some("submitted")).unwrap().into_iter().filter_map(|e| e.job).collect();
@@ -149,7 +149,7 @@ fn a_batch_of_concurrent_submissions_is_all_journalled_and_none_twice() {
         h.undrain("cpu1").await.unwrap();
         for &id in &ids {
             let v = wait_done(&h, id).await;
-            assert_eq!((v.state, v.restarts), (JobStatus::Finished, 0), "{v:#?}");
+            assert_eq!((v.state, v.runs.saturating_sub(1)), (JobStatus::COMPLETED, 0), "{v:#?}");
         }
         let next = h.submit(sh("true"), "u").await.unwrap().id;
         assert!(next > *sorted.last().unwrap(), "ids are not reused: {next}");
@@ -178,8 +178,8 @@ fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
         let b = h.submit(sh("exit 0"), "u").await.unwrap().id;
         let c = h.submit(sh("exit 0"), "u").await.unwrap().id;
         let d = h.submit(sh("exit 0"), "u").await.unwrap().id;
-        let running = wait_state(&h, a, JobStatus::Running).await;
-        assert_eq!(h.show(b).await.unwrap().unwrap().state, JobStatus::Queued);
+        let running = wait_state(&h, a, JobStatus::RUNNING).await;
+        assert_eq!(h.show(b).await.unwrap().unwrap().state, JobStatus::QUEUED);
         (a, b, c, d, running.pid.unwrap())
     });
     drop(rt);
@@ -203,15 +203,15 @@ fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
         let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.expect("the daemon starts on the journal");
         for (id, field) in [(limit_job, "time_limit_s"), (stated_job, "stated_duration_s")] {
             let v = h.show(id).await.unwrap().unwrap();
-            assert_eq!(v.state, JobStatus::Failed, "{v:#?}");
+            assert_eq!(v.state, JobStatus::FAILED, "{v:#?}");
             let error = v.error.unwrap_or_default();
             assert!(error.contains("quarantined") && error.contains(field) && error.contains("100 years"), "{error}");
         }
         let v = h.show(unreadable_job).await.unwrap().unwrap();
-        assert_eq!((v.state, v.owner.as_str()), (JobStatus::Failed, "u"), "{v:#?}");
+        assert_eq!((v.state, v.owner.as_str()), (JobStatus::FAILED, "u"), "{v:#?}");
         let error = v.error.unwrap_or_default();
         assert!(error.contains("quarantined") && error.contains("does not parse") && error.contains("runs"), "{error}");
-        assert_eq!(wait_done(&h, good_job).await.state, JobStatus::Finished, "the valid job behind them runs");
+        assert_eq!(wait_done(&h, good_job).await.state, JobStatus::COMPLETED, "the valid job behind them runs");
         let journal = tessera_exec::journal::Journal::open_read_only(&dir.path().join("journal.sqlite")).unwrap();
         let quarantined: Vec<(Option<u64>, String)> =
             journal.events(None).unwrap().into_iter().filter(|e| e.kind == "quarantined").map(|e| (e.job, e.detail["field"].as_str().unwrap_or("").to_string())).collect();
@@ -236,7 +236,7 @@ fn a_journal_row_beyond_the_bounds_is_quarantined_at_recovery() {
     let rt = runtime();
     rt.block_on(async {
         let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
-        assert_eq!(h.show(limit_job).await.unwrap().unwrap().state, JobStatus::Failed);
+        assert_eq!(h.show(limit_job).await.unwrap().unwrap().state, JobStatus::FAILED);
         h.shutdown().await.unwrap();
     });
 }
@@ -267,7 +267,7 @@ fn journalled_counters_at_their_limit_neither_overflow_nor_reuse_an_id() {
     rt.block_on(async {
         let (h, _join) = start(config(dir.path(), 1, PolicySpec::named("fifo"))).await.unwrap();
         h.undrain("cpu0").await.unwrap();
-        assert_eq!(wait_done(&h, id).await.state, JobStatus::Finished);
+        assert_eq!(wait_done(&h, id).await.state, JobStatus::COMPLETED);
         let refused = h.submit(sh("exit 0"), "u").await.unwrap_err();
         assert!(refused.to_string().contains("no job id is left"), "{refused}");
         assert_eq!(h.list().await.unwrap().len(), 1, "nothing was overwritten");

@@ -36,14 +36,14 @@ fn after_a_crash_las_orders_by_the_service_attained_before_it() {
         // A runs; B waits. After 1 s A passes the threshold, B preempts it, and A goes back
         // to the queue with ~1 device-second attained (the second LAS queue).
         let a = h.submit(sh("sleep 1.5"), "u").await.unwrap();
-        wait_state(&h, a.id, JobStatus::Running).await;
+        wait_state(&h, a.id, JobStatus::RUNNING).await;
         let b = h.submit(sh("sleep 0.8"), "u").await.unwrap();
-        wait_for(&h, b.id, Duration::from_secs(10), |v| v.state == JobStatus::Running).await;
+        wait_for(&h, b.id, Duration::from_secs(10), |v| v.state == JobStatus::RUNNING).await;
         let a_view = h.show(a.id).await.unwrap().unwrap();
-        assert_eq!(a_view.state, JobStatus::Queued, "A was preempted for B: {a_view:#?}");
+        assert_eq!(a_view.state, JobStatus::QUEUED, "A was preempted for B: {a_view:#?}");
         // C arrives after A: FIFO would run A first, LAS runs C (no service yet) first.
         let c = h.submit(sh("sleep 0.5"), "u").await.unwrap();
-        assert_eq!(c.state, JobStatus::Queued);
+        assert_eq!(c.state, JobStatus::QUEUED);
         (a.id, c.id)
     });
     // The crash, while B runs and A and C wait.
@@ -54,7 +54,7 @@ fn after_a_crash_las_orders_by_the_service_attained_before_it() {
         let (h, _join) = start(config(dir.path(), 1, las())).await.unwrap();
         let av = wait_done(&h, a).await;
         let cv = wait_done(&h, c).await;
-        assert_eq!((av.state, cv.state), (JobStatus::Finished, JobStatus::Finished), "{av:#?}\n{cv:#?}");
+        assert_eq!((av.state, cv.state), (JobStatus::COMPLETED, JobStatus::COMPLETED), "{av:#?}\n{cv:#?}");
         let order = launches(dir.path());
         let c_at = order.iter().position(|&j| j == c).expect("C launched");
         let a_last = order.iter().rposition(|&j| j == a).expect("A launched");
@@ -95,9 +95,9 @@ fn a_broken_saved_state_is_discarded_with_its_row_named_and_the_job_restored_fro
         assert_eq!(discarded.len(), 1, "{discarded:?}");
         assert_eq!((discarded[0].job, discarded[0].detail["table"].as_str()), (Some(id), Some("job_state")), "{discarded:?}");
         assert!(discarded[0].detail["error"].as_str().unwrap().contains("soon"), "{discarded:?}");
-        assert_eq!(h.show(id).await.unwrap().unwrap().state, JobStatus::Queued);
+        assert_eq!(h.show(id).await.unwrap().unwrap().state, JobStatus::QUEUED);
         h.undrain("cpu0").await.unwrap();
-        assert_eq!(wait_done(&h, id).await.state, JobStatus::Finished);
+        assert_eq!(wait_done(&h, id).await.state, JobStatus::COMPLETED);
         h.shutdown().await.unwrap();
     });
 }

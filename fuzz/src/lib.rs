@@ -83,6 +83,8 @@ const ROW_FIELDS: &[&str] = &[
     "submission.workdir", "submission.devices", "submission.cpu_milli", "submission.mem_mib", "submission.tenant",
     "submission.priority", "submission.checkpointable", "submission.time_limit_s", "submission.stated_duration_s",
     "submission.retries", "submission.warmup", "submission.job_class",
+    // The ledger's field added after the others (absent from older journals: 0).
+    "restarts",
 ];
 
 /// Journal rows as recovery reads them (`journal::decode_job_row`, then, for a live job, the

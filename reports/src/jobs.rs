@@ -24,7 +24,7 @@ const FLUSH_BYTES: usize = 1 << 16;
 /// - `models`: the distinct device models the job last ran on, joined with `+`
 ///   (`V100-32GB+A100-80GB`), empty for a job that never ran (a model missing from the
 ///   catalogue shows as `model-N`);
-/// - `outcome`: [`tessera_core::RecordOutcome::as_str`];
+/// - `outcome`: [`tessera_core::JobOutcome::as_str`];
 /// - `lost_work_s`: work lost to failures and unsaved preemptions, as reference-device seconds;
 ///   `restarts`: runs ended by a failure; `slowdown`: running time over the ideal running time
 ///   at the job's nominal speed (6 decimals; empty for a job that never made progress).

@@ -11,6 +11,7 @@ use crate::series::{Recorder, TimeSeries};
 use crate::speed::SpeedTable;
 use crate::workload::Workload;
 use rand::SeedableRng;
+use tessera_driver::{JobLedger, StopCause};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::{BinaryHeap, HashMap};
@@ -18,7 +19,7 @@ use std::hash::BuildHasherDefault;
 use tessera_core::scheduler::IdHasher;
 use tessera_core::{
     ClusterState, Decision, DeviceId, Event, JobId, JobRecord, ModelSet, NodeId, Notice, Outcome, Policy, PreemptReason,
-    RecordOutcome, Scheduler, Time,
+    JobOutcome, Scheduler, Time,
 };
 
 /// Where decisions and notices go as they happen (the decision log). The sink takes them
@@ -245,7 +246,9 @@ struct WorldJob {
     rate: f64,
     /// Rate from the speed matrix alone, for the ideal run time.
     nominal: f64,
-    run_started: Time,
+    /// The job's accounting (submit, runs, run time, preemptions, restarts, end): the
+    /// driver layer's ledger, copied into its record at the end of the run.
+    ledger: JobLedger,
     /// Sum of the shares held, in devices.
     devices_held: f64,
     nodes: Vec<NodeId>,
@@ -428,9 +431,7 @@ impl<S: DecisionSink> tessera_driver::World for Engine<'_, S> {
         if failure {
             return self.fail(now, idx);
         }
-        if !matches!(reason, PreemptReason::Cancelled) {
-            self.records[idx as usize].preemptions += 1;
-        }
+        self.jobs[idx as usize].ledger.stop_ordered(StopCause::of(reason));
         let save = self.checkpoint_costs(idx).and_then(|c| c.save_on_preempt).map(Time::from_micros);
         match save {
             Some(save) if save <= grace && self.jobs[idx as usize].phase != Phase::Idle => {
@@ -447,7 +448,7 @@ impl<S: DecisionSink> tessera_driver::World for Engine<'_, S> {
 
     fn reject(&mut self, _now: Time, job: JobId, _reason: &tessera_core::RejectReason) -> std::io::Result<()> {
         let idx = self.index_of[&job];
-        self.records[idx as usize].outcome = RecordOutcome::Rejected;
+        self.records[idx as usize].outcome = JobOutcome::Rejected;
         Ok(())
     }
 
@@ -537,7 +538,7 @@ impl<S: DecisionSink> Engine<'_, S> {
                 let job = &self.world.workload.jobs[idx as usize];
                 self.index_of.insert(job.spec.id, idx);
                 self.records.push(JobRecord::new(&job.spec, job.submit));
-                self.jobs.push(WorldJob { remaining: job.work.as_micros() as f64, ..WorldJob::default() });
+                self.jobs.push(WorldJob { remaining: job.work.as_micros() as f64, ledger: JobLedger::submitted(job.submit), ..WorldJob::default() });
                 if let Some(next) = self.world.workload.jobs.get(idx as usize + 1) {
                     self.push(next.submit, SimEvent::Arrival { idx: idx + 1 });
                 }
@@ -732,7 +733,8 @@ impl<S: DecisionSink> Engine<'_, S> {
             w.base_rate = nominal * models.per_extra_node.map_or(1.0, |f| f.powi(spans.saturating_sub(1) as i32));
             w.rate = w.base_rate;
             w.contention = 1.0;
-            w.run_started = now;
+            w.ledger.launched();
+            w.ledger.run_started(now);
             w.devices_held = devices_held;
             w.run += 1;
             w.nodes = nodes;
@@ -745,9 +747,7 @@ impl<S: DecisionSink> Engine<'_, S> {
             series.job(spec.tenant.index(), allocation.devices.iter().map(|d| (cluster.device(d.device).model, d.milli)), true);
             self.jobs[idx as usize].in_series = true;
         }
-        let record = &mut self.records[idx as usize];
-        record.first_start.get_or_insert(now);
-        record.ran_on = ran_on;
+        self.records[idx as usize].ran_on = ran_on;
         self.events += 1;
         self.scheduler.handle_event(now, Event::JobStarted { job });
         // Start-up, then restore if there is a checkpoint to resume from, then work.
@@ -845,9 +845,9 @@ impl<S: DecisionSink> Engine<'_, S> {
                 match target {
                     Target::Finish => {
                         self.stop_run(now, idx);
+                        self.jobs[idx as usize].ledger.ended(now);
                         let record = &mut self.records[idx as usize];
-                        record.end = Some(now);
-                        record.outcome = RecordOutcome::Completed;
+                        record.outcome = JobOutcome::Completed;
                         let job = record.id;
                         self.feed(now, Event::JobFinished { job, outcome: Outcome::Completed })
                     }
@@ -944,12 +944,15 @@ impl<S: DecisionSink> Engine<'_, S> {
         self.book_partial_phase(now, idx);
         self.lose_unsaved(idx, true);
         self.stop_run(now, idx);
+        let ledger = &mut self.jobs[idx as usize].ledger;
+        ledger.stop_ordered(StopCause::Failure);
+        let restarts = ledger.restarts;
         let record = &mut self.records[idx as usize];
-        record.restarts += 1;
         let job = record.id;
-        if self.world.models.max_attempts.is_some_and(|max| record.restarts > max) {
-            record.end = Some(now);
-            record.outcome = RecordOutcome::Failed;
+        if self.world.models.max_attempts.is_some_and(|max| restarts > max) {
+            self.jobs[idx as usize].ledger.ended(now);
+            let record = &mut self.records[idx as usize];
+            record.outcome = JobOutcome::Failed;
             return self.feed(now, Event::JobFinished { job, outcome: Outcome::Failed });
         }
         self.feed(now, Event::JobEvicted { job })
@@ -975,7 +978,7 @@ impl<S: DecisionSink> Engine<'_, S> {
             }
         }
         let w = &mut self.jobs[idx as usize];
-        let ran = now - w.run_started;
+        let ran = w.ledger.run_stopped(now);
         w.phase = Phase::Idle;
         w.epoch += 1;
         let nodes = std::mem::take(&mut w.nodes);
@@ -984,7 +987,6 @@ impl<S: DecisionSink> Engine<'_, S> {
         w.islands.clear();
         let held = w.devices_held;
         let record = &mut self.records[idx as usize];
-        record.run += ran;
         record.device_micros += (ran.as_micros() as f64 * held).round() as u128;
         if models.has_warm_start() {
             for n in &nodes {
@@ -1103,6 +1105,9 @@ impl<S: DecisionSink> Engine<'_, S> {
                 self.book_partial_phase(now, idx);
                 self.stop_run(now, idx);
             }
+        }
+        for (record, job) in self.records.iter_mut().zip(&self.jobs) {
+            job.ledger.fill_record(record);
         }
     }
 }

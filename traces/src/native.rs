@@ -23,7 +23,7 @@
 //! |-------------|----------------|---------|--------------------------------------------------------|
 //! | `cpu_milli` | integer >= 0   | 0       | CPU over the whole job, in thousandths of a core       |
 //! | `mem_mib`   | integer >= 0   | 0       | memory over the whole job, in MiB                      |
-//! | `outcome`   | text           | unknown | how the job ended in the recorded system: `completed`, `failed`, `killed`, or `censored` (still running when the trace ended, so `duration_s` is a lower bound) |
+//! | `outcome`   | text           | unknown | how the job ended in the recorded system, in tessera's one vocabulary of outcomes ([`tessera_core::JobOutcome`]): `completed`, `failed`, `killed`, `oom`, `cancelled`, `rejected`, or `unfinished` (still queued or running when the trace ended, so `duration_s` is a lower bound); `censored`, this column's older name for `unfinished`, is still read |
 //! | `stated_duration_s` | seconds >= 0 | none | the run time the job declared when it was submitted (what `sjf`, `srtf` and backfilling rank by), as opposed to `duration_s`, the time it actually ran; none stated: the simulator uses `duration_s` (times `[models] estimate_error` where set) |
 //!
 //! ```text
@@ -35,7 +35,8 @@
 //! Rules, so that nothing is dropped or guessed silently:
 //!
 //! - **Extra columns** (not in the table above) are allowed and ignored, so that a trace can
-//!   carry annotations. A required column that is missing, or named twice, is an error.
+//!   carry annotations: [`write_native_csv_with_extras`] writes them after the native columns
+//!   (the executor's `export-trace` writes what it observed of each run that way). A required column that is missing, or named twice, is an error.
 //! - Every row must have as many fields as the header; a short or long row is an error.
 //! - Numbers must be finite: `NaN`, `inf` and negative times are errors, as are a job id that is
 //!   not a non-negative integer and a device count that is `<= 0` or a non-whole number above 1.
@@ -58,6 +59,7 @@
 
 use crate::csv::{self, parse_f64, IdHasher, Table};
 use crate::TraceError;
+use tessera_core::JobOutcome;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::io::{self, Write};
@@ -92,32 +94,10 @@ pub struct TraceJob {
     pub line: u64,
 }
 
-/// How a job ended in the system a trace recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TraceOutcome {
-    Completed,
-    Failed,
-    Killed,
-    /// Still running when the trace ended: its duration is a lower bound.
-    Censored,
-}
-
-impl TraceOutcome {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TraceOutcome::Completed => "completed",
-            TraceOutcome::Failed => "failed",
-            TraceOutcome::Killed => "killed",
-            TraceOutcome::Censored => "censored",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<TraceOutcome> {
-        [TraceOutcome::Completed, TraceOutcome::Failed, TraceOutcome::Killed, TraceOutcome::Censored]
-            .into_iter()
-            .find(|o| o.as_str() == s)
-    }
-}
+/// How a job ended in the system a trace recorded: tessera's one outcome vocabulary
+/// ([`JobOutcome`]), so that a trace, the simulator's `jobs.csv` and the executor's journal
+/// name outcomes alike.
+pub type TraceOutcome = JobOutcome;
 
 impl TraceJob {
     /// A job with the given essentials and every optional field at its default, for loaders
@@ -185,7 +165,7 @@ pub(crate) const EXPECT_PRIORITY: &str = "an integer priority tier";
 pub(crate) const EXPECT_DEVICES: &str = "a whole device count (0 for a CPU-only job), or a share of one device from 0.001 to below 1";
 pub(crate) const EXPECT_CPU_MILLI: &str = "an integer number of milli-cores >= 0";
 pub(crate) const EXPECT_MEM_MIB: &str = "an integer number of MiB >= 0";
-pub(crate) const EXPECT_OUTCOME: &str = "one of completed, failed, killed, censored, or nothing";
+pub(crate) const EXPECT_OUTCOME: &str = "one of completed, failed, killed, oom, cancelled, rejected, unfinished (or its older name censored), or nothing";
 pub(crate) const EXPECT_MODELS: &str = "device model names separated by `|`, or nothing for any model";
 
 /// Reads a native trace file. See the [module documentation](self) for the format and rules.
@@ -293,12 +273,43 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
 /// written. Duplicate job ids are not checked. An empty `jobs` writes only the header, which
 /// the loader refuses as a trace without jobs.
 pub fn write_native_csv(w: impl Write, jobs: &[TraceJob]) -> io::Result<()> {
+    write_native_csv_with_extras(w, jobs, &[], |_, _| {})
+}
+
+/// [`write_native_csv`], then `extra_columns` after the native ones: annotations the loader
+/// ignores (see the module's rules), such as what a system observed of each job's runs.
+/// `extras(i, fields)` pushes the text of job `jobs[i]`'s extra fields, one per extra column
+/// (quoted here where needed). An extra column named like a native one, or a job given
+/// another number of extra fields than there are extra columns, is refused with
+/// [`io::ErrorKind::InvalidInput`].
+pub fn write_native_csv_with_extras(
+    w: impl Write,
+    jobs: &[TraceJob],
+    extra_columns: &[&str],
+    mut extras: impl FnMut(usize, &mut Vec<String>),
+) -> io::Result<()> {
+    if let Some(c) = extra_columns.iter().find(|c| COLUMNS.contains(c)) {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("extra column `{c}` is a native column")));
+    }
     let mut out = io::BufWriter::with_capacity(1 << 16, w);
     out.write_all(NATIVE_HEADER_FULL.as_bytes())?;
+    for c in extra_columns {
+        out.write_all(b",")?;
+        write_text(&mut out, c)?;
+    }
     out.write_all(b"\n")?;
     let mut models = String::new();
-    for job in jobs {
+    let mut fields: Vec<String> = Vec::with_capacity(extra_columns.len());
+    for (i, job) in jobs.iter().enumerate() {
         check_writable(job)?;
+        fields.clear();
+        extras(i, &mut fields);
+        if fields.len() != extra_columns.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("job {}: {} extra fields for {} extra columns", job.job_id, fields.len(), extra_columns.len()),
+            ));
+        }
         models.clear();
         for (i, m) in job.models.iter().enumerate() {
             if i > 0 {
@@ -315,6 +326,10 @@ pub fn write_native_csv(w: impl Write, jobs: &[TraceJob]) -> io::Result<()> {
         write!(out, ",{},{},{},", job.cpu_milli, job.mem_mib, job.outcome.map_or("", TraceOutcome::as_str))?;
         if let Some(stated) = job.stated_duration_s {
             write!(out, "{}", stated + 0.0)?;
+        }
+        for f in &fields {
+            out.write_all(b",")?;
+            write_text(&mut out, f)?;
         }
         out.write_all(b"\n")?;
     }

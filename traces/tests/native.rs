@@ -518,3 +518,43 @@ fn a_broken_stated_duration_names_file_line_and_column() {
         );
     }
 }
+
+#[test]
+fn outcomes_are_the_one_vocabulary_and_censored_reads_as_unfinished() {
+    let csv = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,outcome\n\
+               1,0,a,0,1,,10,x,completed\n2,1,a,0,1,,10,x,oom\n3,2,a,0,1,,10,x,cancelled\n\
+               4,3,a,0,1,,10,x,rejected\n5,4,a,0,1,,10,x,unfinished\n6,5,a,0,1,,10,x,censored\n";
+    let jobs = parse_native_csv(csv.as_bytes(), Path::new("outcomes.csv")).unwrap();
+    use tessera_core::JobOutcome as O;
+    let got: Vec<Option<O>> = jobs.iter().map(|j| j.outcome).collect();
+    assert_eq!(got, [Some(O::Completed), Some(O::Oom), Some(O::Cancelled), Some(O::Rejected), Some(O::Unfinished), Some(O::Unfinished)]);
+    // Written back, the old name becomes the one name.
+    let mut out = Vec::new();
+    write_native_csv(&mut out, &jobs).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert!(!text.contains("censored") && text.matches(",unfinished,").count() == 2, "{text}");
+}
+
+#[test]
+fn extra_columns_are_written_after_the_native_ones_and_ignored_when_read() {
+    let jobs = vec![job(1, 0.0), job(2, 1.5)];
+    let mut out = Vec::new();
+    tessera_traces::write_native_csv_with_extras(&mut out, &jobs, &["start_s", "note"], |i, f| {
+        f.push(format!("{}", i as f64 * 2.0));
+        f.push(if i == 0 { "a, quoted".into() } else { String::new() });
+    })
+    .unwrap();
+    let text = String::from_utf8(out).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next().unwrap(), format!("{},start_s,note", tessera_traces::native::NATIVE_HEADER_FULL));
+    assert!(lines.next().unwrap().ends_with(",0,\"a, quoted\""), "{text}");
+    assert!(lines.next().unwrap().ends_with(",2,"), "{text}");
+    let back = parse_native_csv(text.as_bytes(), Path::new("x.csv")).unwrap();
+    let back: Vec<TraceJob> = back.into_iter().map(|j| TraceJob { line: 0, ..j }).collect();
+    assert_eq!(back, jobs, "the extras change nothing the loader returns");
+
+    let clash = tessera_traces::write_native_csv_with_extras(Vec::new(), &jobs, &["outcome"], |_, f| f.push(String::new())).unwrap_err();
+    assert!(clash.to_string().contains("`outcome` is a native column"), "{clash}");
+    let short = tessera_traces::write_native_csv_with_extras(Vec::new(), &jobs, &["a", "b"], |_, f| f.push(String::new())).unwrap_err();
+    assert!(short.to_string().contains("job 1: 1 extra fields for 2 extra columns"), "{short}");
+}

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tessera_traces::philly::{self, PhillyJobLog};
-use tessera_traces::{TraceError, TraceOutcome};
+use tessera_traces::TraceError;
 
 const HEADER: &str = "timestamp,duration,num_gpus,gpu_time,cluster";
 
@@ -174,7 +174,7 @@ fn the_job_log_maps_attempts_outcomes_and_censoring() {
         .iter()
         .map(|j| (j.job_id, j.line, j.submit_s, j.tenant.as_str(), j.devices, j.duration_s, j.outcome))
         .collect();
-    use TraceOutcome::*;
+    use tessera_core::JobOutcome::*;
     assert_eq!(
         got,
         vec![
@@ -185,9 +185,9 @@ fn the_job_log_maps_attempts_outcomes_and_censoring() {
             // A first attempt with no start time and no GPUs: no run time; GPUs from the second.
             (3, 22, 7140.0, "6214e9", 1.0, 100.0, Some(Failed)),
             // Still running (`null` end): censored at the file's last instant, 06:53:12.
-            (4, 24, 172_800.0, "11cb48", 2.0, 3192.0, Some(Censored)),
+            (4, 24, 172_800.0, "11cb48", 2.0, 3192.0, Some(Unfinished)),
             // Still running (`"None"` end), though its status says Killed.
-            (5, 25, 196_800.0, "ee9e8c", 1.0, 192.0, Some(Censored)),
+            (5, 25, 196_800.0, "ee9e8c", 1.0, 192.0, Some(Unfinished)),
         ]
     );
     assert!(jobs.iter().all(|j| j.job_class == "philly" && j.priority == 0));
