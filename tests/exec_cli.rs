@@ -137,7 +137,7 @@ fn exec_serve_killed_mid_run_and_restarted_runs_every_job_exactly_once() {
     serve.child.kill().unwrap();
     serve.child.wait().unwrap();
     // The kill really was mid-run: a job was running and others had not finished.
-    assert!(at_kill.iter().any(|s| s == "running") && at_kill.iter().filter(|s| *s != "finished").count() >= 3, "{at_kill:?}");
+    assert!(at_kill.iter().any(|s| s == "running") && at_kill.iter().filter(|s| *s != "completed").count() >= 3, "{at_kill:?}");
 
     // The events follower saw the first events as JSON lines.
     let events_out = events.wait_with_output().unwrap();
@@ -310,7 +310,7 @@ fn exec_serve_killed_under_las_keeps_each_jobs_attained_service() {
 
     let mut serve = Serve::start(&config);
     wait_until(Duration::from_secs(40), "every job to end", || {
-        jobs(&serve, &token).iter().all(|j| j["state"] == "finished").then_some(())
+        jobs(&serve, &token).iter().all(|j| j["state"] == "completed").then_some(())
     });
     serve.child.kill().unwrap();
     serve.child.wait().unwrap();
