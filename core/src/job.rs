@@ -179,11 +179,6 @@ impl JobOutcome {
         JobOutcome::ALL.map(JobOutcome::as_str).join(", ")
     }
 
-    /// Old name of `Unfinished` in native traces; kept while the trace loaders still spell it
-    /// so (`traces/src/{philly,openb,source}.rs`): the same value, not a second outcome.
-    #[allow(non_upper_case_globals)]
-    #[doc(hidden)]
-    pub const Censored: JobOutcome = JobOutcome::Unfinished;
 }
 
 /// The name [`JobRecord`] and reports used for [`JobOutcome`]; the same type.
@@ -371,7 +366,6 @@ mod tests {
         assert_eq!(serde_json::from_str::<JobOutcome>("\"finished\"").unwrap(), JobOutcome::Completed);
         assert_eq!(serde_json::from_str::<JobOutcome>("\"censored\"").unwrap(), JobOutcome::Unfinished);
         assert_eq!(JobOutcome::parse("censored"), Some(JobOutcome::Unfinished));
-        assert_eq!(JobOutcome::Censored, JobOutcome::Unfinished);
         assert!(JobOutcome::ALL.iter().all(|o| !["finished", "censored"].contains(&o.as_str())));
         let e = serde_json::from_str::<JobStatus>("\"done\"").unwrap_err().to_string();
         assert!(e.contains("unknown job state `done`") && e.contains("completed") && e.contains("unfinished"), "{e}");

@@ -23,5 +23,5 @@ pub use event::{Alternative, BackfillKind, Backfilled, Decision, Event, LaunchRe
 pub use ids::{ClassId, DeviceId, JobId, ModelId, NodeId, TenantId};
 pub use job::{DeviceRequest, JobOutcome, JobPhase, JobRecord, JobSpec, JobStatus, Outcome, RecordOutcome, WHOLE_DEVICE_MILLI};
 pub use policy::{Policy, PolicyError, PolicySpec};
-pub use scheduler::{BackfillSnapshot, JobSnapshot, JobState, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler};
+pub use scheduler::{BackfillSnapshot, JobSnapshot, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler};
 pub use time::Time;

@@ -16,7 +16,7 @@ use crate::event::{Decision, Event, Notice, PreemptReason, RejectReason, WaitRea
 use crate::policy::backfill;
 use crate::cluster::{Limit, ModelKey};
 use crate::ids::{DeviceId, JobId, NodeId};
-use crate::job::{JobSpec, Outcome, WHOLE_DEVICE_MILLI};
+use crate::job::{JobPhase, JobSpec, Outcome, WHOLE_DEVICE_MILLI};
 use crate::ids::TenantId;
 use crate::policy::queue::{Capacity, TenantUsage};
 use crate::policy::{OrderView, Policy, QueueKey};
@@ -35,21 +35,10 @@ use reserve::BackfillState;
 
 pub use restore::{BackfillSnapshot, JobSnapshot, PlannedLaunch, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage};
 
-/// Where a job stands in the scheduler's eyes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum JobState {
-    Queued,
-    /// `Launch` was emitted; waiting for `JobStarted`.
-    Launching,
-    Running,
-    /// `Preempt` was emitted; waiting for `JobEvicted`.
-    Preempting,
-}
-
 #[derive(Clone, Debug)]
 struct JobEntry {
     spec: JobSpec,
-    state: JobState,
+    state: JobPhase,
     /// Submission sequence: breaks queue-key ties, so the order is total.
     seq: u64,
     submitted: Time,
@@ -253,7 +242,7 @@ impl Scheduler {
         self.now
     }
 
-    pub fn job_state(&self, job: JobId) -> Option<JobState> {
+    pub fn job_state(&self, job: JobId) -> Option<JobPhase> {
         self.jobs.get(&job).map(|e| e.state)
     }
 
@@ -330,7 +319,7 @@ impl Scheduler {
             id,
             JobEntry {
                 spec,
-                state: JobState::Queued,
+                state: JobPhase::Queued,
                 seq,
                 submitted: self.now,
                 queued_since: self.now,
@@ -392,7 +381,7 @@ impl Scheduler {
             return self.ignored("job_cancelled", job, "unknown or finished job");
         };
         match entry.state {
-            JobState::Queued => {
+            JobPhase::Queued => {
                 let slot = (entry.queue_key, entry.seq);
                 self.queue.remove(&slot);
                 if let Some(q) = self.tenants.queues.get_mut(&entry.spec.tenant) {
@@ -402,21 +391,21 @@ impl Scheduler {
                 self.notices.push_back(Notice::Cancelled { job });
                 self.needs_pass = true;
             }
-            JobState::Launching | JobState::Running => {
+            JobPhase::Launching | JobPhase::Running => {
                 entry.cancel_requested = true;
                 self.begin_preempt(job, PreemptReason::Cancelled, self.policy.preemption.grace);
             }
-            JobState::Preempting => entry.cancel_requested = true,
+            JobPhase::Preempting => entry.cancel_requested = true,
         }
     }
 
     fn on_started(&mut self, job: JobId) {
         match self.jobs.get_mut(&job) {
-            Some(entry) if entry.state == JobState::Launching => {
+            Some(entry) if entry.state == JobPhase::Launching => {
                 // The victim key holds the start time: re-key it, or the stale key outlives the
                 // run (a queued or finished job offered as a victim).
                 let launched_key = Self::victim_key(entry, job);
-                entry.state = JobState::Running;
+                entry.state = JobPhase::Running;
                 entry.run_started = self.now;
                 if self.victims.remove(&launched_key) {
                     self.victims.insert(Self::victim_key(entry, job));
@@ -428,25 +417,25 @@ impl Scheduler {
                 }
             }
             // A preemption can overtake the acknowledgement of a launch.
-            Some(entry) if entry.state == JobState::Preempting => entry.run_started = self.now,
+            Some(entry) if entry.state == JobPhase::Preempting => entry.run_started = self.now,
             _ => self.ignored("job_started", job, "job was not launching"),
         }
     }
 
     fn on_finished(&mut self, job: JobId, _outcome: Outcome) {
         match self.jobs.get(&job).map(|e| e.state) {
-            Some(JobState::Launching | JobState::Running | JobState::Preempting) => {
+            Some(JobPhase::Launching | JobPhase::Running | JobPhase::Preempting) => {
                 self.release(job);
                 self.forget(job);
                 self.needs_pass = true;
             }
-            Some(JobState::Queued) => self.ignored("job_finished", job, "job was queued, not running"),
+            Some(JobPhase::Queued) => self.ignored("job_finished", job, "job was queued, not running"),
             None => self.ignored("job_finished", job, "unknown or finished job"),
         }
     }
 
     fn on_evicted(&mut self, job: JobId) {
-        if self.jobs.get(&job).map(|e| e.state) != Some(JobState::Preempting) {
+        if self.jobs.get(&job).map(|e| e.state) != Some(JobPhase::Preempting) {
             return self.ignored("job_evicted", job, "job was not being preempted");
         }
         self.release(job);
@@ -457,7 +446,7 @@ impl Scheduler {
             self.notices.push_back(Notice::Cancelled { job });
             return;
         }
-        entry.state = JobState::Queued;
+        entry.state = JobPhase::Queued;
         entry.last_wait = None;
         entry.promoted = false;
         entry.queue_key = self.policy.queue.key(&entry.spec, &Self::view(entry));
@@ -533,7 +522,7 @@ impl Scheduler {
         let mut found: Vec<JobId> = self
             .jobs
             .iter()
-            .filter(|(_, e)| matches!(e.state, JobState::Launching | JobState::Running))
+            .filter(|(_, e)| matches!(e.state, JobPhase::Launching | JobPhase::Running))
             .filter(|(_, e)| e.allocation.as_ref().is_some_and(&holds))
             .map(|(&id, _)| id)
             .collect();
@@ -551,7 +540,7 @@ impl Scheduler {
         let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         let key = Self::victim_key(entry, job);
         // The job runs on through its grace period; its attained service is booked at eviction.
-        entry.state = JobState::Preempting;
+        entry.state = JobPhase::Preempting;
         // A preemption plans where a head goes: no backfill may be judged on an older plan.
         self.backfill.cache = None;
         self.victims.remove(&key);
@@ -562,7 +551,7 @@ impl Scheduler {
     fn release(&mut self, job: JobId) {
         let entry = self.jobs.get_mut(&job).expect("caller checked the job exists");
         let key = Self::victim_key(entry, job);
-        if matches!(entry.state, JobState::Running | JobState::Preempting) {
+        if matches!(entry.state, JobPhase::Running | JobPhase::Preempting) {
             let ran = self.now - entry.run_started;
             entry.attained += ran;
             entry.attained_device_s += entry.spec.devices.device_equivalents() * ran.as_secs_f64();
@@ -658,7 +647,7 @@ impl Scheduler {
 
     /// Device-seconds a job has attained up to now, its current run included.
     fn attained_now(&self, entry: &JobEntry) -> f64 {
-        let running = matches!(entry.state, JobState::Running | JobState::Preempting | JobState::Launching);
+        let running = matches!(entry.state, JobPhase::Running | JobPhase::Preempting | JobPhase::Launching);
         let current = if running { entry.spec.devices.device_equivalents() * (self.now - entry.run_started).as_secs_f64() } else { 0.0 };
         entry.attained_device_s + current
     }
@@ -679,15 +668,15 @@ impl Scheduler {
             return;
         }
         match kind {
-            TimerKind::Rekey if entry.state == JobState::Queued => {
+            TimerKind::Rekey if entry.state == JobPhase::Queued => {
                 self.queue.remove(&(entry.queue_key, entry.seq));
                 entry.promoted = true;
                 entry.queue_key = self.policy.queue.key(&entry.spec, &Self::view(entry));
                 self.queue.insert((entry.queue_key, entry.seq), job);
                 self.needs_pass = true;
             }
-            TimerKind::LocalityExpired if entry.state == JobState::Queued => self.needs_pass = true,
-            TimerKind::Rerank if matches!(entry.state, JobState::Running | JobState::Launching) => {
+            TimerKind::LocalityExpired if entry.state == JobPhase::Queued => self.needs_pass = true,
+            TimerKind::Rerank if matches!(entry.state, JobPhase::Running | JobPhase::Launching) => {
                 // Its rank dropped: a waiting head may now preempt it.
                 self.needs_pass = true;
                 let (spec, attained, started) = (entry.spec.clone(), entry.attained_device_s, entry.run_started);
@@ -755,7 +744,7 @@ impl Scheduler {
         let entry = self.jobs.get_mut(&job).expect("launched job is known");
         self.cluster.allocate(allocation);
         self.cluster_version += 1;
-        entry.state = JobState::Launching;
+        entry.state = JobPhase::Launching;
         entry.run_started = run_started;
         entry.last_wait = None;
         entry.timer_epoch += 1;

@@ -310,7 +310,7 @@ fn run_case(shape: Vec<(usize, u8, u32, u64)>, spec: PolicySpec, ops: Vec<Op>) -
         prop_assert_eq!(h.sched.live_jobs(), live, "scheduler and harness disagree on live jobs");
         prop_assert_eq!(h.sched.queue_len(), l.queued.len());
         for &job in &l.queued {
-            prop_assert_eq!(h.sched.job_state(job), Some(JobState::Queued));
+            prop_assert_eq!(h.sched.job_state(job), Some(JobPhase::Queued));
         }
         // Strict order: if anything is queued, the head cannot start now (or awaits victims).
         if let Some(head) = h.sched.queued().next() {

@@ -161,7 +161,7 @@ fn drf_with_weight_two_gives_that_tenant_twice_the_dominant_share() {
         }
         s.handle_event(Time::from_secs(10), Event::JobFinished { job: JobId(100), outcome: Outcome::Completed });
         step(&mut s);
-        let running = |parity: u64| (1..=id).filter(|&j| s.job_state(JobId(j)) == Some(JobState::Running) && j % 2 == parity).count();
+        let running = |parity: u64| (1..=id).filter(|&j| s.job_state(JobId(j)) == Some(JobPhase::Running) && j % 2 == parity).count();
         assert_eq!((running(0), running(1)), (alice_expected, 12 - alice_expected), "weight {w}");
     }
 }

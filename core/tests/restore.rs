@@ -326,7 +326,7 @@ fn an_impossible_allocation_is_refused_with_the_reason() {
     ok.devices.push(DeviceShare { device: DeviceId(0), milli: 1000 });
     ok.nodes.push(NodeShare { node: NodeId(0), cpu_milli: 0, mem_mib: 0 });
     s.restore_job(Time(5), JobSpec::simple(1, 1), run(ok.clone())).unwrap();
-    assert_eq!(s.job_state(JobId(1)), Some(JobState::Running));
+    assert_eq!(s.job_state(JobId(1)), Some(JobPhase::Running));
     assert_eq!(s.cluster().device(DeviceId(0)).free_milli, 0);
     let e = s.restore_job(Time(5), JobSpec::simple(2, 1), run(ok)).unwrap_err();
     assert!(e.to_string().contains("dev-0 has 0 milli free"), "{e}");
@@ -374,5 +374,5 @@ fn a_late_start_does_not_leave_a_stale_victim() {
     assert!(d.is_empty(), "job 3 waits for job 2 (equal rank); job 1 is queued, no victim: {d:?}");
     let preempts: Vec<JobId> = log.iter().filter(|&d| matches!(d, Decision::Preempt { .. })).map(|d| d.job()).collect();
     assert_eq!(preempts, vec![JobId(1)], "{log:?}");
-    assert_eq!(s.job_state(JobId(1)), Some(JobState::Queued));
+    assert_eq!(s.job_state(JobId(1)), Some(JobPhase::Queued));
 }

@@ -98,7 +98,7 @@ fn priority_preempts_the_lowest_tier_newest_job_and_waits_for_its_eviction() {
     // The victim is queued again with the attained service of its 40 s run.
     let ns = notices(&mut s);
     assert!(ns.iter().any(|n| matches!(n, Notice::Requeued { job: JobId(1), attained_s } if (*attained_s - 40.0).abs() < 1e-9)), "{ns:?}");
-    assert_eq!(s.job_state(JobId(1)), Some(JobState::Queued));
+    assert_eq!(s.job_state(JobId(1)), Some(JobPhase::Queued));
 }
 
 #[test]

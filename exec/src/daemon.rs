@@ -40,7 +40,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tessera_core::{
-    Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobState, ModelId, ModelSet, NodeId, NodeSpec, Notice,
+    Allocation, Catalogue, ClassId, ClusterState, Decision, DeviceId, DeviceRequest, Event, JobId, JobSpec, JobPhase, ModelId, ModelSet, NodeId, NodeSpec, Notice,
     BackfillSnapshot, Outcome, Policy, PolicySpec, PreemptReason, RejectReason, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler, TenantId, Time,
 };
 use tessera_core::limits;
@@ -993,7 +993,7 @@ impl Daemon {
         row.exit_code = status;
         let stop = row.stop;
         self.journal.event(now.0, "exited", Some(id), json!({"run": run, "exit_status": status, "stop": stop}));
-        let preempting = core_state == Some(JobState::Preempting);
+        let preempting = core_state == Some(JobPhase::Preempting);
         // A preempted job that exits 0 within its grace finished its work (as the simulator
         // and Slurm count it): it is completed, not requeued. A job that stops early on
         // SIGTERM to resume later exits non-zero (143, the shell's status for SIGTERM).

@@ -48,7 +48,7 @@
 //!   long it ran before failing).
 //! - `Running` with `deletion_time` equal to the **trace's end** (the largest `deletion_time`
 //!   in the file; 12,902,960 s in the default list) was still running when the trace was cut:
-//!   [`TraceOutcome::Censored`], and its duration is a **lower bound**. 34 pods in the default
+//!   [`TraceOutcome::Unfinished`], and its duration is a **lower bound**. 34 pods in the default
 //!   list.
 //! - `Running` with an earlier `deletion_time` was deleted while running (by its owner, a
 //!   controller scaling down, or an eviction; the trace does not say which; for LS services this
@@ -384,7 +384,7 @@ pub fn parse_pods(
     }
     for (i, deletion) in running {
         if deletion == trace_end {
-            jobs[i].outcome = Some(TraceOutcome::Censored);
+            jobs[i].outcome = Some(TraceOutcome::Unfinished);
         }
     }
     csv::sort_by_submit(&mut jobs);
@@ -506,7 +506,7 @@ impl crate::format::TraceFormat for Openb {
             }
         }
         let pending = jobs.iter().filter(|j| j.outcome.is_none()).count();
-        let censored = jobs.iter().filter(|j| j.outcome == Some(crate::TraceOutcome::Censored)).count();
+        let censored = jobs.iter().filter(|j| j.outcome == Some(crate::TraceOutcome::Unfinished)).count();
         let notes = vec![
             format!("{pending} pending pods (never scheduled) kept, each asking for its resources from creation to deletion"),
             format!("{censored} pods still running at the trace's end kept with their run so far (censored)"),

@@ -400,7 +400,7 @@ pub fn parse_job_log(data: &[u8], origin: &Path) -> Result<PhillyJobLog, TraceEr
             job.job_class = "philly".into();
             job.outcome = Some(if r.still_running {
                 censored += 1;
-                TraceOutcome::Censored
+                TraceOutcome::Unfinished
             } else {
                 r.status
             });

@@ -110,12 +110,12 @@ fn fixture_pods_map_every_field() {
     let e = by_line(&jobs, 6);
     assert_eq!(
         (e.devices, e.duration_s, e.outcome),
-        (2.0, 700.0, Some(TraceOutcome::Censored))
+        (2.0, 700.0, Some(TraceOutcome::Unfinished))
     );
     let f = by_line(&jobs, 7);
     assert_eq!(
         (f.devices, f.duration_s, f.outcome),
-        (0.5, 599.0, Some(TraceOutcome::Censored))
+        (0.5, 599.0, Some(TraceOutcome::Unfinished))
     );
 }
 
@@ -538,7 +538,7 @@ fn real_default_pod_list() {
         count(phase, "Succeeded")
     );
     assert_eq!(outcome(Some(TraceOutcome::Failed)), count(phase, "Failed"));
-    assert_eq!(outcome(Some(TraceOutcome::Censored)), censored);
+    assert_eq!(outcome(Some(TraceOutcome::Unfinished)), censored);
     assert_eq!(censored, 34);
     assert_eq!(
         outcome(Some(TraceOutcome::Killed)),

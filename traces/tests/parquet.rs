@@ -20,7 +20,7 @@ fn write_then_load_round_trips_and_sorts_by_submission() {
     let path = dir.path().join("jobs.parquet");
     let mut late = job(1, 50.0);
     late.models = vec!["V100-32GB".into(), "A100-80GB".into()];
-    late.outcome = Some(TraceOutcome::Censored);
+    late.outcome = Some(TraceOutcome::Unfinished);
     late.cpu_milli = 6000;
     late.mem_mib = 12288;
     late.stated_duration_s = Some(7200.5);

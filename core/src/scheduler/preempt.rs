@@ -5,7 +5,8 @@
 //! minimum run time.
 
 use super::pass::QuotaVerdict;
-use super::{JobState, Scheduler, TimerKind};
+use crate::job::JobPhase;
+use super::{Scheduler, TimerKind};
 use crate::cluster::Allocation;
 use crate::event::{Notice, PreemptReason, WaitReason};
 use crate::ids::{JobId, NodeId};
@@ -42,7 +43,7 @@ impl Scheduler {
             .holding
             .iter()
             .map(|j| (j, &self.jobs[j]))
-            .filter(|(_, e)| e.borrowed && matches!(e.state, JobState::Running | JobState::Launching) && e.spec.tenant != head_tenant)
+            .filter(|(_, e)| e.borrowed && matches!(e.state, JobPhase::Running | JobPhase::Launching) && e.spec.tenant != head_tenant)
             .filter(|(_, e)| self.over_quota(e.spec.tenant).is_some())
             .map(|(&j, e)| (Reverse(e.run_started), j))
             .collect();

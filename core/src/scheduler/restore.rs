@@ -12,7 +12,7 @@
 //! profile, preemption candidates, rank timers), and a queued job takes its place in the
 //! queue order with its promotion timer. The next input runs an ordinary pass.
 
-use super::{IdMap, JobEntry, JobState, Scheduler, TimerKind};
+use super::{IdMap, JobEntry, JobPhase, Scheduler, TimerKind};
 use crate::cluster::Allocation;
 use crate::event::{OrderReason, RejectReason};
 use crate::ids::{JobId, ModelId, TenantId};
@@ -157,8 +157,8 @@ impl Scheduler {
             allocation,
             run_started: e.run_started,
             state: match e.state {
-                JobState::Preempting => RunState::Preempting,
-                JobState::Launching => RunState::Launching,
+                JobPhase::Preempting => RunState::Preempting,
+                JobPhase::Launching => RunState::Launching,
                 _ => RunState::Running,
             },
             cancel_requested: e.cancel_requested,
@@ -216,7 +216,7 @@ impl Scheduler {
         let tenant = spec.tenant;
         let mut entry = JobEntry {
             spec,
-            state: JobState::Queued,
+            state: JobPhase::Queued,
             seq,
             submitted: restored.submitted,
             queued_since: restored.queued_since,
@@ -262,7 +262,7 @@ impl Scheduler {
                 match run.state {
                     RunState::Launching => {}
                     RunState::Running => {
-                        entry.state = JobState::Running;
+                        entry.state = JobPhase::Running;
                         if self.policy.backfill.enabled() {
                             let end = crate::policy::backfill::expected_end(&entry.spec, entry.run_started, Time::ZERO);
                             self.backfill.device_ends.extend(&self.cluster, &run.allocation, end);
@@ -270,11 +270,11 @@ impl Scheduler {
                     }
                     RunState::Preempting => {
                         let key = Self::victim_key(entry, id);
-                        entry.state = JobState::Preempting;
+                        entry.state = JobPhase::Preempting;
                         entry.cancel_requested = run.cancel_requested;
                         self.victims.remove(&key);
                         if let Some(head) = run.preempted_for {
-                            if let Some(h) = self.jobs.get_mut(&head).filter(|h| h.state == JobState::Queued) {
+                            if let Some(h) = self.jobs.get_mut(&head).filter(|h| h.state == JobPhase::Queued) {
                                 if !h.pending_victims.contains(&id) {
                                     h.pending_victims.push(id);
                                     h.pending_victims.sort_unstable();
@@ -403,7 +403,7 @@ impl Scheduler {
             return Err(RestoreError::Backfill("the policy does not backfill with EASY".into()));
         }
         let slot = match self.jobs.get(&snapshot.head) {
-            Some(e) if e.state == JobState::Queued => (e.queue_key, e.seq),
+            Some(e) if e.state == JobPhase::Queued => (e.queue_key, e.seq),
             _ => return Err(RestoreError::Backfill(format!("job {} is not queued", snapshot.head))),
         };
         if self.queue.first_key_value().map(|(_, &j)| j) != Some(snapshot.head) {

@@ -2,7 +2,7 @@
 //! out a round's plan, and the pass between ticks. Kept apart from `scheduler.rs`, which calls
 //! in at a handful of places (construction, `enqueue`, the timers, the pass).
 
-use super::{IdMap, JobState, Scheduler, TimerKind};
+use super::{IdMap, JobPhase, Scheduler, TimerKind};
 use crate::catalogue::ModelSet;
 use crate::cluster::ModelKey;
 use crate::event::{OrderReason, PreemptReason, WaitReason};
@@ -135,8 +135,8 @@ impl Scheduler {
         self.timers.insert((next, TimerKind::Round, JobId(0), 0));
 
         jobs.clear();
-        jobs.extend(self.jobs.iter().filter(|(_, e)| e.state != JobState::Preempting).map(|(&id, e)| {
-                let running = matches!(e.state, JobState::Launching | JobState::Running);
+        jobs.extend(self.jobs.iter().filter(|(_, e)| e.state != JobPhase::Preempting).map(|(&id, e)| {
+                let running = matches!(e.state, JobPhase::Launching | JobPhase::Running);
                 let running_on = e.allocation.as_ref().and_then(|a| {
                     let mut models = a.devices.iter().map(|d| self.cluster.device(d.device).model);
                     let first = models.next()?;
@@ -217,7 +217,7 @@ impl Scheduler {
         for s in &chosen {
             let Some(model) = s.model else { continue };
             let Some(entry) = self.jobs.get(&s.job) else { continue };
-            if entry.state != JobState::Running && entry.state != JobState::Launching {
+            if entry.state != JobPhase::Running && entry.state != JobPhase::Launching {
                 pending.push(Planned::new(s.job, Some(model), Some(s.order_reason(round, model)), entry.spec.devices));
             }
         }
@@ -260,13 +260,13 @@ impl Scheduler {
             let job = planned.job;
             let Some(entry) = self.jobs.get(&job) else { continue };
             match entry.state {
-                JobState::Queued => {}
+                JobPhase::Queued => {}
                 // Being evicted (it moves to another model): it starts once it is back.
-                JobState::Preempting => {
+                JobPhase::Preempting => {
                     still.push(planned);
                     continue;
                 }
-                JobState::Launching | JobState::Running => continue,
+                JobPhase::Launching | JobPhase::Running => continue,
             }
             if let Some(free) = free.filter(|&f| f < d.count) {
                 self.note_waiting(job, WaitReason::Devices { needed: d.count, free });
