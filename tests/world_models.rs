@@ -281,7 +281,7 @@ restore_s = 0
     let jct: Vec<f64> = out.records.iter().map(|r| r.jct().unwrap().as_secs_f64()).collect();
     assert_matches("failures + checkpoints E[JCT]", &jct, theory, 0.25 * (theory - failure_free));
 
-    let restarts: Vec<f64> = out.records.iter().map(|r| r.restarts as f64).collect();
+    let restarts: Vec<f64> = out.records.iter().map(|r| r.ledger.restarts as f64).collect();
     let expected_restarts = (n - 1.0) * ((lambda * (i + cost)).exp() - 1.0) + ((lambda * i).exp() - 1.0);
     assert_matches("failures + checkpoints E[restarts]", &restarts, expected_restarts, 0.5 * expected_restarts);
 
@@ -290,8 +290,8 @@ restore_s = 0
     for r in &out.records {
         // A restart loses at most one interval (never more than what was done since the last
         // checkpoint), and a job that never failed lost nothing.
-        assert!(r.lost_work.as_secs_f64() <= r.restarts as f64 * i + 1e-3, "{r:?}");
-        assert_eq!(r.restarts == 0, r.lost_work == Time::ZERO, "{r:?}");
+        assert!(r.lost_work.as_secs_f64() <= r.ledger.restarts as f64 * i + 1e-3, "{r:?}");
+        assert_eq!(r.ledger.restarts == 0, r.lost_work == Time::ZERO, "{r:?}");
         // Instant repair and spare nodes: a failed job never waits.
         assert!(r.wait().unwrap() < Time::from_secs(1), "{r:?}");
         // Nine checkpoints at least (written again after a failure that lost one).
@@ -300,9 +300,9 @@ restore_s = 0
         // A write cut short by a failure is still time spent writing a checkpoint.
         let accounted = 36000.0 + r.lost_work.as_secs_f64() + r.checkpoint_overhead.as_secs_f64();
         assert!(
-            (r.run.as_secs_f64() - accounted).abs() < 1e-3 * (1 + r.restarts) as f64,
+            (r.ledger.run.as_secs_f64() - accounted).abs() < 1e-3 * (1 + r.ledger.restarts) as f64,
             "run {} s but work 36000 + lost {} + checkpoint_overhead {} = {accounted} s: {r:?}",
-            r.run.as_secs_f64(),
+            r.ledger.run.as_secs_f64(),
             r.lost_work.as_secs_f64(),
             r.checkpoint_overhead.as_secs_f64()
         );
@@ -340,15 +340,15 @@ max_attempts = 1
     for r in &out.records {
         match r.outcome {
             RecordOutcome::Completed => {
-                assert!(r.restarts <= 1, "{r:?}");
+                assert!(r.ledger.restarts <= 1, "{r:?}");
                 // No checkpoint model: each failure lost everything done in that attempt.
-                let kept = r.run.as_secs_f64() - r.lost_work.as_secs_f64();
+                let kept = r.ledger.run.as_secs_f64() - r.lost_work.as_secs_f64();
                 assert!((kept - work).abs() < 1e-3, "completed: run - lost = {kept}, expected {work}: {r:?}");
             }
             RecordOutcome::Failed => {
-                assert!(r.restarts >= 1, "{r:?}");
-                assert!(r.end.is_some(), "{r:?}");
-                assert!((r.run.as_secs_f64() - r.lost_work.as_secs_f64()).abs() < 1e-3, "a failed job lost all it did: {r:?}");
+                assert!(r.ledger.restarts >= 1, "{r:?}");
+                assert!(r.ledger.end.is_some(), "{r:?}");
+                assert!((r.ledger.run.as_secs_f64() - r.lost_work.as_secs_f64()).abs() < 1e-3, "a failed job lost all it did: {r:?}");
             }
             other => panic!("unexpected outcome {other:?}: {r:?}"),
         }
@@ -382,9 +382,9 @@ interval_s = 600
         let out = simulate(&c.scenario, seed, 0);
         let r = rec(&out, 1);
         assert_eq!(r.outcome, RecordOutcome::Completed, "{r:?}");
-        assert_span(&format!("seed {seed}: wait with {} restarts", r.restarts), r.wait().unwrap(), 1000.0 * r.restarts as f64);
-        assert!(r.lost_work.as_secs_f64() <= 600.0 * r.restarts as f64 + 1e-3, "{r:?}");
-        total_restarts += r.restarts;
+        assert_span(&format!("seed {seed}: wait with {} restarts", r.ledger.restarts), r.wait().unwrap(), 1000.0 * r.ledger.restarts as f64);
+        assert!(r.lost_work.as_secs_f64() <= 600.0 * r.ledger.restarts as f64 + 1e-3, "{r:?}");
+        total_restarts += r.ledger.restarts;
     }
     assert!(total_restarts > 40, "node failures at MTBF 1 h over 2 h jobs should hit often: {total_restarts}");
 }
@@ -424,8 +424,8 @@ mtbf_h = 2
     }
     let c = case(toml, Some(&csv));
     let out = simulate(&c.scenario, 11, 0);
-    let k80: Vec<f64> = out.records.iter().filter(|r| r.id.0 % 2 == 0).map(|r| r.restarts as f64).collect();
-    assert!(out.records.iter().filter(|r| r.id.0 % 2 == 1).all(|r| r.restarts == 0), "A100 jobs failed");
+    let k80: Vec<f64> = out.records.iter().filter(|r| r.id.0 % 2 == 0).map(|r| r.ledger.restarts as f64).collect();
+    assert!(out.records.iter().filter(|r| r.id.0 % 2 == 1).all(|r| r.ledger.restarts == 0), "A100 jobs failed");
     assert_matches("K80 failures per 2 h job at MTBF 2 h", &k80, std::f64::consts::E - 1.0, 0.75);
 }
 
@@ -454,10 +454,10 @@ fn node_contention_two_jobs_exactly() {
     let c = case(&toml, Some(&trace(&[(1, 0.0, 0, 1.0, 100.0, "a"), (2, 0.0, 0, 1.0, 300.0, "b")])));
     let out = simulate(&c.scenario, 1, 0);
     let (a, b) = (rec(&out, 1), rec(&out, 2));
-    assert_at("A end", a.end, 200.0);
-    assert_at("B end", b.end, 400.0);
-    assert_span("A run", a.run, 200.0);
-    assert_span("B run", b.run, 400.0);
+    assert_at("A end", a.ledger.end, 200.0);
+    assert_at("B end", b.ledger.end, 400.0);
+    assert_span("A run", a.ledger.run, 200.0);
+    assert_span("B run", b.ledger.run, 400.0);
     assert_span("A ideal_run", a.ideal_run, 100.0);
     assert_span("B ideal_run", b.ideal_run, 300.0);
     assert!((a.slowdown() - 2.0).abs() < 1e-6, "{}", a.slowdown());
@@ -472,9 +472,9 @@ fn node_contention_compounds_per_other_job() {
     let toml = format!("name = \"contention3\"\n{ONE_NODE_4}\n[models.contention]\nnode = {{ dist = \"constant\", value = 0.5 }}\n");
     let c = case(&toml, Some(&trace(&[(1, 0.0, 0, 1.0, 25.0, "a"), (2, 0.0, 0, 1.0, 50.0, "b"), (3, 0.0, 0, 1.0, 100.0, "c")])));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end", rec(&out, 1).end, 100.0);
-    assert_at("B end", rec(&out, 2).end, 150.0);
-    assert_at("C end", rec(&out, 3).end, 200.0);
+    assert_at("A end", rec(&out, 1).ledger.end, 100.0);
+    assert_at("B end", rec(&out, 2).ledger.end, 150.0);
+    assert_at("C end", rec(&out, 3).ledger.end, 200.0);
 }
 
 #[test]
@@ -497,8 +497,8 @@ node = { dist = "constant", value = 0.5 }
 "#;
     let c = case(toml, Some(&trace(&[(1, 0.0, 0, 4.0, 100.0, "a"), (2, 0.0, 0, 4.0, 300.0, "b")])));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end", rec(&out, 1).end, 100.0);
-    assert_at("B end", rec(&out, 2).end, 300.0);
+    assert_at("A end", rec(&out, 1).ledger.end, 100.0);
+    assert_at("B end", rec(&out, 2).ledger.end, 300.0);
 }
 
 #[test]
@@ -528,12 +528,12 @@ devices_per_pcie_switch = {per_switch}
     let rows = trace(&[(1, 0.0, 0, 4.0, 100.0, "a"), (2, 0.0, 0, 4.0, 300.0, "b")]);
     let c = case(&base(8), Some(&rows));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end (one switch)", rec(&out, 1).end, 200.0);
-    assert_at("B end (one switch)", rec(&out, 2).end, 400.0);
+    assert_at("A end (one switch)", rec(&out, 1).ledger.end, 200.0);
+    assert_at("B end (one switch)", rec(&out, 2).ledger.end, 400.0);
     let c = case(&base(4), Some(&rows));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end (own switch)", rec(&out, 1).end, 100.0);
-    assert_at("B end (own switch)", rec(&out, 2).end, 300.0);
+    assert_at("A end (own switch)", rec(&out, 1).ledger.end, 100.0);
+    assert_at("B end (own switch)", rec(&out, 2).ledger.end, 300.0);
 }
 
 #[test]
@@ -559,13 +559,13 @@ device = { dist = "constant", value = 0.8 }
     let rows = trace(&[(1, 0.0, 0, 0.5, 80.0, "a"), (2, 0.0, 0, 0.5, 200.0, "b")]);
     let c = case(base, Some(&rows));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end (device factor)", rec(&out, 1).end, 100.0);
-    assert_at("B end (device factor)", rec(&out, 2).end, 220.0);
+    assert_at("A end (device factor)", rec(&out, 1).ledger.end, 100.0);
+    assert_at("B end (device factor)", rec(&out, 2).ledger.end, 220.0);
 
     let c = case(&format!("{base}device_sharing = \"equal\"\n"), Some(&rows));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end (device factor, equal sharing)", rec(&out, 1).end, 200.0);
-    assert_at("B end (device factor, equal sharing)", rec(&out, 2).end, 320.0);
+    assert_at("A end (device factor, equal sharing)", rec(&out, 1).ledger.end, 200.0);
+    assert_at("B end (device factor, equal sharing)", rec(&out, 2).ledger.end, 320.0);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -594,8 +594,8 @@ per_extra_node = 0.8
     let c = case(toml, Some(&trace(&[(1, 0.0, 0, 16.0, 800.0, "big"), (2, 0.0, 0, 8.0, 800.0, "small")])));
     let out = simulate(&c.scenario, 1, 0);
     let (big, small) = (rec(&out, 1), rec(&out, 2));
-    assert_at("16-device gang end", big.end, 1000.0);
-    assert_at("8-device job end", small.end, 800.0);
+    assert_at("16-device gang end", big.ledger.end, 1000.0);
+    assert_at("8-device job end", small.ledger.end, 800.0);
     assert_span("16-device gang ideal_run", big.ideal_run, 800.0);
     assert!((big.slowdown() - 1.25).abs() < 1e-6, "{}", big.slowdown());
     assert!((small.slowdown() - 1.0).abs() < 1e-6, "{}", small.slowdown());
@@ -629,9 +629,9 @@ warm_window_s = 3600
     let out = simulate(&c.scenario, 1, 0);
     for (id, start, end, run) in [(1, 0.0, 220.0, 220.0), (2, 220.0, 335.0, 115.0), (3, 335.0, 555.0, 220.0), (4, 5000.0, 5220.0, 220.0)] {
         let r = rec(&out, id);
-        assert_at(&format!("job {id} first_start"), r.first_start, start);
-        assert_at(&format!("job {id} end"), r.end, end);
-        assert_span(&format!("job {id} run"), r.run, run);
+        assert_at(&format!("job {id} first_start"), r.ledger.first_start, start);
+        assert_at(&format!("job {id} end"), r.ledger.end, end);
+        assert_span(&format!("job {id} run"), r.ledger.run, run);
         assert_span(&format!("job {id} ideal_run"), r.ideal_run, 100.0);
     }
 }
@@ -662,12 +662,12 @@ cost_s = 0
     let c = case(toml, Some(&trace(&[(1, 0.0, 0, 1.0, 36000.0, "paid"), (2, 0.0, 0, 1.0, 36000.0, "free")])));
     let out = simulate(&c.scenario, 1, 0);
     let (paid, free) = (rec(&out, 1), rec(&out, 2));
-    assert_at("paid end", paid.end, 36540.0);
-    assert_span("paid run", paid.run, 36540.0);
+    assert_at("paid end", paid.ledger.end, 36540.0);
+    assert_span("paid run", paid.ledger.run, 36540.0);
     assert_span("paid checkpoint_overhead", paid.checkpoint_overhead, 540.0);
     assert_span("paid ideal_run", paid.ideal_run, 36000.0);
     assert_eq!(paid.lost_work, Time::ZERO);
-    assert_at("free end", free.end, 36000.0);
+    assert_at("free end", free.ledger.end, 36000.0);
     assert_span("free checkpoint_overhead", free.checkpoint_overhead, 0.0);
 }
 
@@ -698,8 +698,8 @@ name = "fifo"
 /// True work of the 50 queued jobs in the order they started.
 fn start_order(out: &RunOutput) -> Vec<u64> {
     let mut rs: Vec<&JobRecord> = out.records.iter().filter(|r| r.id != JobId(1000)).collect();
-    rs.sort_by_key(|r| r.first_start.unwrap());
-    rs.iter().map(|r| (r.run.as_secs_f64().round()) as u64).collect()
+    rs.sort_by_key(|r| r.ledger.first_start.unwrap());
+    rs.iter().map(|r| (r.ledger.run.as_secs_f64().round()) as u64).collect()
 }
 
 fn mean_jct(out: &RunOutput) -> f64 {
@@ -758,13 +758,13 @@ duration_s = 2000
     let c = case(toml, Some(&trace(&[(1, 0.0, 0, 1.0, 1000.0, "a"), (2, 600.0, 0, 1.0, 100.0, "b")])));
     let out = simulate(&c.scenario, 1, 0);
     let (a, b) = (rec(&out, 1), rec(&out, 2));
-    assert_eq!(a.preemptions, 1, "{a:?}");
+    assert_eq!(a.ledger.preemptions, 1, "{a:?}");
     assert_eq!(a.lost_work, Time::ZERO, "{a:?}");
-    assert_span("A run (530 + 470)", a.run, 1000.0);
-    assert_span("B run", b.run, 100.0);
-    assert!(b.first_start.unwrap() >= Time::from_secs(2500), "B started during maintenance: {b:?}");
-    assert!(a.end.unwrap() >= Time::from_secs(2970), "A finished during maintenance: {a:?}");
-    assert_at("last end", a.end.max(b.end), 3070.0);
+    assert_span("A run (530 + 470)", a.ledger.run, 1000.0);
+    assert_span("B run", b.ledger.run, 100.0);
+    assert!(b.ledger.first_start.unwrap() >= Time::from_secs(2500), "B started during maintenance: {b:?}");
+    assert!(a.ledger.end.unwrap() >= Time::from_secs(2970), "A finished during maintenance: {a:?}");
+    assert_at("last end", a.ledger.end.max(b.ledger.end), 3070.0);
     assert!(a.outcome == RecordOutcome::Completed && b.outcome == RecordOutcome::Completed);
 }
 
@@ -789,9 +789,9 @@ add = { count = 1, devices = { model = "A100-80GB", count = 1 }, cpu_cores = 8, 
 "#;
     let c = case(toml, Some(&trace(&[(1, 0.0, 0, 1.0, 1000.0, "a"), (2, 10.0, 0, 1.0, 100.0, "b")])));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end", rec(&out, 1).end, 1000.0);
-    assert_at("B first_start", rec(&out, 2).first_start, 300.0);
-    assert_at("B end", rec(&out, 2).end, 400.0);
+    assert_at("A end", rec(&out, 1).ledger.end, 1000.0);
+    assert_at("B first_start", rec(&out, 2).ledger.first_start, 300.0);
+    assert_at("B end", rec(&out, 2).ledger.end, 400.0);
 }
 
 #[test]
@@ -817,8 +817,8 @@ remove = ["n-1"]
 "#;
     let c = case(toml, Some(&trace(&[(1, 200.0, 0, 1.0, 100.0, "a"), (2, 200.0, 0, 1.0, 100.0, "b")])));
     let out = simulate(&c.scenario, 1, 0);
-    assert_at("A end", rec(&out, 1).end, 300.0);
-    assert_at("B end", rec(&out, 2).end, 400.0);
+    assert_at("A end", rec(&out, 1).ledger.end, 300.0);
+    assert_at("B end", rec(&out, 2).ledger.end, 400.0);
 }
 
 /// A low-priority job L (work 1000, t=0) preempted at 500 by H (priority 1, work 100) on one
@@ -849,11 +849,11 @@ fn preemption_without_checkpoint_model_loses_nothing() {
     let c = preempt_case("");
     let out = simulate(&c.scenario, 1, 0);
     let (l, h) = (rec(&out, 1), rec(&out, 2));
-    assert_eq!(l.preemptions, 1);
-    assert_at("H end", h.end, 630.0);
-    assert_at("L end", l.end, 1100.0);
+    assert_eq!(l.ledger.preemptions, 1);
+    assert_at("H end", h.ledger.end, 630.0);
+    assert_at("L end", l.ledger.end, 1100.0);
     assert_eq!(l.lost_work, Time::ZERO);
-    assert_span("L run", l.run, 1000.0);
+    assert_span("L run", l.ledger.run, 1000.0);
 }
 
 #[test]
@@ -866,12 +866,12 @@ fn save_on_preempt_that_fits_loses_nothing() {
     let c = preempt_case("[models.checkpoint]\ninterval_s = 200\ncost_s = 0\nrestore_s = 50\nsave_on_preempt_s = 10\n");
     let out = simulate(&c.scenario, 1, 0);
     let (l, h) = (rec(&out, 1), rec(&out, 2));
-    assert_eq!(l.preemptions, 1);
+    assert_eq!(l.ledger.preemptions, 1);
     assert_eq!(l.lost_work, Time::ZERO, "{l:?}");
-    let h_start = h.first_start.unwrap().as_secs_f64();
+    let h_start = h.ledger.first_start.unwrap().as_secs_f64();
     assert!((510.0..=530.0 + 1e-6).contains(&h_start), "H started at {h_start}");
-    assert_at("H end", h.end, h_start + 100.0);
-    assert_at("L end", l.end, h_start + 100.0 + 550.0);
+    assert_at("H end", h.ledger.end, h_start + 100.0);
+    assert_at("L end", l.ledger.end, h_start + 100.0 + 550.0);
     assert_span("L checkpoint_overhead", l.checkpoint_overhead, 60.0);
 }
 
@@ -884,11 +884,11 @@ fn save_on_preempt_too_long_loses_work_since_last_checkpoint() {
     let c = preempt_case("[models.checkpoint]\ninterval_s = 200\ncost_s = 0\nrestore_s = 50\nsave_on_preempt_s = 60\n");
     let out = simulate(&c.scenario, 1, 0);
     let (l, h) = (rec(&out, 1), rec(&out, 2));
-    assert_eq!(l.preemptions, 1);
-    assert_at("H end", h.end, 630.0);
+    assert_eq!(l.ledger.preemptions, 1);
+    assert_at("H end", h.ledger.end, 630.0);
     assert_span("L lost_work", l.lost_work, 130.0);
-    assert_at("L end", l.end, 1280.0);
-    assert_span("L run", l.run, 1180.0);
+    assert_at("L end", l.ledger.end, 1280.0);
+    assert_span("L run", l.ledger.run, 1180.0);
     assert_span("L checkpoint_overhead", l.checkpoint_overhead, 50.0);
 }
 
@@ -998,7 +998,7 @@ fn every_model_on_is_deterministic_per_seed() {
         assert_eq!((a.end, a.events), (b.end, b.events), "policy {policy}");
         assert_ne!(a.records, other.records, "policy {policy}: another seed changed nothing");
         // The models actually did something.
-        assert!(a.records.iter().any(|r| r.restarts > 0), "policy {policy}: no failure hit a job");
+        assert!(a.records.iter().any(|r| r.ledger.restarts > 0), "policy {policy}: no failure hit a job");
         assert!(a.records.iter().any(|r| r.checkpoint_overhead > Time::ZERO), "policy {policy}: no checkpoint");
         let h100 = c.scenario.catalogue().unwrap().lookup("H100").unwrap();
         assert!(a.records.iter().any(|r| !r.ran_on.is_any() && r.ran_on.allows(h100)), "policy {policy}: fleet add unused");

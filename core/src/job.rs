@@ -3,6 +3,7 @@
 
 use crate::catalogue::ModelSet;
 use crate::ids::{ClassId, JobId, TenantId};
+use crate::event::PreemptReason;
 use crate::time::Time;
 use serde::{Deserialize, Serialize};
 
@@ -270,22 +271,151 @@ impl<'de> Deserialize<'de> for JobStatus {
     }
 }
 
+// ---- the job ledger: see `tessera_driver::ledger` for its rules --------------------------
+
+/// Why the scheduler stopped a run, for the counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// Stopped to requeue the job (a higher tier, a drain, a quota reclaim, a round):
+    /// counted in `preemptions`.
+    Preempted,
+    /// A failure under the job (device or node): counted in `restarts`.
+    Failure,
+    /// A cancellation: counted in neither.
+    Cancelled,
+}
+
+impl StopCause {
+    /// The cause of a stop the core ordered with `reason` (a `Decision::Preempt`).
+    pub fn of(reason: &PreemptReason) -> StopCause {
+        match reason {
+            PreemptReason::DeviceFailed { .. } | PreemptReason::NodeDown { .. } => StopCause::Failure,
+            PreemptReason::Cancelled => StopCause::Cancelled,
+            _ => StopCause::Preempted,
+        }
+    }
+}
+
+/// One job's accounting. The serialized field names are the executor's journal columns
+/// (`submit_us`, `run_us`, ...: times in microseconds), so a journal row embeds it as is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLedger {
+    #[serde(rename = "submit_us")]
+    pub submit: Time,
+    /// When its first run started.
+    #[serde(rename = "first_start_us")]
+    pub first_start: Option<Time>,
+    /// When the current run started; `None` between runs.
+    #[serde(rename = "run_start_us")]
+    pub run_start: Option<Time>,
+    /// When its life ended (completed, failed, killed, cancelled, rejected).
+    #[serde(rename = "end_us")]
+    pub end: Option<Time>,
+    /// Running time over its ended runs.
+    #[serde(rename = "run_us")]
+    pub run: Time,
+    /// Runs started; the current run is number `runs` (from 1).
+    pub runs: u32,
+    pub preemptions: u32,
+    /// Runs ended by a failure under the job (journals written before the ledger: 0).
+    #[serde(default)]
+    pub restarts: u32,
+}
+
+impl JobLedger {
+    /// A job submitted at `at`: never run, not ended.
+    pub fn submitted(at: Time) -> JobLedger {
+        JobLedger { submit: at, first_start: None, run_start: None, end: None, run: Time::ZERO, runs: 0, preemptions: 0, restarts: 0 }
+    }
+
+    /// The scheduler launched a new run (`Decision::Launch`): it is number `runs` from now.
+    #[inline]
+    pub fn launched(&mut self) {
+        self.runs = self.runs.saturating_add(1);
+    }
+
+    /// The launched run's work starts at `at` (the simulator: at the launch; the executor:
+    /// when its process is running).
+    #[inline]
+    pub fn run_started(&mut self, at: Time) {
+        self.first_start.get_or_insert(at);
+        self.run_start = Some(at);
+    }
+
+    /// A run that started at `run_start` was resumed by a restarted driver (the executor
+    /// adopting a process): it keeps its start and is not counted again.
+    pub fn run_resumed(&mut self, run_start: Time) {
+        self.first_start.get_or_insert(run_start);
+        self.run_start.get_or_insert(run_start);
+    }
+
+    /// The scheduler ordered the current run stopped, for `cause`. Counted when ordered,
+    /// whatever the grace brings (a job that completes within its grace was still preempted).
+    #[inline]
+    pub fn stop_ordered(&mut self, cause: StopCause) {
+        match cause {
+            StopCause::Preempted => self.preemptions = self.preemptions.saturating_add(1),
+            StopCause::Failure => self.restarts = self.restarts.saturating_add(1),
+            StopCause::Cancelled => {}
+        }
+    }
+
+    /// The current run stops at `at`; returns the time it ran (zero when no run was going).
+    /// A clock that went back (a journal restored on another machine) counts as zero time,
+    /// not a negative one.
+    #[inline]
+    pub fn run_stopped(&mut self, at: Time) -> Time {
+        let ran = match self.run_start.take() {
+            Some(start) => Time(at.0.saturating_sub(start.0)),
+            None => Time::ZERO,
+        };
+        self.run = Time(self.run.0.saturating_add(ran.0));
+        ran
+    }
+
+    /// The job's life ends at `at`; a run still going is stopped first.
+    #[inline]
+    pub fn ended(&mut self, at: Time) {
+        self.run_stopped(at);
+        self.end = Some(at);
+    }
+
+    /// Whether a run is going.
+    pub fn running(&self) -> bool {
+        self.run_start.is_some()
+    }
+
+    /// Running time up to `now`, the current run's part included.
+    pub fn ran_until(&self, now: Time) -> Time {
+        let live = self.run_start.map_or(0, |s| now.0.saturating_sub(s.0));
+        Time(self.run.0.saturating_add(live))
+    }
+
+    /// Submission to end; `None` before the end.
+    pub fn jct(&self) -> Option<Time> {
+        self.end.map(|e| Time(e.0.saturating_sub(self.submit.0)))
+    }
+
+    /// Time not running between submission and end; `None` before the end.
+    pub fn wait(&self) -> Option<Time> {
+        self.jct().map(|j| Time(j.0.saturating_sub(self.run.0)))
+    }
+
+    /// Runs after the first (preemptions, failures, requeues after a driver restart).
+    pub fn requeues(&self) -> u32 {
+        self.runs.saturating_sub(1)
+    }
+}
+
 /// One job's life in a run, as a driver (simulator or executor) observed it. Its times and
-/// counters (`submit`, `first_start`, `end`, `run`, `preemptions`, `restarts`) are the driver
-/// layer's job ledger's (`tessera_driver::ledger`), by its rules.
+/// counters are its [`JobLedger`] (`submit`, `first_start`, `end`, `run`, `preemptions`,
+/// `restarts`), kept by the driver layer's rules (`tessera_driver::ledger`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobRecord {
     pub id: JobId,
     pub tenant: TenantId,
     pub devices: DeviceRequest,
-    pub submit: Time,
-    /// First time the job started running.
-    pub first_start: Option<Time>,
-    /// When it completed, failed, was killed or cancelled.
-    pub end: Option<Time>,
-    /// Total time spent running, over all its runs.
-    pub run: Time,
-    pub preemptions: u32,
+    pub ledger: JobLedger,
     /// Models of the devices it last ran on.
     pub ran_on: crate::catalogue::ModelSet,
     /// Device-time held, in device-microseconds (a 0.5 share for 10 s is 5 s).
@@ -294,8 +424,6 @@ pub struct JobRecord {
     /// Work done and then lost (since the last checkpoint, at a failure or an unsaved
     /// preemption), measured as time on the reference device.
     pub lost_work: Time,
-    /// Runs ended by a failure (of a device or node the job ran on).
-    pub restarts: u32,
     /// Time spent writing and restoring checkpoints and saving on preemption.
     pub checkpoint_overhead: Time,
     /// What the running time would have been at the job's nominal speed on the devices it
@@ -309,16 +437,11 @@ impl JobRecord {
             id: spec.id,
             tenant: spec.tenant,
             devices: spec.devices,
-            submit,
-            first_start: None,
-            end: None,
-            run: Time::ZERO,
-            preemptions: 0,
+            ledger: JobLedger::submitted(submit),
             ran_on: crate::catalogue::ModelSet::ANY,
             device_micros: 0,
             outcome: JobOutcome::Unfinished,
             lost_work: Time::ZERO,
-            restarts: 0,
             checkpoint_overhead: Time::ZERO,
             ideal_run: Time::ZERO,
         }
@@ -326,7 +449,7 @@ impl JobRecord {
 
     /// Job completion time: submission to end.
     pub fn jct(&self) -> Option<Time> {
-        self.end.map(|e| e - self.submit)
+        self.ledger.jct()
     }
 
     /// Running time over the ideal running time (1.0: ran at its nominal speed throughout).
@@ -334,12 +457,12 @@ impl JobRecord {
         if self.ideal_run == Time::ZERO {
             return f64::NAN;
         }
-        self.run.as_secs_f64() / self.ideal_run.as_secs_f64()
+        self.ledger.run.as_secs_f64() / self.ideal_run.as_secs_f64()
     }
 
     /// Time not running between submission and end (all queueing, requeues included).
     pub fn wait(&self) -> Option<Time> {
-        self.jct().map(|j| j - self.run)
+        self.ledger.wait()
     }
 }
 

@@ -49,7 +49,7 @@ pub struct JobFilter {
 impl JobFilter {
     pub fn keeps(&self, r: &JobRecord) -> bool {
         self.job_ids.is_none_or(|(first, last)| (first..=last).contains(&r.id.0))
-            && self.submit_window.is_none_or(|(start, end)| r.submit >= start && r.submit < end)
+            && self.submit_window.is_none_or(|(start, end)| r.ledger.submit >= start && r.ledger.submit < end)
     }
 
     pub fn is_all(&self) -> bool {
@@ -126,7 +126,7 @@ pub fn tenant_service<'a>(records: impl IntoIterator<Item = &'a JobRecord>) -> V
         let Some(jct) = completed_jct_s(r) else { continue };
         let next = per_tenant.len();
         let e = per_tenant.entry(r.tenant.0).or_insert((next, 0.0, 0.0));
-        e.1 += bounded_slowdown(jct, r.run.as_secs_f64());
+        e.1 += bounded_slowdown(jct, r.ledger.run.as_secs_f64());
         e.2 += 1.0;
     }
     let mut v: Vec<(usize, f64)> = per_tenant.values().map(|&(order, sum, count)| (order, count / sum)).collect();
@@ -164,7 +164,7 @@ pub fn finish_time_fairness<'a>(
     let (mut n, mut sum, mut max, mut above) = (0usize, 0.0, f64::NAN, 0usize);
     for r in records {
         let Some(jct) = completed_jct_s(r) else { continue };
-        let run = r.run.as_secs_f64();
+        let run = r.ledger.run.as_secs_f64();
         if run <= 0.0 || share <= 0.0 {
             continue;
         }
@@ -229,7 +229,7 @@ pub fn compare_metrics(
     };
     let (ftf_mean, ftf_max, ftf_above) = finish_time_fairness(kept, total_devices, tenants);
     let mut first_start: Vec<f64> =
-        kept.iter().filter_map(|r| r.first_start.map(|s| (s - r.submit).as_secs_f64())).collect();
+        kept.iter().filter_map(|r| r.ledger.first_start.map(|s| (s - r.ledger.submit).as_secs_f64())).collect();
     first_start.sort_unstable_by(f64::total_cmp);
     let first_start_mean =
         if first_start.is_empty() { f64::NAN } else { first_start.iter().sum::<f64>() / first_start.len() as f64 };
@@ -574,11 +574,11 @@ mod tests {
         let mut spec = JobSpec::simple(id, devices);
         spec.tenant = TenantId(tenant);
         let mut r = JobRecord::new(&spec, Time::from_secs_f64(submit_s));
-        r.first_start = Some(Time::from_secs_f64(start_s));
-        r.end = Some(Time::from_secs_f64(end_s));
-        r.run = Time::from_secs_f64(end_s - start_s);
+        r.ledger.first_start = Some(Time::from_secs_f64(start_s));
+        r.ledger.end = Some(Time::from_secs_f64(end_s));
+        r.ledger.run = Time::from_secs_f64(end_s - start_s);
         r.outcome = RecordOutcome::Completed;
-        r.device_micros = (devices as u128) * r.run.as_micros() as u128;
+        r.device_micros = (devices as u128) * r.ledger.run.as_micros() as u128;
         r.ran_on = ModelSet::only(ModelId(1));
         assert_eq!(r.id, JobId(id));
         r

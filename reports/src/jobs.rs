@@ -59,13 +59,13 @@ pub fn write_jobs_csv(
             push_u64(&mut buf, u64::from(r.devices.count));
         }
         buf.push(b',');
-        push_micros_as_secs(&mut buf, r.submit.as_micros());
+        push_micros_as_secs(&mut buf, r.ledger.submit.as_micros());
         buf.push(b',');
-        if let Some(start) = r.first_start {
+        if let Some(start) = r.ledger.first_start {
             push_micros_as_secs(&mut buf, start.as_micros());
         }
         buf.push(b',');
-        if let (Some(end), Some(wait), Some(jct)) = (r.end, r.wait(), r.jct()) {
+        if let (Some(end), Some(wait), Some(jct)) = (r.ledger.end, r.wait(), r.jct()) {
             push_micros_as_secs(&mut buf, end.as_micros());
             buf.push(b',');
             push_micros_as_secs(&mut buf, wait.as_micros());
@@ -75,9 +75,9 @@ pub fn write_jobs_csv(
             buf.extend_from_slice(b",,");
         }
         buf.push(b',');
-        push_u64(&mut buf, u64::from(r.preemptions));
+        push_u64(&mut buf, u64::from(r.ledger.preemptions));
         buf.push(b',');
-        if r.first_start.is_some() {
+        if r.ledger.first_start.is_some() {
             scratch.clear();
             for (i, model) in r.ran_on.iter().enumerate() {
                 if i > 0 {
@@ -94,11 +94,11 @@ pub fn write_jobs_csv(
         buf.push(b',');
         buf.extend_from_slice(r.outcome.as_str().as_bytes());
         buf.push(b',');
-        push_micros_as_secs(&mut buf, r.run.as_micros());
+        push_micros_as_secs(&mut buf, r.ledger.run.as_micros());
         buf.push(b',');
         push_micros_as_secs(&mut buf, r.lost_work.as_micros());
         buf.push(b',');
-        push_u64(&mut buf, u64::from(r.restarts));
+        push_u64(&mut buf, u64::from(r.ledger.restarts));
         buf.push(b',');
         let slowdown = r.slowdown();
         if slowdown.is_finite() {

@@ -91,12 +91,12 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
     let mut latest_end: Option<Time> = None;
 
     for r in records {
-        preemptions += u64::from(r.preemptions);
+        preemptions += u64::from(r.ledger.preemptions);
         device_micros = device_micros.saturating_add(r.device_micros);
         lost_work += r.lost_work;
         checkpoint_overhead += r.checkpoint_overhead;
-        earliest_submit = earliest_submit.min(r.submit);
-        if let Some(end) = r.end {
+        earliest_submit = earliest_submit.min(r.ledger.submit);
+        if let Some(end) = r.ledger.end {
             latest_end = Some(latest_end.map_or(end, |l| l.max(end)));
         }
         if r.outcome == RecordOutcome::Rejected {
@@ -111,7 +111,7 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
         let jct = jct.as_secs_f64();
         jct_s.push(jct);
         wait_s.push(wait.as_secs_f64());
-        slowdown_sum += (jct / r.run.as_secs_f64().max(BOUNDED_SLOWDOWN_THRESHOLD_S)).max(1.0);
+        slowdown_sum += (jct / r.ledger.run.as_secs_f64().max(BOUNDED_SLOWDOWN_THRESHOLD_S)).max(1.0);
     }
 
     let completed = jct_s.len();

@@ -1,6 +1,6 @@
 //! Metrics, CSV writers, the terminal table and Erlang C, on hand-computed cases.
 
-use tessera_core::{Catalogue, DeviceRequest, JobId, JobRecord, ModelSet, RecordOutcome, TenantId, Time};
+use tessera_core::{Catalogue, DeviceRequest, JobId, JobLedger, JobRecord, ModelSet, RecordOutcome, TenantId, Time};
 use tessera_reports::{
     erlang_c, erlang_c_wait, format_summary_table, percentile, run_metrics, write_jobs_csv, write_summary_csv,
     RunMetrics, SummaryRow,
@@ -15,16 +15,11 @@ fn record(id: u64, submit_s: f64) -> JobRecord {
         id: JobId(id),
         tenant: TenantId(0),
         devices: DeviceRequest::whole(1),
-        submit: secs(submit_s),
-        first_start: None,
-        end: None,
-        run: Time::ZERO,
-        preemptions: 0,
+        ledger: JobLedger::submitted(secs(submit_s)),
         ran_on: ModelSet::ANY,
         device_micros: 0,
         outcome: RecordOutcome::Unfinished,
         lost_work: Time::ZERO,
-        restarts: 0,
         checkpoint_overhead: Time::ZERO,
         ideal_run: Time::ZERO,
     }
@@ -48,54 +43,69 @@ fn model(c: &Catalogue, name: &str) -> ModelSet {
 /// requeue. Job 5 was preempted twice.
 fn hand_records(c: &Catalogue) -> Vec<JobRecord> {
     vec![
-        JobRecord {
-            first_start: Some(secs(0.0)),
-            end: Some(secs(100.0)),
-            run: secs(100.0),
-            ran_on: model(c, "V100-32GB"),
-            device_micros: 100_000_000,
-            outcome: RecordOutcome::Completed,
-            ..record(1, 0.0)
+        {
+            let mut r = JobRecord {
+                ran_on: model(c, "V100-32GB"),
+                device_micros: 100_000_000,
+                outcome: RecordOutcome::Completed,
+                ..record(1, 0.0)
+            };
+            r.ledger.first_start = Some(secs(0.0));
+            r.ledger.end = Some(secs(100.0));
+            r.ledger.run = secs(100.0);
+            r
         },
-        JobRecord {
-            tenant: TenantId(1),
-            devices: DeviceRequest::whole(2),
-            first_start: Some(secs(30.0)),
-            end: Some(secs(70.0)),
-            run: secs(30.0),
-            preemptions: 1,
-            ran_on: model(c, "A100-80GB").with(c.lookup("V100-32GB").unwrap()),
-            device_micros: 60_000_000,
-            outcome: RecordOutcome::Completed,
-            ..record(2, 10.0)
+        {
+            let mut r = JobRecord {
+                tenant: TenantId(1),
+                devices: DeviceRequest::whole(2),
+                ran_on: model(c, "A100-80GB").with(c.lookup("V100-32GB").unwrap()),
+                device_micros: 60_000_000,
+                outcome: RecordOutcome::Completed,
+                ..record(2, 10.0)
+            };
+            r.ledger.first_start = Some(secs(30.0));
+            r.ledger.end = Some(secs(70.0));
+            r.ledger.run = secs(30.0);
+            r.ledger.preemptions = 1;
+            r
         },
-        JobRecord {
-            devices: DeviceRequest {
-                count: 1,
-                share_milli: 500,
-                models: ModelSet::ANY,
-            },
-            first_start: Some(secs(40.0)),
-            end: Some(secs(45.0)),
-            run: secs(5.0),
-            ran_on: model(c, "T4"),
-            device_micros: 2_500_000,
-            outcome: RecordOutcome::Completed,
-            ..record(3, 20.0)
+        {
+            let mut r = JobRecord {
+                devices: DeviceRequest {
+                            count: 1,
+                            share_milli: 500,
+                            models: ModelSet::ANY,
+                        },
+                ran_on: model(c, "T4"),
+                device_micros: 2_500_000,
+                outcome: RecordOutcome::Completed,
+                ..record(3, 20.0)
+            };
+            r.ledger.first_start = Some(secs(40.0));
+            r.ledger.end = Some(secs(45.0));
+            r.ledger.run = secs(5.0);
+            r
         },
-        JobRecord {
-            end: Some(secs(200.0)),
-            outcome: RecordOutcome::Cancelled,
-            ..record(4, 5.0)
+        {
+            let mut r = JobRecord {
+                outcome: RecordOutcome::Cancelled,
+                ..record(4, 5.0)
+            };
+            r.ledger.end = Some(secs(200.0));
+            r
         },
-        JobRecord {
-            tenant: TenantId(9), // not in the tenant list: written as `tenant-9`
-            first_start: Some(secs(150.0)),
-            run: secs(60.0),
-            preemptions: 2,
-            ran_on: model(c, "H100"),
-            device_micros: 60_000_000,
-            ..record(5, 50.0)
+        {
+            let mut r = JobRecord {
+                tenant: TenantId(9), // not in the tenant list: written as `tenant-9`
+                ran_on: model(c, "H100"),
+                device_micros: 60_000_000,
+                ..record(5, 50.0)
+            };
+            r.ledger.first_start = Some(secs(150.0));
+            r.ledger.run = secs(60.0);
+            r.ledger.preemptions = 2;
+            r
         },
     ]
 }
@@ -156,21 +166,27 @@ fn run_metrics_without_completed_jobs() {
     assert_eq!((m.makespan_s, m.utilization), (0.0, 0.0));
 
     // Ran but never ended: no makespan, so no utilization either (and no division by zero).
-    let running = JobRecord {
-        first_start: Some(secs(1.0)),
-        run: secs(5.0),
-        device_micros: 5_000_000,
-        ..record(1, 0.0)
+    let running = {
+        let mut r = JobRecord {
+            device_micros: 5_000_000,
+            ..record(1, 0.0)
+        };
+        r.ledger.first_start = Some(secs(1.0));
+        r.ledger.run = secs(5.0);
+        r
     };
     let m = run_metrics(std::slice::from_ref(&running), 1.0);
     assert_eq!((m.jobs, m.completed, m.makespan_s, m.utilization), (1, 0, 0.0, 0.0));
     assert!(m.p50_wait_s.is_nan());
 
     // A failed job ends the makespan but is not completed.
-    let failed = JobRecord {
-        end: Some(secs(10.0)),
-        outcome: RecordOutcome::Failed,
-        ..running
+    let failed = {
+        let mut r = JobRecord {
+            outcome: RecordOutcome::Failed,
+            ..running
+        };
+        r.ledger.end = Some(secs(10.0));
+        r
     };
     let m = run_metrics(&[failed], 1.0);
     assert_eq!((m.completed, m.makespan_s), (0, 10.0));
@@ -181,12 +197,15 @@ fn run_metrics_without_completed_jobs() {
 #[test]
 fn bounded_slowdown_floors_short_jobs_and_never_goes_below_one() {
     // A 1 s job that waited 9 s: JCT 10, bounded by 10 s -> 1 (unbounded it would be 10).
-    let short = JobRecord {
-        first_start: Some(secs(9.0)),
-        end: Some(secs(10.0)),
-        run: secs(1.0),
-        outcome: RecordOutcome::Completed,
-        ..record(1, 0.0)
+    let short = {
+        let mut r = JobRecord {
+            outcome: RecordOutcome::Completed,
+            ..record(1, 0.0)
+        };
+        r.ledger.first_start = Some(secs(9.0));
+        r.ledger.end = Some(secs(10.0));
+        r.ledger.run = secs(1.0);
+        r
     };
     assert_eq!(run_metrics(&[short], 1.0).avg_bounded_slowdown, 1.0);
 }
@@ -334,15 +353,18 @@ fn jobs_csv_rows() {
 #[test]
 fn jobs_csv_fractional_shares_and_sub_second_times() {
     let c = Catalogue::built_in();
-    let r = JobRecord {
-        devices: DeviceRequest {
-            count: 1,
-            share_milli: 125,
-            models: ModelSet::ANY,
-        },
-        submit: Time::from_micros(1),
-        first_start: Some(Time::from_micros(1_500_001)),
-        ..record(7, 0.0)
+    let r = {
+        let mut r = JobRecord {
+            devices: DeviceRequest {
+                    count: 1,
+                    share_milli: 125,
+                    models: ModelSet::ANY,
+                },
+            ..record(7, 0.0)
+        };
+        r.ledger.submit = Time::from_micros(1);
+        r.ledger.first_start = Some(Time::from_micros(1_500_001));
+        r
     };
     let mut out = Vec::new();
     write_jobs_csv(&mut out, &[r], &["t".into()], &c).unwrap();
@@ -496,12 +518,15 @@ fn erlang_c_agrees_with_statrs_poisson() {
 #[test]
 fn jobs_csv_world_model_columns() {
     // 120 s running for 90 s of ideal run (slowdown 1.333333), 45 s of work lost, 2 restarts.
-    let r = JobRecord {
-        run: secs(120.0),
-        ideal_run: secs(90.0),
-        lost_work: secs(45.0),
-        restarts: 2,
-        ..record(8, 0.0)
+    let r = {
+        let mut r = JobRecord {
+            ideal_run: secs(90.0),
+            lost_work: secs(45.0),
+            ..record(8, 0.0)
+        };
+        r.ledger.run = secs(120.0);
+        r.ledger.restarts = 2;
+        r
     };
     let mut out = Vec::new();
     write_jobs_csv(&mut out, &[r], &["t".into()], &Catalogue::built_in()).unwrap();

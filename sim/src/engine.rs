@@ -11,7 +11,7 @@ use crate::series::{Recorder, TimeSeries};
 use crate::speed::SpeedTable;
 use crate::workload::Workload;
 use rand::SeedableRng;
-use tessera_driver::{JobLedger, StopCause};
+use tessera_driver::StopCause;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::collections::{BinaryHeap, HashMap};
@@ -246,9 +246,6 @@ struct WorldJob {
     rate: f64,
     /// Rate from the speed matrix alone, for the ideal run time.
     nominal: f64,
-    /// The job's accounting (submit, runs, run time, preemptions, restarts, end): the
-    /// driver layer's ledger, copied into its record at the end of the run.
-    ledger: JobLedger,
     /// Sum of the shares held, in devices.
     devices_held: f64,
     nodes: Vec<NodeId>,
@@ -431,7 +428,7 @@ impl<S: DecisionSink> tessera_driver::World for Engine<'_, S> {
         if failure {
             return self.fail(now, idx);
         }
-        self.jobs[idx as usize].ledger.stop_ordered(StopCause::of(reason));
+        self.records[idx as usize].ledger.stop_ordered(StopCause::of(reason));
         let save = self.checkpoint_costs(idx).and_then(|c| c.save_on_preempt).map(Time::from_micros);
         match save {
             Some(save) if save <= grace && self.jobs[idx as usize].phase != Phase::Idle => {
@@ -538,7 +535,7 @@ impl<S: DecisionSink> Engine<'_, S> {
                 let job = &self.world.workload.jobs[idx as usize];
                 self.index_of.insert(job.spec.id, idx);
                 self.records.push(JobRecord::new(&job.spec, job.submit));
-                self.jobs.push(WorldJob { remaining: job.work.as_micros() as f64, ledger: JobLedger::submitted(job.submit), ..WorldJob::default() });
+                self.jobs.push(WorldJob { remaining: job.work.as_micros() as f64, ..WorldJob::default() });
                 if let Some(next) = self.world.workload.jobs.get(idx as usize + 1) {
                     self.push(next.submit, SimEvent::Arrival { idx: idx + 1 });
                 }
@@ -733,8 +730,6 @@ impl<S: DecisionSink> Engine<'_, S> {
             w.base_rate = nominal * models.per_extra_node.map_or(1.0, |f| f.powi(spans.saturating_sub(1) as i32));
             w.rate = w.base_rate;
             w.contention = 1.0;
-            w.ledger.launched();
-            w.ledger.run_started(now);
             w.devices_held = devices_held;
             w.run += 1;
             w.nodes = nodes;
@@ -747,7 +742,10 @@ impl<S: DecisionSink> Engine<'_, S> {
             series.job(spec.tenant.index(), allocation.devices.iter().map(|d| (cluster.device(d.device).model, d.milli)), true);
             self.jobs[idx as usize].in_series = true;
         }
-        self.records[idx as usize].ran_on = ran_on;
+        let record = &mut self.records[idx as usize];
+        record.ledger.launched();
+        record.ledger.run_started(now);
+        record.ran_on = ran_on;
         self.events += 1;
         self.scheduler.handle_event(now, Event::JobStarted { job });
         // Start-up, then restore if there is a checkpoint to resume from, then work.
@@ -845,7 +843,7 @@ impl<S: DecisionSink> Engine<'_, S> {
                 match target {
                     Target::Finish => {
                         self.stop_run(now, idx);
-                        self.jobs[idx as usize].ledger.ended(now);
+                        self.records[idx as usize].ledger.ended(now);
                         let record = &mut self.records[idx as usize];
                         record.outcome = JobOutcome::Completed;
                         let job = record.id;
@@ -944,13 +942,13 @@ impl<S: DecisionSink> Engine<'_, S> {
         self.book_partial_phase(now, idx);
         self.lose_unsaved(idx, true);
         self.stop_run(now, idx);
-        let ledger = &mut self.jobs[idx as usize].ledger;
+        let ledger = &mut self.records[idx as usize].ledger;
         ledger.stop_ordered(StopCause::Failure);
         let restarts = ledger.restarts;
         let record = &mut self.records[idx as usize];
         let job = record.id;
         if self.world.models.max_attempts.is_some_and(|max| restarts > max) {
-            self.jobs[idx as usize].ledger.ended(now);
+            self.records[idx as usize].ledger.ended(now);
             let record = &mut self.records[idx as usize];
             record.outcome = JobOutcome::Failed;
             return self.feed(now, Event::JobFinished { job, outcome: Outcome::Failed });
@@ -977,8 +975,8 @@ impl<S: DecisionSink> Engine<'_, S> {
                 series.job(self.world.workload.jobs[idx as usize].spec.tenant.index(), shares.iter().map(|d| (cluster.device(d.device).model, d.milli)), false);
             }
         }
+        let ran = self.records[idx as usize].ledger.run_stopped(now);
         let w = &mut self.jobs[idx as usize];
-        let ran = w.ledger.run_stopped(now);
         w.phase = Phase::Idle;
         w.epoch += 1;
         let nodes = std::mem::take(&mut w.nodes);
@@ -1105,9 +1103,6 @@ impl<S: DecisionSink> Engine<'_, S> {
                 self.book_partial_phase(now, idx);
                 self.stop_run(now, idx);
             }
-        }
-        for (record, job) in self.records.iter_mut().zip(&self.jobs) {
-            job.ledger.fill_record(record);
         }
     }
 }

@@ -671,7 +671,7 @@ mod tests {
             // tenant-1 is capped at one GPU without borrowing: never two of its jobs at once.
             let mut spans: Vec<(Time, i32)> = Vec::new();
             for r in c.output.records.iter().filter(|r| r.tenant == tessera_core::TenantId(1)) {
-                if let (Some(s), Some(e)) = (r.first_start, r.end) {
+                if let (Some(s), Some(e)) = (r.ledger.first_start, r.ledger.end) {
                     spans.push((s, 1));
                     spans.push((e, -1));
                 }

@@ -99,7 +99,7 @@ fn start_order(trace: &str, policy: &str) -> Vec<u64> {
     let world = World { workload: &workload, speed: &speed, models: &models, seed: 0, limits: RunLimits { horizon: s.horizon(), timeseries: None } };
     let out = run(&world, cluster, Policy::from_spec(&s.policies[0]).unwrap(), &mut NullSink).unwrap();
     let mut records: Vec<_> = out.records.iter().collect();
-    records.sort_by_key(|r| r.first_start.unwrap());
+    records.sort_by_key(|r| r.ledger.first_start.unwrap());
     records.iter().map(|r| r.id.0).collect()
 }
 
