@@ -15,7 +15,7 @@
 //! scenario names them by a relative path.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
-use tessera_core::{ClusterState, JobId, JobRecord, Policy, RecordOutcome, Time};
+use tessera_core::{ClusterState, JobId, JobRecord, Policy, JobOutcome, Time};
 use tessera_sim::engine::{run, NullSink, RunLimits, RunOutput, World};
 use tessera_sim::models::WorldModels;
 use tessera_sim::scenario::Scenario;
@@ -138,7 +138,7 @@ fn replication_means(cases: &[Case], metric: fn(&JobRecord) -> f64) -> Vec<f64> 
             let out = simulate(&c.scenario, 1000 + k as u64, 0);
             let skip = out.records.len() / 5;
             let xs: Vec<f64> = out.records[skip..].iter().map(metric).collect();
-            assert!(out.records.iter().all(|r| r.outcome == RecordOutcome::Completed));
+            assert!(out.records.iter().all(|r| r.outcome == JobOutcome::Completed));
             xs.iter().sum::<f64>() / xs.len() as f64
         })
         .collect()
@@ -277,7 +277,7 @@ restore_s = 0
     let theory = (n - 1.0) * seg(i + cost) + seg(i);
     let failure_free = n * i + (n - 1.0) * cost;
     assert!((theory - 40513.0).abs() < 5.0, "{theory}");
-    assert!(out.records.iter().all(|r| r.outcome == RecordOutcome::Completed), "no max_attempts: every job completes");
+    assert!(out.records.iter().all(|r| r.outcome == JobOutcome::Completed), "no max_attempts: every job completes");
     let jct: Vec<f64> = out.records.iter().map(|r| r.jct().unwrap().as_secs_f64()).collect();
     assert_matches("failures + checkpoints E[JCT]", &jct, theory, 0.25 * (theory - failure_free));
 
@@ -335,17 +335,17 @@ max_attempts = 1
 "#;
     let c = case(toml, Some(&trace(&rows)));
     let out = simulate(&c.scenario, 7, 0);
-    let failed: Vec<f64> = out.records.iter().map(|r| (r.outcome == RecordOutcome::Failed) as u8 as f64).collect();
+    let failed: Vec<f64> = out.records.iter().map(|r| (r.outcome == JobOutcome::Failed) as u8 as f64).collect();
     assert_matches("P(failed) with max_attempts = 1", &failed, 0.25, 0.1);
     for r in &out.records {
         match r.outcome {
-            RecordOutcome::Completed => {
+            JobOutcome::Completed => {
                 assert!(r.ledger.restarts <= 1, "{r:?}");
                 // No checkpoint model: each failure lost everything done in that attempt.
                 let kept = r.ledger.run.as_secs_f64() - r.lost_work.as_secs_f64();
                 assert!((kept - work).abs() < 1e-3, "completed: run - lost = {kept}, expected {work}: {r:?}");
             }
-            RecordOutcome::Failed => {
+            JobOutcome::Failed => {
                 assert!(r.ledger.restarts >= 1, "{r:?}");
                 assert!(r.ledger.end.is_some(), "{r:?}");
                 assert!((r.ledger.run.as_secs_f64() - r.lost_work.as_secs_f64()).abs() < 1e-3, "a failed job lost all it did: {r:?}");
@@ -381,7 +381,7 @@ interval_s = 600
     for seed in 0..40 {
         let out = simulate(&c.scenario, seed, 0);
         let r = rec(&out, 1);
-        assert_eq!(r.outcome, RecordOutcome::Completed, "{r:?}");
+        assert_eq!(r.outcome, JobOutcome::Completed, "{r:?}");
         assert_span(&format!("seed {seed}: wait with {} restarts", r.ledger.restarts), r.wait().unwrap(), 1000.0 * r.ledger.restarts as f64);
         assert!(r.lost_work.as_secs_f64() <= 600.0 * r.ledger.restarts as f64 + 1e-3, "{r:?}");
         total_restarts += r.ledger.restarts;
@@ -765,7 +765,7 @@ duration_s = 2000
     assert!(b.ledger.first_start.unwrap() >= Time::from_secs(2500), "B started during maintenance: {b:?}");
     assert!(a.ledger.end.unwrap() >= Time::from_secs(2970), "A finished during maintenance: {a:?}");
     assert_at("last end", a.ledger.end.max(b.ledger.end), 3070.0);
-    assert!(a.outcome == RecordOutcome::Completed && b.outcome == RecordOutcome::Completed);
+    assert!(a.outcome == JobOutcome::Completed && b.outcome == JobOutcome::Completed);
 }
 
 #[test]
@@ -1002,7 +1002,7 @@ fn every_model_on_is_deterministic_per_seed() {
         assert!(a.records.iter().any(|r| r.checkpoint_overhead > Time::ZERO), "policy {policy}: no checkpoint");
         let h100 = c.scenario.catalogue().unwrap().lookup("H100").unwrap();
         assert!(a.records.iter().any(|r| !r.ran_on.is_any() && r.ran_on.allows(h100)), "policy {policy}: fleet add unused");
-        assert!(a.records.iter().filter(|r| r.outcome == RecordOutcome::Completed).all(|r| r.slowdown() > 1.0), "policy {policy}: start-up alone makes every run slower than ideal");
+        assert!(a.records.iter().filter(|r| r.outcome == JobOutcome::Completed).all(|r| r.slowdown() > 1.0), "policy {policy}: start-up alone makes every run slower than ideal");
     }
 }
 

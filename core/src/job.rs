@@ -179,11 +179,7 @@ impl JobOutcome {
     pub fn names() -> String {
         JobOutcome::ALL.map(JobOutcome::as_str).join(", ")
     }
-
 }
-
-/// The name [`JobRecord`] and reports used for [`JobOutcome`]; the same type.
-pub type RecordOutcome = JobOutcome;
 
 impl From<Outcome> for JobOutcome {
     fn from(o: Outcome) -> Self {

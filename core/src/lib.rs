@@ -21,7 +21,7 @@ pub use catalogue::{Catalogue, DeviceKind, DeviceModel, ModelSet};
 pub use cluster::{Allocation, ClusterState, DeviceShare, Limit, NodeShare, NodeSpec};
 pub use event::{Alternative, BackfillKind, Backfilled, Decision, Event, LaunchReason, Notice, OrderReason, PlacedHow, PlacementReason, PreemptReason, RejectReason, WaitReason};
 pub use ids::{ClassId, DeviceId, JobId, ModelId, NodeId, TenantId};
-pub use job::{DeviceRequest, JobLedger, JobOutcome, JobPhase, JobRecord, StopCause, JobSpec, JobStatus, Outcome, RecordOutcome, WHOLE_DEVICE_MILLI};
+pub use job::{DeviceRequest, JobLedger, JobOutcome, JobPhase, JobRecord, StopCause, JobSpec, JobStatus, Outcome, WHOLE_DEVICE_MILLI};
 pub use policy::{Policy, PolicyError, PolicySpec};
 pub use scheduler::{BackfillSnapshot, JobSnapshot, RestoreError, RestoredJob, RestoredRun, RoundSnapshot, RunState, SavedUsage, Scheduler};
 pub use time::Time;

@@ -34,7 +34,7 @@ use crate::metrics::{percentile, run_metrics, BOUNDED_SLOWDOWN_THRESHOLD_S};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
-use tessera_core::{JobRecord, ModelId, RecordOutcome, Time};
+use tessera_core::{JobRecord, ModelId, JobOutcome, Time};
 
 /// Which jobs the comparison counts (a steady-state window). The simulation runs all jobs;
 /// only the metrics are restricted. A job is counted when it passes every given test.
@@ -139,7 +139,7 @@ fn bounded_slowdown(jct_s: f64, run_s: f64) -> f64 {
 }
 
 fn completed_jct_s(r: &JobRecord) -> Option<f64> {
-    (r.outcome == RecordOutcome::Completed).then(|| r.jct().map(|t| t.as_secs_f64())).flatten()
+    (r.outcome == JobOutcome::Completed).then(|| r.jct().map(|t| t.as_secs_f64())).flatten()
 }
 
 /// Finish-time fairness (Themis): for each completed job `ρ = JCT / T_isolated`, where
@@ -577,7 +577,7 @@ mod tests {
         r.ledger.first_start = Some(Time::from_secs_f64(start_s));
         r.ledger.end = Some(Time::from_secs_f64(end_s));
         r.ledger.run = Time::from_secs_f64(end_s - start_s);
-        r.outcome = RecordOutcome::Completed;
+        r.outcome = JobOutcome::Completed;
         r.device_micros = (devices as u128) * r.ledger.run.as_micros() as u128;
         r.ran_on = ModelSet::only(ModelId(1));
         assert_eq!(r.id, JobId(id));

@@ -1,6 +1,6 @@
 //! Per-run metrics computed from the job records a driver (simulator or executor) produced.
 
-use tessera_core::{JobRecord, RecordOutcome, Time};
+use tessera_core::{JobRecord, JobOutcome, Time};
 
 /// The run-time floor of the bounded slowdown, in seconds: jobs shorter than this count as
 /// if they had run this long, so that a 1 s job that waited 1 min does not dominate the mean
@@ -32,7 +32,7 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Metrics of one run. Times are in seconds.
 ///
-/// Definitions (a job is *completed* when its outcome is [`RecordOutcome::Completed`] and it
+/// Definitions (a job is *completed* when its outcome is [`JobOutcome::Completed`] and it
 /// has an end time):
 ///
 /// - `jobs`: all records, whatever their outcome.
@@ -99,10 +99,10 @@ pub fn run_metrics(records: &[JobRecord], total_devices: f64) -> RunMetrics {
         if let Some(end) = r.ledger.end {
             latest_end = Some(latest_end.map_or(end, |l| l.max(end)));
         }
-        if r.outcome == RecordOutcome::Rejected {
+        if r.outcome == JobOutcome::Rejected {
             rejected += 1;
         }
-        if r.outcome != RecordOutcome::Completed {
+        if r.outcome != JobOutcome::Completed {
             continue;
         }
         let (Some(jct), Some(wait)) = (r.jct(), r.wait()) else {

@@ -1,10 +1,7 @@
 //! Metrics, CSV writers, the terminal table and Erlang C, on hand-computed cases.
 
-use tessera_core::{Catalogue, DeviceRequest, JobId, JobLedger, JobRecord, ModelSet, RecordOutcome, TenantId, Time};
-use tessera_reports::{
-    erlang_c, erlang_c_wait, format_summary_table, percentile, run_metrics, write_jobs_csv, write_summary_csv,
-    RunMetrics, SummaryRow,
-};
+use tessera_core::{Catalogue, DeviceRequest, JobId, JobLedger, JobRecord, ModelSet, JobOutcome, TenantId, Time};
+use tessera_reports::{erlang_c, erlang_c_wait, format_summary_table, percentile, run_metrics, write_jobs_csv, write_summary_csv, RunMetrics, SummaryRow};
 
 fn secs(s: f64) -> Time {
     Time::from_secs_f64(s)
@@ -18,7 +15,7 @@ fn record(id: u64, submit_s: f64) -> JobRecord {
         ledger: JobLedger::submitted(secs(submit_s)),
         ran_on: ModelSet::ANY,
         device_micros: 0,
-        outcome: RecordOutcome::Unfinished,
+        outcome: JobOutcome::Unfinished,
         lost_work: Time::ZERO,
         checkpoint_overhead: Time::ZERO,
         ideal_run: Time::ZERO,
@@ -47,7 +44,7 @@ fn hand_records(c: &Catalogue) -> Vec<JobRecord> {
             let mut r = JobRecord {
                 ran_on: model(c, "V100-32GB"),
                 device_micros: 100_000_000,
-                outcome: RecordOutcome::Completed,
+                outcome: JobOutcome::Completed,
                 ..record(1, 0.0)
             };
             r.ledger.first_start = Some(secs(0.0));
@@ -61,7 +58,7 @@ fn hand_records(c: &Catalogue) -> Vec<JobRecord> {
                 devices: DeviceRequest::whole(2),
                 ran_on: model(c, "A100-80GB").with(c.lookup("V100-32GB").unwrap()),
                 device_micros: 60_000_000,
-                outcome: RecordOutcome::Completed,
+                outcome: JobOutcome::Completed,
                 ..record(2, 10.0)
             };
             r.ledger.first_start = Some(secs(30.0));
@@ -79,7 +76,7 @@ fn hand_records(c: &Catalogue) -> Vec<JobRecord> {
                         },
                 ran_on: model(c, "T4"),
                 device_micros: 2_500_000,
-                outcome: RecordOutcome::Completed,
+                outcome: JobOutcome::Completed,
                 ..record(3, 20.0)
             };
             r.ledger.first_start = Some(secs(40.0));
@@ -89,7 +86,7 @@ fn hand_records(c: &Catalogue) -> Vec<JobRecord> {
         },
         {
             let mut r = JobRecord {
-                outcome: RecordOutcome::Cancelled,
+                outcome: JobOutcome::Cancelled,
                 ..record(4, 5.0)
             };
             r.ledger.end = Some(secs(200.0));
@@ -182,7 +179,7 @@ fn run_metrics_without_completed_jobs() {
     // A failed job ends the makespan but is not completed.
     let failed = {
         let mut r = JobRecord {
-            outcome: RecordOutcome::Failed,
+            outcome: JobOutcome::Failed,
             ..running
         };
         r.ledger.end = Some(secs(10.0));
@@ -199,7 +196,7 @@ fn bounded_slowdown_floors_short_jobs_and_never_goes_below_one() {
     // A 1 s job that waited 9 s: JCT 10, bounded by 10 s -> 1 (unbounded it would be 10).
     let short = {
         let mut r = JobRecord {
-            outcome: RecordOutcome::Completed,
+            outcome: JobOutcome::Completed,
             ..record(1, 0.0)
         };
         r.ledger.first_start = Some(secs(9.0));

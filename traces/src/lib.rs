@@ -21,7 +21,7 @@ pub mod source;
 pub mod stats;
 pub mod tiresias;
 
-pub use native::{load_native_csv, write_native_csv, write_native_csv_with_extras, TraceJob, TraceOutcome};
+pub use native::{load_native_csv, write_native_csv, write_native_csv_with_extras, TraceJob};
 pub use native_parquet::{load_native_parquet, write_native_parquet};
 
 use std::io;

@@ -86,18 +86,13 @@ pub struct TraceJob {
     /// Memory over the whole job in MiB (0: none stated).
     pub mem_mib: u64,
     /// How the job ended in the recorded system, where the trace says.
-    pub outcome: Option<TraceOutcome>,
+    pub outcome: Option<JobOutcome>,
     /// The run time in seconds the job declared at submission, where the trace says; what
     /// duration-ranking policies saw in the recorded system, not the time it ran.
     pub stated_duration_s: Option<f64>,
     /// The 1-based line of the file the job was read from (0 for a job built in code).
     pub line: u64,
 }
-
-/// How a job ended in the system a trace recorded: tessera's one outcome vocabulary
-/// ([`JobOutcome`]), so that a trace, the simulator's `jobs.csv` and the executor's journal
-/// name outcomes alike.
-pub type TraceOutcome = JobOutcome;
 
 impl TraceJob {
     /// A job with the given essentials and every optional field at its default, for loaders
@@ -211,7 +206,7 @@ pub fn parse_native_csv(data: &[u8], origin: &Path) -> Result<Vec<TraceJob>, Tra
         };
         let outcome = match field(OUTCOME) {
             "" => None,
-            text => Some(TraceOutcome::parse(text).ok_or_else(|| bad(OUTCOME, EXPECT_OUTCOME))?),
+            text => Some(JobOutcome::parse(text).ok_or_else(|| bad(OUTCOME, EXPECT_OUTCOME))?),
         };
         let stated_duration_s = match field(STATED_DURATION_S) {
             "" => None,
@@ -323,7 +318,7 @@ pub fn write_native_csv_with_extras(
         write_text(&mut out, &models)?;
         write!(out, ",{},", job.duration_s + 0.0)?;
         write_text(&mut out, &job.job_class)?;
-        write!(out, ",{},{},{},", job.cpu_milli, job.mem_mib, job.outcome.map_or("", TraceOutcome::as_str))?;
+        write!(out, ",{},{},{},", job.cpu_milli, job.mem_mib, job.outcome.map_or("", JobOutcome::as_str))?;
         if let Some(stated) = job.stated_duration_s {
             write!(out, "{}", stated + 0.0)?;
         }

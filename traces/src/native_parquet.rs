@@ -10,10 +10,8 @@
 //! accepted only in optional columns. Errors name the file, the row (1-based, as "line") and the
 //! column. Rows are returned sorted stably by `submit_s`, as the CSV loader does.
 
-use crate::native::{
-    valid_devices, TraceJob, TraceOutcome, EXPECT_CPU_MILLI, EXPECT_DEVICES, EXPECT_JOB_ID, EXPECT_MEM_MIB,
-    EXPECT_OUTCOME, EXPECT_PRIORITY, EXPECT_SECONDS, EXPECT_TENANT,
-};
+use crate::native::{valid_devices, TraceJob, EXPECT_CPU_MILLI, EXPECT_DEVICES, EXPECT_JOB_ID, EXPECT_MEM_MIB, EXPECT_OUTCOME, EXPECT_PRIORITY, EXPECT_SECONDS, EXPECT_TENANT};
+use tessera_core::JobOutcome;
 use crate::TraceError;
 use parquet::basic::Compression;
 use parquet::data_type::{ByteArray, ByteArrayType, DoubleType, Int32Type, Int64Type};
@@ -181,7 +179,7 @@ fn read_native_parquet(path: &Path) -> Result<Vec<TraceJob>, TraceError> {
                 let text = cell.text(c, "outcome", EXPECT_OUTCOME)?;
                 match text.as_str() {
                     "" => None,
-                    t => Some(TraceOutcome::parse(t).ok_or_else(|| cell.bad("outcome", EXPECT_OUTCOME, t))?),
+                    t => Some(JobOutcome::parse(t).ok_or_else(|| cell.bad("outcome", EXPECT_OUTCOME, t))?),
                 }
             }
             _ => None,

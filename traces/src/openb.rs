@@ -43,16 +43,16 @@
 //!
 //! **Pod phase → outcome and duration.**
 //!
-//! - `Succeeded` → [`TraceOutcome::Completed`]; `Failed` → [`TraceOutcome::Failed`]. Duration
+//! - `Succeeded` → [`JobOutcome::Completed`]; `Failed` → [`JobOutcome::Failed`]. Duration
 //!   `deletion − scheduled`: the pod's time on its node (for a failed pod, an upper bound on how
 //!   long it ran before failing).
 //! - `Running` with `deletion_time` equal to the **trace's end** (the largest `deletion_time`
 //!   in the file; 12,902,960 s in the default list) was still running when the trace was cut:
-//!   [`TraceOutcome::Unfinished`], and its duration is a **lower bound**. 34 pods in the default
+//!   [`JobOutcome::Unfinished`], and its duration is a **lower bound**. 34 pods in the default
 //!   list.
 //! - `Running` with an earlier `deletion_time` was deleted while running (by its owner, a
 //!   controller scaling down, or an eviction; the trace does not say which; for LS services this
-//!   is their normal end): [`TraceOutcome::Killed`], and `deletion − scheduled` is its real
+//!   is their normal end): [`JobOutcome::Killed`], and `deletion − scheduled` is its real
 //!   lifetime. Most Running pods are of this kind (5,159 of 5,193 in the default list).
 //! - `Pending` pods were never scheduled (`scheduled_time` is empty; it must be, and it must not
 //!   be for any other phase). They are **kept**, because the FGD paper replays the whole pod
@@ -105,7 +105,8 @@
 
 use crate::csv::{self, shorten, Table};
 use crate::native::{EXPECT_CPU_MILLI, EXPECT_MEM_MIB};
-use crate::{TraceError, TraceJob, TraceOutcome};
+use crate::{TraceError, TraceJob};
+use tessera_core::JobOutcome;
 use std::collections::HashMap;
 use std::path::Path;
 use tessera_core::{DeviceKind, DeviceModel};
@@ -331,9 +332,9 @@ pub fn parse_pods(
             let deletion = seconds(DELETION).ok_or_else(|| bad(DELETION, csv::EXPECT_SECONDS))?;
             let phase = field(PHASE);
             let (outcome, pending) = match phase {
-                "Succeeded" => (Some(TraceOutcome::Completed), false),
-                "Failed" => (Some(TraceOutcome::Failed), false),
-                "Running" => (Some(TraceOutcome::Killed), false),
+                "Succeeded" => (Some(JobOutcome::Completed), false),
+                "Failed" => (Some(JobOutcome::Failed), false),
+                "Running" => (Some(JobOutcome::Killed), false),
                 "Pending" => (None, true),
                 _ => return Err(bad(PHASE, "one of Succeeded, Failed, Running, Pending")),
             };
@@ -384,7 +385,7 @@ pub fn parse_pods(
     }
     for (i, deletion) in running {
         if deletion == trace_end {
-            jobs[i].outcome = Some(TraceOutcome::Unfinished);
+            jobs[i].outcome = Some(JobOutcome::Unfinished);
         }
     }
     csv::sort_by_submit(&mut jobs);
@@ -506,7 +507,7 @@ impl crate::format::TraceFormat for Openb {
             }
         }
         let pending = jobs.iter().filter(|j| j.outcome.is_none()).count();
-        let censored = jobs.iter().filter(|j| j.outcome == Some(crate::TraceOutcome::Unfinished)).count();
+        let censored = jobs.iter().filter(|j| j.outcome == Some(JobOutcome::Unfinished)).count();
         let notes = vec![
             format!("{pending} pending pods (never scheduled) kept, each asking for its resources from creation to deletion"),
             format!("{censored} pods still running at the trace's end kept with their run so far (censored)"),

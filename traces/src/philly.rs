@@ -88,7 +88,8 @@
 //!   job's opening `{`.
 
 use crate::csv::{self, shorten, Table};
-use crate::{TraceError, TraceJob, TraceOutcome};
+use crate::{TraceError, TraceJob};
+use tessera_core::JobOutcome;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::path::Path;
@@ -204,7 +205,7 @@ struct ReadJob {
     line: u64,
     submitted: i64,
     vc: String,
-    status: TraceOutcome,
+    status: JobOutcome,
     devices: f64,
     /// Run time of the attempts that have both times.
     run_s: i64,
@@ -295,9 +296,9 @@ pub fn parse_job_log(data: &[u8], origin: &Path) -> Result<PhillyJobLog, TraceEr
             return Err(invalid("vc", "the virtual cluster is empty".into()));
         }
         let status = match raw.status.as_str() {
-            "Pass" => TraceOutcome::Completed,
-            "Killed" => TraceOutcome::Killed,
-            "Failed" => TraceOutcome::Failed,
+            "Pass" => JobOutcome::Completed,
+            "Killed" => JobOutcome::Killed,
+            "Failed" => JobOutcome::Failed,
             other => return Err(invalid("status", format!("expected one of Pass, Killed, Failed, found {:?}", shorten(other)))),
         };
         if raw.attempts.is_empty() {
@@ -400,7 +401,7 @@ pub fn parse_job_log(data: &[u8], origin: &Path) -> Result<PhillyJobLog, TraceEr
             job.job_class = "philly".into();
             job.outcome = Some(if r.still_running {
                 censored += 1;
-                TraceOutcome::Unfinished
+                JobOutcome::Unfinished
             } else {
                 r.status
             });

@@ -175,7 +175,7 @@ mod tests {
             TraceJob::new(3, 3_700.0, "b", 0.5, 600.0),  // hour 1, a share
             TraceJob::new(4, 90_000.0, "b", 0.0, 100.0), // hour 25 = 1 of the next day, CPU only
         ];
-        jobs[1].outcome = Some(crate::TraceOutcome::Killed);
+        jobs[1].outcome = Some(tessera_core::JobOutcome::Killed);
         let s = trace_stats(&jobs, None);
         assert_eq!(s.jobs, 4);
         assert_eq!((s.first_submit_s, s.last_submit_s), (0.0, 90_000.0));

@@ -3,7 +3,8 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tessera_traces::native::{parse_native_csv, NATIVE_HEADER};
-use tessera_traces::{load_native_csv, write_native_csv, TraceError, TraceJob, TraceOutcome};
+use tessera_traces::{load_native_csv, write_native_csv, TraceError, TraceJob};
+use tessera_core::JobOutcome;
 
 const HEADER: &str = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class";
 
@@ -320,7 +321,7 @@ fn write_then_load_round_trips() {
             job_class: " padded ".into(),
             cpu_milli: 12_500,
             mem_mib: 1 << 20,
-            outcome: Some(TraceOutcome::Unfinished),
+            outcome: Some(JobOutcome::Unfinished),
             stated_duration_s: Some(0.1 + 0.7),
             line: 0,
         },
@@ -478,7 +479,7 @@ fn optional_columns_are_read_and_checked() {
     let csv = "job_id,submit_s,tenant,priority,devices,models,duration_s,job_class,outcome,cpu_milli,mem_mib\n\
                1,0,a,0,1,,10,x,censored,6000,12288\n2,1,a,0,1,,10,x,,,\n";
     let jobs = parse_native_csv(csv.as_bytes(), Path::new("opt.csv")).unwrap();
-    assert_eq!((jobs[0].cpu_milli, jobs[0].mem_mib, jobs[0].outcome), (6000, 12288, Some(TraceOutcome::Unfinished)));
+    assert_eq!((jobs[0].cpu_milli, jobs[0].mem_mib, jobs[0].outcome), (6000, 12288, Some(JobOutcome::Unfinished)));
     assert_eq!((jobs[1].cpu_milli, jobs[1].mem_mib, jobs[1].outcome), (0, 0, None));
     let bad = csv.replace("censored", "lost");
     let err = parse_native_csv(bad.as_bytes(), Path::new("opt.csv")).unwrap_err().to_string();

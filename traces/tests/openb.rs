@@ -5,10 +5,9 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use tessera_core::Catalogue;
-use tessera_traces::openb::{
-    catalogue_models, load_nodes, load_pods, load_pods_untimed, model_name, qos_priority, TENANT,
-};
-use tessera_traces::{TraceError, TraceJob, TraceOutcome};
+use tessera_traces::openb::{catalogue_models, load_nodes, load_pods, load_pods_untimed, model_name, qos_priority, TENANT};
+use tessera_traces::{TraceError, TraceJob};
+use tessera_core::JobOutcome;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -80,7 +79,7 @@ fn fixture_pods_map_every_field() {
     );
     assert_eq!(
         a.outcome,
-        Some(TraceOutcome::Killed),
+        Some(JobOutcome::Killed),
         "deleted before the trace's end"
     );
     assert_eq!((a.cpu_milli, a.mem_mib), (4000, 8192));
@@ -89,7 +88,7 @@ fn fixture_pods_map_every_field() {
     let b = by_line(&jobs, 3);
     assert_eq!((b.devices, b.priority, b.duration_s), (0.25, 0, 340.0));
     assert_eq!(b.models, vec!["T4", "A10"]);
-    assert_eq!(b.outcome, Some(TraceOutcome::Completed));
+    assert_eq!(b.outcome, Some(JobOutcome::Completed));
 
     let c = by_line(&jobs, 4);
     assert_eq!((c.devices, c.priority, c.duration_s), (4.0, 3, 50.0));
@@ -98,7 +97,7 @@ fn fixture_pods_map_every_field() {
         vec!["V100M16", "V100M32"],
         "duplicates in gpu_spec are dropped"
     );
-    assert_eq!(c.outcome, Some(TraceOutcome::Failed));
+    assert_eq!(c.outcome, Some(JobOutcome::Failed));
 
     let d = by_line(&jobs, 5);
     assert_eq!(
@@ -110,12 +109,12 @@ fn fixture_pods_map_every_field() {
     let e = by_line(&jobs, 6);
     assert_eq!(
         (e.devices, e.duration_s, e.outcome),
-        (2.0, 700.0, Some(TraceOutcome::Unfinished))
+        (2.0, 700.0, Some(JobOutcome::Unfinished))
     );
     let f = by_line(&jobs, 7);
     assert_eq!(
         (f.devices, f.duration_s, f.outcome),
-        (0.5, 599.0, Some(TraceOutcome::Unfinished))
+        (0.5, 599.0, Some(JobOutcome::Unfinished))
     );
 }
 
@@ -530,18 +529,18 @@ fn real_default_pod_list() {
         .iter()
         .filter(|r| r[phase] == "Running" && r[col("deletion_time")] == end.to_string())
         .count();
-    let outcome = |o: Option<TraceOutcome>| jobs.iter().filter(|j| j.outcome == o).count();
+    let outcome = |o: Option<JobOutcome>| jobs.iter().filter(|j| j.outcome == o).count();
     assert_eq!(outcome(None), count(phase, "Pending"));
     assert_eq!(outcome(None), 897);
     assert_eq!(
-        outcome(Some(TraceOutcome::Completed)),
+        outcome(Some(JobOutcome::Completed)),
         count(phase, "Succeeded")
     );
-    assert_eq!(outcome(Some(TraceOutcome::Failed)), count(phase, "Failed"));
-    assert_eq!(outcome(Some(TraceOutcome::Unfinished)), censored);
+    assert_eq!(outcome(Some(JobOutcome::Failed)), count(phase, "Failed"));
+    assert_eq!(outcome(Some(JobOutcome::Unfinished)), censored);
     assert_eq!(censored, 34);
     assert_eq!(
-        outcome(Some(TraceOutcome::Killed)),
+        outcome(Some(JobOutcome::Killed)),
         count(phase, "Running") - censored
     );
     let qos = col("qos");

@@ -6,7 +6,8 @@ use parquet::file::writer::SerializedFileWriter;
 use parquet::schema::parser::parse_message_type;
 use std::path::Path;
 use std::sync::Arc;
-use tessera_traces::{load_native_parquet, write_native_parquet, TraceJob, TraceOutcome};
+use tessera_traces::{load_native_parquet, write_native_parquet, TraceJob};
+use tessera_core::JobOutcome;
 
 fn job(id: u64, submit_s: f64) -> TraceJob {
     let mut j = TraceJob::new(id, submit_s, "alice", 2.0, 600.0);
@@ -20,7 +21,7 @@ fn write_then_load_round_trips_and_sorts_by_submission() {
     let path = dir.path().join("jobs.parquet");
     let mut late = job(1, 50.0);
     late.models = vec!["V100-32GB".into(), "A100-80GB".into()];
-    late.outcome = Some(TraceOutcome::Unfinished);
+    late.outcome = Some(JobOutcome::Unfinished);
     late.cpu_milli = 6000;
     late.mem_mib = 12288;
     late.stated_duration_s = Some(7200.5);
