@@ -30,7 +30,6 @@
 
 pub use tessera_core::{JobLedger, StopCause};
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

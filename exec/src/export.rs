@@ -1,6 +1,6 @@
 //! What the executor ran, for the simulator: the jobs as a trace in the native schema, written
 //! by the native writer of `traces/` (`tessera_traces::write_native_csv_with_extras`, the
-//! code `tessera trace convert` uses), and the core's decisions with their provenance as JSON
+//! code `tessera trace import` uses), and the core's decisions with their provenance as JSON
 //! lines.
 //!
 //! The trace has the native columns (`job_id, submit_s, tenant, priority, devices, models,
